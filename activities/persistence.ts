@@ -1,0 +1,97 @@
+/**
+ * Side effects of accepted transitions: the story projection and the audit trail, written in one
+ * transaction and keyed on (workflow id, update id) so a retried activity writes nothing twice;
+ * then news for the stories that depend on a newly verified (or un-verified) one.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type pg from 'pg';
+import { inTransaction } from '../src/db/pool.js';
+import { dependencyStatusSignal } from '../workflows/messages.js';
+import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
+
+export function createStoryActivities(deps: { pool: pg.Pool; client: Client }): StoryActivities {
+  const { pool, client } = deps;
+  return {
+    async persistTransitions(batch: PersistBatch): Promise<void> {
+      const { state } = batch;
+      await inTransaction(pool, async (db) => {
+        const story = await db.query<{ id: string }>(
+          'SELECT id FROM stories WHERE workflow_id = $1 AND tenant_id = $2 AND id = $3',
+          [batch.workflowId, state.tenantId, state.storyId],
+        );
+        if (story.rowCount === 0) {
+          // Only a workflow started outside the gateway can lack its row: nothing to project onto.
+          throw ApplicationFailure.nonRetryable(`no story row for workflow ${batch.workflowId}`, 'InvalidProjection');
+        }
+        for (const t of batch.transitions) {
+          await db.query(
+            `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, seq, outcome,
+               action, actor_agent_id, actor_role, from_agent_status, from_verified_status, to_agent_status,
+               to_verified_status, iteration, payload, occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'accepted', $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ON CONFLICT (workflow_id, update_id, outcome) DO NOTHING`,
+            [
+              state.tenantId,
+              state.projectId,
+              state.storyId,
+              batch.workflowId,
+              batch.runId,
+              t.updateId,
+              t.seq,
+              t.action,
+              t.actor.agentId,
+              t.actor.role,
+              t.from.agent_status,
+              t.from.verified_status,
+              t.to.agent_status,
+              t.to.verified_status,
+              t.iteration,
+              JSON.stringify(t.payload ?? {}),
+              t.occurredAt,
+            ],
+          );
+        }
+        await db.query(
+          `UPDATE stories SET agent_status = $2, verified_status = $3, assigned_agent_id = $4,
+             reported_by_agent_id = $5, reviewer_agent_id = $6, verified_by_agent_id = $7,
+             implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12
+           WHERE id = $1 AND version < $11`,
+          [
+            state.storyId,
+            state.agentStatus,
+            state.verifiedStatus,
+            state.assignedAgentId,
+            state.reportedByAgentId,
+            state.reviewerAgentId,
+            state.verifiedByAgentId,
+            state.implementerAgentIds,
+            state.iteration,
+            state.review ? JSON.stringify(state.review) : null,
+            batch.version,
+            batch.transitions[batch.transitions.length - 1]!.occurredAt,
+          ],
+        );
+      });
+    },
+
+    async notifyDependents(notice: DependentsNotice): Promise<number> {
+      const { rows } = await pool.query<{ workflow_id: string }>(
+        `SELECT s.workflow_id FROM story_dependencies d JOIN stories s ON s.id = d.story_id
+         WHERE d.tenant_id = $1 AND d.depends_on_story_id = $2`,
+        [notice.tenantId, notice.storyId],
+      );
+      for (const { workflow_id } of rows) {
+        try {
+          await client.workflow
+            .getHandle(workflow_id)
+            .signal(dependencyStatusSignal, { storyId: notice.storyId, verified: notice.verified, seq: notice.seq });
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      return rows.length;
+    },
+  };
+}

@@ -1,0 +1,24 @@
+/** The persistence activities' contract, imported by the workflow as types only. */
+import type { StoryState } from '../src/custody/rules.js';
+import type { TransitionRecord } from '../workflows/messages.js';
+
+export interface PersistBatch {
+  workflowId: string;
+  runId: string;
+  state: StoryState;
+  /** The projection's new version: the last transition's sequence number. */
+  version: number;
+  transitions: TransitionRecord[];
+}
+
+export interface DependentsNotice {
+  tenantId: string;
+  storyId: string;
+  verified: boolean;
+  seq: number;
+}
+
+export interface StoryActivities {
+  persistTransitions(batch: PersistBatch): Promise<void>;
+  notifyDependents(notice: DependentsNotice): Promise<number>;
+}

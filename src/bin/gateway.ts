@@ -1,0 +1,27 @@
+/** `npm run gateway`: the HTTP gateway as its own process, configured by the environment only. */
+import { loadConfigOrExit, requireSetting } from '../config.js';
+import { signingKeyFromSeed } from '../custody/identity.js';
+import { createPool } from '../db/pool.js';
+import { createApp } from '../gateway/app.js';
+import { StoryCommands } from '../gateway/story-commands.js';
+import { connectClient } from '../temporal/client.js';
+
+const config = loadConfigOrExit();
+const pool = createPool(requireSetting(config, 'DATABASE_URL'), config.DATABASE_POOL_SIZE);
+const client = await connectClient(requireSetting(config, 'TEMPORAL_ADDRESS'), config.TEMPORAL_NAMESPACE);
+const commands = new StoryCommands({
+  client,
+  pool,
+  signingKey: signingKeyFromSeed(requireSetting(config, 'CUSTODY_SIGNING_KEY')),
+  taskQueue: config.TEMPORAL_TASK_QUEUE,
+  deadlineMs: config.UPDATE_DEADLINE_MS,
+});
+const server = createApp({ config, pool, client, commands }).listen(config.PORT, config.HOST, () => {
+  process.stdout.write(`gateway listening on http://${config.HOST}:${config.PORT}\n`);
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    server.close(() => void Promise.all([pool.end(), client.connection.close()]).then(() => process.exit(0)));
+    setTimeout(() => process.exit(0), 5000).unref();
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * `npm start`: the whole service on one machine. Starts, unless pointed elsewhere, the Temporal
+ * dev server (persistent SQLite, Web UI) and an embedded PostgreSQL, both keeping their data
+ * under ./.data; applies migrations; runs the worker and the gateway. Ctrl-C stops everything.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadConfigOrExit } from '../config.js';
+import { newSigningSeed, signingKeyFromSeed } from '../custody/identity.js';
+import { startEmbeddedPostgres } from '../db/embedded.js';
+import { migrate } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { createApp } from '../gateway/app.js';
+import { StoryCommands } from '../gateway/story-commands.js';
+import { connectClient } from '../temporal/client.js';
+import { startDevServer } from '../temporal/dev-server.js';
+import { locateTemporalCli } from '../temporal/cli.js';
+import { STORY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
+import { createStoryWorker } from '../worker.js';
+
+const EMBEDDED_POSTGRES_PORT = 54329;
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const config = loadConfigOrExit();
+const dataDir = resolve(config.CUSTODY_DATA_DIR);
+mkdirSync(dataDir, { recursive: true });
+const stops: (() => Promise<unknown>)[] = [];
+
+async function temporalAddress(): Promise<{ address: string; ui: string | null }> {
+  if (config.TEMPORAL_ADDRESS) return { address: config.TEMPORAL_ADDRESS, ui: null };
+  const executable = await locateTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, log: say });
+  if (executable) {
+    const server = await startDevServer({
+      executable,
+      port: config.TEMPORAL_PORT,
+      uiPort: config.TEMPORAL_UI_PORT,
+      dbFilename: resolve(dataDir, 'temporal.sqlite'),
+      logFile: resolve(dataDir, 'temporal.log'),
+    });
+    stops.push(() => server.stop());
+    return { address: server.address, ui: server.uiUrl };
+  }
+  // Last resort, for machines with internet access: the SDK downloads and runs the dev server.
+  say('no Temporal CLI found and no Go to build one: trying the SDK\'s own download of the dev server');
+  try {
+    const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'cached-download' },
+        ip: '127.0.0.1',
+        port: config.TEMPORAL_PORT,
+        ui: true,
+        uiPort: config.TEMPORAL_UI_PORT,
+        dbFilename: resolve(dataDir, 'temporal.sqlite'),
+        searchAttributes: STORY_SEARCH_ATTRIBUTES,
+        extraArgs: ['--dynamic-config-value', 'history.maxInFlightUpdates=200'],
+      },
+    });
+    stops.push(() => env.teardown());
+    return { address: `127.0.0.1:${config.TEMPORAL_PORT}`, ui: `http://localhost:${config.TEMPORAL_UI_PORT}` };
+  } catch {
+    process.stderr.write(
+      'cannot run Temporal: install Go 1.22+ (the dev server is then built automatically), or put the `temporal` CLI on PATH, or set TEMPORAL_CLI_PATH or TEMPORAL_ADDRESS\n',
+    );
+    process.exit(1);
+  }
+}
+
+function signingSeed(): string {
+  if (config.CUSTODY_SIGNING_KEY) return config.CUSTODY_SIGNING_KEY;
+  const file = resolve(dataDir, 'signing-key');
+  if (!existsSync(file)) writeFileSync(file, newSigningSeed(), { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
+}
+
+async function shutdown(code: number): Promise<never> {
+  for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  process.exit(code);
+}
+
+try {
+  const temporal = await temporalAddress();
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    const db = await startEmbeddedPostgres(dataDir, EMBEDDED_POSTGRES_PORT);
+    stops.push(() => db.stop());
+    databaseUrl = db.url;
+  }
+  await migrate(databaseUrl);
+  const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
+  stops.push(() => pool.end());
+  const client = await connectClient(temporal.address, config.TEMPORAL_NAMESPACE);
+  stops.push(() => client.connection.close());
+  const { worker, connection } = await createStoryWorker({
+    address: temporal.address,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    pool,
+    client,
+  });
+  const running = worker.run();
+  stops.push(async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running.catch(() => undefined);
+    await connection.close();
+  });
+  const commands = new StoryCommands({
+    client,
+    pool,
+    signingKey: signingKeyFromSeed(signingSeed()),
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    deadlineMs: config.UPDATE_DEADLINE_MS,
+  });
+  const server = createApp({ config, pool, client, commands }).listen(config.PORT, config.HOST);
+  await new Promise<void>((ok, fail) => server.once('listening', ok).once('error', fail));
+  stops.push(() => new Promise((r) => server.close(() => r(undefined))));
+  const gatewayUrl = `http://localhost:${config.PORT}`;
+  say('');
+  say(`custody is running`);
+  say(`  gateway      ${gatewayUrl}   (health: ${gatewayUrl}/health)`);
+  say(`  Temporal UI  ${temporal.ui ?? '(external Temporal at ' + temporal.address + ')'}`);
+  say(`  data         ${dataDir}${config.DATABASE_URL ? ' (Temporal only; database at DATABASE_URL)' : ''}`);
+  say(`first API key: curl -s -X POST ${gatewayUrl}/api/v1/tenants -H 'content-type: application/json' -d '{"name":"my-team"}'`);
+  say('Ctrl-C stops everything; the next start keeps every story.');
+} catch (err) {
+  process.stderr.write(`start-up failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  await shutdown(1);
+}
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping...');
+    void shutdown(0);
+  });
+}

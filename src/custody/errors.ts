@@ -1,0 +1,50 @@
+/**
+ * The one error vocabulary of the service. Every rejection, from the custody rules or the
+ * gateway, carries one of these codes; the HTTP status is looked up here and nowhere else.
+ */
+export const ERROR_STATUS = {
+  invalid_body: 400,
+  invalid_query: 400,
+  invalid_header: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_assigned_agent: 403,
+  not_found: 404,
+  invalid_transition: 409,
+  dependencies_not_met: 409,
+  self_report_blocked: 409,
+  self_review_blocked: 409,
+  self_verify_blocked: 409,
+  verifier_is_reviewer: 409,
+  conflict: 409,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  contract_mismatch: 422,
+  findings_math_mismatch: 422,
+  review_required: 422,
+  reason_required: 422,
+  idempotency_key_reused: 422,
+  dependency_cycle: 422,
+  rate_limited: 429,
+  internal_error: 500,
+  unavailable: 503,
+  timeout: 504,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_STATUS[code];
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_STATUS, value);
+}
+
+/** The codes that mean somebody tried to get around a custody gate (they fire `custody.violation`). */
+export const CUSTODY_VIOLATIONS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'self_report_blocked',
+  'self_review_blocked',
+  'self_verify_blocked',
+  'verifier_is_reviewer',
+]);

@@ -1,0 +1,149 @@
+/**
+ * The trust boundary between the gateway and the story workflow. The gateway derives the caller's
+ * identity from its API key and signs it, together with the workflow, update id, action, body and
+ * time, with an Ed25519 key only the gateway holds. The workflow accepts an action only with a
+ * signature from a key it was started with, so a Temporal client that can reach the namespace
+ * still cannot act as an agent. Pure JavaScript (noble): runs inside the workflow sandbox.
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import type { Action } from './actions.js';
+import type { Actor } from './rules.js';
+
+/** How far an envelope's time may be from the workflow's clock: a captured one expires. */
+export const ENVELOPE_MAX_AGE_MS = 5 * 60_000;
+
+export interface ActionEnvelope {
+  /** Also the Temporal update id: one id, one application. */
+  updateId: string;
+  action: Action;
+  actor: Actor;
+  body: unknown;
+  /** Milliseconds since the epoch, set by the gateway. */
+  issuedAt: number;
+  /** base64url Ed25519 signature over `envelopeMessage`. */
+  signature: string;
+}
+
+/** JSON with sorted keys, so both sides hash the same bytes whatever the key order in transit. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function bodyDigest(body: unknown): string {
+  return bytesToHex(sha256(new TextEncoder().encode(canonicalJson(body ?? {}))));
+}
+
+function envelopeMessage(workflowId: string, env: Omit<ActionEnvelope, 'signature'>): Uint8Array {
+  const fields = [
+    'custody-envelope-v1',
+    workflowId,
+    env.updateId,
+    env.action,
+    env.actor.tenantId,
+    env.actor.agentId,
+    env.actor.role,
+    String(env.issuedAt),
+    bodyDigest(env.body),
+  ];
+  return new TextEncoder().encode(JSON.stringify(fields));
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+export function toBase64Url(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    out += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]!;
+    if (i + 1 < bytes.length) out += B64[(n >> 6) & 63]!;
+    if (i + 2 < bytes.length) out += B64[n & 63]!;
+  }
+  return out;
+}
+
+export function fromBase64Url(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  const bytes: number[] = [];
+  let buffer = 0;
+  let bits = 0;
+  for (const ch of text) {
+    buffer = (buffer << 6) | B64.indexOf(ch);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((buffer >> bits) & 0xff);
+    }
+  }
+  return new Uint8Array(bytes);
+}
+
+export interface SigningKey {
+  secretKey: Uint8Array;
+  /** base64url public key: what the workflow is started with. */
+  publicKey: string;
+}
+
+export function signingKeyFromSeed(seedBase64Url: string): SigningKey {
+  const secretKey = fromBase64Url(seedBase64Url);
+  if (!secretKey || secretKey.length !== 32) throw new Error('a signing key is 32 bytes in base64url');
+  return { secretKey, publicKey: toBase64Url(ed25519.getPublicKey(secretKey)) };
+}
+
+export function newSigningSeed(): string {
+  return toBase64Url(ed25519.utils.randomSecretKey());
+}
+
+export function signEnvelope(
+  key: SigningKey,
+  workflowId: string,
+  unsigned: Omit<ActionEnvelope, 'signature'>,
+): ActionEnvelope {
+  const signature = toBase64Url(ed25519.sign(envelopeMessage(workflowId, unsigned), key.secretKey));
+  return { ...unsigned, signature };
+}
+
+/** Why an envelope is not to be trusted, or null when it is. Never throws. */
+export function envelopeProblem(
+  workflowId: string,
+  env: unknown,
+  trustedPublicKeys: readonly string[],
+  nowMs: number,
+): string | null {
+  if (typeof env !== 'object' || env === null) return 'no envelope';
+  const e = env as Partial<ActionEnvelope>;
+  if (typeof e.updateId !== 'string' || e.updateId.length === 0 || e.updateId.length > 200) return 'bad update id';
+  if (typeof e.action !== 'string') return 'no action';
+  if (typeof e.actor !== 'object' || e.actor === null) return 'no actor';
+  const actor = e.actor as Partial<Actor>;
+  if (typeof actor.agentId !== 'string' || typeof actor.tenantId !== 'string' || typeof actor.role !== 'string') {
+    return 'bad actor';
+  }
+  if (typeof e.issuedAt !== 'number' || !Number.isFinite(e.issuedAt)) return 'no time';
+  if (Math.abs(nowMs - e.issuedAt) > ENVELOPE_MAX_AGE_MS) return 'expired';
+  if (typeof e.signature !== 'string') return 'unsigned';
+  const signature = fromBase64Url(e.signature);
+  if (!signature || signature.length !== 64) return 'bad signature';
+  let message: Uint8Array;
+  try {
+    message = envelopeMessage(workflowId, e as ActionEnvelope);
+  } catch {
+    return 'unreadable envelope';
+  }
+  for (const key of trustedPublicKeys) {
+    const publicKey = fromBase64Url(key);
+    if (!publicKey || publicKey.length !== 32) continue;
+    try {
+      if (ed25519.verify(signature, message, publicKey)) return null;
+    } catch {
+      // A malformed signature is just not a valid one.
+    }
+  }
+  return 'signature not from a trusted gateway';
+}

@@ -1,0 +1,364 @@
+/**
+ * The custody rules: a pure function of (story state, actor, action, body) that either accepts
+ * the action, with the story's next state, or rejects it with a stable code. No Temporal, no I/O:
+ * the workflow's update validators call it, and so do its handlers, so a rule lives in one place.
+ */
+import {
+  ACTION_BODIES,
+  ROLES,
+  isAction,
+  type Action,
+  type AgentStatus,
+  type Role,
+  type VerifiedStatus,
+} from './actions.js';
+import { ERROR_STATUS, type ErrorCode } from './errors.js';
+
+export interface Actor {
+  agentId: string;
+  role: Role;
+  tenantId: string;
+}
+
+export interface ReviewRecord {
+  reviewer_agent_id: string;
+  review_type: string;
+  findings_count: number;
+  fixes_count: number;
+  disproved_count: number;
+  summary: string;
+  iteration: number;
+}
+
+export interface DependencyStatus {
+  verified: boolean;
+  /** The dependency's own transition sequence when this was true; older news never overwrites newer. */
+  seq: number;
+}
+
+export interface StoryState {
+  tenantId: string;
+  projectId: string;
+  storyId: string;
+  number: string;
+  title: string;
+  acCount: number;
+  agentStatus: AgentStatus;
+  verifiedStatus: VerifiedStatus;
+  assignedAgentId: string | null;
+  /** Every agent that has held this story, in any iteration: none of them may report, review or verify it. */
+  implementerAgentIds: string[];
+  reportedByAgentId: string | null;
+  reviewerAgentId: string | null;
+  verifiedByAgentId: string | null;
+  iteration: number;
+  /** The latest review; it counts for the current iteration only when its iteration matches. */
+  review: ReviewRecord | null;
+  dependencies: Record<string, DependencyStatus>;
+}
+
+export interface Rejection {
+  code: ErrorCode;
+  status: number;
+  message: string;
+  context: Record<string, unknown>;
+}
+
+export interface Transition {
+  action: Action;
+  from: { agent_status: AgentStatus; verified_status: VerifiedStatus };
+  to: { agent_status: AgentStatus; verified_status: VerifiedStatus };
+  iteration: number;
+}
+
+export type Decision =
+  | { ok: true; state: StoryState; transition: Transition }
+  | { ok: false; rejection: Rejection };
+
+export function newStoryState(facts: {
+  tenantId: string;
+  projectId: string;
+  storyId: string;
+  number: string;
+  title: string;
+  acCount: number;
+  dependsOn: readonly string[];
+}): StoryState {
+  return {
+    tenantId: facts.tenantId,
+    projectId: facts.projectId,
+    storyId: facts.storyId,
+    number: facts.number,
+    title: facts.title,
+    acCount: facts.acCount,
+    agentStatus: 'pending',
+    verifiedStatus: 'unverified',
+    assignedAgentId: null,
+    implementerAgentIds: [],
+    reportedByAgentId: null,
+    reviewerAgentId: null,
+    verifiedByAgentId: null,
+    iteration: 1,
+    review: null,
+    dependencies: Object.fromEntries(facts.dependsOn.map((id) => [id, { verified: false, seq: 0 }])),
+  };
+}
+
+function reject(code: ErrorCode, message: string, context: Record<string, unknown> = {}): Decision {
+  return { ok: false, rejection: { code, status: ERROR_STATUS[code], message, context } };
+}
+
+interface ActionRule {
+  roles: readonly Role[];
+  /** The agent statuses the action may start from; `verified` stories accept only what lists it. */
+  from: readonly AgentStatus[];
+  fromVerified?: readonly VerifiedStatus[];
+}
+
+const NOT_VERIFIED: readonly VerifiedStatus[] = ['unverified', 'rejected'];
+
+const RULES: Record<Action, ActionRule> = {
+  contract: { roles: ['agent', 'orchestrator'], from: ['pending'] },
+  claim: { roles: ['agent'], from: ['contracted'] },
+  start: { roles: ['agent'], from: ['assigned'] },
+  'request-review': { roles: ['agent'], from: ['implementing'] },
+  report: { roles: ['agent', 'orchestrator'], from: ['review_requested'] },
+  'review-complete': { roles: ['agent', 'orchestrator'], from: ['reported_done'] },
+  verify: { roles: ['orchestrator'], from: ['reported_done'] },
+  reject: { roles: ['orchestrator'], from: ['reported_done'], fromVerified: ['unverified', 'rejected', 'verified'] },
+  unclaim: { roles: ['agent'], from: ['assigned', 'implementing'] },
+  'force-unclaim': { roles: ['orchestrator', 'admin'], from: ['assigned', 'implementing', 'review_requested'] },
+};
+
+function validActor(actor: unknown): actor is Actor {
+  if (typeof actor !== 'object' || actor === null) return false;
+  const a = actor as Record<string, unknown>;
+  return (
+    typeof a.agentId === 'string' &&
+    a.agentId.length > 0 &&
+    typeof a.tenantId === 'string' &&
+    a.tenantId.length > 0 &&
+    typeof a.role === 'string' &&
+    (ROLES as readonly string[]).includes(a.role)
+  );
+}
+
+function isBlank(value: string | undefined): boolean {
+  return value === undefined || value.trim().length === 0;
+}
+
+export function hasReviewThisIteration(state: StoryState): boolean {
+  return state.review !== null && state.review.iteration === state.iteration;
+}
+
+/**
+ * Checks who may act and from which state, without looking at the body. `next_actions` uses this
+ * alone; `decide` adds the body checks.
+ */
+function checkStanding(state: StoryState, actor: unknown, action: unknown): Rejection | null {
+  if (!validActor(actor)) {
+    return rejectionOf('unauthorized', 'The caller has no valid identity.');
+  }
+  if (actor.tenantId !== state.tenantId) {
+    // Another tenant's story is indistinguishable from a missing one.
+    return rejectionOf('not_found', 'Story not found.');
+  }
+  if (!isAction(action)) {
+    return rejectionOf('not_found', 'Unknown action.');
+  }
+  const rule = RULES[action];
+  if (!rule.roles.includes(actor.role)) {
+    return rejectionOf('forbidden', `The ${actor.role} role may not ${action} a story.`, {
+      role: actor.role,
+      allowed_roles: rule.roles,
+    });
+  }
+  const verifiedOk = (rule.fromVerified ?? NOT_VERIFIED).includes(state.verifiedStatus);
+  if (!rule.from.includes(state.agentStatus) || !verifiedOk) {
+    return rejectionOf('invalid_transition', `Cannot ${action} a story that is ${describe(state)}.`, {
+      current_agent_status: state.agentStatus,
+      current_verified_status: state.verifiedStatus,
+      attempted_action: action,
+    });
+  }
+  const isImplementer = state.implementerAgentIds.includes(actor.agentId);
+  switch (action) {
+    case 'claim': {
+      const unmet = Object.entries(state.dependencies)
+        .filter(([, dep]) => !dep.verified)
+        .map(([id]) => id);
+      if (unmet.length > 0) {
+        return rejectionOf('dependencies_not_met', 'Every dependency must be verified before this story can be claimed.', {
+          unverified_dependencies: unmet,
+        });
+      }
+      return null;
+    }
+    case 'start':
+    case 'request-review':
+    case 'unclaim':
+      if (state.assignedAgentId !== actor.agentId) {
+        return rejectionOf('not_assigned_agent', `Only the assigned agent may ${action} this story.`);
+      }
+      return null;
+    case 'report':
+      if (isImplementer) {
+        return rejectionOf('self_report_blocked', 'The implementer of a story may not report it done; another agent must.', {
+          implementer_agent_id: actor.agentId,
+        });
+      }
+      return null;
+    case 'review-complete':
+      if (isImplementer) {
+        return rejectionOf('self_review_blocked', 'The implementer of a story may not review it.', {
+          implementer_agent_id: actor.agentId,
+        });
+      }
+      if (hasReviewThisIteration(state)) {
+        return rejectionOf('invalid_transition', 'This iteration has already been reviewed.', {
+          current_agent_status: state.agentStatus,
+          current_verified_status: state.verifiedStatus,
+          attempted_action: action,
+        });
+      }
+      return null;
+    case 'verify':
+      if (isImplementer) {
+        return rejectionOf('self_verify_blocked', 'The implementer of a story may not verify it.', {
+          implementer_agent_id: actor.agentId,
+        });
+      }
+      if (hasReviewThisIteration(state) && state.review!.reviewer_agent_id === actor.agentId) {
+        return rejectionOf(
+          'verifier_is_reviewer',
+          'The reviewer of a story may not also verify it; verify with a key of another agent.',
+          { reviewer_agent_id: actor.agentId },
+        );
+      }
+      if (!hasReviewThisIteration(state)) {
+        return rejectionOf('review_required', 'A story must be reviewed (review-complete) in this iteration before it is verified.', {
+          iteration: state.iteration,
+        });
+      }
+      return null;
+    default:
+      return null;
+  }
+}
+
+function rejectionOf(code: ErrorCode, message: string, context: Record<string, unknown> = {}): Rejection {
+  return { code, status: ERROR_STATUS[code], message, context };
+}
+
+function describe(state: StoryState): string {
+  return state.verifiedStatus === 'unverified' ? state.agentStatus : `${state.agentStatus} (${state.verifiedStatus})`;
+}
+
+/** The actions the actor could take now, body aside: what `next_actions` shows. */
+export function availableActions(state: StoryState, actor: unknown): Action[] {
+  return (Object.keys(RULES) as Action[]).filter((action) => checkStanding(state, actor, action) === null);
+}
+
+/** Decides one action. Never throws; never mutates `state`. */
+export function decide(state: StoryState, actor: unknown, action: unknown, body: unknown): Decision {
+  const standing = checkStanding(state, actor, action);
+  if (standing) return { ok: false, rejection: standing };
+  const act = action as Action;
+  const who = actor as Actor;
+  const parsed = ACTION_BODIES[act].safeParse(body ?? {});
+  if (!parsed.success) {
+    return reject('invalid_body', 'The request body does not match the action.', {
+      issues: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    });
+  }
+  const next: StoryState = { ...state, implementerAgentIds: [...state.implementerAgentIds] };
+
+  switch (act) {
+    case 'contract': {
+      const b = parsed.data as { story_title: string; ac_count: number };
+      if (b.story_title !== state.title || b.ac_count !== state.acCount) {
+        return reject('contract_mismatch', 'The contract does not match the story: check its title and number of acceptance criteria.', {
+          expected: { story_title: state.title, ac_count: state.acCount },
+          provided: { story_title: b.story_title, ac_count: b.ac_count },
+        });
+      }
+      next.agentStatus = 'contracted';
+      break;
+    }
+    case 'claim':
+      next.agentStatus = 'assigned';
+      next.assignedAgentId = who.agentId;
+      if (!next.implementerAgentIds.includes(who.agentId)) next.implementerAgentIds.push(who.agentId);
+      break;
+    case 'start':
+      next.agentStatus = 'implementing';
+      break;
+    case 'request-review':
+      next.agentStatus = 'review_requested';
+      break;
+    case 'report':
+      next.agentStatus = 'reported_done';
+      next.reportedByAgentId = who.agentId;
+      break;
+    case 'review-complete': {
+      const b = parsed.data as Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>;
+      const counts = [b.findings_count, b.fixes_count, b.disproved_count];
+      if (counts.some((n) => n < 0) || b.fixes_count + b.disproved_count !== b.findings_count) {
+        return reject('findings_math_mismatch', 'fixes_count + disproved_count must equal findings_count, and none may be negative.', {
+          findings_count: b.findings_count,
+          fixes_count: b.fixes_count,
+          disproved_count: b.disproved_count,
+        });
+      }
+      if (isBlank(b.summary)) {
+        return reject('review_required', 'A review needs a summary.');
+      }
+      next.review = { ...b, reviewer_agent_id: who.agentId, iteration: state.iteration };
+      next.reviewerAgentId = who.agentId;
+      break;
+    }
+    case 'verify':
+      next.verifiedStatus = 'verified';
+      next.verifiedByAgentId = who.agentId;
+      break;
+    case 'reject':
+    case 'force-unclaim': {
+      const b = parsed.data as { reason?: string };
+      if (isBlank(b.reason)) return reject('reason_required', `A ${act} needs a reason.`);
+      if (act === 'reject') {
+        next.agentStatus = 'pending';
+        next.verifiedStatus = 'rejected';
+        next.iteration = state.iteration + 1;
+        next.reportedByAgentId = null;
+        next.reviewerAgentId = null;
+        next.verifiedByAgentId = null;
+      } else {
+        next.agentStatus = 'contracted';
+      }
+      next.assignedAgentId = null;
+      break;
+    }
+    case 'unclaim':
+      next.agentStatus = 'contracted';
+      next.assignedAgentId = null;
+      break;
+  }
+
+  return {
+    ok: true,
+    state: next,
+    transition: {
+      action: act,
+      from: { agent_status: state.agentStatus, verified_status: state.verifiedStatus },
+      to: { agent_status: next.agentStatus, verified_status: next.verifiedStatus },
+      iteration: next.iteration,
+    },
+  };
+}
+
+/** Applies news about a dependency; stale news (a lower sequence) is ignored. */
+export function applyDependencyStatus(state: StoryState, dependencyId: string, status: DependencyStatus): StoryState {
+  const known = state.dependencies[dependencyId];
+  if (known && known.seq > status.seq) return state;
+  return { ...state, dependencies: { ...state.dependencies, [dependencyId]: status } };
+}

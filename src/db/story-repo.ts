@@ -1,0 +1,244 @@
+/** Projects, epics, stories and their dependencies: the read model. Every function takes the tenant id. */
+import type pg from 'pg';
+import type { AgentStatus, VerifiedStatus } from '../custody/actions.js';
+import type { ReviewRecord } from '../custody/rules.js';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface ProjectRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  slug: string;
+  description: string | null;
+  created_at: Date;
+}
+export interface EpicRow {
+  id: string;
+  project_id: string;
+  number: number;
+  title: string;
+  description: string | null;
+  created_at: Date;
+}
+export interface StoryRow {
+  id: string;
+  tenant_id: string;
+  project_id: string;
+  epic_id: string;
+  number: string;
+  title: string;
+  description: string | null;
+  acceptance_criteria: unknown[];
+  workflow_id: string;
+  agent_status: AgentStatus;
+  verified_status: VerifiedStatus;
+  assigned_agent_id: string | null;
+  reported_by_agent_id: string | null;
+  reviewer_agent_id: string | null;
+  verified_by_agent_id: string | null;
+  implementer_agent_ids: string[];
+  iteration: number;
+  review: ReviewRecord | null;
+  version: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.title, s.description, s.acceptance_criteria,
+  s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
+  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.version, s.created_at, s.updated_at`;
+
+export async function createProject(db: Queryable, tenantId: string, p: { name: string; slug: string; description?: string | undefined }): Promise<ProjectRow | null> {
+  const { rows } = await db.query<ProjectRow>(
+    `INSERT INTO projects (tenant_id, name, slug, description) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (tenant_id, slug) DO NOTHING RETURNING *`,
+    [tenantId, p.name, p.slug, p.description ?? null],
+  );
+  return rows[0] ?? null;
+}
+
+export async function listProjects(db: Queryable, tenantId: string): Promise<ProjectRow[]> {
+  return (await db.query<ProjectRow>('SELECT * FROM projects WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId])).rows;
+}
+
+export async function getProject(db: Queryable, tenantId: string, projectId: string): Promise<ProjectRow | null> {
+  const { rows } = await db.query<ProjectRow>('SELECT * FROM projects WHERE tenant_id = $1 AND id = $2', [tenantId, projectId]);
+  return rows[0] ?? null;
+}
+
+/** Creates the epic, or returns the existing one with that number (imports are idempotent). */
+export async function upsertEpic(db: Queryable, tenantId: string, projectId: string, e: { number: number; title: string; description?: string | undefined }): Promise<EpicRow> {
+  const { rows } = await db.query<EpicRow>(
+    `INSERT INTO epics (tenant_id, project_id, number, title, description) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (project_id, number) DO UPDATE SET number = excluded.number
+     RETURNING id, project_id, number, title, description, created_at`,
+    [tenantId, projectId, e.number, e.title, e.description ?? null],
+  );
+  return rows[0]!;
+}
+
+export async function listEpics(db: Queryable, tenantId: string, projectId: string): Promise<EpicRow[]> {
+  return (
+    await db.query<EpicRow>(
+      'SELECT id, project_id, number, title, description, created_at FROM epics WHERE tenant_id = $1 AND project_id = $2 ORDER BY number',
+      [tenantId, projectId],
+    )
+  ).rows;
+}
+
+export async function getEpic(db: Queryable, tenantId: string, epicId: string): Promise<EpicRow | null> {
+  const { rows } = await db.query<EpicRow>(
+    'SELECT id, project_id, number, title, description, created_at FROM epics WHERE tenant_id = $1 AND id = $2',
+    [tenantId, epicId],
+  );
+  return rows[0] ?? null;
+}
+
+export interface NewStory {
+  projectId: string;
+  epicId: string;
+  number: string;
+  title: string;
+  description?: string | undefined;
+  acceptanceCriteria: unknown[];
+  workflowId: string;
+}
+
+/** Inserts the story unless one with that number exists; returns the row and whether it is new. */
+export async function insertStory(db: Queryable, tenantId: string, s: NewStory): Promise<{ story: StoryRow; created: boolean }> {
+  const inserted = await db.query<StoryRow>(
+    `INSERT INTO stories AS s (tenant_id, project_id, epic_id, number, title, description, acceptance_criteria, workflow_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, number) DO NOTHING RETURNING ${STORY_COLUMNS}`,
+    [tenantId, s.projectId, s.epicId, s.number, s.title, s.description ?? null, JSON.stringify(s.acceptanceCriteria), s.workflowId],
+  );
+  if (inserted.rows[0]) return { story: inserted.rows[0], created: true };
+  const existing = await db.query<StoryRow>(
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2 AND s.number = $3`,
+    [tenantId, s.projectId, s.number],
+  );
+  return { story: existing.rows[0]!, created: false };
+}
+
+export async function getStory(db: Queryable, tenantId: string, storyId: string): Promise<StoryRow | null> {
+  const { rows } = await db.query<StoryRow>(`SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, storyId]);
+  return rows[0] ?? null;
+}
+
+export async function storiesByIds(db: Queryable, tenantId: string, ids: string[]): Promise<StoryRow[]> {
+  if (ids.length === 0) return [];
+  return (await db.query<StoryRow>(`SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = ANY($2::uuid[])`, [tenantId, ids])).rows;
+}
+
+export async function projectStoriesByNumber(db: Queryable, tenantId: string, projectId: string): Promise<Map<string, StoryRow>> {
+  const { rows } = await db.query<StoryRow>(`SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2`, [tenantId, projectId]);
+  return new Map(rows.map((r) => [r.number, r]));
+}
+
+export async function dependencyIds(db: Queryable, tenantId: string, storyId: string): Promise<string[]> {
+  const { rows } = await db.query<{ depends_on_story_id: string }>(
+    'SELECT depends_on_story_id FROM story_dependencies WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at',
+    [tenantId, storyId],
+  );
+  return rows.map((r) => r.depends_on_story_id);
+}
+
+export async function projectDependencyEdges(db: Queryable, tenantId: string, projectId: string): Promise<{ story_id: string; depends_on_story_id: string }[]> {
+  return (
+    await db.query<{ story_id: string; depends_on_story_id: string }>(
+      `SELECT d.story_id, d.depends_on_story_id FROM story_dependencies d JOIN stories s ON s.id = d.story_id
+       WHERE d.tenant_id = $1 AND s.project_id = $2`,
+      [tenantId, projectId],
+    )
+  ).rows;
+}
+
+export async function insertDependency(db: Queryable, tenantId: string, storyId: string, dependsOnId: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO story_dependencies (tenant_id, story_id, depends_on_story_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+    [tenantId, storyId, dependsOnId],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+export interface StoryFilter {
+  projectId?: string | undefined;
+  epicId?: string | undefined;
+  agentStatus?: string | undefined;
+  verifiedStatus?: string | undefined;
+  after?: { createdAt: string; id: string } | undefined;
+  limit: number;
+}
+
+export async function listStories(db: Queryable, tenantId: string, f: StoryFilter): Promise<StoryRow[]> {
+  const where = ['s.tenant_id = $1'];
+  const params: unknown[] = [tenantId];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  if (f.projectId) add('s.project_id = ?', f.projectId);
+  if (f.epicId) add('s.epic_id = ?', f.epicId);
+  if (f.agentStatus) add('s.agent_status = ?', f.agentStatus);
+  if (f.verifiedStatus) add('s.verified_status = ?', f.verifiedStatus);
+  if (f.after) {
+    params.push(f.after.createdAt, f.after.id);
+    where.push(`(s.created_at, s.id) > ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+  }
+  params.push(f.limit);
+  return (
+    await db.query<StoryRow>(
+      `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${where.join(' AND ')} ORDER BY s.created_at, s.id LIMIT $${params.length}`,
+      params,
+    )
+  ).rows;
+}
+
+const UNVERIFIED_DEPENDENCY = `EXISTS (SELECT 1 FROM story_dependencies d JOIN stories dep ON dep.id = d.depends_on_story_id
+   WHERE d.story_id = s.id AND dep.verified_status <> 'verified')`;
+
+/** Ready: not yet claimed this iteration (pending or contracted) and every dependency verified. */
+export async function readyStories(db: Queryable, tenantId: string, projectId: string | undefined, limit: number): Promise<StoryRow[]> {
+  return (
+    await db.query<StoryRow>(
+      `SELECT ${STORY_COLUMNS} FROM stories s
+       WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR s.project_id = $2) AND s.agent_status IN ('pending', 'contracted')
+         AND s.verified_status <> 'verified' AND NOT ${UNVERIFIED_DEPENDENCY}
+       ORDER BY s.created_at, s.id LIMIT $3`,
+      [tenantId, projectId ?? null, limit],
+    )
+  ).rows;
+}
+
+export async function blockedStories(db: Queryable, tenantId: string, projectId: string | undefined, limit: number): Promise<StoryRow[]> {
+  return (
+    await db.query<StoryRow>(
+      `SELECT ${STORY_COLUMNS} FROM stories s
+       WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR s.project_id = $2) AND s.agent_status IN ('pending', 'contracted')
+         AND s.verified_status <> 'verified' AND ${UNVERIFIED_DEPENDENCY}
+       ORDER BY s.created_at, s.id LIMIT $3`,
+      [tenantId, projectId ?? null, limit],
+    )
+  ).rows;
+}
+
+export interface ProgressRow {
+  epic_id: string;
+  epic_number: number;
+  epic_title: string;
+  agent_status: string;
+  verified_status: string;
+  count: number;
+}
+
+export async function progressCounts(db: Queryable, tenantId: string, projectId: string): Promise<ProgressRow[]> {
+  return (
+    await db.query<ProgressRow>(
+      `SELECT e.id AS epic_id, e.number AS epic_number, e.title AS epic_title, s.agent_status, s.verified_status, count(*)::int AS count
+       FROM stories s JOIN epics e ON e.id = s.epic_id
+       WHERE s.tenant_id = $1 AND s.project_id = $2
+       GROUP BY e.id, e.number, e.title, s.agent_status, s.verified_status ORDER BY e.number`,
+      [tenantId, projectId],
+    )
+  ).rows;
+}

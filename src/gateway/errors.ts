@@ -1,0 +1,74 @@
+/**
+ * The gateway's one error path: everything that goes wrong becomes an ApiError, and one
+ * middleware writes it as `{error:{status,code,message,context}}`. Nothing else writes errors.
+ */
+import type { ErrorRequestHandler, Response } from 'express';
+import { z } from 'zod';
+import { statusOf, type ErrorCode } from '../custody/errors.js';
+
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly context: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.status = statusOf(code);
+  }
+}
+
+export const notFound = (what = 'Resource'): ApiError => new ApiError('not_found', `${what} not found.`);
+
+export function invalidBody(error: z.ZodError, code: 'invalid_body' | 'invalid_query' = 'invalid_body'): ApiError {
+  return new ApiError(code, code === 'invalid_body' ? 'The request body is not valid.' : 'The query is not valid.', {
+    issues: error.issues.slice(0, 20).map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+  });
+}
+
+/** Parses with a zod schema or throws the matching 400. */
+export function parseOr400<T extends z.ZodType>(schema: T, value: unknown, code: 'invalid_body' | 'invalid_query' = 'invalid_body'): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw invalidBody(result.error, code);
+  return result.data;
+}
+
+export function sendError(res: Response, error: ApiError): void {
+  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  res.status(error.status).json({
+    error: { status: error.status, code: error.code, message: error.message, context: error.context },
+  });
+}
+
+/** Errors raised by express's own body parser, by their `type`. */
+function fromBodyParser(err: { type?: unknown; status?: unknown }): ApiError | null {
+  switch (err.type) {
+    case 'entity.too.large':
+      return new ApiError('body_too_large', 'The request body is larger than 256 KiB.');
+    case 'entity.parse.failed':
+      return new ApiError('invalid_body', 'The request body is not valid JSON.');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new ApiError('unsupported_media_type', 'The request body must be UTF-8 JSON.');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new ApiError('invalid_body', 'The request body could not be read.');
+    default:
+      return typeof err.status === 'number' && err.status >= 400 && err.status < 500
+        ? new ApiError('invalid_body', 'The request could not be read.')
+        : null;
+  }
+}
+
+export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandler {
+  return (err, _req, res, _next) => {
+    const apiError =
+      err instanceof ApiError
+        ? err
+        : fromBodyParser(err ?? {}) ?? (log(err), new ApiError('internal_error', 'Something went wrong on our side.'));
+    if (res.headersSent) return;
+    sendError(res, apiError);
+  };
+}

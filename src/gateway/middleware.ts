@@ -1,0 +1,93 @@
+/** Authentication, roles and Idempotency-Key handling. */
+import { createHash } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type pg from 'pg';
+import type { Role } from '../custody/actions.js';
+import { canonicalJson } from '../custody/identity.js';
+import { callerForKey, type Caller } from '../db/identity-repo.js';
+import { looksLikeKey } from '../db/keys.js';
+import { ApiError } from './errors.js';
+
+export function callerOf(res: Response): Caller {
+  const caller = res.locals.caller as Caller | undefined;
+  if (!caller) throw new ApiError('unauthorized', 'A valid API key is required.');
+  return caller;
+}
+
+/** Identity comes from the API key only; nothing in the body or other headers can change it. */
+export function authenticate(pool: pg.Pool): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
+    const raw = match?.[1];
+    if (!raw || !looksLikeKey(raw)) return next(new ApiError('unauthorized', 'A valid API key is required.'));
+    const caller = await callerForKey(pool, raw);
+    if (!caller) return next(new ApiError('unauthorized', 'A valid API key is required.'));
+    res.locals.caller = caller;
+    next();
+  };
+}
+
+export function requireRole(...roles: Role[]): RequestHandler {
+  return (_req, res, next) => {
+    const caller = callerOf(res);
+    if (!roles.includes(caller.role)) {
+      return next(new ApiError('forbidden', `This call needs one of the roles: ${roles.join(', ')}.`, { role: caller.role, allowed_roles: roles }));
+    }
+    next();
+  };
+}
+
+const IDEMPOTENCY_TTL_HOURS = 24;
+
+/**
+ * `Idempotency-Key` on a POST: the first response (anything but a 5xx) is stored per tenant,
+ * agent and key; a retry with the same request gets it back unchanged, and the same key with a
+ * different request is refused. Story actions are also deduplicated by the workflow itself.
+ */
+export function idempotency(pool: pg.Pool): RequestHandler {
+  return async (req, res, next) => {
+    if (req.method !== 'POST') return next();
+    const key = req.headers['idempotency-key'];
+    if (key === undefined) return next();
+    if (typeof key !== 'string' || key.length === 0 || key.length > 128 || !/^[\x21-\x7e]+$/.test(key)) {
+      return next(new ApiError('invalid_header', 'Idempotency-Key must be 1 to 128 visible ASCII characters.'));
+    }
+    const caller = callerOf(res);
+    const requestHash = createHash('sha256')
+      .update(`${req.method} ${req.baseUrl}${req.path}\n${canonicalJson(req.body ?? {})}`)
+      .digest('hex');
+    const { rows } = await pool.query<{ request_hash: string; status: number; response: unknown }>(
+      `SELECT request_hash, status, response FROM idempotency_keys
+       WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND expires_at > now()`,
+      [caller.tenantId, caller.agentId, key],
+    );
+    const earlier = rows[0];
+    if (earlier) {
+      if (earlier.request_hash !== requestHash) {
+        return next(new ApiError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request.'));
+      }
+      res.setHeader('Idempotent-Replayed', 'true');
+      return res.status(earlier.status).json(earlier.response);
+    }
+    res.locals.idempotencyKey = key;
+    const json = res.json.bind(res);
+    res.json = (body: unknown) => {
+      if (res.statusCode >= 500) return json(body);
+      // The response is stored before it is sent, so a retry that follows it always finds it.
+      pool
+        .query(
+          `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(hours => $7))
+           ON CONFLICT (tenant_id, agent_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+             status = excluded.status, response = excluded.response, created_at = now(), expires_at = excluded.expires_at
+           WHERE idempotency_keys.expires_at <= now()`,
+          [caller.tenantId, caller.agentId, key, requestHash, res.statusCode, JSON.stringify(body), IDEMPOTENCY_TTL_HOURS],
+        )
+        .catch(() => undefined)
+        .finally(() => json(body));
+      return res;
+    };
+    next();
+  };
+}

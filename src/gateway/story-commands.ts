@@ -1,0 +1,139 @@
+/**
+ * The gateway's only way to change a story: sign the caller's identity into an envelope and send
+ * it to the story's workflow as an update. The custody rules run in the workflow, not here.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import type pg from 'pg';
+import type { Action } from '../custody/actions.js';
+import { signEnvelope, type SigningKey } from '../custody/identity.js';
+import { recordRejection } from '../db/audit-repo.js';
+import type { Caller } from '../db/identity-repo.js';
+import type { StoryRow } from '../db/story-repo.js';
+import {
+  STORY_WORKFLOW_TYPE,
+  dependencyStatusSignal,
+  storyUpdates,
+  type StoryFacts,
+  type StoryView,
+  type StoryWorkflowInput,
+  type StoryWorkflowSettings,
+} from '../../workflows/messages.js';
+import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflows/search-attributes.js';
+import type { DependencyStatus } from '../custody/rules.js';
+import { isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
+
+export interface StoryCommandsOptions {
+  client: Client;
+  pool: pg.Pool;
+  signingKey: SigningKey;
+  taskQueue: string;
+  deadlineMs: number;
+  workflowSettings?: Partial<StoryWorkflowSettings>;
+}
+
+/** Readable in the Temporal UI, unique per tenant, project and story number. */
+export function storyWorkflowId(tenantSlug: string, projectSlug: string, storyNumber: string): string {
+  return `story/${tenantSlug}/${projectSlug}/${storyNumber}`;
+}
+
+/** One update id per (agent, Idempotency-Key): a retried call is applied once. */
+export function updateIdFor(caller: Caller, idempotencyKey: string | undefined): string {
+  if (!idempotencyKey) return randomUUID();
+  return 'idem-' + createHash('sha256').update(`${caller.tenantId}\n${caller.agentId}\n${idempotencyKey}`).digest('hex').slice(0, 40);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class StoryCommands {
+  constructor(private readonly options: StoryCommandsOptions) {}
+
+  async act(caller: Caller, story: StoryRow, action: Action, body: unknown, idempotencyKey?: string): Promise<StoryView> {
+    const { client, signingKey, deadlineMs } = this.options;
+    const updateId = updateIdFor(caller, idempotencyKey);
+    const envelope = signEnvelope(signingKey, story.workflow_id, {
+      updateId,
+      action,
+      actor: { tenantId: caller.tenantId, agentId: caller.agentId, role: caller.role },
+      body,
+      issuedAt: Date.now(),
+    });
+    const handle = client.workflow.getHandle(story.workflow_id);
+    const deadline = Date.now() + deadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await client.withDeadline(deadline, () =>
+          handle.executeUpdate(storyUpdates[action], { args: [envelope], updateId }),
+        );
+      } catch (err) {
+        // Too many updates in flight on this story: it was not admitted, so trying again is safe.
+        if (isResourceExhausted(err) && Date.now() + 50 < deadline) {
+          await sleep(Math.min(25 * 2 ** attempt, 500) * (0.5 + Math.random()));
+          continue;
+        }
+        const rejection = rejectionOf(err);
+        if (rejection) {
+          await recordRejection(this.options.pool, {
+            tenantId: caller.tenantId,
+            projectId: story.project_id,
+            storyId: story.id,
+            workflowId: story.workflow_id,
+            updateId,
+            action,
+            actorAgentId: caller.agentId,
+            actorRole: caller.role,
+            agentStatus: story.agent_status,
+            verifiedStatus: story.verified_status,
+            iteration: story.iteration,
+            payload: body,
+            rejection,
+          }).catch(() => undefined);
+        }
+        throw temporalToApiError(err) ?? err;
+      }
+    }
+  }
+
+  /** Starts the story's workflow, or leaves the running one alone: safe to call again. */
+  async start(
+    facts: StoryFacts,
+    workflowId: string,
+    summary: string,
+    knownDependencyStatus: Record<string, DependencyStatus>,
+  ): Promise<void> {
+    const { client, signingKey, taskQueue, workflowSettings } = this.options;
+    const input: StoryWorkflowInput = {
+      facts,
+      trustedKeys: [signingKey.publicKey],
+      knownDependencyStatus,
+      ...(workflowSettings ? { settings: workflowSettings } : {}),
+    };
+    try {
+      await client.workflow.start(STORY_WORKFLOW_TYPE, {
+        workflowId,
+        taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        staticSummary: summary,
+        staticDetails: `Story ${facts.number} of project ${facts.projectId} (tenant ${facts.tenantId}); story id ${facts.storyId}.`,
+        typedSearchAttributes: [
+          { key: TenantId, value: facts.tenantId },
+          { key: ProjectId, value: facts.projectId },
+          { key: StoryStatus, value: 'pending' },
+          { key: VerifiedStatus, value: 'unverified' },
+        ],
+      });
+    } catch (err) {
+      throw temporalToApiError(err) ?? err;
+    }
+  }
+
+  async tellDependencyStatus(dependentWorkflowId: string, dependency: StoryRow): Promise<void> {
+    await this.options.client.workflow.getHandle(dependentWorkflowId).signal(dependencyStatusSignal, {
+      storyId: dependency.id,
+      verified: dependency.verified_status === 'verified',
+      seq: Number(dependency.version),
+    });
+  }
+}
+

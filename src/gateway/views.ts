@@ -1,0 +1,100 @@
+/** JSON shapes of the API's resources, built from database rows (and, after an action, workflow state). */
+import type { Role } from '../custody/actions.js';
+import { availableActions, type StoryState } from '../custody/rules.js';
+import type { AuditRow } from '../db/audit-repo.js';
+import type { AgentRow, ApiKeyRow, Caller, TenantRow } from '../db/identity-repo.js';
+import type { EpicRow, ProjectRow, StoryRow } from '../db/story-repo.js';
+
+export const tenantJson = (t: TenantRow) => ({ id: t.id, name: t.name, slug: t.slug, created_at: t.created_at });
+export const agentJson = (a: AgentRow) => ({ id: a.id, name: a.name, role: a.role, created_at: a.created_at });
+export const keyJson = (k: ApiKeyRow) => ({ id: k.id, agent_id: k.agent_id, prefix: k.prefix, created_at: k.created_at, revoked_at: k.revoked_at });
+export const projectJson = (p: ProjectRow) => ({ id: p.id, name: p.name, slug: p.slug, description: p.description, created_at: p.created_at });
+export const epicJson = (e: EpicRow) => ({ id: e.id, project_id: e.project_id, number: e.number, title: e.title, description: e.description, created_at: e.created_at });
+
+/** The custody state of a projected story, as the rules see it (dependencies come separately). */
+export function stateOfRow(row: StoryRow, verifiedDependencies: Record<string, boolean> = {}): StoryState {
+  return {
+    tenantId: row.tenant_id,
+    projectId: row.project_id,
+    storyId: row.id,
+    number: row.number,
+    title: row.title,
+    acCount: row.acceptance_criteria.length,
+    agentStatus: row.agent_status,
+    verifiedStatus: row.verified_status,
+    assignedAgentId: row.assigned_agent_id,
+    implementerAgentIds: row.implementer_agent_ids,
+    reportedByAgentId: row.reported_by_agent_id,
+    reviewerAgentId: row.reviewer_agent_id,
+    verifiedByAgentId: row.verified_by_agent_id,
+    iteration: row.iteration,
+    review: row.review,
+    dependencies: Object.fromEntries(Object.entries(verifiedDependencies).map(([id, verified]) => [id, { verified, seq: 0 }])),
+  };
+}
+
+/** A story row with the lifecycle fields replaced by fresher workflow state, when there is some. */
+export function withState(row: StoryRow, state: StoryState, updatedAt: Date = row.updated_at): StoryRow {
+  return {
+    ...row,
+    agent_status: state.agentStatus,
+    verified_status: state.verifiedStatus,
+    assigned_agent_id: state.assignedAgentId,
+    reported_by_agent_id: state.reportedByAgentId,
+    reviewer_agent_id: state.reviewerAgentId,
+    verified_by_agent_id: state.verifiedByAgentId,
+    implementer_agent_ids: state.implementerAgentIds,
+    iteration: state.iteration,
+    review: state.review,
+    updated_at: updatedAt,
+  };
+}
+
+export function storyJson(row: StoryRow, extra: { caller?: Caller; dependsOn?: Record<string, boolean> } = {}) {
+  const json: Record<string, unknown> = {
+    id: row.id,
+    project_id: row.project_id,
+    epic_id: row.epic_id,
+    number: row.number,
+    title: row.title,
+    description: row.description,
+    acceptance_criteria: row.acceptance_criteria,
+    agent_status: row.agent_status,
+    verified_status: row.verified_status,
+    assigned_agent_id: row.assigned_agent_id,
+    reported_by_agent_id: row.reported_by_agent_id,
+    reviewer_agent_id: row.reviewer_agent_id,
+    verified_by_agent_id: row.verified_by_agent_id,
+    iteration: row.iteration,
+    review: row.review,
+    workflow_id: row.workflow_id,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+  if (extra.dependsOn) json.depends_on = Object.keys(extra.dependsOn);
+  if (extra.caller) {
+    const actor = { agentId: extra.caller.agentId, role: extra.caller.role as Role, tenantId: extra.caller.tenantId };
+    json.next_actions = availableActions(stateOfRow(row, extra.dependsOn), actor);
+  }
+  return json;
+}
+
+export function historyJson(row: AuditRow) {
+  return {
+    id: row.id,
+    story_id: row.story_id,
+    action: row.action,
+    outcome: row.outcome,
+    code: row.code,
+    actor: { agent_id: row.actor_agent_id, role: row.actor_role },
+    from: { agent_status: row.from_agent_status, verified_status: row.from_verified_status },
+    to: row.outcome === 'accepted' ? { agent_status: row.to_agent_status, verified_status: row.to_verified_status } : null,
+    iteration: row.iteration,
+    payload: row.payload,
+    seq: row.seq === null ? null : Number(row.seq),
+    update_id: row.update_id,
+    workflow_id: row.workflow_id,
+    run_id: row.run_id,
+    occurred_at: row.occurred_at,
+  };
+}

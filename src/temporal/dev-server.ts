@@ -1,0 +1,92 @@
+/**
+ * Runs the Temporal CLI's dev server as a child process: persistent SQLite file, Web UI, the
+ * story workflow's search attributes, and an in-flight update limit high enough for claim races.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { STORY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
+
+export interface DevServerOptions {
+  executable: string;
+  port: number;
+  uiPort?: number;
+  /** SQLite file; omitted means in memory (tests). */
+  dbFilename?: string;
+  logFile?: string;
+  namespace?: string;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl: string | null;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function devServerArgs(options: DevServerOptions): string[] {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'warn'];
+  if (options.uiPort) args.push('--ui-port', String(options.uiPort));
+  else args.push('--headless');
+  if (options.dbFilename) args.push('--db-filename', options.dbFilename);
+  if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
+  for (const key of STORY_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
+  // Claim races send dozens of concurrent updates to one story; the default admits 10 in flight.
+  args.push('--dynamic-config-value', 'history.maxInFlightUpdates=200');
+  return args;
+}
+
+async function waitUntilServing(address: string, namespace: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+        const missing = STORY_SEARCH_ATTRIBUTES.filter((k) => !(k.name in (customAttributes ?? {})));
+        if (missing.length === 0) return;
+        lastError = new Error(`search attributes not registered yet: ${missing.map((k) => k.name).join(', ')}`);
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the Temporal dev server did not come up in ${timeoutMs} ms: ${String(lastError)}`);
+}
+
+export async function startDevServer(options: DevServerOptions, timeoutMs = 60_000): Promise<DevServer> {
+  if (options.dbFilename) mkdirSync(dirname(options.dbFilename), { recursive: true });
+  let stdio: ['ignore', number | 'ignore', number | 'ignore'] = ['ignore', 'ignore', 'ignore'];
+  if (options.logFile) {
+    mkdirSync(dirname(options.logFile), { recursive: true });
+    const fd = openSync(options.logFile, 'a');
+    stdio = ['ignore', fd, fd];
+  }
+  const child = spawn(options.executable, devServerArgs(options), { stdio });
+  const address = `127.0.0.1:${options.port}`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await waitUntilServing(address, options.namespace ?? 'default', child, timeoutMs);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    address,
+    uiUrl: options.uiPort ? `http://localhost:${options.uiPort}` : null,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * The real service for an integration test file: its own database, its own task queue on the
+ * run's Temporal dev server, a worker and a gateway on a free port. Nothing is mocked.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import type pg from 'pg';
+import { inject } from 'vitest';
+import { parseConfig } from '../../src/config.js';
+import { newSigningSeed, signingKeyFromSeed, type SigningKey } from '../../src/custody/identity.js';
+import { createPool } from '../../src/db/pool.js';
+import { createApp } from '../../src/gateway/app.js';
+import { StoryCommands } from '../../src/gateway/story-commands.js';
+import { createStoryWorker } from '../../src/worker.js';
+import type { StoryWorkflowSettings } from '../../workflows/messages.js';
+import { createTestDatabase } from './database.js';
+import { Api } from './api.js';
+
+let runtimeInstalled = false;
+
+export interface Stack {
+  baseUrl: string;
+  api: Api;
+  pool: pg.Pool;
+  client: Client;
+  signingKey: SigningKey;
+  taskQueue: string;
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: { workflowSettings?: Partial<StoryWorkflowSettings>; deadlineMs?: number } = {}): Promise<Stack> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const address = inject('temporalAddress');
+  const db = await createTestDatabase();
+  const pool = createPool(db.url, 10);
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace: 'default' });
+  const taskQueue = `custody-test-${randomBytes(4).toString('hex')}`;
+  const { worker, connection: workerConnection } = await createStoryWorker({
+    address,
+    namespace: 'default',
+    taskQueue,
+    pool,
+    client,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+  });
+  const running = worker.run();
+  const signingKey = signingKeyFromSeed(newSigningSeed());
+  const config = parseConfig({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
+  const commands = new StoryCommands({
+    client,
+    pool,
+    signingKey,
+    taskQueue,
+    deadlineMs: options.deadlineMs ?? 20_000,
+    workflowSettings: options.workflowSettings,
+  });
+  const server: Server = createApp({ config, pool, client, commands }).listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    baseUrl,
+    api: new Api(baseUrl),
+    pool,
+    client,
+    signingKey,
+    taskQueue,
+    databaseUrl: db.url,
+    async stop() {
+      await new Promise((r) => server.close(() => r(undefined)));
+      await shutdownWorker(worker, running);
+      await workerConnection.close();
+      await connection.close();
+      await pool.end();
+      await db.drop();
+    },
+  };
+}
+
+async function shutdownWorker(worker: Worker, running: Promise<void>): Promise<void> {
+  if (worker.getState() === 'RUNNING') worker.shutdown();
+  await running.catch(() => undefined);
+}

@@ -1,0 +1,2 @@
+/** The worker's workflow bundle entry: workflow functions only. */
+export { storyWorkflow } from './story.js';

@@ -1,0 +1,80 @@
+/**
+ * The story workflow's messages, shared by the workflow and every client (gateway, tests): no
+ * caller spells an update's name as a string.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { ACTIONS, type Action } from '../src/custody/actions.js';
+import type { ActionEnvelope } from '../src/custody/identity.js';
+import type { DependencyStatus, StoryState, Transition } from '../src/custody/rules.js';
+
+export const STORY_WORKFLOW_TYPE = 'storyWorkflow';
+
+export interface StoryFacts {
+  tenantId: string;
+  projectId: string;
+  storyId: string;
+  number: string;
+  title: string;
+  acCount: number;
+  dependsOn: string[];
+}
+
+export interface StoryWorkflowSettings {
+  /** Continue-as-new after this many accepted transitions in one run (the server also suggests it). */
+  maxTransitionsPerRun: number;
+  /** Processed update ids remembered across runs, newest kept. */
+  rememberedUpdates: number;
+}
+
+export const DEFAULT_SETTINGS: StoryWorkflowSettings = { maxTransitionsPerRun: 500, rememberedUpdates: 1000 };
+
+/** One accepted transition, waiting in the workflow's outbox until the database has it. */
+export interface TransitionRecord extends Transition {
+  updateId: string;
+  seq: number;
+  actor: { agentId: string; role: string };
+  payload: unknown;
+  occurredAt: string;
+}
+
+export interface ProcessedUpdate {
+  seq: number;
+  bodyDigest: string;
+  action: Action;
+}
+
+export interface StoryWorkflowInput {
+  facts: StoryFacts;
+  /** base64url Ed25519 public keys whose signatures this story accepts (the gateway's). */
+  trustedKeys: string[];
+  settings?: Partial<StoryWorkflowSettings>;
+  /** What the creator already knew of its dependencies (a dependency verified before this story existed). */
+  knownDependencyStatus?: Record<string, DependencyStatus>;
+  /** Present when the workflow continues as new: everything custody needs to carry on. */
+  carried?: {
+    state: StoryState;
+    seq: number;
+    outbox: TransitionRecord[];
+    processed: [string, ProcessedUpdate][];
+  };
+}
+
+export interface StoryView {
+  workflowId: string;
+  state: StoryState;
+  /** The sequence number of the latest accepted transition, all of it persisted. */
+  seq: number;
+  /** True when this answer is for an update id that had already been applied. */
+  repeated: boolean;
+}
+
+export interface DependencyNews extends DependencyStatus {
+  storyId: string;
+}
+
+export const storyUpdates = Object.fromEntries(
+  ACTIONS.map((action) => [action, defineUpdate<StoryView, [ActionEnvelope]>(action)]),
+) as Record<Action, ReturnType<typeof defineUpdate<StoryView, [ActionEnvelope]>>>;
+
+export const dependencyStatusSignal = defineSignal<[DependencyNews]>('dependencyStatus');
+export const storyQuery = defineQuery<StoryView>('story');

@@ -1,0 +1,216 @@
+/**
+ * One story, one workflow. Every lifecycle action arrives as a Workflow Update whose validator
+ * runs the custody rules, so a rejected action never enters the accepted history. An accepted one
+ * changes the state at once (before any await, so two racing claims cannot both pass), goes to
+ * an outbox, and the update returns only once the database has it.
+ *
+ * Deterministic code only: no I/O, no Node imports; time is the workflow's own.
+ */
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { StoryActivities } from '../activities/types.js';
+import { ACTIONS, type Action } from '../src/custody/actions.js';
+import { bodyDigest, envelopeProblem, type ActionEnvelope } from '../src/custody/identity.js';
+import { applyDependencyStatus, decide, newStoryState, type Decision, type Rejection, type StoryState } from '../src/custody/rules.js';
+import {
+  DEFAULT_SETTINGS,
+  dependencyStatusSignal,
+  storyQuery,
+  storyUpdates,
+  type ProcessedUpdate,
+  type StoryView,
+  type StoryWorkflowInput,
+  type TransitionRecord,
+} from './messages.js';
+import { AssignedAgent, ProjectId, StoryStatus, TenantId, VerifiedStatus } from './search-attributes.js';
+
+const { persistTransitions, notifyDependents } = proxyActivities<StoryActivities>({
+  startToCloseTimeout: '30 seconds',
+  // A database outage is retried until the database is back; bad data is not retried.
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: ['InvalidProjection'] },
+});
+
+/** How long the outbox waits before trying again after a non-retryable persistence failure. */
+const PERSISTENCE_RETRY_AFTER = '1 minute';
+
+function rejectionFailure(rejection: Rejection): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: rejection.code,
+    message: rejection.message,
+    details: [rejection],
+    nonRetryable: true,
+  });
+}
+
+export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
+  const settings = { ...DEFAULT_SETTINGS, ...input.settings };
+  const { workflowId } = workflowInfo();
+  let state: StoryState = input.carried?.state ?? newStoryState(input.facts);
+  if (!input.carried) {
+    for (const [id, status] of Object.entries(input.knownDependencyStatus ?? {})) {
+      state = applyDependencyStatus(state, id, status);
+    }
+  }
+  let seq = input.carried?.seq ?? 0;
+  const outbox: TransitionRecord[] = [...(input.carried?.outbox ?? [])];
+  let persistedSeq = outbox.length > 0 ? outbox[0]!.seq - 1 : seq;
+  const processed = new Map<string, ProcessedUpdate>(input.carried?.processed ?? []);
+  let transitionsThisRun = 0;
+  let persistenceFailing = false;
+
+  const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated });
+
+  /** Identity first, then the rules: an envelope the gateway did not sign is never judged on its merits. */
+  function judge(action: Action, envelope: ActionEnvelope): Decision {
+    const problem = envelopeProblem(workflowId, envelope, input.trustedKeys, Date.now());
+    if (problem !== null || envelope.action !== action) {
+      return {
+        ok: false,
+        rejection: { code: 'unauthorized', status: 401, message: 'The caller\'s identity could not be verified.', context: {} },
+      };
+    }
+    return decide(state, envelope.actor, action, envelope.body);
+  }
+
+  function repeatOf(action: Action, envelope: ActionEnvelope): ProcessedUpdate | undefined {
+    const earlier = typeof envelope?.updateId === 'string' ? processed.get(envelope.updateId) : undefined;
+    if (earlier && (earlier.action !== action || earlier.bodyDigest !== bodyDigest(envelope.body))) {
+      throw rejectionFailure({
+        code: 'idempotency_key_reused',
+        status: 422,
+        message: 'This idempotency key was already used with a different request.',
+        context: {},
+      });
+    }
+    return earlier;
+  }
+
+  function publish(): void {
+    upsertSearchAttributes([
+      { key: StoryStatus, value: state.agentStatus },
+      { key: VerifiedStatus, value: state.verifiedStatus },
+      { key: AssignedAgent, value: state.assignedAgentId },
+    ]);
+    const holder = state.assignedAgentId ? `held by agent \`${state.assignedAgentId}\`` : 'not held';
+    setCurrentDetails(
+      [
+        `**${state.number} ${state.title}**`,
+        `status: \`${state.agentStatus}\` / \`${state.verifiedStatus}\`, iteration ${state.iteration}, ${holder}`,
+        state.review && state.review.iteration === state.iteration ? `reviewed by \`${state.review.reviewer_agent_id}\`` : 'not reviewed this iteration',
+        state.verifiedByAgentId ? `verified by \`${state.verifiedByAgentId}\`` : '',
+        persistenceFailing ? '**persistence failing: the read model is behind; retrying**' : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
+    );
+  }
+
+  for (const action of ACTIONS) {
+    setHandler(
+      storyUpdates[action],
+      async (envelope: ActionEnvelope): Promise<StoryView> => {
+        const earlier = repeatOf(action, envelope);
+        if (earlier) {
+          await condition(() => persistedSeq >= earlier.seq);
+          return view(true);
+        }
+        // Re-judged here because the state may have moved since the validator ran.
+        const decision = judge(action, envelope);
+        if (!decision.ok) throw rejectionFailure(decision.rejection);
+        const mySeq = ++seq;
+        state = decision.state;
+        transitionsThisRun++;
+        processed.set(envelope.updateId, { seq: mySeq, bodyDigest: bodyDigest(envelope.body), action });
+        outbox.push({
+          ...decision.transition,
+          updateId: envelope.updateId,
+          seq: mySeq,
+          actor: { agentId: envelope.actor.agentId, role: envelope.actor.role },
+          payload: envelope.body ?? {},
+          occurredAt: new Date().toISOString(),
+        });
+        publish();
+        await condition(() => persistedSeq >= mySeq);
+        return view(false);
+      },
+      {
+        validator: (envelope: ActionEnvelope): void => {
+          if (repeatOf(action, envelope)) return;
+          const decision = judge(action, envelope);
+          if (!decision.ok) throw rejectionFailure(decision.rejection);
+        },
+        description: `${action}: the story lifecycle action, judged by the custody rules`,
+      },
+    );
+  }
+
+  setHandler(dependencyStatusSignal, (news) => {
+    if (typeof news?.storyId !== 'string' || typeof news.verified !== 'boolean' || typeof news.seq !== 'number') return;
+    state = applyDependencyStatus(state, news.storyId, { verified: news.verified, seq: news.seq });
+  });
+  setHandler(storyQuery, () => view(false));
+
+  /** Drains the outbox into the database, oldest first, as many transitions per activity as are waiting. */
+  async function persistOutbox(): Promise<never> {
+    for (;;) {
+      await condition(() => outbox.length > 0);
+      const batch = outbox.slice();
+      const last = batch[batch.length - 1]!;
+      try {
+        await persistTransitions({ workflowId, runId: workflowInfo().runId, state, version: last.seq, transitions: batch });
+      } catch {
+        persistenceFailing = true;
+        publish();
+        await sleep(PERSISTENCE_RETRY_AFTER);
+        continue;
+      }
+      outbox.splice(0, batch.length);
+      persistedSeq = last.seq;
+      if (persistenceFailing) {
+        persistenceFailing = false;
+        publish();
+      }
+      const verifiedChange = batch.some((t) => (t.from.verified_status === 'verified') !== (t.to.verified_status === 'verified'));
+      if (verifiedChange) {
+        await notifyDependents({
+          tenantId: state.tenantId,
+          storyId: state.storyId,
+          verified: last.to.verified_status === 'verified',
+          seq: last.seq,
+        });
+      }
+    }
+  }
+
+  if (!input.carried) {
+    upsertSearchAttributes([
+      { key: TenantId, value: state.tenantId },
+      { key: ProjectId, value: state.projectId },
+    ]);
+  }
+  publish();
+  void persistOutbox();
+
+  await condition(
+    () => workflowInfo().continueAsNewSuggested || transitionsThisRun >= settings.maxTransitionsPerRun,
+  );
+  // Nothing may be dropped: every running update finishes and everything accepted is persisted.
+  await condition(() => allHandlersFinished() && outbox.length === 0);
+  const remembered = [...processed.entries()].slice(-settings.rememberedUpdates);
+  await continueAsNew<typeof storyWorkflow>({
+    facts: input.facts,
+    trustedKeys: input.trustedKeys,
+    settings: input.settings,
+    carried: { state, seq, outbox, processed: remembered },
+  });
+}
