@@ -30,6 +30,8 @@ const schema = z.object({
   CUSTODY_DATA_DIR: z.string().min(1).default('.data'),
   TEMPORAL_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** Port of the embedded PostgreSQL that `npm start` runs when DATABASE_URL is not set. */
+  EMBEDDED_POSTGRES_PORT: port.default(54329),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -174,20 +174,21 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
         await sleep(PERSISTENCE_RETRY_AFTER);
         continue;
       }
-      outbox.splice(0, batch.length);
-      persistedSeq = last.seq;
-      if (persistenceFailing) {
-        persistenceFailing = false;
-        publish();
-      }
       const verifiedChange = batch.some((t) => (t.from.verified_status === 'verified') !== (t.to.verified_status === 'verified'));
       if (verifiedChange) {
+        // Before the update returns: once a verify is answered, its dependents can be claimed.
         await notifyDependents({
           tenantId: state.tenantId,
           storyId: state.storyId,
           verified: last.to.verified_status === 'verified',
           seq: last.seq,
         });
+      }
+      outbox.splice(0, batch.length);
+      persistedSeq = last.seq;
+      if (persistenceFailing) {
+        persistenceFailing = false;
+        publish();
       }
     }
   }

@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import exitHook from 'async-exit-hook';
 import { loadConfigOrExit } from '../config.js';
 import { newSigningSeed, signingKeyFromSeed } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
@@ -18,7 +19,6 @@ import { locateTemporalCli } from '../temporal/cli.js';
 import { STORY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
 import { createStoryWorker } from '../worker.js';
 
-const EMBEDDED_POSTGRES_PORT = 54329;
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const config = loadConfigOrExit();
 const dataDir = resolve(config.CUSTODY_DATA_DIR);
@@ -72,8 +72,12 @@ function signingSeed(): string {
   return readFileSync(file, 'utf8').trim();
 }
 
+async function stopAll(): Promise<void> {
+  while (stops.length > 0) await stops.pop()!().catch(() => undefined);
+}
+
 async function shutdown(code: number): Promise<never> {
-  for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  await stopAll();
   process.exit(code);
 }
 
@@ -81,7 +85,7 @@ try {
   const temporal = await temporalAddress();
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
-    const db = await startEmbeddedPostgres(dataDir, EMBEDDED_POSTGRES_PORT);
+    const db = await startEmbeddedPostgres(dataDir, config.EMBEDDED_POSTGRES_PORT);
     stops.push(() => db.stop());
     databaseUrl = db.url;
   }
@@ -126,12 +130,10 @@ try {
   await shutdown(1);
 }
 
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    say('stopping...');
-    void shutdown(0);
-  });
-}
+// The embedded PostgreSQL stops through async-exit-hook, which exits once every hook is done;
+// registering there too makes Ctrl-C wait for the worker, gateway and Temporal to stop as well.
+exitHook.forceExitTimeout(30_000);
+exitHook((done) => {
+  say('stopping...');
+  void stopAll().then(done);
+});
