@@ -71,12 +71,12 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated });
 
   /** Identity first, then the rules: an envelope the gateway did not sign is never judged on its merits. */
-  function judge(action: Action, envelope: ActionEnvelope): Decision {
+  function validate(action: Action, envelope: ActionEnvelope): Decision {
     const problem = envelopeProblem(workflowId, envelope, input.trustedKeys, Date.now());
     if (problem !== null || envelope.action !== action) {
       return {
         ok: false,
-        rejection: { code: 'unauthorized', status: 401, message: 'The caller\'s identity could not be verified.', context: {} },
+        rejection: { code: 'unauthorized', status: 401, message: "The caller's identity could not be verified.", context: {} },
       };
     }
     return decide(state, envelope.actor, action, envelope.body);
@@ -124,8 +124,9 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
           await condition(() => persistedSeq >= earlier.seq);
           return view(true);
         }
-        // Re-judged here because the state may have moved since the validator ran.
-        const decision = judge(action, envelope);
+        // The signature was checked by the validator (validators do not run on replay, so the
+        // handler must not depend on time); the rules run again because the state may have moved.
+        const decision = decide(state, envelope.actor, action, envelope.body);
         if (!decision.ok) throw rejectionFailure(decision.rejection);
         const mySeq = ++seq;
         state = decision.state;
@@ -146,7 +147,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       {
         validator: (envelope: ActionEnvelope): void => {
           if (repeatOf(action, envelope)) return;
-          const decision = judge(action, envelope);
+          const decision = validate(action, envelope);
           if (!decision.ok) throw rejectionFailure(decision.rejection);
         },
         description: `${action}: the story lifecycle action, judged by the custody rules`,

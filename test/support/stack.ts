@@ -32,12 +32,20 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { workflowSettings?: Partial<StoryWorkflowSettings>; deadlineMs?: number } = {}): Promise<Stack> {
+export interface StackOptions {
+  workflowSettings?: Partial<StoryWorkflowSettings>;
+  deadlineMs?: number;
+  /** Outside vitest (scripts), the Temporal server and bundle to use; inside, the run's own. */
+  temporalAddress?: string;
+  workflowBundlePath?: string;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const address = inject('temporalAddress');
+  const address = options.temporalAddress ?? inject('temporalAddress');
   const db = await createTestDatabase();
   const pool = createPool(db.url, 10);
   const connection = await Connection.connect({ address });
@@ -49,7 +57,7 @@ export async function startStack(options: { workflowSettings?: Partial<StoryWork
     taskQueue,
     pool,
     client,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
+    workflowBundle: { codePath: options.workflowBundlePath ?? inject('workflowBundlePath') },
   });
   const running = worker.run();
   const signingKey = signingKeyFromSeed(newSigningSeed());

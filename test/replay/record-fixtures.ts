@@ -1,0 +1,91 @@
+/**
+ * Records story workflow histories as replay fixtures: `npm run replay:record`. Re-record only on
+ * purpose (a deliberate, patched workflow change); the replay test keeps old histories replaying.
+ */
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { locateTemporalCli } from '../../src/temporal/cli.js';
+import { startDevServer } from '../../src/temporal/dev-server.js';
+import { WORKFLOWS_PATH } from '../../src/worker.js';
+import { freePort } from '../global-setup.js';
+import { createTeam, driveToVerified, importBacklog } from '../support/api.js';
+import { startStack } from '../support/stack.js';
+
+const FIXTURES = fileURLToPath(new URL('./fixtures', import.meta.url));
+
+const executable = await locateTemporalCli();
+if (!executable) throw new Error('no Temporal CLI');
+const server = await startDevServer({ executable, port: await freePort() });
+const dir = mkdtempSync(join(tmpdir(), 'custody-record-'));
+const bundlePath = join(dir, 'bundle.js');
+writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH })).code);
+const stack = await startStack({ temporalAddress: server.address, workflowBundlePath: bundlePath, workflowSettings: { maxTransitionsPerRun: 6 } });
+
+try {
+  const team = await createTeam(stack.api, 4, 'replay');
+  const stories = await importBacklog(stack.api, team, {
+    epics: [
+      {
+        number: 1,
+        title: 'Replay',
+        stories: [
+          { number: '1.1', title: 'Full lifecycle', acceptance_criteria: ['a', 'b'] },
+          { number: '1.2', title: 'Rework and continue-as-new', acceptance_criteria: ['a'], depends_on: ['1.1'] },
+        ],
+      },
+    ],
+  });
+  const [implementer, reviewer, second] = team.agents;
+  const first = stories.get('1.1')!;
+  const rework = stories.get('1.2')!;
+  // Rejections (gates, wrong states) and a claim race, then the whole lifecycle.
+  await stack.api.act(first.id, 'claim', implementer!.key);
+  await stack.api.act(first.id, 'contract', implementer!.key, { story_title: 'wrong', ac_count: 2 });
+  await stack.api.act(first.id, 'contract', implementer!.key, { story_title: first.title, ac_count: 2 });
+  await Promise.all(team.agents.map((a) => stack.api.act(first.id, 'claim', a.key)));
+  const holder = team.agents.find((a) => a.id === stories.get('1.1')!.assigned_agent_id) ?? (await holderOf(first.id));
+  await stack.api.act(first.id, 'unclaim', holder.key);
+  await driveToVerifiedFromContracted(first.id, first.title);
+
+  async function holderOf(storyId: string) {
+    const story = (await stack.api.get(`/api/v1/stories/${storyId}`, implementer!.key)).body.data;
+    return team.agents.find((a) => a.id === story.assigned_agent_id)!;
+  }
+
+  async function driveToVerifiedFromContracted(storyId: string, title: string) {
+    const story = (await stack.api.get(`/api/v1/stories/${storyId}`, implementer!.key)).body.data;
+    if (story.agent_status === 'contracted') {
+      await stack.api.act(storyId, 'claim', implementer!.key);
+      await stack.api.act(storyId, 'start', implementer!.key);
+      await stack.api.act(storyId, 'request-review', implementer!.key);
+      await stack.api.act(storyId, 'report', implementer!.key); // self-report: rejected
+      await stack.api.act(storyId, 'report', reviewer!.key);
+      await stack.api.act(storyId, 'review-complete', reviewer!.key, { review_type: 'standard', findings_count: 1, fixes_count: 1, disproved_count: 0, summary: 'ok' });
+      await stack.api.act(storyId, 'verify', team.orchestrator.key, { summary: `${title} done` });
+    }
+  }
+
+  await driveToVerified(stack.api, rework, { implementer: implementer!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+  await stack.api.act(rework.id, 'reject', team.orchestrator.key, { reason: 'regression' });
+  await driveToVerified(stack.api, rework, { implementer: second!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+
+  mkdirSync(FIXTURES, { recursive: true });
+  let written = 0;
+  for (const story of [first, rework]) {
+    for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) {
+      // The CLI writes the standard JSON history format that replay reads.
+      const json = execFileSync(executable, ['workflow', 'show', '--address', server.address, '--workflow-id', story.workflow_id, '--run-id', run.runId, '--output', 'json'], { maxBuffer: 64 << 20 });
+      const name = `story-${story.number.replace('.', '_')}-${run.startTime.getTime()}.json`;
+      writeFileSync(join(FIXTURES, name), json);
+      written++;
+    }
+  }
+  process.stdout.write(`wrote ${written} histories to ${FIXTURES}\n`);
+} finally {
+  await stack.stop();
+  await server.stop();
+}
