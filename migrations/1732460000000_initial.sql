@@ -54,6 +54,8 @@ CREATE TABLE epics (
 -- sequence) so a late write never overwrites a newer one.
 CREATE TABLE stories (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  -- Creation order, exact and unique: what list cursors page by.
+  position bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
   tenant_id uuid NOT NULL REFERENCES tenants (id),
   project_id uuid NOT NULL REFERENCES projects (id),
   epic_id uuid NOT NULL REFERENCES epics (id),
@@ -77,7 +79,7 @@ CREATE TABLE stories (
   UNIQUE (project_id, number)
 );
 CREATE INDEX stories_tenant_project_status ON stories (tenant_id, project_id, agent_status, verified_status);
-CREATE INDEX stories_tenant_created ON stories (tenant_id, created_at, id);
+CREATE INDEX stories_tenant_position ON stories (tenant_id, position);
 CREATE INDEX stories_epic ON stories (epic_id);
 
 CREATE TABLE story_dependencies (

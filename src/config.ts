@@ -26,6 +26,8 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes in base64url (43 characters)')
     .optional(),
   SIGNUP_ENABLED: bool.default(true),
+  /** Requests per minute per API key (signup: per client address); 0 turns limiting off. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
   UPDATE_DEADLINE_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
   CUSTODY_DATA_DIR: z.string().min(1).default('.data'),
   TEMPORAL_PORT: port.default(7233),

@@ -41,13 +41,14 @@ export interface StoryRow {
   iteration: number;
   review: ReviewRecord | null;
   version: string;
+  position: string;
   created_at: Date;
   updated_at: Date;
 }
 
 const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.title, s.description, s.acceptance_criteria,
   s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
-  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.version, s.created_at, s.updated_at`;
+  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.version, s.position, s.created_at, s.updated_at`;
 
 export async function createProject(db: Queryable, tenantId: string, p: { name: string; slug: string; description?: string | undefined }): Promise<ProjectRow | null> {
   const { rows } = await db.query<ProjectRow>(
@@ -166,7 +167,8 @@ export interface StoryFilter {
   epicId?: string | undefined;
   agentStatus?: string | undefined;
   verifiedStatus?: string | undefined;
-  after?: { createdAt: string; id: string } | undefined;
+  /** The `position` of the last story of the previous page. */
+  after?: string | undefined;
   limit: number;
 }
 
@@ -181,14 +183,11 @@ export async function listStories(db: Queryable, tenantId: string, f: StoryFilte
   if (f.epicId) add('s.epic_id = ?', f.epicId);
   if (f.agentStatus) add('s.agent_status = ?', f.agentStatus);
   if (f.verifiedStatus) add('s.verified_status = ?', f.verifiedStatus);
-  if (f.after) {
-    params.push(f.after.createdAt, f.after.id);
-    where.push(`(s.created_at, s.id) > ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
-  }
+  if (f.after) add('s.position > ?::bigint', f.after);
   params.push(f.limit);
   return (
     await db.query<StoryRow>(
-      `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${where.join(' AND ')} ORDER BY s.created_at, s.id LIMIT $${params.length}`,
+      `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${where.join(' AND ')} ORDER BY s.position LIMIT $${params.length}`,
       params,
     )
   ).rows;
@@ -204,7 +203,7 @@ export async function readyStories(db: Queryable, tenantId: string, projectId: s
       `SELECT ${STORY_COLUMNS} FROM stories s
        WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR s.project_id = $2) AND s.agent_status IN ('pending', 'contracted')
          AND s.verified_status <> 'verified' AND NOT ${UNVERIFIED_DEPENDENCY}
-       ORDER BY s.created_at, s.id LIMIT $3`,
+       ORDER BY s.position LIMIT $3`,
       [tenantId, projectId ?? null, limit],
     )
   ).rows;
@@ -216,7 +215,7 @@ export async function blockedStories(db: Queryable, tenantId: string, projectId:
       `SELECT ${STORY_COLUMNS} FROM stories s
        WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR s.project_id = $2) AND s.agent_status IN ('pending', 'contracted')
          AND s.verified_status <> 'verified' AND ${UNVERIFIED_DEPENDENCY}
-       ORDER BY s.created_at, s.id LIMIT $3`,
+       ORDER BY s.position LIMIT $3`,
       [tenantId, projectId ?? null, limit],
     )
   ).rows;

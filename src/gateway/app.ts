@@ -1,13 +1,17 @@
 /** The Express gateway: authenticate, validate, then read the read model or act through a workflow. */
 import type { Client, Connection } from '@temporalio/client';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type pg from 'pg';
+import swaggerUi from 'swagger-ui-express';
 import type { Config } from '../config.js';
 import { ApiError, errorMiddleware } from './errors.js';
 import { authenticate, idempotency } from './middleware.js';
-import { identityRouter, signupRouter } from './routes/identity.js';
-import { projectsRouter } from './routes/projects.js';
-import { storiesRouter } from './routes/stories.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { RouteBook } from './route-book.js';
+import { identityRoutes, signupRoutes } from './routes/identity.js';
+import { projectRoutes } from './routes/projects.js';
+import { storyRoutes } from './routes/stories.js';
 import type { StoryCommands } from './story-commands.js';
 
 export interface GatewayDeps {
@@ -18,6 +22,8 @@ export interface GatewayDeps {
   log?: (err: unknown) => void;
 }
 
+export const API_PREFIX = '/api/v1';
+
 async function within<T>(ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -27,11 +33,36 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
   }
 }
 
+/** Per API key (by its id, never the key) once authenticated. */
+function limiter(perMinute: number, keyOf: (req: express.Request, res: express.Response) => string): RequestHandler {
+  if (perMinute === 0) return (_req, _res, next) => next();
+  return rateLimit({
+    windowMs: 60_000,
+    limit: perMinute,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    keyGenerator: keyOf,
+    handler: (_req, res, next) => {
+      const retryAfter = String(res.getHeader('Retry-After') ?? '60');
+      next(new ApiError('rate_limited', 'Too many requests for this key; retry later.', {}, { 'Retry-After': retryAfter }));
+    },
+  });
+}
+
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.set('trust proxy', false);
+
+  const publicBook = new RouteBook(API_PREFIX);
+  const book = new RouteBook(API_PREFIX);
+  signupRoutes(publicBook, deps);
+  identityRoutes(book, deps);
+  projectRoutes(book, deps);
+  storyRoutes(book, deps);
+  const document = buildOpenApiDocument([publicBook, book]);
 
   app.get('/health', async (_req, res) => {
     const [database, temporal] = await Promise.all([
@@ -41,6 +72,11 @@ export function createApp(deps: GatewayDeps): Express {
     const ok = database === 'ok' && temporal === 'ok';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks: { database, temporal } });
   });
+  app.get(`${API_PREFIX}/openapi`, (_req, res) => {
+    res.json(document);
+  });
+  app.use('/docs', swaggerUi.serve);
+  app.get('/docs', swaggerUi.setup(document as swaggerUi.JsonObject, { customSiteTitle: 'custody API' }));
 
   const api = express.Router();
   api.use(express.json({ limit: '256kb', type: ['application/json', 'application/*+json'] }));
@@ -52,15 +88,19 @@ export function createApp(deps: GatewayDeps): Express {
     }
     next();
   });
-  api.use(signupRouter(deps));
+  const perMinute = deps.config.RATE_LIMIT_PER_MINUTE;
+  // Signup, the one call without a key, is limited per client address.
+  api.post('/tenants', limiter(Math.min(perMinute, 60), (req) => `ip:${ipKeyGenerator(req.ip ?? '')}`));
+  api.use(publicBook.router);
   api.use(authenticate(deps.pool));
+  api.use(limiter(perMinute, (_req, res) => `key:${String(res.locals.caller?.keyId)}`));
   api.use(idempotency(deps.pool));
-  api.use(identityRouter(deps));
-  api.use(projectsRouter(deps));
-  api.use(storiesRouter(deps));
+  api.use(book.router);
   api.use((_req, _res, next) => next(new ApiError('not_found', 'No such route.')));
-  app.use('/api/v1', api);
+  app.use(API_PREFIX, api);
   app.use((_req, _res, next) => next(new ApiError('not_found', 'No such route.')));
   app.use(errorMiddleware(deps.log ?? ((err) => process.stderr.write(`gateway error: ${String((err as Error)?.stack ?? err)}\n`))));
   return app;
 }
+
+export { RouteBook };

@@ -1,10 +1,10 @@
 /** Tenants, agents and API keys. */
-import { Router } from 'express';
 import { z } from 'zod';
 import { ROLES } from '../../custody/actions.js';
 import * as repo from '../../db/identity-repo.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
-import { callerOf, requireRole } from '../middleware.js';
+import { callerOf } from '../middleware.js';
+import type { RouteBook } from '../route-book.js';
 import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
 import { Uuid, withUuid } from './params.js';
@@ -12,40 +12,37 @@ import { Uuid, withUuid } from './params.js';
 export const TenantBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
 export const AgentBody = z.strictObject({ name: z.string().trim().min(1).max(200), role: z.enum(ROLES) });
 
-/** Signup is the one call without a key; it is mounted before authentication. */
-export function signupRouter(deps: GatewayDeps): Router {
-  const router = Router();
-  router.post('/tenants', async (req, res) => {
+/** Signup is the one call without a key; its book is mounted before authentication. */
+export function signupRoutes(book: RouteBook, deps: GatewayDeps): void {
+  book.add({ method: 'post', path: '/tenants', summary: 'Sign up: a new tenant and its admin key (shown once)', tag: 'Tenants', auth: false, body: TenantBody, status: 201 }, async (req, res) => {
     if (!deps.config.SIGNUP_ENABLED) throw new ApiError('forbidden', 'Signup is disabled on this server.');
     const body = parseOr400(TenantBody, req.body);
     const { tenant, agent, key, raw } = await repo.createTenant(deps.pool, body.name);
     res.status(201).json({ data: { tenant: tenantJson(tenant), agent: agentJson(agent), api_key: { ...keyJson(key), key: raw } } });
   });
-  return router;
 }
 
-export function identityRouter(deps: GatewayDeps): Router {
+export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool } = deps;
-  const router = Router();
 
-  router.get('/tenants/me', async (_req, res) => {
+  book.add({ method: 'get', path: '/tenants/me', summary: "The caller's tenant", tag: 'Tenants' }, async (_req, res) => {
     const tenant = await repo.getTenant(pool, callerOf(res).tenantId);
     if (!tenant) throw notFound('Tenant');
     res.json({ data: tenantJson(tenant) });
   });
 
-  router.post('/agents/register', requireRole('admin'), async (req, res) => {
+  book.add({ method: 'post', path: '/agents/register', summary: 'Register an agent with a role; its key is shown once', tag: 'Agents', roles: ['admin'], body: AgentBody, status: 201 }, async (req, res) => {
     const body = parseOr400(AgentBody, req.body);
     const { agent, key, raw } = await repo.registerAgent(pool, callerOf(res).tenantId, body.name, body.role);
     res.status(201).json({ data: { agent: agentJson(agent), api_key: { ...keyJson(key), key: raw } } });
   });
 
-  router.get('/agents', requireRole('admin', 'orchestrator'), async (_req, res) => {
+  book.add({ method: 'get', path: '/agents', summary: 'Agents of the tenant', tag: 'Agents', roles: ['admin', 'orchestrator'] }, async (_req, res) => {
     const agents = await repo.listAgents(pool, callerOf(res).tenantId);
     res.json({ data: agents.map(agentJson), meta: { limit: agents.length, next_cursor: null } });
   });
 
-  router.get('/agents/:id', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'get', path: '/agents/:id', summary: 'One agent, with its keys (never raw)', tag: 'Agents', roles: ['admin', 'orchestrator'] }, async (req, res) => {
     const caller = callerOf(res);
     const agent = await withUuid(req.params.id, (id) => repo.getAgent(pool, caller.tenantId, id));
     if (!agent) throw notFound('Agent');
@@ -53,7 +50,7 @@ export function identityRouter(deps: GatewayDeps): Router {
     res.json({ data: { ...agentJson(agent), api_keys: keys.map(keyJson) } });
   });
 
-  router.post('/api_keys/:id/rotate', async (req, res) => {
+  book.add({ method: 'post', path: '/api_keys/:id/rotate', summary: 'Rotate a key: a new raw key for the same agent; the old one stops working', tag: 'Keys', errors: ['conflict'] }, async (req, res) => {
     const caller = callerOf(res);
     const key = await withUuid(req.params.id, (id) => repo.getKey(pool, caller.tenantId, id));
     // Only the admin or the key's own agent may rotate it; to anyone else it does not exist.
@@ -64,12 +61,10 @@ export function identityRouter(deps: GatewayDeps): Router {
     res.json({ data: { api_key: { ...keyJson(rotated.key), key: rotated.raw }, rotated_from: key.id } });
   });
 
-  router.delete('/api_keys/:id', requireRole('admin'), async (req, res) => {
+  book.add({ method: 'delete', path: '/api_keys/:id', summary: 'Revoke a key', tag: 'Keys', roles: ['admin'] }, async (req, res) => {
     const caller = callerOf(res);
     const key = await withUuid(req.params.id, (id) => repo.revokeKey(pool, caller.tenantId, id));
     if (!key) throw notFound('API key');
     res.json({ data: keyJson(key) });
   });
-
-  return router;
 }

@@ -1,5 +1,4 @@
 /** Projects, epics, story creation, dependencies and progress. */
-import { Router } from 'express';
 import { z } from 'zod';
 import { findCycle } from '../../custody/dependency-graph.js';
 import { getTenant } from '../../db/identity-repo.js';
@@ -8,7 +7,8 @@ import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { ImportBody, StoryInput, importBacklog } from '../backlog.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
-import { callerOf, requireRole } from '../middleware.js';
+import { callerOf } from '../middleware.js';
+import type { RouteBook } from '../route-book.js';
 import { epicJson, projectJson, storyJson } from '../views.js';
 import { Uuid, withUuid } from './params.js';
 
@@ -24,9 +24,8 @@ export const EpicBody = z.strictObject({
 });
 export const DependencyBody = z.strictObject({ story_id: Uuid, depends_on_story_id: Uuid });
 
-export function projectsRouter(deps: GatewayDeps): Router {
+export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool } = deps;
-  const router = Router();
 
   async function projectOr404(tenantId: string, id: unknown) {
     const project = await withUuid(id, (id) => repo.getProject(pool, tenantId, id));
@@ -39,23 +38,23 @@ export function projectsRouter(deps: GatewayDeps): Router {
     return tenant;
   }
 
-  router.post('/projects', requireRole('admin'), async (req, res) => {
+  book.add({ method: 'post', path: '/projects', summary: 'Create a project', tag: 'Projects', roles: ['admin'], body: ProjectBody, status: 201, errors: ['conflict'] }, async (req, res) => {
     const body = parseOr400(ProjectBody, req.body);
     const project = await repo.createProject(pool, callerOf(res).tenantId, body);
     if (!project) throw new ApiError('conflict', `A project with slug ${body.slug} already exists.`, { slug: body.slug });
     res.status(201).json({ data: projectJson(project) });
   });
 
-  router.get('/projects', async (_req, res) => {
+  book.add({ method: 'get', path: '/projects', summary: 'Projects of the tenant', tag: 'Projects' }, async (_req, res) => {
     const projects = await repo.listProjects(pool, callerOf(res).tenantId);
     res.json({ data: projects.map(projectJson), meta: { limit: projects.length, next_cursor: null } });
   });
 
-  router.get('/projects/:id', async (req, res) => {
+  book.add({ method: 'get', path: '/projects/:id', summary: 'One project', tag: 'Projects' }, async (req, res) => {
     res.json({ data: projectJson(await projectOr404(callerOf(res).tenantId, req.params.id)) });
   });
 
-  router.post('/projects/:id/import', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'post', path: '/projects/:id/import', summary: 'Import a backlog, all or nothing; starts one workflow per story; idempotent', tag: 'Projects', roles: ['admin', 'orchestrator'], body: ImportBody, status: 201, errors: ['dependency_cycle'] }, async (req, res) => {
     const caller = callerOf(res);
     const project = await projectOr404(caller.tenantId, req.params.id);
     const body = parseOr400(ImportBody, req.body);
@@ -70,7 +69,7 @@ export function projectsRouter(deps: GatewayDeps): Router {
     });
   });
 
-  router.post('/projects/:project_id/epics', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'post', path: '/projects/:project_id/epics', summary: 'Create an epic', tag: 'Projects', roles: ['admin', 'orchestrator'], body: EpicBody, status: 201, errors: ['conflict'] }, async (req, res) => {
     const caller = callerOf(res);
     const project = await projectOr404(caller.tenantId, req.params.project_id);
     const body = parseOr400(EpicBody, req.body);
@@ -79,14 +78,14 @@ export function projectsRouter(deps: GatewayDeps): Router {
     res.status(201).json({ data: epicJson(await repo.upsertEpic(pool, caller.tenantId, project.id, body)) });
   });
 
-  router.get('/projects/:project_id/epics', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'get', path: '/projects/:project_id/epics', summary: 'Epics of a project', tag: 'Projects', roles: ['admin', 'orchestrator'] }, async (req, res) => {
     const caller = callerOf(res);
     const project = await projectOr404(caller.tenantId, req.params.project_id);
     const epics = await repo.listEpics(pool, caller.tenantId, project.id);
     res.json({ data: epics.map(epicJson), meta: { limit: epics.length, next_cursor: null } });
   });
 
-  router.post('/epics/:epic_id/stories', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'post', path: '/epics/:epic_id/stories', summary: 'Create a story and start its workflow', tag: 'Stories', roles: ['admin', 'orchestrator'], body: StoryInput, status: 201, errors: ['conflict', 'dependency_cycle'] }, async (req, res) => {
     const caller = callerOf(res);
     const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
     if (!epic) throw notFound('Epic');
@@ -100,7 +99,7 @@ export function projectsRouter(deps: GatewayDeps): Router {
     res.status(201).json({ data: storyJson(result.stories[0]!, { caller }) });
   });
 
-  router.get('/epics/:epic_id/stories', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'get', path: '/epics/:epic_id/stories', summary: 'Stories of an epic', tag: 'Stories', roles: ['admin', 'orchestrator'] }, async (req, res) => {
     const caller = callerOf(res);
     const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
     if (!epic) throw notFound('Epic');
@@ -108,7 +107,7 @@ export function projectsRouter(deps: GatewayDeps): Router {
     res.json({ data: stories.map((s) => storyJson(s)), meta: { limit: 5000, next_cursor: null } });
   });
 
-  router.post('/story_dependencies', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'post', path: '/story_dependencies', summary: 'Make a story depend on another (cycles refused)', tag: 'Stories', roles: ['admin', 'orchestrator'], body: DependencyBody, status: 201, errors: ['dependency_cycle'] }, async (req, res) => {
     const caller = callerOf(res);
     const body = parseOr400(DependencyBody, req.body);
     const { story, dependency } = await inTransaction(pool, async (db) => {
@@ -136,7 +135,7 @@ export function projectsRouter(deps: GatewayDeps): Router {
     res.status(201).json({ data: { story_id: story.id, depends_on_story_id: dependency.id } });
   });
 
-  router.get('/projects/:id/progress', async (req, res) => {
+  book.add({ method: 'get', path: '/projects/:id/progress', summary: 'Counts by status, per epic and in total, and % verified', tag: 'Projects' }, async (req, res) => {
     const caller = callerOf(res);
     const project = await projectOr404(caller.tenantId, req.params.id);
     const [rows, epics] = await Promise.all([
@@ -163,6 +162,4 @@ export function projectsRouter(deps: GatewayDeps): Router {
       },
     });
   });
-
-  return router;
 }

@@ -1,12 +1,12 @@
 /** Story reads (from the read model) and story actions (through the story's workflow). */
-import { Router } from 'express';
 import { z } from 'zod';
-import { ACTION_BODIES, AGENT_STATUSES, VERIFIED_STATUSES, isAction } from '../../custody/actions.js';
+import { ACTIONS, ACTION_BODIES, AGENT_STATUSES, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
 import { auditTrail, storyHistory } from '../../db/audit-repo.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
-import { callerOf, requireRole } from '../middleware.js';
+import { callerOf } from '../middleware.js';
+import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
 import { Page, Uuid, decodeCursor, encodeCursor, withUuid } from './params.js';
 
@@ -25,12 +25,11 @@ export const AuditQuery = z.strictObject({
   ...Page,
 });
 
-const StoryCursor = z.strictObject({ c: z.iso.datetime({ offset: true }), i: Uuid });
+const StoryCursor = z.strictObject({ p: z.string().regex(/^\d{1,18}$/) });
 const AuditCursor = z.strictObject({ a: z.string().regex(/^\d{1,18}$/) });
 
-export function storiesRouter(deps: GatewayDeps): Router {
+export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool, commands } = deps;
-  const router = Router();
 
   async function storyOr404(tenantId: string, id: unknown) {
     const story = await withUuid(id, (id) => repo.getStory(pool, tenantId, id));
@@ -44,7 +43,7 @@ export function storiesRouter(deps: GatewayDeps): Router {
     return Object.fromEntries(rows.map((r) => [r.id, r.verified_status === 'verified']));
   }
 
-  router.get('/stories', async (req, res) => {
+  book.add({ method: 'get', path: '/stories', summary: 'Stories, filtered, with cursor pagination', tag: 'Stories', query: StoriesQuery }, async (req, res) => {
     const caller = callerOf(res);
     const q = parseOr400(StoriesQuery, req.query, 'invalid_query');
     const after = decodeCursor(StoryCursor, q.cursor);
@@ -54,52 +53,62 @@ export function storiesRouter(deps: GatewayDeps): Router {
       epicId: q.epic_id,
       agentStatus: q.agent_status,
       verifiedStatus: q.verified_status,
-      after: after ? { createdAt: after.c, id: after.i } : undefined,
+      after: after?.p,
       limit: q.limit,
     });
     const last = rows[rows.length - 1];
-    const next = rows.length === q.limit && last ? encodeCursor({ c: last.created_at.toISOString(), i: last.id }) : null;
+    const next = rows.length === q.limit && last ? encodeCursor({ p: String(last.position) }) : null;
     res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: next } });
   });
 
-  router.get('/stories/ready', async (req, res) => {
+  book.add({ method: 'get', path: '/stories/ready', summary: 'Stories not yet claimed whose dependencies are all verified', tag: 'Stories', query: ReadyQuery }, async (req, res) => {
     const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
     const rows = await repo.readyStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
     res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
   });
 
-  router.get('/stories/blocked', async (req, res) => {
+  book.add({ method: 'get', path: '/stories/blocked', summary: 'Stories waiting on dependencies', tag: 'Stories', query: ReadyQuery }, async (req, res) => {
     const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
     const rows = await repo.blockedStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
     res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
   });
 
-  router.get('/stories/:id', async (req, res) => {
+  book.add({ method: 'get', path: '/stories/:id', summary: "A story, with next_actions for the caller's role", tag: 'Stories' }, async (req, res) => {
     const caller = callerOf(res);
     const story = await storyOr404(caller.tenantId, req.params.id);
     res.json({ data: storyJson(story, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
   });
 
-  router.get('/stories/:id/history', async (req, res) => {
+  book.add({ method: 'get', path: '/stories/:id/history', summary: 'Every accepted transition and rejected attempt, oldest first', tag: 'Stories' }, async (req, res) => {
     const caller = callerOf(res);
     const story = await storyOr404(caller.tenantId, req.params.id);
     const rows = await storyHistory(pool, caller.tenantId, story.id);
     res.json({ data: rows.map(historyJson), meta: { limit: rows.length, next_cursor: null } });
   });
 
-  router.post('/stories/:id/:action', async (req, res) => {
-    const caller = callerOf(res);
-    const { action } = req.params;
-    if (!isAction(action)) throw notFound('Action');
-    // Shape only (the same schema the rules use); what the body means is the workflow's call.
-    const body = parseOr400(ACTION_BODIES[action], req.body ?? {});
-    const story = await storyOr404(caller.tenantId, req.params.id);
-    const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
-    const updated = withState(story, view.state, new Date());
-    res.json({ data: storyJson(updated, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
-  });
+  for (const action of ACTIONS) {
+    book.add(
+      {
+        method: 'post',
+        path: `/stories/:id/${action}`,
+        summary: ACTION_SUMMARIES[action],
+        tag: 'Lifecycle',
+        body: ACTION_BODIES[action],
+        errors: ACTION_ERRORS[action],
+      },
+      async (req, res) => {
+        const caller = callerOf(res);
+        const story = await storyOr404(caller.tenantId, req.params.id);
+        // Shape only (the same schema the rules use); what the body means is the workflow's call.
+        const body = parseOr400(ACTION_BODIES[action], req.body ?? {});
+        const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
+        const updated = withState(story, view.state, new Date());
+        res.json({ data: storyJson(updated, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
+      },
+    );
+  }
 
-  router.get('/audit', requireRole('admin', 'orchestrator'), async (req, res) => {
+  book.add({ method: 'get', path: '/audit', summary: "The tenant's audit trail", tag: 'Audit', roles: ['admin', 'orchestrator'], query: AuditQuery }, async (req, res) => {
     const q = parseOr400(AuditQuery, req.query, 'invalid_query');
     const after = decodeCursor(AuditCursor, q.cursor);
     if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
@@ -116,6 +125,31 @@ export function storiesRouter(deps: GatewayDeps): Router {
       meta: { limit: q.limit, next_cursor: rows.length === q.limit && last ? encodeCursor({ a: String(last.id) }) : null },
     });
   });
-
-  return router;
 }
+
+const ACTION_SUMMARIES: Record<Action, string> = {
+  contract: 'Contract a pending story: title and number of acceptance criteria must match',
+  claim: 'Claim a contracted story whose dependencies are verified (one claimant wins)',
+  start: 'Start implementing (the assignee only)',
+  'request-review': 'Ask for review (the assignee only)',
+  report: 'Report the story done: never by its implementer (self_report_blocked)',
+  'review-complete': 'Record the review: never by the implementer; fixes + disproved = findings',
+  verify: 'Verify a reviewed story: never by the implementer nor by the reviewer',
+  reject: 'Reject: back to pending, iteration + 1 (a reason is required)',
+  unclaim: 'Give the story back (the assignee only)',
+  'force-unclaim': 'Take the story back from its assignee (a reason is required)',
+};
+
+const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout'];
+const ACTION_ERRORS: Record<Action, string[]> = {
+  contract: [...COMMON_ACTION_ERRORS, 'contract_mismatch'],
+  claim: [...COMMON_ACTION_ERRORS, 'dependencies_not_met'],
+  start: [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
+  'request-review': [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
+  report: [...COMMON_ACTION_ERRORS, 'self_report_blocked'],
+  'review-complete': [...COMMON_ACTION_ERRORS, 'self_review_blocked', 'findings_math_mismatch', 'review_required'],
+  verify: [...COMMON_ACTION_ERRORS, 'self_verify_blocked', 'verifier_is_reviewer', 'review_required'],
+  reject: [...COMMON_ACTION_ERRORS, 'reason_required'],
+  unclaim: [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
+  'force-unclaim': [...COMMON_ACTION_ERRORS, 'reason_required'],
+};

@@ -1,0 +1,40 @@
+/**
+ * Routes declared once, with the zod schemas that validate them: the same declaration registers
+ * the Express handler and the OpenAPI operation, so the document cannot drift from the router.
+ */
+import { Router, type RequestHandler } from 'express';
+import type { z } from 'zod';
+import type { Role } from '../custody/actions.js';
+import { requireRole } from './middleware.js';
+
+export interface RouteSpec {
+  method: 'get' | 'post' | 'delete';
+  /** Express syntax (`/stories/:id`), relative to the router's mount point. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** Roles allowed; omitted means any authenticated caller. */
+  roles?: Role[];
+  /** False for the few calls that take no API key. */
+  auth?: boolean;
+  body?: z.ZodType;
+  query?: z.ZodType;
+  /** Status of a success (200 unless it creates). */
+  status?: 200 | 201;
+  /** Error codes this route may answer with, beyond the common ones. */
+  errors?: string[];
+}
+
+export class RouteBook {
+  readonly router = Router();
+  readonly specs: RouteSpec[] = [];
+
+  constructor(readonly prefix: string) {}
+
+  add(spec: RouteSpec, handler: RequestHandler): this {
+    this.specs.push(spec);
+    const guards = spec.roles ? [requireRole(...spec.roles)] : [];
+    this.router[spec.method](spec.path, ...guards, handler);
+    return this;
+  }
+}
