@@ -249,3 +249,28 @@ describe('OpenAPI', () => {
     expect(css.status).toBe(200);
   });
 });
+
+describe('rate limiting', () => {
+  it('answers 429 rate_limited with Retry-After once a key spends its budget, per key', async () => {
+    const { createApp } = await import('../../src/gateway/app.js');
+    const { parseConfig } = await import('../../src/config.js');
+    const { Api } = await import('../support/api.js');
+    const team = await createTeam(stack.api, 1, 'limited');
+    const app = createApp({ config: parseConfig({ RATE_LIMIT_PER_MINUTE: '5' }), pool: stack.pool, client: stack.client, commands: null as never });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const api = new Api(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+      const statuses = [];
+      for (let i = 0; i < 7; i++) statuses.push((await api.get('/api/v1/tenants/me', team.agents[0]!.key)).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+      const limited = await api.get('/api/v1/tenants/me', team.agents[0]!.key);
+      expect(limited.body.error.code).toBe('rate_limited');
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Another key has its own budget.
+      expect((await api.get('/api/v1/tenants/me', team.orchestrator.key)).status).toBe(200);
+    } finally {
+      server.close();
+    }
+  });
+});
