@@ -3,7 +3,8 @@
  * transaction and keyed on (workflow id, update id) so a retried activity writes nothing twice;
  * then news for the stories that depend on a newly verified (or un-verified) one.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { activityRetries } from '../src/observability/metrics.js';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type pg from 'pg';
@@ -15,6 +16,7 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client }): 
   const { pool, client } = deps;
   return {
     async persistTransitions(batch: PersistBatch): Promise<void> {
+      if (Context.current().info.attempt > 1) activityRetries.inc({ activity: 'persistTransitions' });
       const { state } = batch;
       await inTransaction(pool, async (db) => {
         const story = await db.query<{ id: string }>(
@@ -77,6 +79,7 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client }): 
     },
 
     async notifyDependents(notice: DependentsNotice): Promise<number> {
+      if (Context.current().info.attempt > 1) activityRetries.inc({ activity: 'notifyDependents' });
       const { rows } = await pool.query<{ workflow_id: string }>(
         `SELECT s.workflow_id FROM story_dependencies d JOIN stories s ON s.id = d.story_id
          WHERE d.tenant_id = $1 AND d.depends_on_story_id = $2`,

@@ -35,6 +35,8 @@ const schema = z.object({
   /** Port of the embedded PostgreSQL that `npm start` runs when DATABASE_URL is not set. */
   EMBEDDED_POSTGRES_PORT: port.default(54329),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+  /** Where a worker process exports the Temporal SDK's Prometheus metrics (127.0.0.1:PORT); unset: off. */
+  TEMPORAL_METRICS_PORT: port.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -5,8 +5,10 @@ import { createPool } from '../db/pool.js';
 import { createApp } from '../gateway/app.js';
 import { StoryCommands } from '../gateway/story-commands.js';
 import { connectClient } from '../temporal/client.js';
+import { createLogger } from '../observability/log.js';
 
 const config = loadConfigOrExit();
+const logger = createLogger(config.LOG_LEVEL);
 const pool = createPool(requireSetting(config, 'DATABASE_URL'), config.DATABASE_POOL_SIZE);
 const client = await connectClient(requireSetting(config, 'TEMPORAL_ADDRESS'), config.TEMPORAL_NAMESPACE);
 const commands = new StoryCommands({
@@ -16,8 +18,8 @@ const commands = new StoryCommands({
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   deadlineMs: config.UPDATE_DEADLINE_MS,
 });
-const server = createApp({ config, pool, client, commands }).listen(config.PORT, config.HOST, () => {
-  process.stdout.write(`gateway listening on http://${config.HOST}:${config.PORT}\n`);
+const server = createApp({ config, pool, client, commands, logger }).listen(config.PORT, config.HOST, () => {
+  logger.info({ url: `http://${config.HOST}:${config.PORT}` }, 'gateway listening');
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

@@ -18,9 +18,13 @@ import { startDevServer } from '../temporal/dev-server.js';
 import { locateTemporalCli } from '../temporal/cli.js';
 import { STORY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
 import { createStoryWorker } from '../worker.js';
+import { createLogger } from '../observability/log.js';
+import { installTemporalRuntime } from '../temporal/runtime.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const config = loadConfigOrExit();
+const logger = createLogger(config.LOG_LEVEL);
+const sdkMetricsUrl = installTemporalRuntime(logger, config.TEMPORAL_METRICS_PORT);
 const dataDir = resolve(config.CUSTODY_DATA_DIR);
 mkdirSync(dataDir, { recursive: true });
 const stops: (() => Promise<unknown>)[] = [];
@@ -114,7 +118,7 @@ try {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deadlineMs: config.UPDATE_DEADLINE_MS,
   });
-  const server = createApp({ config, pool, client, commands }).listen(config.PORT, config.HOST);
+  const server = createApp({ config, pool, client, commands, logger, sdkMetricsUrl }).listen(config.PORT, config.HOST);
   await new Promise<void>((ok, fail) => server.once('listening', ok).once('error', fail));
   stops.push(() => new Promise((r) => server.close(() => r(undefined))));
   const gatewayUrl = `http://localhost:${config.PORT}`;

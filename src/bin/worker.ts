@@ -3,8 +3,12 @@ import { loadConfigOrExit, requireSetting } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { connectClient } from '../temporal/client.js';
 import { createStoryWorker } from '../worker.js';
+import { createLogger } from '../observability/log.js';
+import { installTemporalRuntime } from '../temporal/runtime.js';
 
 const config = loadConfigOrExit();
+const logger = createLogger(config.LOG_LEVEL);
+installTemporalRuntime(logger, config.TEMPORAL_METRICS_PORT);
 const address = requireSetting(config, 'TEMPORAL_ADDRESS');
 const pool = createPool(requireSetting(config, 'DATABASE_URL'), config.DATABASE_POOL_SIZE);
 const client = await connectClient(address, config.TEMPORAL_NAMESPACE);
@@ -15,7 +19,7 @@ const { worker, connection } = await createStoryWorker({
   pool,
   client,
 });
-process.stdout.write(`worker polling ${config.TEMPORAL_TASK_QUEUE} on ${address}\n`);
+logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address }, 'worker polling');
 await worker.run();
 await connection.close();
 await client.connection.close();

@@ -4,7 +4,12 @@ import express, { type Express, type RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type pg from 'pg';
 import swaggerUi from 'swagger-ui-express';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
 import type { Config } from '../config.js';
+import { createLogger } from '../observability/log.js';
+import { httpSeconds, metricsText } from '../observability/metrics.js';
 import { ApiError, errorMiddleware } from './errors.js';
 import { authenticate, idempotency } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -19,7 +24,9 @@ export interface GatewayDeps {
   pool: pg.Pool;
   client: Client;
   commands: StoryCommands;
-  log?: (err: unknown) => void;
+  logger?: Logger;
+  /** The Temporal SDK's Prometheus exporter of a worker in this process, appended to /metrics. */
+  sdkMetricsUrl?: string;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -56,6 +63,37 @@ export function createApp(deps: GatewayDeps): Express {
   app.set('query parser', 'simple');
   app.set('trust proxy', false);
 
+  const logger = deps.logger ?? createLogger(deps.config.LOG_LEVEL);
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      // Only what helps to follow a request: never headers, bodies or keys.
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url.split('?')[0] }),
+        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      },
+      customProps: (req, res) => {
+        const caller = (res as express.Response).locals?.caller as { tenantId?: string; agentId?: string } | undefined;
+        const storyId = (req as express.Request).params?.id;
+        return { tenant_id: caller?.tenantId, agent_id: caller?.agentId, ...(storyId ? { story_id: storyId } : {}) };
+      },
+    }),
+  );
+  app.use((req, res, next) => {
+    const end = httpSeconds.startTimer({ method: req.method });
+    res.once('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      end({ route, status: String(res.statusCode) });
+    });
+    next();
+  });
+
   const publicBook = new RouteBook(API_PREFIX);
   const book = new RouteBook(API_PREFIX);
   signupRoutes(publicBook, deps);
@@ -71,6 +109,9 @@ export function createApp(deps: GatewayDeps): Express {
     ]);
     const ok = database === 'ok' && temporal === 'ok';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks: { database, temporal } });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type('text/plain; version=0.0.4').send(await metricsText(deps.sdkMetricsUrl));
   });
   app.get(`${API_PREFIX}/openapi`, (_req, res) => {
     res.json(document);
@@ -99,7 +140,7 @@ export function createApp(deps: GatewayDeps): Express {
   api.use((_req, _res, next) => next(new ApiError('not_found', 'No such route.')));
   app.use(API_PREFIX, api);
   app.use((_req, _res, next) => next(new ApiError('not_found', 'No such route.')));
-  app.use(errorMiddleware(deps.log ?? ((err) => process.stderr.write(`gateway error: ${String((err as Error)?.stack ?? err)}\n`))));
+  app.use(errorMiddleware((err) => logger.error({ err }, 'unexpected error')));
   return app;
 }
 

@@ -22,6 +22,7 @@ import {
 import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflows/search-attributes.js';
 import type { DependencyStatus } from '../custody/rules.js';
 import { isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
+import { rejections, transitionSeconds, transitions } from '../observability/metrics.js';
 
 export interface StoryCommandsOptions {
   client: Client;
@@ -60,11 +61,15 @@ export class StoryCommands {
     });
     const handle = client.workflow.getHandle(story.workflow_id);
     const deadline = Date.now() + deadlineMs;
+    const endTimer = transitionSeconds.startTimer({ action });
     for (let attempt = 0; ; attempt++) {
       try {
-        return await client.withDeadline(deadline, () =>
+        const view = await client.withDeadline(deadline, () =>
           handle.executeUpdate(storyUpdates[action], { args: [envelope], updateId }),
         );
+        endTimer();
+        transitions.inc({ action, outcome: 'accepted' });
+        return view;
       } catch (err) {
         // Too many updates in flight on this story: it was not admitted, so trying again is safe.
         if (isResourceExhausted(err) && Date.now() + 50 < deadline) {
@@ -73,6 +78,8 @@ export class StoryCommands {
         }
         const rejection = rejectionOf(err);
         if (rejection) {
+          transitions.inc({ action, outcome: 'rejected' });
+          rejections.inc({ code: rejection.code });
           await recordRejection(this.options.pool, {
             tenantId: caller.tenantId,
             projectId: story.project_id,

@@ -65,6 +65,10 @@ describe('a full lifecycle by three distinct agents', () => {
     expect(rows.every((r) => r.outcome === 'accepted')).toBe(true);
     expect(rows.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5, 6, 7]);
 
+    const metrics = await fetch(`${stack.baseUrl}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/custody_transitions_total\{action="verify",outcome="accepted"\} [1-9]/);
+    expect(metrics).toMatch(/custody_transition_duration_seconds_count\{action="claim"\} [1-9]/);
+
     const history = await stack.api.get(`/api/v1/stories/${story.id}/history`, team.agents[5]!.key);
     expect(history.status).toBe(200);
     expect(history.body.data.map((h: any) => [h.action, h.actor.agent_id, h.from.agent_status, h.to.agent_status])).toEqual(expected);

@@ -64,6 +64,7 @@ describe('npm start on embedded defaults', () => {
       TEMPORAL_PORT: await freePort(),
       TEMPORAL_UI_PORT: await freePort(),
       EMBEDDED_POSTGRES_PORT: await freePort(),
+      TEMPORAL_METRICS_PORT: await freePort(),
     };
     const api = new Api(`http://127.0.0.1:${ports.PORT}`);
     const first = await boot(ports);
@@ -71,6 +72,10 @@ describe('npm start on embedded defaults', () => {
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: 'ok' });
     expect(first.output()).toContain(`Temporal UI  http://localhost:${ports.TEMPORAL_UI_PORT}`);
+    // Our metrics and the Temporal SDK's worker metrics, on one page.
+    const metrics = await fetch(`http://127.0.0.1:${ports.PORT}/metrics`).then((r) => r.text());
+    expect(metrics).toContain('custody_transitions_total');
+    expect(metrics).toMatch(/^temporal_\w+/m);
     const ui = await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`);
     expect(ui.status).toBe(200);
     const signup = await api.post('/api/v1/tenants', undefined, { name: 'persisted' });

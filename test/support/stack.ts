@@ -13,6 +13,7 @@ import { parseConfig } from '../../src/config.js';
 import { newSigningSeed, signingKeyFromSeed, type SigningKey } from '../../src/custody/identity.js';
 import { createPool } from '../../src/db/pool.js';
 import { createApp } from '../../src/gateway/app.js';
+import { createLogger } from '../../src/observability/log.js';
 import { StoryCommands } from '../../src/gateway/story-commands.js';
 import { createStoryWorker } from '../../src/worker.js';
 import type { StoryWorkflowSettings } from '../../workflows/messages.js';
@@ -23,6 +24,8 @@ let runtimeInstalled = false;
 
 export interface Stack {
   baseUrl: string;
+  /** Every log line the gateway wrote, as JSON text. */
+  logs: string[];
   api: Api;
   pool: pg.Pool;
   client: Client;
@@ -70,11 +73,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     deadlineMs: options.deadlineMs ?? 20_000,
     workflowSettings: options.workflowSettings,
   });
-  const server: Server = createApp({ config, pool, client, commands }).listen(0, '127.0.0.1');
+  const logs: string[] = [];
+  const logger = createLogger('info', { write: (line: string) => void logs.push(line) });
+  const server: Server = createApp({ config, pool, client, commands, logger }).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     baseUrl,
+    logs,
     api: new Api(baseUrl),
     pool,
     client,
