@@ -10,14 +10,17 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type pg from 'pg';
 import { inTransaction } from '../src/db/pool.js';
 import { dependencyStatusSignal } from '../workflows/messages.js';
+import { EVENT_OF_ACTION } from '../src/custody/actions.js';
+import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
 
-export function createStoryActivities(deps: { pool: pg.Pool; client: Client }): StoryActivities {
+export function createStoryActivities(deps: { pool: pg.Pool; client: Client; webhooks: WebhookDispatch }): StoryActivities {
   const { pool, client } = deps;
   return {
     async persistTransitions(batch: PersistBatch): Promise<void> {
       if (Context.current().info.attempt > 1) activityRetries.inc({ activity: 'persistTransitions' });
       const { state } = batch;
+      const sourceKeys = batch.transitions.map((t) => `${batch.workflowId}:${t.updateId}`);
       await inTransaction(pool, async (db) => {
         const story = await db.query<{ id: string }>(
           'SELECT id FROM stories WHERE workflow_id = $1 AND tenant_id = $2 AND id = $3',
@@ -54,6 +57,11 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client }): 
               t.occurredAt,
             ],
           );
+          await enqueueEvent(db, state.tenantId, EVENT_OF_ACTION[t.action], `${batch.workflowId}:${t.updateId}`, {
+            story: { id: state.storyId, project_id: state.projectId, number: state.number, title: state.title },
+            transition: { action: t.action, seq: t.seq, iteration: t.iteration, from: t.from, to: t.to, actor: { agent_id: t.actor.agentId, role: t.actor.role } },
+            occurred_at: t.occurredAt,
+          });
         }
         await db.query(
           `UPDATE stories SET agent_status = $2, verified_status = $3, assigned_agent_id = $4,
@@ -76,6 +84,8 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client }): 
           ],
         );
       });
+      // After the commit: deliveries are started only for events that exist.
+      await dispatchPending(pool, deps.webhooks, sourceKeys);
     },
 
     async notifyDependents(notice: DependentsNotice): Promise<number> {

@@ -22,3 +22,9 @@ export interface StoryActivities {
   persistTransitions(batch: PersistBatch): Promise<void>;
   notifyDependents(notice: DependentsNotice): Promise<number>;
 }
+
+export interface WebhookActivities {
+  /** One attempt: POSTs the signed delivery; throws (to be retried) unless the receiver answers 2xx. */
+  deliverWebhook(deliveryId: string): Promise<void>;
+  finishDelivery(deliveryId: string, status: 'delivered' | 'failed'): Promise<void>;
+}

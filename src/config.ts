@@ -28,6 +28,9 @@ const schema = z.object({
   SIGNUP_ENABLED: bool.default(true),
   /** Requests per minute per API key (signup: per client address); 0 turns limiting off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
+  /** Webhook retries: first delay, doubling after, and the budget of attempts per delivery. */
+  WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
   UPDATE_DEADLINE_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
   CUSTODY_DATA_DIR: z.string().min(1).default('.data'),
   TEMPORAL_PORT: port.default(7233),
@@ -75,4 +78,9 @@ export function requireSetting<K extends keyof Config>(config: Config, key: K): 
     process.exit(1);
   }
   return value as NonNullable<Config[K]>;
+}
+
+/** The webhook retry policy the configuration asks for. */
+export function webhookRetry(config: Config): { initialIntervalMs: number; maximumAttempts: number } {
+  return { initialIntervalMs: config.WEBHOOK_RETRY_INITIAL_MS, maximumAttempts: config.WEBHOOK_MAX_ATTEMPTS };
 }

@@ -1,5 +1,5 @@
 /** `npm run gateway`: the HTTP gateway as its own process, configured by the environment only. */
-import { loadConfigOrExit, requireSetting } from '../config.js';
+import { loadConfigOrExit, requireSetting, webhookRetry } from '../config.js';
 import { signingKeyFromSeed } from '../custody/identity.js';
 import { createPool } from '../db/pool.js';
 import { createApp } from '../gateway/app.js';
@@ -17,6 +17,7 @@ const commands = new StoryCommands({
   signingKey: signingKeyFromSeed(requireSetting(config, 'CUSTODY_SIGNING_KEY')),
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   deadlineMs: config.UPDATE_DEADLINE_MS,
+  webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },
 });
 const server = createApp({ config, pool, client, commands, logger }).listen(config.PORT, config.HOST, () => {
   logger.info({ url: `http://${config.HOST}:${config.PORT}` }, 'gateway listening');

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import exitHook from 'async-exit-hook';
-import { loadConfigOrExit } from '../config.js';
+import { webhookRetry, loadConfigOrExit } from '../config.js';
 import { newSigningSeed, signingKeyFromSeed } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
@@ -104,6 +104,7 @@ try {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     pool,
     client,
+    webhookRetry: webhookRetry(config),
   });
   const running = worker.run();
   stops.push(async () => {
@@ -117,6 +118,7 @@ try {
     signingKey: signingKeyFromSeed(signingSeed()),
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deadlineMs: config.UPDATE_DEADLINE_MS,
+    webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },
   });
   const server = createApp({ config, pool, client, commands, logger, sdkMetricsUrl }).listen(config.PORT, config.HOST);
   await new Promise<void>((ok, fail) => server.once('listening', ok).once('error', fail));

@@ -1,5 +1,5 @@
 /** `npm run worker`: the story worker as its own process, configured by the environment only. */
-import { loadConfigOrExit, requireSetting } from '../config.js';
+import { webhookRetry, loadConfigOrExit, requireSetting } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { connectClient } from '../temporal/client.js';
 import { createStoryWorker } from '../worker.js';
@@ -18,6 +18,7 @@ const { worker, connection } = await createStoryWorker({
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   pool,
   client,
+  webhookRetry: webhookRetry(config),
 });
 logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address }, 'worker polling');
 await worker.run();

@@ -17,6 +17,7 @@ import { RouteBook } from './route-book.js';
 import { identityRoutes, signupRoutes } from './routes/identity.js';
 import { projectRoutes } from './routes/projects.js';
 import { storyRoutes } from './routes/stories.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import type { StoryCommands } from './story-commands.js';
 
 export interface GatewayDeps {
@@ -100,6 +101,7 @@ export function createApp(deps: GatewayDeps): Express {
   identityRoutes(book, deps);
   projectRoutes(book, deps);
   storyRoutes(book, deps);
+  webhookRoutes(book, deps);
   const document = buildOpenApiDocument([publicBook, book]);
 
   app.get('/health', async (_req, res) => {

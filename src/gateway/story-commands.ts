@@ -20,9 +20,11 @@ import {
   type StoryWorkflowSettings,
 } from '../../workflows/messages.js';
 import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflows/search-attributes.js';
-import type { DependencyStatus } from '../custody/rules.js';
+import type { DependencyStatus, Rejection } from '../custody/rules.js';
 import { isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
 import { rejections, transitionSeconds, transitions } from '../observability/metrics.js';
+import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
+import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../webhooks/outbox.js';
 
 export interface StoryCommandsOptions {
   client: Client;
@@ -31,6 +33,7 @@ export interface StoryCommandsOptions {
   taskQueue: string;
   deadlineMs: number;
   workflowSettings?: Partial<StoryWorkflowSettings>;
+  webhooks: WebhookDispatch;
 }
 
 /** Readable in the Temporal UI, unique per tenant, project and story number. */
@@ -48,6 +51,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class StoryCommands {
   constructor(private readonly options: StoryCommandsOptions) {}
+
+  get webhooks(): WebhookDispatch {
+    return this.options.webhooks;
+  }
 
   async act(caller: Caller, story: StoryRow, action: Action, body: unknown, idempotencyKey?: string): Promise<StoryView> {
     const { client, signingKey, deadlineMs } = this.options;
@@ -80,25 +87,41 @@ export class StoryCommands {
         if (rejection) {
           transitions.inc({ action, outcome: 'rejected' });
           rejections.inc({ code: rejection.code });
-          await recordRejection(this.options.pool, {
-            tenantId: caller.tenantId,
-            projectId: story.project_id,
-            storyId: story.id,
-            workflowId: story.workflow_id,
-            updateId,
-            action,
-            actorAgentId: caller.agentId,
-            actorRole: caller.role,
-            agentStatus: story.agent_status,
-            verifiedStatus: story.verified_status,
-            iteration: story.iteration,
-            payload: body,
-            rejection,
-          }).catch(() => undefined);
+          await this.recordRejection(caller, story, action, body, updateId, rejection).catch(() => undefined);
         }
         throw temporalToApiError(err) ?? err;
       }
     }
+  }
+
+  /** The attempt goes into the story's history; a custody violation also goes to webhooks. */
+  private async recordRejection(caller: Caller, story: StoryRow, action: Action, body: unknown, updateId: string, rejection: Rejection): Promise<void> {
+    const { pool, webhooks } = this.options;
+    await recordRejection(pool, {
+      tenantId: caller.tenantId,
+      projectId: story.project_id,
+      storyId: story.id,
+      workflowId: story.workflow_id,
+      updateId,
+      action,
+      actorAgentId: caller.agentId,
+      actorRole: caller.role,
+      agentStatus: story.agent_status,
+      verifiedStatus: story.verified_status,
+      iteration: story.iteration,
+      payload: body,
+      rejection,
+    });
+    if (!CUSTODY_VIOLATIONS.has(rejection.code)) return;
+    const sourceKey = `${story.workflow_id}:${updateId}:rejected`;
+    await enqueueEvent(pool, caller.tenantId, 'custody.violation', sourceKey, {
+      code: rejection.code,
+      message: rejection.message,
+      action,
+      actor: { agent_id: caller.agentId, role: caller.role },
+      story: { id: story.id, project_id: story.project_id, number: story.number, title: story.title },
+    });
+    await dispatchPending(pool, webhooks, [sourceKey]);
   }
 
   /** Starts the story's workflow, or leaves the running one alone: safe to call again. */

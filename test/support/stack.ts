@@ -21,6 +21,8 @@ import { createTestDatabase } from './database.js';
 import { Api } from './api.js';
 
 let runtimeInstalled = false;
+/** Fast webhook retries, so tests see several attempts in a second or two. */
+const WEBHOOK_RETRY = { initialIntervalMs: 100, maximumAttempts: 4 };
 
 export interface Stack {
   baseUrl: string;
@@ -61,6 +63,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     pool,
     client,
     workflowBundle: { codePath: options.workflowBundlePath ?? inject('workflowBundlePath') },
+    webhookRetry: WEBHOOK_RETRY,
   });
   const running = worker.run();
   const signingKey = signingKeyFromSeed(newSigningSeed());
@@ -72,6 +75,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     taskQueue,
     deadlineMs: options.deadlineMs ?? 20_000,
     workflowSettings: options.workflowSettings,
+    webhooks: { client, taskQueue, retry: WEBHOOK_RETRY },
   });
   const logs: string[] = [];
   const logger = createLogger('info', { write: (line: string) => void logs.push(line) });

@@ -1,0 +1,77 @@
+/** Webhooks: subscriptions, their deliveries (every attempt), and a test delivery. */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { dispatchPending, WEBHOOK_EVENTS } from '../../webhooks/outbox.js';
+import type { GatewayDeps } from '../app.js';
+import { notFound, parseOr400 } from '../errors.js';
+import { callerOf } from '../middleware.js';
+import type { RouteBook } from '../route-book.js';
+import { withUuid } from './params.js';
+
+export const WebhookBody = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).max(2000),
+  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length),
+});
+
+interface WebhookRow {
+  id: string;
+  url: string;
+  events: string[];
+  created_at: Date;
+}
+
+const webhookJson = (w: WebhookRow) => ({ id: w.id, url: w.url, events: w.events, created_at: w.created_at });
+
+export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
+  const { pool } = deps;
+
+  const webhookOr404 = async (tenantId: string, id: unknown) => {
+    const hook = await withUuid(id, async (id) => {
+      const { rows } = await pool.query<WebhookRow>('SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+      return rows[0] ?? null;
+    });
+    if (!hook) throw notFound('Webhook');
+    return hook;
+  };
+
+  book.add({ method: 'post', path: '/webhooks', summary: 'Subscribe a URL to events; the signing secret is shown once', tag: 'Webhooks', roles: ['admin'], body: WebhookBody, status: 201 }, async (req, res) => {
+    const body = parseOr400(WebhookBody, req.body);
+    const secret = `whsec_${randomBytes(24).toString('base64url')}`;
+    const { rows } = await pool.query<WebhookRow>(
+      'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
+      [callerOf(res).tenantId, body.url, [...new Set(body.events)], secret],
+    );
+    res.status(201).json({ data: { ...webhookJson(rows[0]!), secret } });
+  });
+
+  book.add({ method: 'get', path: '/webhooks', summary: 'Webhooks of the tenant', tag: 'Webhooks', roles: ['admin'] }, async (_req, res) => {
+    const { rows } = await pool.query<WebhookRow>('SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 ORDER BY created_at', [callerOf(res).tenantId]);
+    res.json({ data: rows.map(webhookJson), meta: { limit: rows.length, next_cursor: null } });
+  });
+
+  book.add({ method: 'get', path: '/webhooks/:id/deliveries', summary: 'Deliveries of a webhook, newest first, with every attempt', tag: 'Webhooks', roles: ['admin'] }, async (req, res) => {
+    const caller = callerOf(res);
+    const hook = await webhookOr404(caller.tenantId, req.params.id);
+    const { rows } = await pool.query(
+      `SELECT d.id, d.event, d.status, d.payload, d.created_at, d.finished_at,
+         coalesce(json_agg(json_build_object('attempt', a.attempt, 'status_code', a.status_code, 'error', a.error,
+           'duration_ms', a.duration_ms, 'attempted_at', a.attempted_at) ORDER BY a.attempt) FILTER (WHERE a.id IS NOT NULL), '[]') AS attempts
+       FROM webhook_deliveries d LEFT JOIN webhook_attempts a ON a.delivery_id = d.id
+       WHERE d.tenant_id = $1 AND d.webhook_id = $2 GROUP BY d.id ORDER BY d.created_at DESC LIMIT 200`,
+      [caller.tenantId, hook.id],
+    );
+    res.json({ data: rows, meta: { limit: 200, next_cursor: null } });
+  });
+
+  book.add({ method: 'post', path: '/webhooks/:id/test', summary: 'Send a test delivery to this webhook', tag: 'Webhooks', roles: ['admin'], status: 201 }, async (req, res) => {
+    const caller = callerOf(res);
+    const hook = await webhookOr404(caller.tenantId, req.params.id);
+    const sourceKey = `test:${randomUUID()}`;
+    await pool.query(
+      `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload) VALUES ($1, $2, 'webhook.test', $3, $4)`,
+      [caller.tenantId, hook.id, sourceKey, JSON.stringify({ message: 'test delivery' })],
+    );
+    await dispatchPending(pool, deps.commands.webhooks, [sourceKey]);
+    res.status(201).json({ data: { webhook_id: hook.id, event: 'webhook.test', source_key: sourceKey } });
+  });
+}

@@ -1,0 +1,132 @@
+/** Webhooks: signed deliveries through a Temporal workflow, retried with backoff, every attempt recorded. */
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTeam, driveToVerified, importBacklog, oneStoryBacklog, type Team } from '../support/api.js';
+import { startStack, type Stack } from '../support/stack.js';
+
+interface Received {
+  body: string;
+  signature: string;
+  event: string;
+}
+
+/** A local receiver that fails the first `failures` attempts of each delivery with a 500. */
+function receiver(failures: number): Promise<{ server: Server; url: string; received: Received[]; answered: number[] }> {
+  const received: Received[] = [];
+  const answered: number[] = [];
+  const attemptsByDelivery = new Map<string, number>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const delivery = String(req.headers['x-custody-delivery']);
+      const n = (attemptsByDelivery.get(delivery) ?? 0) + 1;
+      attemptsByDelivery.set(delivery, n);
+      const status = n <= failures ? 500 : 200;
+      if (status === 200) received.push({ body, signature: String(req.headers['x-signature']), event: String(req.headers['x-custody-event']) });
+      answered.push(status);
+      res.writeHead(status).end();
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, answered })),
+  );
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let stack: Stack;
+let team: Team;
+beforeAll(async () => {
+  stack = await startStack();
+  team = await createTeam(stack.api, 2, 'hooks');
+});
+afterAll(async () => stack?.stop());
+
+describe('webhooks', () => {
+  it('delivers signed events after failed attempts, records each attempt, and reports custody violations', async () => {
+    const hook = await receiver(2);
+    try {
+      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['story.verified', 'custody.violation'] });
+      expect(created.status).toBe(201);
+      const { id, secret } = created.body.data;
+      expect(secret).toMatch(/^whsec_/);
+      expect((await stack.api.get('/api/v1/webhooks', team.admin.key)).body.data[0]).not.toHaveProperty('secret');
+
+      const story = (await importBacklog(stack.api, team, oneStoryBacklog())).get('1.1');
+      const [implementer, reviewer] = team.agents;
+      await driveToVerified(stack.api, story, { implementer: implementer!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+      const selfVerify = await stack.api.act(story.id, 'reject', implementer!.key, { reason: 'x' });
+      expect(selfVerify.status).toBe(403); // not a gate: no violation event
+      const selfReview = await stack.api.act(story.id, 'report', implementer!.key);
+      expect(selfReview.status).toBe(409); // wrong state, not a violation either
+
+      const received = await until('the verified event', async () => (hook.received.some((r) => r.event === 'story.verified') ? hook.received : undefined));
+      const verified = received.find((r) => r.event === 'story.verified')!;
+      expect(verified.signature).toBe(`sha256=${createHmac('sha256', secret).update(verified.body).digest('hex')}`);
+      const payload = JSON.parse(verified.body);
+      expect(payload).toMatchObject({ event: 'story.verified', data: { story: { id: story.id }, transition: { action: 'verify', actor: { agent_id: team.orchestrator.id } } } });
+
+      const deliveries = await until('the delivery to be marked delivered', async () => {
+        const r = await stack.api.get(`/api/v1/webhooks/${id}/deliveries`, team.admin.key);
+        return r.body.data.every((d: any) => d.status === 'delivered') && r.body.data.length > 0 ? r.body.data : undefined;
+      });
+      expect(deliveries).toHaveLength(1);
+      expect(deliveries[0].attempts.map((a: any) => a.status_code)).toEqual([500, 500, 200]);
+    } finally {
+      hook.server.close();
+    }
+  });
+
+  it('fires custody.violation when a gate rejects, and gives up after the retry budget', async () => {
+    const hook = await receiver(100);
+    try {
+      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['custody.violation'] });
+      const hookId = created.body.data.id;
+      const story = (await importBacklog(stack.api, team, { epics: [{ number: 2, title: 'E', stories: [{ number: '2.1', title: 'Gate', acceptance_criteria: ['a'] }] }] })).get('2.1');
+      const implementer = team.agents[0]!;
+      for (const [action, body] of [['contract', { story_title: 'Gate', ac_count: 1 }], ['claim', {}], ['start', {}], ['request-review', {}]] as const) {
+        expect((await stack.api.act(story.id, action, implementer.key, body)).status).toBe(200);
+      }
+      const self = await stack.api.act(story.id, 'report', implementer.key);
+      expect(self.body.error.code).toBe('self_report_blocked');
+      const failed = await until('the delivery to fail for good', async () => {
+        const r = await stack.api.get(`/api/v1/webhooks/${hookId}/deliveries`, team.admin.key);
+        return r.body.data[0]?.status === 'failed' ? r.body.data[0] : undefined;
+      });
+      expect(failed.event).toBe('custody.violation');
+      expect(failed.payload).toMatchObject({ code: 'self_report_blocked', action: 'report', actor: { agent_id: implementer.id } });
+      // The budget in tests is 4 attempts, each recorded.
+      expect(failed.attempts.map((a: any) => a.status_code)).toEqual([500, 500, 500, 500]);
+      expect(hook.answered).toHaveLength(4);
+    } finally {
+      hook.server.close();
+    }
+  });
+
+  it('sends a test delivery on request, and refuses bad subscriptions', async () => {
+    const hook = await receiver(0);
+    try {
+      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['story.claimed'] });
+      const test = await stack.api.post(`/api/v1/webhooks/${created.body.data.id}/test`, team.admin.key);
+      expect(test.status).toBe(201);
+      await until('the test delivery', async () => (hook.received.length > 0 ? true : undefined));
+      expect(hook.received[0]!.event).toBe('webhook.test');
+      expect((await stack.api.post('/api/v1/webhooks', team.admin.key, { url: 'ftp://x', events: ['story.claimed'] })).status).toBe(400);
+      expect((await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['story.exploded'] })).status).toBe(400);
+      expect((await stack.api.post('/api/v1/webhooks', team.orchestrator.key, { url: hook.url, events: ['story.claimed'] })).status).toBe(403);
+    } finally {
+      hook.server.close();
+    }
+  });
+});
