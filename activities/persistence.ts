@@ -30,6 +30,27 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
           // Only a workflow started outside the gateway can lack its row: nothing to project onto.
           throw ApplicationFailure.nonRetryable(`no story row for workflow ${batch.workflowId}`, 'InvalidProjection');
         }
+        await db.query(
+          `UPDATE stories SET agent_status = $2, verified_status = $3, assigned_agent_id = $4,
+             reported_by_agent_id = $5, reviewer_agent_id = $6, verified_by_agent_id = $7,
+             implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12
+           WHERE id = $1 AND version < $11`,
+          [
+            state.storyId,
+            state.agentStatus,
+            state.verifiedStatus,
+            state.assignedAgentId,
+            state.reportedByAgentId,
+            state.reviewerAgentId,
+            state.verifiedByAgentId,
+            state.implementerAgentIds,
+            state.iteration,
+            state.review ? JSON.stringify(state.review) : null,
+            batch.version,
+            batch.transitions[batch.transitions.length - 1]!.occurredAt,
+          ],
+        );
+        // Audit rows last: each takes the tenant's audit-chain lock until the commit.
         for (const t of batch.transitions) {
           await db.query(
             `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, seq, outcome,
@@ -63,26 +84,6 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
             occurred_at: t.occurredAt,
           });
         }
-        await db.query(
-          `UPDATE stories SET agent_status = $2, verified_status = $3, assigned_agent_id = $4,
-             reported_by_agent_id = $5, reviewer_agent_id = $6, verified_by_agent_id = $7,
-             implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12
-           WHERE id = $1 AND version < $11`,
-          [
-            state.storyId,
-            state.agentStatus,
-            state.verifiedStatus,
-            state.assignedAgentId,
-            state.reportedByAgentId,
-            state.reviewerAgentId,
-            state.verifiedByAgentId,
-            state.implementerAgentIds,
-            state.iteration,
-            state.review ? JSON.stringify(state.review) : null,
-            batch.version,
-            batch.transitions[batch.transitions.length - 1]!.occurredAt,
-          ],
-        );
       });
       // After the commit: deliveries are started only for events that exist.
       await dispatchPending(pool, deps.webhooks, sourceKeys);

@@ -84,3 +84,41 @@ export async function auditTrail(
     )
   ).rows;
 }
+
+export interface ChainReport {
+  ok: boolean;
+  rows_checked: number;
+  /** The first row whose link does not hold, if any. */
+  first_broken: { id: string; chain_seq: number; reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'missing_row' } | null;
+}
+
+/** Recomputes the tenant's hash chain in the database and reports the first broken link. */
+export async function verifyAuditChain(pool: pg.Pool, tenantId: string): Promise<ChainReport> {
+  type Reason = NonNullable<ChainReport['first_broken']>['reason'];
+  const { rows } = await pool.query<{ id: string | null; chain_seq: string | null; reason: Reason | null; total: string }>(
+    `WITH chain AS (
+       SELECT e.id, e.chain_seq, e.prev_hash, e.hash,
+         sha256(e.prev_hash || convert_to(audit_canonical(e), 'UTF8')) AS recomputed,
+         coalesce(lag(e.hash) OVER w, '\\x'::bytea) AS previous,
+         coalesce(lag(e.chain_seq) OVER w, 0) AS previous_seq
+       FROM audit_events e WHERE e.tenant_id = $1 WINDOW w AS (ORDER BY e.chain_seq)
+     ), checked AS (
+       SELECT id, chain_seq,
+         CASE WHEN chain_seq <> previous_seq + 1 THEN 'missing_row'
+              WHEN prev_hash <> previous THEN 'prev_hash_mismatch'
+              WHEN hash <> recomputed THEN 'hash_mismatch' END AS reason
+       FROM chain
+     )
+     SELECT c.id, c.chain_seq, c.reason, (SELECT count(*) FROM chain) AS total
+     FROM (SELECT 1) one LEFT JOIN LATERAL (
+       SELECT * FROM checked WHERE reason IS NOT NULL ORDER BY chain_seq LIMIT 1
+     ) c ON true`,
+    [tenantId],
+  );
+  const row = rows[0]!;
+  return {
+    ok: row.id === null,
+    rows_checked: Number(row.total),
+    first_broken: row.id === null ? null : { id: String(row.id), chain_seq: Number(row.chain_seq), reason: row.reason! },
+  };
+}

@@ -1,7 +1,7 @@
 /** Story reads (from the read model) and story actions (through the story's workflow). */
 import { z } from 'zod';
 import { ACTIONS, ACTION_BODIES, AGENT_STATUSES, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
-import { auditTrail, storyHistory } from '../../db/audit-repo.js';
+import { auditTrail, storyHistory, verifyAuditChain } from '../../db/audit-repo.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
@@ -107,6 +107,10 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       },
     );
   }
+
+  book.add({ method: 'get', path: '/audit/verify', summary: "Recompute the tenant's audit hash chain; report the first broken link", tag: 'Audit', roles: ['admin', 'orchestrator'] }, async (_req, res) => {
+    res.json({ data: await verifyAuditChain(pool, callerOf(res).tenantId) });
+  });
 
   book.add({ method: 'get', path: '/audit', summary: "The tenant's audit trail", tag: 'Audit', roles: ['admin', 'orchestrator'], query: AuditQuery }, async (req, res) => {
     const q = parseOr400(AuditQuery, req.query, 'invalid_query');
