@@ -33,7 +33,7 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
         await db.query(
           `UPDATE stories SET agent_status = $2, verified_status = $3, assigned_agent_id = $4,
              reported_by_agent_id = $5, reviewer_agent_id = $6, verified_by_agent_id = $7,
-             implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12
+             implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12, stalled = $13
            WHERE id = $1 AND version < $11`,
           [
             state.storyId,
@@ -48,6 +48,7 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
             state.review ? JSON.stringify(state.review) : null,
             batch.version,
             batch.transitions[batch.transitions.length - 1]!.occurredAt,
+            batch.stalled ?? false,
           ],
         );
         // Audit rows last: each takes the tenant's audit-chain lock until the commit.
@@ -67,7 +68,8 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
               t.updateId,
               t.seq,
               t.action,
-              t.actor.agentId,
+              // Time itself (an expired lease, a stall) has no agent.
+              t.actor.role === 'system' ? null : t.actor.agentId,
               t.actor.role,
               t.from.agent_status,
               t.from.verified_status,

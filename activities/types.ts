@@ -6,6 +6,8 @@ export interface PersistBatch {
   workflowId: string;
   runId: string;
   state: StoryState;
+  /** Waiting on others for longer than the project allows. */
+  stalled?: boolean;
   /** The projection's new version: the last transition's sequence number. */
   version: number;
   transitions: TransitionRecord[];

@@ -24,9 +24,18 @@ export interface StoryWorkflowSettings {
   maxTransitionsPerRun: number;
   /** Processed update ids remembered across runs, newest kept. */
   rememberedUpdates: number;
+  /** A claim without a heartbeat for this long expires (the project's lease_ttl). */
+  leaseTtlMs: number;
+  /** A story waiting this long for review or verification is stalled (the project's stall_after). */
+  stallAfterMs: number;
 }
 
-export const DEFAULT_SETTINGS: StoryWorkflowSettings = { maxTransitionsPerRun: 500, rememberedUpdates: 1000 };
+export const DEFAULT_SETTINGS: StoryWorkflowSettings = {
+  maxTransitionsPerRun: 500,
+  rememberedUpdates: 1000,
+  leaseTtlMs: 30 * 60_000,
+  stallAfterMs: 24 * 60 * 60_000,
+};
 
 /** One accepted transition, waiting in the workflow's outbox until the database has it. */
 export interface TransitionRecord extends Transition {
@@ -56,6 +65,10 @@ export interface StoryWorkflowInput {
     seq: number;
     outbox: TransitionRecord[];
     processed: [string, ProcessedUpdate][];
+    /** Absolute workflow times, so a new run keeps the same deadlines. */
+    leaseExpiresAt?: number | null;
+    waitingSince?: number | null;
+    stalled?: boolean;
   };
 }
 
@@ -66,6 +79,9 @@ export interface StoryView {
   seq: number;
   /** True when this answer is for an update id that had already been applied. */
   repeated: boolean;
+  /** When the current claim expires without a heartbeat (ms since the epoch), if one is held. */
+  leaseExpiresAt: number | null;
+  stalled: boolean;
 }
 
 export interface DependencyNews extends DependencyStatus {
@@ -75,6 +91,9 @@ export interface DependencyNews extends DependencyStatus {
 export const storyUpdates = Object.fromEntries(
   ACTIONS.map((action) => [action, defineUpdate<StoryView, [ActionEnvelope]>(action)]),
 ) as Record<Action, ReturnType<typeof defineUpdate<StoryView, [ActionEnvelope]>>>;
+
+/** The assignee keeps its claim alive; judged like an action, but changes nothing else. */
+export const heartbeatUpdate = defineUpdate<StoryView, [ActionEnvelope]>('heartbeat');
 
 export const dependencyStatusSignal = defineSignal<[DependencyNews]>('dependencyStatus');
 export const storyQuery = defineQuery<StoryView>('story');

@@ -11,6 +11,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -21,10 +22,23 @@ import {
 import type { StoryActivities } from '../activities/types.js';
 import { ACTIONS, type Action } from '../src/custody/actions.js';
 import { bodyDigest, envelopeProblem, type ActionEnvelope } from '../src/custody/identity.js';
-import { applyDependencyStatus, decide, newStoryState, type Decision, type Rejection, type StoryState } from '../src/custody/rules.js';
+import {
+  applyDependencyStatus,
+  checkHeartbeat,
+  decide,
+  expireLease,
+  holdsLease,
+  isAwaitingOthers,
+  newStoryState,
+  type Decision,
+  type Rejection,
+  type StoryState,
+  type Transition,
+} from '../src/custody/rules.js';
 import {
   DEFAULT_SETTINGS,
   dependencyStatusSignal,
+  heartbeatUpdate,
   storyQuery,
   storyUpdates,
   type ProcessedUpdate,
@@ -32,7 +46,7 @@ import {
   type StoryWorkflowInput,
   type TransitionRecord,
 } from './messages.js';
-import { AssignedAgent, ProjectId, StoryStatus, TenantId, VerifiedStatus } from './search-attributes.js';
+import { AssignedAgent, ProjectId, Stalled, StoryStatus, TenantId, VerifiedStatus } from './search-attributes.js';
 
 const { persistTransitions, notifyDependents } = proxyActivities<StoryActivities>({
   startToCloseTimeout: '30 seconds',
@@ -67,8 +81,30 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   const processed = new Map<string, ProcessedUpdate>(input.carried?.processed ?? []);
   let transitionsThisRun = 0;
   let persistenceFailing = false;
+  // Leases and stalls came after the first histories were written; those replay without them.
+  const keepsTime = patched('claim-leases-and-stalls');
+  let leaseExpiresAt: number | null = input.carried?.leaseExpiresAt ?? null;
+  let waitingSince: number | null = input.carried?.waitingSince ?? null;
+  let stalled = input.carried?.stalled ?? false;
 
-  const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated });
+  const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated, leaseExpiresAt, stalled });
+
+  /** Applies an accepted transition: state, outbox, clocks and what the UI shows, all at once. */
+  function apply(next: StoryState, transition: Transition, updateId: string, actor: { agentId: string; role: string }, payload: unknown): number {
+    const mySeq = ++seq;
+    state = next;
+    transitionsThisRun++;
+    if (transition.action !== 'stalled') {
+      if (keepsTime) {
+        leaseExpiresAt = !holdsLease(state) ? null : transition.action === 'claim' || leaseExpiresAt === null ? Date.now() + settings.leaseTtlMs : leaseExpiresAt;
+        waitingSince = isAwaitingOthers(state) ? Date.now() : null;
+      }
+      stalled = false;
+    }
+    outbox.push({ ...transition, updateId, seq: mySeq, actor, payload: payload ?? {}, occurredAt: new Date().toISOString() });
+    publish();
+    return mySeq;
+  }
 
   /** Identity first, then the rules: an envelope the gateway did not sign is never judged on its merits. */
   function validate(action: Action, envelope: ActionEnvelope): Decision {
@@ -100,6 +136,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       { key: StoryStatus, value: state.agentStatus },
       { key: VerifiedStatus, value: state.verifiedStatus },
       { key: AssignedAgent, value: state.assignedAgentId },
+      // Upserts must repeat exactly on replay: histories from before stalls never set this key.
+      ...(keepsTime ? [{ key: Stalled, value: stalled ? 'true' : null }] : []),
     ]);
     const holder = state.assignedAgentId ? `held by agent \`${state.assignedAgentId}\`` : 'not held';
     setCurrentDetails(
@@ -108,6 +146,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
         `status: \`${state.agentStatus}\` / \`${state.verifiedStatus}\`, iteration ${state.iteration}, ${holder}`,
         state.review && state.review.iteration === state.iteration ? `reviewed by \`${state.review.reviewer_agent_id}\`` : 'not reviewed this iteration',
         state.verifiedByAgentId ? `verified by \`${state.verifiedByAgentId}\`` : '',
+        stalled ? '**stalled: waiting too long for review or verification**' : '',
+        leaseExpiresAt !== null ? `claim lease until ${new Date(leaseExpiresAt).toISOString()}` : '',
         persistenceFailing ? '**persistence failing: the read model is behind; retrying**' : '',
       ]
         .filter(Boolean)
@@ -128,19 +168,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
         // handler must not depend on time); the rules run again because the state may have moved.
         const decision = decide(state, envelope.actor, action, envelope.body);
         if (!decision.ok) throw rejectionFailure(decision.rejection);
-        const mySeq = ++seq;
-        state = decision.state;
-        transitionsThisRun++;
-        processed.set(envelope.updateId, { seq: mySeq, bodyDigest: bodyDigest(envelope.body), action });
-        outbox.push({
-          ...decision.transition,
-          updateId: envelope.updateId,
-          seq: mySeq,
-          actor: { agentId: envelope.actor.agentId, role: envelope.actor.role },
-          payload: envelope.body ?? {},
-          occurredAt: new Date().toISOString(),
-        });
-        publish();
+        processed.set(envelope.updateId, { seq: seq + 1, bodyDigest: bodyDigest(envelope.body), action });
+        const mySeq = apply(decision.state, decision.transition, envelope.updateId, { agentId: envelope.actor.agentId, role: envelope.actor.role }, envelope.body);
         await condition(() => persistedSeq >= mySeq);
         return view(false);
       },
@@ -161,6 +190,63 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   });
   setHandler(storyQuery, () => view(false));
 
+  if (keepsTime) {
+    setHandler(
+      heartbeatUpdate,
+      (envelope: ActionEnvelope): StoryView => {
+        const rejection = checkHeartbeat(state, envelope.actor);
+        if (rejection) throw rejectionFailure(rejection);
+        leaseExpiresAt = Date.now() + settings.leaseTtlMs;
+        publish();
+        return view(false);
+      },
+      {
+        validator: (envelope: ActionEnvelope): void => {
+          const problem = envelopeProblem(workflowId, envelope, input.trustedKeys, Date.now());
+          const rejection: Rejection | null =
+            problem !== null || envelope.action !== 'heartbeat'
+              ? { code: 'unauthorized', status: 401, message: "The caller's identity could not be verified.", context: {} }
+              : checkHeartbeat(state, envelope.actor);
+          if (rejection) throw rejectionFailure(rejection);
+        },
+        description: 'heartbeat: the assignee keeps its claim alive',
+      },
+    );
+  }
+
+  const SYSTEM = { agentId: 'system', role: 'system' };
+
+  /** A durable timer per claim: no heartbeat before the deadline, and the story is free again. */
+  async function watchLease(): Promise<never> {
+    for (;;) {
+      await condition(() => leaseExpiresAt !== null);
+      const deadline = leaseExpiresAt!;
+      const moved = await condition(() => leaseExpiresAt !== deadline, Math.max(1, deadline - Date.now()));
+      if (moved) continue;
+      const expiry = expireLease(state);
+      if (expiry) apply(expiry.state, expiry.transition, `lease-expired:${seq + 1}`, SYSTEM, { lease_expired_at: new Date(deadline).toISOString() });
+      else leaseExpiresAt = null;
+    }
+  }
+
+  /** Waiting on others too long: said once per wait, and shown as the Stalled search attribute. */
+  async function watchStall(): Promise<never> {
+    for (;;) {
+      await condition(() => waitingSince !== null && !stalled);
+      const since = waitingSince!;
+      const moved = await condition(() => waitingSince !== since, Math.max(1, since + settings.stallAfterMs - Date.now()));
+      if (moved || !isAwaitingOthers(state)) continue;
+      stalled = true;
+      const transition: Transition = {
+        action: 'stalled',
+        from: { agent_status: state.agentStatus, verified_status: state.verifiedStatus },
+        to: { agent_status: state.agentStatus, verified_status: state.verifiedStatus },
+        iteration: state.iteration,
+      };
+      apply(state, transition, `stalled:${seq + 1}`, SYSTEM, { waiting_since: new Date(since).toISOString() });
+    }
+  }
+
   /** Drains the outbox into the database, oldest first, as many transitions per activity as are waiting. */
   async function persistOutbox(): Promise<never> {
     for (;;) {
@@ -168,7 +254,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       const batch = outbox.slice();
       const last = batch[batch.length - 1]!;
       try {
-        await persistTransitions({ workflowId, runId: workflowInfo().runId, state, version: last.seq, transitions: batch });
+        await persistTransitions({ workflowId, runId: workflowInfo().runId, state, stalled, version: last.seq, transitions: batch });
       } catch {
         persistenceFailing = true;
         publish();
@@ -202,6 +288,10 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   }
   publish();
   void persistOutbox();
+  if (keepsTime) {
+    void watchLease();
+    void watchStall();
+  }
 
   await condition(
     () => workflowInfo().continueAsNewSuggested || transitionsThisRun >= settings.maxTransitionsPerRun,
@@ -213,6 +303,6 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     facts: input.facts,
     trustedKeys: input.trustedKeys,
     settings: input.settings,
-    carried: { state, seq, outbox, processed: remembered },
+    carried: { state, seq, outbox, processed: remembered, leaseExpiresAt, waitingSince, stalled },
   });
 }

@@ -66,7 +66,9 @@ export const ACTION_BODIES = {
 export type ActionBody<A extends Action> = z.infer<(typeof ACTION_BODIES)[A]>;
 
 /** The events a transition emits, named as webhooks name them. */
-export const EVENT_OF_ACTION: Record<Action, string> = {
+export const EVENT_OF_ACTION: Record<Action | 'lease-expired' | 'stalled', string> = {
+  'lease-expired': 'story.lease_expired',
+  stalled: 'story.stalled',
   contract: 'story.contracted',
   claim: 'story.claimed',
   start: 'story.started',

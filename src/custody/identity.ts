@@ -17,7 +17,7 @@ export const ENVELOPE_MAX_AGE_MS = 5 * 60_000;
 export interface ActionEnvelope {
   /** Also the Temporal update id: one id, one application. */
   updateId: string;
-  action: Action;
+  action: Action | 'heartbeat';
   actor: Actor;
   body: unknown;
   /** Milliseconds since the epoch, set by the gateway. */

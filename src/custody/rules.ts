@@ -64,8 +64,11 @@ export interface Rejection {
   context: Record<string, unknown>;
 }
 
+/** What time alone does to a story (no caller): an expired claim lease, a stall. */
+export type TimedEvent = 'lease-expired' | 'stalled';
+
 export interface Transition {
-  action: Action;
+  action: Action | TimedEvent;
   from: { agent_status: AgentStatus; verified_status: VerifiedStatus };
   to: { agent_status: AgentStatus; verified_status: VerifiedStatus };
   iteration: number;
@@ -361,4 +364,46 @@ export function applyDependencyStatus(state: StoryState, dependencyId: string, s
   const known = state.dependencies[dependencyId];
   if (known && known.seq > status.seq) return state;
   return { ...state, dependencies: { ...state.dependencies, [dependencyId]: status } };
+}
+
+/** A claim's lease runs while the assignee holds the story and works on it. */
+export function holdsLease(state: StoryState): boolean {
+  return state.assignedAgentId !== null && (state.agentStatus === 'assigned' || state.agentStatus === 'implementing');
+}
+
+/** Waiting on someone other than the implementer: a review, or a verification. */
+export function isAwaitingOthers(state: StoryState): boolean {
+  return state.verifiedStatus !== 'verified' && (state.agentStatus === 'review_requested' || state.agentStatus === 'reported_done');
+}
+
+/** Only the assignee keeps its claim alive, and only while the lease runs. */
+export function checkHeartbeat(state: StoryState, actor: unknown): Rejection | null {
+  if (!validActor(actor)) return rejectionOf('unauthorized', 'The caller has no valid identity.');
+  if (actor.tenantId !== state.tenantId) return rejectionOf('not_found', 'Story not found.');
+  if (!holdsLease(state)) {
+    return rejectionOf('invalid_transition', `Cannot heartbeat a story that is ${describe(state)}.`, {
+      current_agent_status: state.agentStatus,
+      current_verified_status: state.verifiedStatus,
+      attempted_action: 'heartbeat',
+    });
+  }
+  if (state.assignedAgentId !== actor.agentId) {
+    return rejectionOf('not_assigned_agent', 'Only the assigned agent may keep its claim alive.');
+  }
+  return null;
+}
+
+/** The lease ran out: the story goes back to `contracted` for someone else to claim. */
+export function expireLease(state: StoryState): { state: StoryState; transition: Transition } | null {
+  if (!holdsLease(state)) return null;
+  const next: StoryState = { ...state, agentStatus: 'contracted', assignedAgentId: null };
+  return {
+    state: next,
+    transition: {
+      action: 'lease-expired',
+      from: { agent_status: state.agentStatus, verified_status: state.verifiedStatus },
+      to: { agent_status: next.agentStatus, verified_status: next.verifiedStatus },
+      iteration: state.iteration,
+    },
+  };
 }

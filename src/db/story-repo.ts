@@ -11,6 +11,8 @@ export interface ProjectRow {
   name: string;
   slug: string;
   description: string | null;
+  lease_ttl_seconds: number;
+  stall_after_seconds: number;
   created_at: Date;
 }
 export interface EpicRow {
@@ -40,6 +42,7 @@ export interface StoryRow {
   implementer_agent_ids: string[];
   iteration: number;
   review: ReviewRecord | null;
+  stalled: boolean;
   version: string;
   position: string;
   created_at: Date;
@@ -48,13 +51,18 @@ export interface StoryRow {
 
 const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.title, s.description, s.acceptance_criteria,
   s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
-  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.version, s.position, s.created_at, s.updated_at`;
+  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.version, s.position, s.created_at, s.updated_at`;
 
-export async function createProject(db: Queryable, tenantId: string, p: { name: string; slug: string; description?: string | undefined }): Promise<ProjectRow | null> {
+export async function createProject(
+  db: Queryable,
+  tenantId: string,
+  p: { name: string; slug: string; description?: string | undefined; lease_ttl_seconds?: number | undefined; stall_after_seconds?: number | undefined },
+): Promise<ProjectRow | null> {
   const { rows } = await db.query<ProjectRow>(
-    `INSERT INTO projects (tenant_id, name, slug, description) VALUES ($1, $2, $3, $4)
+    `INSERT INTO projects (tenant_id, name, slug, description, lease_ttl_seconds, stall_after_seconds)
+     VALUES ($1, $2, $3, $4, coalesce($5, 1800), coalesce($6, 86400))
      ON CONFLICT (tenant_id, slug) DO NOTHING RETURNING *`,
-    [tenantId, p.name, p.slug, p.description ?? null],
+    [tenantId, p.name, p.slug, p.description ?? null, p.lease_ttl_seconds ?? null, p.stall_after_seconds ?? null],
   );
   return rows[0] ?? null;
 }
@@ -167,6 +175,7 @@ export interface StoryFilter {
   epicId?: string | undefined;
   agentStatus?: string | undefined;
   verifiedStatus?: string | undefined;
+  stalled?: boolean | undefined;
   /** The `position` of the last story of the previous page. */
   after?: string | undefined;
   limit: number;
@@ -183,6 +192,7 @@ export async function listStories(db: Queryable, tenantId: string, f: StoryFilte
   if (f.epicId) add('s.epic_id = ?', f.epicId);
   if (f.agentStatus) add('s.agent_status = ?', f.agentStatus);
   if (f.verifiedStatus) add('s.verified_status = ?', f.verifiedStatus);
+  if (f.stalled !== undefined) add('s.stalled = ?', f.stalled);
   if (f.after) add('s.position > ?::bigint', f.after);
   params.push(f.limit);
   return (

@@ -136,7 +136,10 @@ export async function importBacklog(
     return { stories: [...stories.values()], created, dependsOn };
   });
 
-  await startWorkflows(deps, tenant.id, written.stories, written.dependsOn);
+  await startWorkflows(deps, tenant.id, written.stories, written.dependsOn, {
+    leaseTtlMs: project.lease_ttl_seconds * 1000,
+    stallAfterMs: project.stall_after_seconds * 1000,
+  });
   return { stories: written.stories, created: written.created };
 }
 
@@ -146,6 +149,7 @@ export async function startWorkflows(
   tenantId: string,
   stories: StoryRow[],
   dependsOn: Map<string, StoryRow[]>,
+  projectSettings: { leaseTtlMs: number; stallAfterMs: number },
 ): Promise<void> {
   const { pool, commands } = deps;
   await inBatches(stories, START_CONCURRENCY, async (story) => {
@@ -163,6 +167,7 @@ export async function startWorkflows(
       story.workflow_id,
       `${story.number} ${story.title}`,
       Object.fromEntries(deps.map((d) => [d.id, { verified: d.verified_status === 'verified', seq: Number(d.version) }])),
+      projectSettings,
     );
   });
   await announceVerifiedDependencies({ pool, commands }, tenantId, stories, dependsOn);

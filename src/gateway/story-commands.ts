@@ -13,6 +13,7 @@ import type { StoryRow } from '../db/story-repo.js';
 import {
   STORY_WORKFLOW_TYPE,
   dependencyStatusSignal,
+  heartbeatUpdate,
   storyUpdates,
   type StoryFacts,
   type StoryView,
@@ -56,7 +57,12 @@ export class StoryCommands {
     return this.options.webhooks;
   }
 
-  async act(caller: Caller, story: StoryRow, action: Action, body: unknown, idempotencyKey?: string): Promise<StoryView> {
+  /** Keeps the caller's claim alive; only its assignee may. */
+  async heartbeat(caller: Caller, story: StoryRow, idempotencyKey?: string): Promise<StoryView> {
+    return this.act(caller, story, 'heartbeat', {}, idempotencyKey);
+  }
+
+  async act(caller: Caller, story: StoryRow, action: Action | 'heartbeat', body: unknown, idempotencyKey?: string): Promise<StoryView> {
     const { client, signingKey, deadlineMs } = this.options;
     const updateId = updateIdFor(caller, idempotencyKey);
     const envelope = signEnvelope(signingKey, story.workflow_id, {
@@ -72,7 +78,7 @@ export class StoryCommands {
     for (let attempt = 0; ; attempt++) {
       try {
         const view = await client.withDeadline(deadline, () =>
-          handle.executeUpdate(storyUpdates[action], { args: [envelope], updateId }),
+          handle.executeUpdate(action === 'heartbeat' ? heartbeatUpdate : storyUpdates[action], { args: [envelope], updateId }),
         );
         endTimer();
         transitions.inc({ action, outcome: 'accepted' });
@@ -95,7 +101,7 @@ export class StoryCommands {
   }
 
   /** The attempt goes into the story's history; a custody violation also goes to webhooks. */
-  private async recordRejection(caller: Caller, story: StoryRow, action: Action, body: unknown, updateId: string, rejection: Rejection): Promise<void> {
+  private async recordRejection(caller: Caller, story: StoryRow, action: Action | 'heartbeat', body: unknown, updateId: string, rejection: Rejection): Promise<void> {
     const { pool, webhooks } = this.options;
     await recordRejection(pool, {
       tenantId: caller.tenantId,
@@ -130,13 +136,14 @@ export class StoryCommands {
     workflowId: string,
     summary: string,
     knownDependencyStatus: Record<string, DependencyStatus>,
+    projectSettings: Partial<StoryWorkflowSettings> = {},
   ): Promise<void> {
     const { client, signingKey, taskQueue, workflowSettings } = this.options;
     const input: StoryWorkflowInput = {
       facts,
       trustedKeys: [signingKey.publicKey],
       knownDependencyStatus,
-      ...(workflowSettings ? { settings: workflowSettings } : {}),
+      settings: { ...projectSettings, ...workflowSettings },
     };
     try {
       await client.workflow.start(STORY_WORKFLOW_TYPE, {

@@ -8,7 +8,15 @@ import type { EpicRow, ProjectRow, StoryRow } from '../db/story-repo.js';
 export const tenantJson = (t: TenantRow) => ({ id: t.id, name: t.name, slug: t.slug, created_at: t.created_at });
 export const agentJson = (a: AgentRow) => ({ id: a.id, name: a.name, role: a.role, created_at: a.created_at });
 export const keyJson = (k: ApiKeyRow) => ({ id: k.id, agent_id: k.agent_id, prefix: k.prefix, created_at: k.created_at, revoked_at: k.revoked_at });
-export const projectJson = (p: ProjectRow) => ({ id: p.id, name: p.name, slug: p.slug, description: p.description, created_at: p.created_at });
+export const projectJson = (p: ProjectRow) => ({
+  id: p.id,
+  name: p.name,
+  slug: p.slug,
+  description: p.description,
+  lease_ttl_seconds: p.lease_ttl_seconds,
+  stall_after_seconds: p.stall_after_seconds,
+  created_at: p.created_at,
+});
 export const epicJson = (e: EpicRow) => ({ id: e.id, project_id: e.project_id, number: e.number, title: e.title, description: e.description, created_at: e.created_at });
 
 /** The custody state of a projected story, as the rules see it (dependencies come separately). */
@@ -67,6 +75,7 @@ export function storyJson(row: StoryRow, extra: { caller?: Caller; dependsOn?: R
     verified_by_agent_id: row.verified_by_agent_id,
     iteration: row.iteration,
     review: row.review,
+    stalled: row.stalled,
     workflow_id: row.workflow_id,
     created_at: row.created_at,
     updated_at: row.updated_at,

@@ -34,6 +34,9 @@ export interface Stack {
   signingKey: SigningKey;
   taskQueue: string;
   databaseUrl: string;
+  /** Stops the worker (the gateway and Temporal stay up); `startWorker` brings a new one. */
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -56,16 +59,27 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });
   const taskQueue = `custody-test-${randomBytes(4).toString('hex')}`;
-  const { worker, connection: workerConnection } = await createStoryWorker({
-    address,
-    namespace: 'default',
-    taskQueue,
-    pool,
-    client,
-    workflowBundle: { codePath: options.workflowBundlePath ?? inject('workflowBundlePath') },
-    webhookRetry: WEBHOOK_RETRY,
-  });
-  const running = worker.run();
+  const bundlePath = options.workflowBundlePath ?? inject('workflowBundlePath');
+  let current: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
+  const startWorker = async () => {
+    const { worker, connection } = await createStoryWorker({
+      address,
+      namespace: 'default',
+      taskQueue,
+      pool,
+      client,
+      workflowBundle: { codePath: bundlePath },
+      webhookRetry: WEBHOOK_RETRY,
+    });
+    current = { worker, connection, running: worker.run() };
+  };
+  const stopWorker = async () => {
+    if (!current) return;
+    await shutdownWorker(current.worker, current.running);
+    await current.connection.close();
+    current = null;
+  };
+  await startWorker();
   const signingKey = signingKeyFromSeed(newSigningSeed());
   const config = parseConfig({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
   const commands = new StoryCommands({
@@ -91,10 +105,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     signingKey,
     taskQueue,
     databaseUrl: db.url,
+    stopWorker,
+    startWorker,
     async stop() {
       await new Promise((r) => server.close(() => r(undefined)));
-      await shutdownWorker(worker, running);
-      await workerConnection.close();
+      await stopWorker();
       await connection.close();
       await pool.end();
       await db.drop();

@@ -15,6 +15,7 @@ export const StoriesQuery = z.strictObject({
   epic_id: Uuid.optional(),
   agent_status: z.enum(AGENT_STATUSES).optional(),
   verified_status: z.enum(VERIFIED_STATUSES).optional(),
+  stalled: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
   ...Page,
 });
 export const ReadyQuery = z.strictObject({ project_id: Uuid.optional(), limit: Page.limit });
@@ -53,6 +54,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       epicId: q.epic_id,
       agentStatus: q.agent_status,
       verifiedStatus: q.verified_status,
+      stalled: q.stalled,
       after: after?.p,
       limit: q.limit,
     });
@@ -107,6 +109,17 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       },
     );
   }
+
+  book.add(
+    { method: 'post', path: '/stories/:id/heartbeat', summary: 'The assignee keeps its claim alive (the lease runs lease_ttl_seconds from now)', tag: 'Lifecycle', body: z.strictObject({}), errors: ['not_assigned_agent', 'invalid_transition'] },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const story = await storyOr404(caller.tenantId, req.params.id);
+      parseOr400(z.strictObject({}), req.body ?? {});
+      const view = await commands.heartbeat(caller, story, res.locals.idempotencyKey as string | undefined);
+      res.json({ data: { story_id: story.id, lease_expires_at: view.leaseExpiresAt === null ? null : new Date(view.leaseExpiresAt).toISOString() } });
+    },
+  );
 
   book.add({ method: 'get', path: '/audit/verify', summary: "Recompute the tenant's audit hash chain; report the first broken link", tag: 'Audit', roles: ['admin', 'orchestrator'] }, async (_req, res) => {
     res.json({ data: await verifyAuditChain(pool, callerOf(res).tenantId) });

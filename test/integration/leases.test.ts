@@ -1,0 +1,112 @@
+/** Durable promises over time: claim leases kept alive by heartbeats, and stalled stories. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storyQuery } from '../../workflows/messages.js';
+import { createTeam, type Team } from '../support/api.js';
+import { startStack, type Stack } from '../support/stack.js';
+
+let stack: Stack;
+let team: Team;
+let projectId: string;
+const TTL_SECONDS = 2;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  stack = await startStack();
+  team = await createTeam(stack.api, 3, 'leases');
+  const project = await stack.api.post('/api/v1/projects', team.admin.key, { name: 'Clocks', slug: 'clocks', lease_ttl_seconds: TTL_SECONDS, stall_after_seconds: TTL_SECONDS });
+  expect(project.status).toBe(201);
+  projectId = project.body.data.id;
+});
+afterAll(async () => stack?.stop());
+
+let n = 0;
+async function claimedStory(agentKey: string) {
+  const number = `9.${++n}`;
+  const r = await stack.api.post(`/api/v1/projects/${projectId}/import`, team.orchestrator.key, {
+    epics: [{ number: 9, title: 'Clocks', stories: [{ number, title: `Clock ${number}`, acceptance_criteria: ['a'] }] }],
+  });
+  const story = r.body.data.stories[0];
+  expect((await stack.api.act(story.id, 'contract', agentKey, { story_title: story.title, ac_count: 1 })).status).toBe(200);
+  expect((await stack.api.act(story.id, 'claim', agentKey)).status).toBe(200);
+  return story;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+const storyRow = async (id: string) => (await stack.pool.query('SELECT * FROM stories WHERE id = $1', [id])).rows[0];
+
+describe('claim leases', () => {
+  it('returns a claim with no heartbeat to contracted, records lease-expired, and lets another agent claim', async () => {
+    const [holder, other] = team.agents;
+    const story = await claimedStory(holder!.key);
+    const expired = await until('the lease to expire', async () => {
+      const row = await storyRow(story.id);
+      return row.agent_status === 'contracted' ? row : undefined;
+    });
+    expect(expired.assigned_agent_id).toBeNull();
+    const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder!.key)).body.data;
+    expect(history.at(-1)).toMatchObject({ action: 'lease-expired', outcome: 'accepted', actor: { agent_id: null, role: 'system' } });
+    expect((await stack.api.act(story.id, 'start', holder!.key)).body.error.code).toBe('invalid_transition');
+    expect((await stack.api.act(story.id, 'claim', other!.key)).status).toBe(200);
+  });
+
+  it('keeps a claim alive while its assignee heartbeats; only the assignee may', async () => {
+    const [holder, other] = team.agents;
+    const story = await claimedStory(holder!.key);
+    expect((await stack.api.act(story.id, 'start', holder!.key)).status).toBe(200);
+    for (let i = 0; i < 5; i++) {
+      await sleep(700);
+      const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder!.key);
+      expect(beat.status, JSON.stringify(beat.body)).toBe(200);
+      expect(Date.parse(beat.body.data.lease_expires_at)).toBeGreaterThan(Date.now());
+    }
+    // 3.5 s have passed, longer than the 2 s lease: still held.
+    expect((await storyRow(story.id)).agent_status).toBe('implementing');
+    const stranger = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, other!.key);
+    expect(stranger.body.error.code).toBe('not_assigned_agent');
+    await until('the lease to expire once heartbeats stop', async () => ((await storyRow(story.id)).agent_status === 'contracted' ? true : undefined));
+  });
+
+  it('holds across a worker restart: the timer fires while no worker runs, and is acted on when one is back', async () => {
+    const story = await claimedStory(team.agents[2]!.key);
+    await stack.stopWorker();
+    await sleep(TTL_SECONDS * 1000 + 1000);
+    expect((await storyRow(story.id)).agent_status).toBe('assigned');
+    await stack.startWorker();
+    await until('the lease to expire after the restart', async () => ((await storyRow(story.id)).agent_status === 'contracted' ? true : undefined));
+    const view = await stack.client.workflow.getHandle(story.workflow_id).query(storyQuery);
+    expect(view.state.assignedAgentId).toBeNull();
+  });
+});
+
+describe('stalled stories', () => {
+  it('fires once when review waits too long, sets the Stalled search attribute, and clears on progress', async () => {
+    const [implementer, reviewer] = team.agents;
+    const story = await claimedStory(implementer!.key);
+    expect((await stack.api.act(story.id, 'start', implementer!.key)).status).toBe(200);
+    expect((await stack.api.act(story.id, 'request-review', implementer!.key)).status).toBe(200);
+    await until('the story to stall', async () => ((await storyRow(story.id)).stalled ? true : undefined));
+    const listed = await stack.api.get(`/api/v1/stories?project_id=${projectId}&stalled=true`, team.orchestrator.key);
+    expect(listed.body.data.map((s: any) => s.id)).toEqual([story.id]);
+    let found: string[] = [];
+    await until('the Stalled search attribute', async () => {
+      found = [];
+      for await (const wf of stack.client.workflow.list({ query: `Stalled="true" AND TenantId="${team.tenantId}" AND ExecutionStatus="Running"` })) found.push(wf.workflowId);
+      return found.length > 0 ? true : undefined;
+    });
+    expect(found).toEqual([story.workflow_id]);
+    await sleep(TTL_SECONDS * 1000 + 500);
+    const { rows } = await stack.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE story_id = $1 AND action = 'stalled'`, [story.id]);
+    expect(rows[0].n).toBe(1);
+    expect((await stack.api.act(story.id, 'report', reviewer!.key)).status).toBe(200);
+    expect((await storyRow(story.id)).stalled).toBe(false);
+  });
+});
