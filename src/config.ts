@@ -37,6 +37,8 @@ const schema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   /** Port of the embedded PostgreSQL that `npm start` runs when DATABASE_URL is not set. */
   EMBEDDED_POSTGRES_PORT: port.default(54329),
+  /** Where the progress page links each story's history (the Temporal Web UI). */
+  TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   /** Where a worker process exports the Temporal SDK's Prometheus metrics (127.0.0.1:PORT); unset: off. */
   TEMPORAL_METRICS_PORT: port.optional(),

@@ -120,7 +120,9 @@ try {
     deadlineMs: config.UPDATE_DEADLINE_MS,
     webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },
   });
-  const server = createApp({ config, pool, client, commands, logger, sdkMetricsUrl }).listen(config.PORT, config.HOST);
+    // The progress page links to the UI this process started, unless told otherwise.
+  const appConfig = process.env.TEMPORAL_UI_URL || !temporal.ui ? config : { ...config, TEMPORAL_UI_URL: temporal.ui };
+  const server = createApp({ config: appConfig, pool, client, commands, logger, sdkMetricsUrl }).listen(config.PORT, config.HOST);
   await new Promise<void>((ok, fail) => server.once('listening', ok).once('error', fail));
   stops.push(() => new Promise((r) => server.close(() => r(undefined))));
   const gatewayUrl = `http://localhost:${config.PORT}`;
