@@ -105,7 +105,9 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
         const body = parseOr400(ACTION_BODIES[action], req.body ?? {});
         const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
         const updated = withState(story, view.state, new Date());
-        res.json({ data: storyJson(updated, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
+        // The workflow's own view of its dependencies: no second trip to the database.
+        const dependsOn = Object.fromEntries(Object.entries(view.state.dependencies).map(([id, d]) => [id, d.verified]));
+        res.json({ data: storyJson(updated, { caller, dependsOn }) });
       },
     );
   }

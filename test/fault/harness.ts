@@ -1,0 +1,361 @@
+/**
+ * The real service as separate processes, one set per fault test, so that each piece can be
+ * killed with SIGKILL and started again:
+ *
+ * - a Temporal dev server (the CLI, a child process) with its state in a SQLite file in a temp
+ *   directory, so it can be killed and restarted on the same port with every workflow intact;
+ * - a fresh, migrated database on the machine's PostgreSQL (test/support/database.ts), optionally
+ *   reached by the worker and the gateway through a cuttable TCP proxy (./tcp-proxy.ts);
+ * - the worker and the gateway as `node --import tsx src/bin/{worker,gateway}.ts`, configured by
+ *   the environment only, exactly as production runs them; the gateway keeps its port and its
+ *   signing key across restarts.
+ *
+ * Everything listens on 127.0.0.1. Nothing here is mocked.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import type pg from 'pg';
+import { newSigningSeed } from '../../src/custody/identity.js';
+import { createPool } from '../../src/db/pool.js';
+import { locateTemporalCli } from '../../src/temporal/cli.js';
+import { startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
+import { Api } from '../support/api.js';
+import { createTestDatabase } from '../support/database.js';
+import { TcpProxy } from './tcp-proxy.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The process environment for a child, without what vitest put there for itself. */
+function baseEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('VITEST') || k === 'NODE_OPTIONS' || k === 'TEMPORAL_METRICS_PORT') continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+const TAIL_LINES = 60;
+
+/** One of our Node processes (worker or gateway): started, SIGKILLed, started again. */
+export class ServiceProcess {
+  child: ChildProcess | null = null;
+  starts = 0;
+  kills = 0;
+  /** Exits nobody asked for: "name exited (code, signal)" with the last log lines. */
+  readonly unexpectedExits: string[] = [];
+  private expectingExit = false;
+  private stopped = false;
+  private restarting: Promise<unknown> | null = null;
+  private readonly log: WriteStream;
+  private readonly tail: string[] = [];
+
+  constructor(
+    readonly name: string,
+    private readonly script: string,
+    private readonly env: () => NodeJS.ProcessEnv,
+    readonly logPath: string,
+    private readonly readyPattern: RegExp,
+    /** Start again by itself after an unexpected exit (a supervisor's restart policy). */
+    public autoRestart = false,
+  ) {
+    this.log = createWriteStream(logPath, { flags: 'a' });
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  lastLines(n = 25): string {
+    return this.tail.slice(-n).join('\n');
+  }
+
+  private remember(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > TAIL_LINES) this.tail.shift();
+  }
+
+  /** Spawns the process and resolves once it logged that it is ready; returns how long that took. */
+  async start(timeoutMs = 120_000): Promise<number> {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    this.stopped = false;
+    this.expectingExit = false;
+    const started = Date.now();
+    this.starts++;
+    const child = spawn(process.execPath, ['--import', 'tsx', this.script], {
+      cwd: REPO_ROOT,
+      env: this.env(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.log.write(`\n----- ${this.name} start #${this.starts} pid ${child.pid} at ${new Date().toISOString()}\n`);
+    const ready = new Promise<void>((resolve, reject) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        if (!done) reject(new Error(`${this.name} was not ready in ${timeoutMs} ms:\n${this.lastLines()}`));
+      }, timeoutMs);
+      let buffered = '';
+      const onData = (chunk: Buffer) => {
+        this.log.write(chunk);
+        buffered += chunk.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const line of lines) {
+          this.remember(line);
+          if (!done && this.readyPattern.test(line)) {
+            done = true;
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code, signal) => {
+        this.log.write(`----- ${this.name} pid ${child.pid} exited (code ${code}, signal ${signal}) at ${new Date().toISOString()}\n`);
+        if (!done) {
+          done = true;
+          clearTimeout(timer);
+          reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before it was ready:\n${this.lastLines()}`));
+        }
+        if (this.child === child && !this.expectingExit) {
+          this.unexpectedExits.push(`${this.name} pid ${child.pid} exited by itself (code ${code}, signal ${signal}); last lines:\n${this.lastLines()}`);
+          if (this.autoRestart && !this.stopped) {
+            this.restarting = sleep(1000)
+              .then(() => (this.running || this.stopped ? undefined : this.start()))
+              .catch(() => undefined)
+              .finally(() => (this.restarting = null));
+          }
+        }
+      });
+    });
+    await ready;
+    return Date.now() - started;
+  }
+
+  private async signal(sig: NodeJS.Signals, graceMs: number): Promise<void> {
+    await this.restarting;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.expectingExit = true;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(sig);
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** SIGKILL: no shutdown hook, no drain, whatever was in flight is lost. */
+  async kill(): Promise<void> {
+    this.kills++;
+    await this.signal('SIGKILL', 0);
+  }
+
+  async restart(): Promise<number> {
+    await this.kill();
+    return this.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.signal('SIGTERM', 5000);
+    await new Promise<void>((r) => this.log.end(() => r()));
+  }
+}
+
+/** The Temporal dev server with a persistent SQLite file: killable and restartable on one port. */
+export class TemporalServer {
+  server: DevServer | null = null;
+  starts = 0;
+  kills = 0;
+  readonly unexpectedExits: string[] = [];
+  private expectingExit = false;
+
+  constructor(
+    private readonly executable: string,
+    readonly port: number,
+    readonly dbFilename: string,
+    readonly logFile: string,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<number> {
+    const started = Date.now();
+    this.starts++;
+    this.expectingExit = false;
+    const server = await startDevServer({ executable: this.executable, port: this.port, dbFilename: this.dbFilename, logFile: this.logFile }, 90_000);
+    this.server = server;
+    server.process.once('exit', (code, signal) => {
+      if (this.server === server && !this.expectingExit) {
+        this.unexpectedExits.push(`temporal dev server exited by itself (code ${code}, signal ${signal})`);
+      }
+    });
+    return Date.now() - started;
+  }
+
+  async kill(): Promise<void> {
+    const child = this.server?.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.kills++;
+    this.expectingExit = true;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    this.expectingExit = true;
+    await this.server?.stop();
+  }
+}
+
+export interface HarnessOptions {
+  /** Used in temp dir and task queue names. */
+  name: string;
+  /** Route the worker's and the gateway's database connections through a cuttable proxy. */
+  proxyDatabase?: boolean;
+  /** Restart the worker by itself if it dies unasked (recorded as an unexpected exit all the same). */
+  autoRestartWorker?: boolean;
+  autoRestartGateway?: boolean;
+}
+
+export class Harness {
+  private constructor(
+    readonly dir: string,
+    readonly temporal: TemporalServer,
+    readonly databaseUrl: string,
+    private readonly dropDatabase: () => Promise<void>,
+    readonly proxy: TcpProxy | null,
+    readonly worker: ServiceProcess,
+    readonly gateway: ServiceProcess,
+    readonly baseUrl: string,
+    readonly pool: pg.Pool,
+    readonly client: Client,
+    readonly taskQueue: string,
+  ) {
+    this.api = new Api(baseUrl);
+  }
+
+  readonly api: Api;
+
+  static async start(options: HarnessOptions): Promise<Harness> {
+    const dir = mkdtempSync(join(tmpdir(), `custody-fault-${options.name}-`));
+    const executable = await locateTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH || undefined });
+    if (!executable) throw new Error('no Temporal CLI: install Go so the dev server can be built, or set TEMPORAL_CLI_PATH');
+    const temporal = new TemporalServer(executable, await freePort(), join(dir, 'temporal.sqlite'), join(dir, 'temporal.log'));
+    const [, db] = await Promise.all([temporal.start(), createTestDatabase()]);
+
+    let serviceDatabaseUrl = db.url;
+    let proxy: TcpProxy | null = null;
+    if (options.proxyDatabase) {
+      const target = new URL(db.url);
+      proxy = await TcpProxy.open(target.hostname, Number(target.port || 5432));
+      const viaProxy = new URL(db.url);
+      viaProxy.hostname = '127.0.0.1';
+      viaProxy.port = String(proxy.port);
+      serviceDatabaseUrl = viaProxy.toString();
+    }
+
+    const gatewayPort = await freePort();
+    const taskQueue = `custody-fault-${options.name}-${randomBytes(3).toString('hex')}`;
+    // One key for every gateway start: stories trust the key they were started with.
+    const signingSeed = newSigningSeed();
+    const common = {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      DATABASE_URL: serviceDatabaseUrl,
+      LOG_LEVEL: 'info',
+    };
+    const worker = new ServiceProcess(
+      'worker',
+      'src/bin/worker.ts',
+      () => ({ ...baseEnv(), ...common }),
+      join(dir, 'worker.log'),
+      /"msg":"worker polling"/,
+      options.autoRestartWorker ?? false,
+    );
+    const gateway = new ServiceProcess(
+      'gateway',
+      'src/bin/gateway.ts',
+      () => ({
+        ...baseEnv(),
+        ...common,
+        HOST: '127.0.0.1',
+        PORT: String(gatewayPort),
+        CUSTODY_SIGNING_KEY: signingSeed,
+        RATE_LIMIT_PER_MINUTE: '0',
+        UPDATE_DEADLINE_MS: '5000',
+      }),
+      join(dir, 'gateway.log'),
+      /"msg":"gateway listening"/,
+      options.autoRestartGateway ?? false,
+    );
+    await Promise.all([worker.start(), gateway.start()]);
+    const pool = createPool(db.url, 5);
+    const connection = await Connection.connect({ address: temporal.address });
+    const client = new Client({ connection, namespace: 'default' });
+    return new Harness(dir, temporal, db.url, db.drop, proxy, worker, gateway, `http://127.0.0.1:${gatewayPort}`, pool, client, taskQueue);
+  }
+
+  /** Every exit that no test asked for, of any process of the stack. */
+  unexpectedExits(): string[] {
+    return [...this.temporal.unexpectedExits, ...this.worker.unexpectedExits, ...this.gateway.unexpectedExits];
+  }
+
+  /** The last lines each process wrote, for a failure message. */
+  logsTail(lines = 20): string {
+    const temporalLog = (() => {
+      try {
+        return readFileSync(this.temporal.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+      } catch {
+        return '';
+      }
+    })();
+    return [`--- worker (${this.worker.logPath})`, this.worker.lastLines(lines), `--- gateway (${this.gateway.logPath})`, this.gateway.lastLines(lines), '--- temporal', temporalLog].join('\n');
+  }
+
+  async stop(): Promise<void> {
+    const attempt = async (what: () => Promise<unknown>) => {
+      try {
+        await what();
+      } catch {
+        // Teardown goes on: each piece is stopped whatever happened to the others.
+      }
+    };
+    await attempt(() => this.gateway.stop());
+    await attempt(() => this.worker.stop());
+    await attempt(() => this.client.connection.close());
+    await attempt(() => this.temporal.stop());
+    await attempt(() => this.proxy?.close() ?? Promise.resolve());
+    await attempt(() => this.pool.end());
+    await attempt(() => this.dropDatabase());
+    if (!process.env.FAULT_KEEP_DIR) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
