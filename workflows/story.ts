@@ -13,7 +13,6 @@ import {
   continueAsNew,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -56,10 +55,14 @@ const PERSISTENCE_RETRY = {
   maximumInterval: '10 seconds',
   nonRetryableErrorTypes: ['InvalidProjection'],
 };
-const remote = proxyActivities<StoryActivities>({ startToCloseTimeout: '30 seconds', retry: PERSISTENCE_RETRY });
-// Local activities run inside the workflow task: no round trip through the server's activity
-// queue, which is most of a transition's latency. Their results are recorded in history all the same.
-const local = proxyLocalActivities<StoryActivities>({ startToCloseTimeout: '30 seconds', localRetryThreshold: '10 seconds', retry: PERSISTENCE_RETRY });
+// Regular activities, not local ones: an activity is scheduled by the same workflow task that
+// accepts the update, so nothing reaches the database before the transition is in history. A
+// local activity would write during the task, and a task lost to a crash would leave a write for
+// a transition that, replayed, might be judged differently (an envelope expired meanwhile).
+const { persistTransitions, notifyDependents } = proxyActivities<StoryActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: PERSISTENCE_RETRY,
+});
 
 /** How long the outbox waits before trying again after a non-retryable persistence failure. */
 const PERSISTENCE_RETRY_AFTER = '1 minute';
@@ -90,7 +93,6 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   let persistenceFailing = false;
   // Leases and stalls came after the first histories were written; those replay without them.
   const keepsTime = patched('claim-leases-and-stalls');
-  const { persistTransitions, notifyDependents } = patched('local-persistence') ? local : remote;
   let leaseExpiresAt: number | null = input.carried?.leaseExpiresAt ?? null;
   let waitingSince: number | null = input.carried?.waitingSince ?? null;
   let stalled = input.carried?.stalled ?? false;
