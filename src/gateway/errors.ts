@@ -62,12 +62,26 @@ function fromBodyParser(err: { type?: unknown; status?: unknown }): ApiError | n
   }
 }
 
+/** The database is down or unreachable (not a bug, not bad input): the client should retry. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e) return false;
+  const code = typeof e.code === 'string' ? e.code : '';
+  // Network errors, and PostgreSQL classes 08 (connection) and 57P (shutting down / cannot connect now).
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code) || /^08|^57P0/.test(code)) return true;
+  const message = typeof e.message === 'string' ? e.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
+}
+
 export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandler {
   return (err, _req, res, _next) => {
     const apiError =
       err instanceof ApiError
         ? err
-        : fromBodyParser(err ?? {}) ?? (log(err), new ApiError('internal_error', 'Something went wrong on our side.'));
+        : fromBodyParser(err ?? {}) ??
+          (isDatabaseUnavailable(err)
+            ? new ApiError('unavailable', 'The database is unavailable; retry shortly.', {}, { 'Retry-After': '2' })
+            : (log(err), new ApiError('internal_error', 'Something went wrong on our side.')));
     if (res.headersSent) return;
     sendError(res, apiError);
   };
