@@ -1,0 +1,344 @@
+/**
+ * The custody rules, exhaustively: every action × every reachable story state × every kind of
+ * caller, generated as a table and checked against an oracle written from the contract's
+ * lifecycle table (shared/API.md), not from the implementation.
+ */
+import { describe, expect, it } from 'vitest';
+import { ACTIONS, AGENT_STATUSES, type Action, type AgentStatus, type VerifiedStatus } from '../../src/custody/actions.js';
+import { applyDependencyStatus, availableActions, decide, newStoryState, type StoryState } from '../../src/custody/rules.js';
+
+const TENANT = 'tenant-1';
+const IMPLEMENTER = 'agent-impl';
+const EARLIER_IMPLEMENTER = 'agent-impl-1st-iteration';
+const REVIEWER = 'agent-reviewer';
+const OTHER = 'agent-other';
+const ORCH = 'orch-1';
+const ORCH_REVIEWER = 'orch-reviewer';
+const ADMIN = 'admin-1';
+
+type ActorKind = 'implementer' | 'earlier_implementer' | 'other_agent' | 'reviewer' | 'orchestrator' | 'orchestrator_reviewer' | 'admin' | 'no_identity' | 'empty_agent' | 'unknown_role' | 'other_tenant';
+
+const ACTORS: Record<ActorKind, unknown> = {
+  implementer: { agentId: IMPLEMENTER, role: 'agent', tenantId: TENANT },
+  earlier_implementer: { agentId: EARLIER_IMPLEMENTER, role: 'agent', tenantId: TENANT },
+  other_agent: { agentId: OTHER, role: 'agent', tenantId: TENANT },
+  reviewer: { agentId: REVIEWER, role: 'agent', tenantId: TENANT },
+  orchestrator: { agentId: ORCH, role: 'orchestrator', tenantId: TENANT },
+  orchestrator_reviewer: { agentId: ORCH_REVIEWER, role: 'orchestrator', tenantId: TENANT },
+  admin: { agentId: ADMIN, role: 'admin', tenantId: TENANT },
+  no_identity: null,
+  empty_agent: { agentId: '', role: 'agent', tenantId: TENANT },
+  unknown_role: { agentId: OTHER, role: 'superuser', tenantId: TENANT },
+  other_tenant: { agentId: OTHER, role: 'agent', tenantId: 'tenant-2' },
+};
+
+interface Shape {
+  agentStatus: AgentStatus;
+  verifiedStatus: VerifiedStatus;
+  /** Who reviewed this iteration, if anyone. */
+  reviewedBy: null | 'agent' | 'orchestrator';
+  unverifiedDependency: boolean;
+  /** Second iteration, after a reject: the first implementer is one too. */
+  reworked: boolean;
+}
+
+const ASSIGNED_STATES: AgentStatus[] = ['assigned', 'implementing', 'review_requested', 'reported_done'];
+
+/** Every state the lifecycle can reach (reviews only once reported; verified only when reported). */
+function reachableShapes(): Shape[] {
+  const shapes: Shape[] = [];
+  for (const agentStatus of AGENT_STATUSES) {
+    for (const verifiedStatus of ['unverified', 'verified', 'rejected'] as const) {
+      for (const reworked of [false, true]) {
+        if (verifiedStatus === 'rejected' && !reworked) continue;
+        if (verifiedStatus === 'unverified' && reworked) continue;
+        if (verifiedStatus === 'verified' && agentStatus !== 'reported_done') continue;
+        const reviews: Shape['reviewedBy'][] = agentStatus === 'reported_done' ? (verifiedStatus === 'verified' ? ['agent', 'orchestrator'] : [null, 'agent', 'orchestrator']) : [null];
+        for (const reviewedBy of reviews) {
+          for (const unverifiedDependency of [false, true]) {
+            shapes.push({ agentStatus, verifiedStatus, reviewedBy, unverifiedDependency, reworked });
+          }
+        }
+      }
+    }
+  }
+  return shapes;
+}
+
+function stateOf(shape: Shape): StoryState {
+  let state = newStoryState({ tenantId: TENANT, projectId: 'p', storyId: 's', number: '1.1', title: 'Landing page', acCount: 2, dependsOn: ['dep'] });
+  state = applyDependencyStatus(state, 'dep', { verified: !shape.unverifiedDependency, seq: 1 });
+  const held = ASSIGNED_STATES.includes(shape.agentStatus);
+  const reviewer = shape.reviewedBy === 'agent' ? REVIEWER : shape.reviewedBy === 'orchestrator' ? ORCH_REVIEWER : null;
+  const iteration = shape.reworked ? 2 : 1;
+  return {
+    ...state,
+    agentStatus: shape.agentStatus,
+    verifiedStatus: shape.verifiedStatus,
+    iteration,
+    assignedAgentId: held ? IMPLEMENTER : null,
+    implementerAgentIds: [...(shape.reworked ? [EARLIER_IMPLEMENTER] : []), ...(held ? [IMPLEMENTER] : [])],
+    reportedByAgentId: shape.agentStatus === 'reported_done' ? OTHER : null,
+    reviewerAgentId: reviewer,
+    verifiedByAgentId: shape.verifiedStatus === 'verified' ? ORCH : null,
+    review: reviewer
+      ? { reviewer_agent_id: reviewer, review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok', iteration }
+      : null,
+  };
+}
+
+const VALID_BODIES: Record<Action, unknown> = {
+  contract: { story_title: 'Landing page', ac_count: 2 },
+  claim: {},
+  start: {},
+  'request-review': {},
+  report: { artifact: 'https://example.test/pr/1' },
+  'review-complete': { review_type: 'standard', findings_count: 3, fixes_count: 2, disproved_count: 1, summary: 'two fixed, one disproved' },
+  verify: { summary: 'criteria met' },
+  reject: { reason: 'regression' },
+  unclaim: {},
+  'force-unclaim': { reason: 'agent vanished' },
+};
+
+/** The contract's lifecycle table, restated: which roles, from which states. */
+const TABLE: Record<Action, { roles: string[]; from: AgentStatus[]; verified?: VerifiedStatus[] }> = {
+  contract: { roles: ['agent', 'orchestrator'], from: ['pending'] },
+  claim: { roles: ['agent'], from: ['contracted'] },
+  start: { roles: ['agent'], from: ['assigned'] },
+  'request-review': { roles: ['agent'], from: ['implementing'] },
+  report: { roles: ['agent', 'orchestrator'], from: ['review_requested'] },
+  'review-complete': { roles: ['agent', 'orchestrator'], from: ['reported_done'] },
+  verify: { roles: ['orchestrator'], from: ['reported_done'] },
+  reject: { roles: ['orchestrator'], from: ['reported_done'], verified: ['unverified', 'rejected', 'verified'] },
+  unclaim: { roles: ['agent'], from: ['assigned', 'implementing'] },
+  'force-unclaim': { roles: ['orchestrator', 'admin'], from: ['assigned', 'implementing', 'review_requested'] },
+};
+
+/** The expected outcome: 'ok' or the error code, in the documented order of checks. */
+function oracle(shape: Shape, kind: ActorKind, action: Action): string {
+  if (kind === 'no_identity' || kind === 'empty_agent' || kind === 'unknown_role') return 'unauthorized';
+  if (kind === 'other_tenant') return 'not_found';
+  const actor = ACTORS[kind] as { agentId: string; role: string };
+  const row = TABLE[action];
+  if (!row.roles.includes(actor.role)) return 'forbidden';
+  const verifiedOk = (row.verified ?? ['unverified', 'rejected']).includes(shape.verifiedStatus);
+  if (!row.from.includes(shape.agentStatus) || !verifiedOk) return 'invalid_transition';
+  const implementer = kind === 'implementer' || kind === 'earlier_implementer' ? (kind === 'implementer' ? ASSIGNED_STATES.includes(shape.agentStatus) : shape.reworked) : false;
+  const reviewerId = shape.reviewedBy === 'agent' ? REVIEWER : shape.reviewedBy === 'orchestrator' ? ORCH_REVIEWER : null;
+  switch (action) {
+    case 'claim':
+      return shape.unverifiedDependency ? 'dependencies_not_met' : 'ok';
+    case 'start':
+    case 'request-review':
+    case 'unclaim':
+      return kind === 'implementer' && ASSIGNED_STATES.includes(shape.agentStatus) ? 'ok' : 'not_assigned_agent';
+    case 'report':
+      return implementer ? 'self_report_blocked' : 'ok';
+    case 'review-complete':
+      if (implementer) return 'self_review_blocked';
+      return shape.reviewedBy ? 'invalid_transition' : 'ok';
+    case 'verify':
+      if (implementer) return 'self_verify_blocked';
+      if (reviewerId !== null && actor.agentId === reviewerId) return 'verifier_is_reviewer';
+      return shape.reviewedBy ? 'ok' : 'review_required';
+    default:
+      return 'ok';
+  }
+}
+
+/** What an accepted action leaves behind, per the contract's effect column. */
+function expectedEffect(shape: Shape, kind: ActorKind, action: Action): Partial<StoryState> {
+  const actor = ACTORS[kind] as { agentId: string };
+  switch (action) {
+    case 'contract':
+      return { agentStatus: 'contracted' };
+    case 'claim':
+      return { agentStatus: 'assigned', assignedAgentId: actor.agentId };
+    case 'start':
+      return { agentStatus: 'implementing' };
+    case 'request-review':
+      return { agentStatus: 'review_requested' };
+    case 'report':
+      return { agentStatus: 'reported_done', reportedByAgentId: actor.agentId };
+    case 'review-complete':
+      return { agentStatus: 'reported_done', reviewerAgentId: actor.agentId };
+    case 'verify':
+      return { verifiedStatus: 'verified', verifiedByAgentId: actor.agentId };
+    case 'reject':
+      return { agentStatus: 'pending', verifiedStatus: 'rejected', iteration: (shape.reworked ? 2 : 1) + 1, assignedAgentId: null };
+    case 'unclaim':
+    case 'force-unclaim':
+      return { agentStatus: 'contracted', assignedAgentId: null };
+  }
+}
+
+const shapes = reachableShapes();
+const name = (s: Shape) =>
+  `${s.agentStatus}/${s.verifiedStatus}${s.reviewedBy ? `, reviewed by ${s.reviewedBy}` : ''}${s.unverifiedDependency ? ', dependency unverified' : ''}${s.reworked ? ', iteration 2' : ''}`;
+const cases = shapes.flatMap((shape) =>
+  (Object.keys(ACTORS) as ActorKind[]).flatMap((kind) => ACTIONS.map((action) => ({ shape, kind, action, label: `${action} by ${kind} on ${name(shape)}` }))),
+);
+
+describe('custody rules: the whole table', () => {
+  it('covers every action, every reachable state and every kind of caller', () => {
+    expect(new Set(cases.map((c) => c.action)).size).toBe(ACTIONS.length);
+    expect(new Set(cases.map((c) => c.shape.agentStatus)).size).toBe(AGENT_STATUSES.length);
+    expect(cases.length).toBeGreaterThan(2000);
+  });
+
+  it.each(cases)('$label', ({ shape, kind, action }) => {
+    const state = stateOf(shape);
+    const before = structuredClone(state);
+    const decision = decide(state, ACTORS[kind], action, VALID_BODIES[action]);
+    const expected = oracle(shape, kind, action);
+    expect(state).toEqual(before);
+    if (expected === 'ok') {
+      expect(decision.ok, JSON.stringify(decision)).toBe(true);
+      if (!decision.ok) return;
+      expect(decision.state).toMatchObject(expectedEffect(shape, kind, action));
+      expect(decision.transition).toMatchObject({ action, from: { agent_status: shape.agentStatus, verified_status: shape.verifiedStatus } });
+    } else {
+      expect(decision.ok).toBe(false);
+      if (decision.ok) return;
+      expect(decision.rejection.code).toBe(expected);
+      if (expected === 'invalid_transition' && !(action === 'review-complete' && shape.reviewedBy && TABLE[action].from.includes(shape.agentStatus))) {
+        expect(decision.rejection.context).toEqual({ current_agent_status: shape.agentStatus, current_verified_status: shape.verifiedStatus, attempted_action: action });
+      }
+      expect(decision.rejection.status).toBe(
+        { unauthorized: 401, not_found: 404, forbidden: 403, not_assigned_agent: 403, review_required: 422 }[expected as string] ?? 409,
+      );
+    }
+  });
+
+  it('offers as next_actions exactly the actions that would be accepted with a valid body', () => {
+    for (const { shape, kind } of cases.filter((c) => c.action === 'contract')) {
+      const offered = availableActions(stateOf(shape), ACTORS[kind]);
+      const accepted = ACTIONS.filter((action) => oracle(shape, kind, action) === 'ok');
+      expect(offered, `${kind} on ${name(shape)}`).toEqual(accepted);
+    }
+  });
+});
+
+describe('custody rules: bodies', () => {
+  const reported = stateOf({ agentStatus: 'reported_done', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false });
+  const pending = stateOf({ agentStatus: 'pending', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false });
+  const review = (f: number, x: number, d: number, summary = 'ok') => ({ review_type: 'standard', findings_count: f, fixes_count: x, disproved_count: d, summary });
+
+  it.each([
+    [3, 1, 1],
+    [1, 2, 0],
+    [0, 1, -1],
+    [-1, -1, 0],
+    [2, 0, 1],
+  ])('findings %i = fixes %i + disproved %i does not add up: findings_math_mismatch', (f, x, d) => {
+    const decision = decide(reported, ACTORS.reviewer, 'review-complete', review(f, x, d));
+    expect(decision.ok ? 'ok' : decision.rejection.code).toBe('findings_math_mismatch');
+  });
+
+  it('accepts findings that add up, and refuses an empty summary', () => {
+    expect(decide(reported, ACTORS.reviewer, 'review-complete', review(5, 3, 2)).ok).toBe(true);
+    const blank = decide(reported, ACTORS.reviewer, 'review-complete', review(0, 0, 0, '  '));
+    expect(blank.ok ? 'ok' : blank.rejection.code).toBe('review_required');
+  });
+
+  it('matches a contract to the story, exactly', () => {
+    for (const body of [
+      { story_title: 'Landing Page', ac_count: 2 },
+      { story_title: 'Landing page ', ac_count: 2 },
+      { story_title: 'Landing page', ac_count: 3 },
+    ]) {
+      const decision = decide(pending, ACTORS.implementer, 'contract', body);
+      expect(decision.ok ? 'ok' : decision.rejection.code).toBe('contract_mismatch');
+      if (!decision.ok) expect(decision.rejection.context).toEqual({ expected: { story_title: 'Landing page', ac_count: 2 }, provided: body });
+    }
+  });
+
+  it('refuses bodies of the wrong shape, and identity smuggled into them', () => {
+    const cases: [Action, unknown][] = [
+      ['contract', { story_title: 'Landing page' }],
+      ['contract', { story_title: 'Landing page', ac_count: '2' }],
+      ['claim', { agent_id: OTHER }],
+      ['report', { reported_by_agent_id: OTHER }],
+      ['review-complete', { ...review(0, 0, 0), reviewer_agent_id: OTHER }],
+      ['verify', { summary: 'x', verified_by_agent_id: ORCH }],
+      ['reject', { reason: 42 }],
+      ['contract', 'not an object'],
+      ['contract', [1, 2]],
+    ];
+    for (const [action, body] of cases) {
+      const state = action === 'contract' ? pending : action === 'claim' ? stateOf({ agentStatus: 'contracted', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false }) : action === 'report' ? stateOf({ agentStatus: 'review_requested', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false }) : action === 'verify' ? stateOf({ agentStatus: 'reported_done', verifiedStatus: 'unverified', reviewedBy: 'agent', unverifiedDependency: false, reworked: false }) : reported;
+      const actor = action === 'verify' || action === 'reject' ? ACTORS.orchestrator : action === 'report' || action === 'review-complete' ? ACTORS.reviewer : ACTORS.other_agent;
+      const decision = decide(state, actor, action, body);
+      expect(decision.ok ? 'ok' : decision.rejection.code, `${action} ${JSON.stringify(body)}`).toBe('invalid_body');
+    }
+  });
+
+  it('needs a reason to reject or force-unclaim', () => {
+    const held = stateOf({ agentStatus: 'implementing', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false });
+    for (const body of [{}, { reason: '' }, { reason: '   ' }]) {
+      const r1 = decide(reported, ACTORS.orchestrator, 'reject', body);
+      const r2 = decide(held, ACTORS.admin, 'force-unclaim', body);
+      expect([r1.ok ? 'ok' : r1.rejection.code, r2.ok ? 'ok' : r2.rejection.code]).toEqual(['reason_required', 'reason_required']);
+    }
+  });
+});
+
+describe('custody rules: whole lifecycles', () => {
+  const step = (state: StoryState, actor: unknown, action: Action, body: unknown = VALID_BODIES[action]) => {
+    const decision = decide(state, actor, action, body);
+    if (!decision.ok) throw new Error(`${action}: ${decision.rejection.code}`);
+    return decision.state;
+  };
+  const fresh = () => newStoryState({ tenantId: TENANT, projectId: 'p', storyId: 's', number: '1.1', title: 'Landing page', acCount: 2, dependsOn: [] });
+
+  it('ends verified when three distinct parties take their parts', () => {
+    let s = fresh();
+    for (const action of ['contract', 'claim', 'start', 'request-review'] as const) s = step(s, ACTORS.implementer, action);
+    s = step(s, ACTORS.reviewer, 'report');
+    s = step(s, ACTORS.reviewer, 'review-complete');
+    s = step(s, ACTORS.orchestrator, 'verify');
+    expect(s).toMatchObject({ agentStatus: 'reported_done', verifiedStatus: 'verified', assignedAgentId: IMPLEMENTER, reviewerAgentId: REVIEWER, verifiedByAgentId: ORCH, iteration: 1 });
+  });
+
+  it('keeps every implementer of every iteration out of report, review and verify after a rework', () => {
+    let s = fresh();
+    for (const action of ['contract', 'claim', 'start', 'request-review'] as const) s = step(s, ACTORS.implementer, action);
+    s = step(s, ACTORS.reviewer, 'report');
+    s = step(s, ACTORS.reviewer, 'review-complete');
+    s = step(s, ACTORS.orchestrator, 'reject');
+    expect(s).toMatchObject({ iteration: 2, agentStatus: 'pending', verifiedStatus: 'rejected', assignedAgentId: null });
+    for (const action of ['contract', 'claim', 'start', 'request-review'] as const) s = step(s, ACTORS.other_agent, action);
+    const selfReport = decide(s, ACTORS.implementer, 'report', {});
+    expect(selfReport.ok ? 'ok' : selfReport.rejection.code).toBe('self_report_blocked');
+    s = step(s, ACTORS.orchestrator_reviewer, 'report');
+    const selfReview = decide(s, ACTORS.implementer, 'review-complete', VALID_BODIES['review-complete']);
+    expect(selfReview.ok ? 'ok' : selfReview.rejection.code).toBe('self_review_blocked');
+    // The reviewer of iteration 1 may review iteration 2 too; its old review does not count.
+    const early = decide(s, ACTORS.orchestrator, 'verify', {});
+    expect(early.ok ? 'ok' : early.rejection.code).toBe('review_required');
+    s = step(s, ACTORS.reviewer, 'review-complete');
+    s = step(s, ACTORS.orchestrator_reviewer, 'verify');
+    expect(s).toMatchObject({ verifiedStatus: 'verified', iteration: 2, implementerAgentIds: [IMPLEMENTER, OTHER] });
+  });
+
+  it('ignores stale news about a dependency', () => {
+    let s = newStoryState({ tenantId: TENANT, projectId: 'p', storyId: 's', number: '1', title: 't', acCount: 0, dependsOn: ['d'] });
+    s = applyDependencyStatus(s, 'd', { verified: true, seq: 7 });
+    s = applyDependencyStatus(s, 'd', { verified: false, seq: 6 });
+    expect(s.dependencies.d).toEqual({ verified: true, seq: 7 });
+    s = applyDependencyStatus(s, 'd', { verified: false, seq: 8 });
+    expect(s.dependencies.d).toEqual({ verified: false, seq: 8 });
+  });
+
+  it('never throws on junk, and never accepts it', () => {
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const junk = [null, undefined, 0, -1, 'x', '', [], {}, { agentId: 1 }, { agentId: 'a', role: 'agent' }, { role: 'orchestrator' }, NaN, true, Symbol.for('s')];
+    const pick = <T,>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!;
+    for (let i = 0; i < 500; i++) {
+      const state = stateOf(pick(shapes));
+      const decision = decide(state, pick(junk), pick([...ACTIONS, 'delete', '', null, '__proto__'] as unknown[]), pick(junk));
+      expect(decision.ok).toBe(false);
+    }
+  });
+});
