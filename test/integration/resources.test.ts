@@ -274,3 +274,24 @@ describe('rate limiting', () => {
     }
   });
 });
+
+describe('signup', () => {
+  it('can be turned off by configuration', async () => {
+    const { createApp } = await import('../../src/gateway/app.js');
+    const { parseConfig } = await import('../../src/config.js');
+    const { Api } = await import('../support/api.js');
+    const app = createApp({ config: parseConfig({ SIGNUP_ENABLED: 'false' }), pool: stack.pool, client: stack.client, commands: null as never });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const api = new Api(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+      const r = await api.post('/api/v1/tenants', undefined, { name: 'nope' });
+      expect(r.status).toBe(403);
+      expect(r.body.error.code).toBe('forbidden');
+      const { rows } = await stack.pool.query(`SELECT count(*)::int AS n FROM tenants WHERE name = 'nope'`);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+});
