@@ -58,6 +58,20 @@ function limiter(perMinute: number, keyOf: (req: express.Request, res: express.R
   });
 }
 
+const MAX_BODY_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than `max` arrays or objects (walked without recursion). */
+export function jsonDepthExceeds(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth + 1 > max) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -129,6 +143,12 @@ export function createApp(deps: GatewayDeps): Express {
 
   const api = express.Router();
   api.use(express.json({ limit: '256kb', type: ['application/json', 'application/*+json'] }));
+  api.use((req, _res, next) => {
+    // No valid body nests deeper than a few levels; a deeper one is refused before anything
+    // walks it recursively (hashing, validation, logging).
+    if (jsonDepthExceeds(req.body, MAX_BODY_DEPTH)) return next(new ApiError('invalid_body', `The request body nests deeper than ${MAX_BODY_DEPTH} levels.`));
+    next();
+  });
   api.use((req, _res, next) => {
     // A body in anything but JSON is refused rather than silently ignored.
     const length = Number(req.headers['content-length'] ?? 0);

@@ -3,7 +3,8 @@
  * the Express handler and the OpenAPI operation, so the document cannot drift from the router.
  */
 import { Router, type RequestHandler } from 'express';
-import type { z } from 'zod';
+import { z } from 'zod';
+import { parseOr400 } from './errors.js';
 import type { Role } from '../custody/actions.js';
 import { requireRole } from './middleware.js';
 
@@ -25,15 +26,25 @@ export interface RouteSpec {
   errors?: string[];
 }
 
+const NoBody = z.strictObject({});
+
+const refuseAnyField: RequestHandler = (req, _res, next) => {
+  parseOr400(NoBody, req.body ?? {});
+  next();
+};
+
 export class RouteBook {
   readonly router = Router();
   readonly specs: RouteSpec[] = [];
 
   constructor(readonly prefix: string) {}
 
-  add(spec: RouteSpec, handler: RequestHandler): this {
+  add(declared: RouteSpec, handler: RequestHandler): this {
+    // A POST that takes nothing still says so: `{}` or no body, never fields it would ignore.
+    const spec = declared.method === 'post' && !declared.body ? { ...declared, body: NoBody } : declared;
     this.specs.push(spec);
-    const guards = spec.roles ? [requireRole(...spec.roles)] : [];
+    const guards: RequestHandler[] = spec.roles ? [requireRole(...spec.roles)] : [];
+    if (spec.body === NoBody) guards.push(refuseAnyField);
     this.router[spec.method](spec.path, ...guards, handler);
     return this;
   }

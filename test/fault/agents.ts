@@ -30,6 +30,8 @@ export interface Plan {
   reviewer: Party;
   /** Verifies: an orchestrator that neither implemented nor reviewed. */
   verifier: Party;
+  /** Numbers of the stories this one depends on: it is claimed once they are verified. */
+  dependsOn?: string[];
 }
 
 export const LIFECYCLE = ['contract', 'claim', 'start', 'request-review', 'report', 'review-complete', 'verify'] as const;
@@ -70,6 +72,8 @@ export class SimulatedAgents {
   networkErrors = 0;
   /** Answers by status ("200", "504", ...; "net" for no answer). */
   readonly statuses: Record<string, number> = {};
+  /** Answers the gateway replayed from its Idempotency-Key store. */
+  replayed = 0;
   /** Lifecycle steps answered 200. */
   transitions = 0;
   storiesVerified = 0;
@@ -77,6 +81,19 @@ export class SimulatedAgents {
   readonly failures: string[] = [];
   private readonly waiters: { n: number; resolve: () => void }[] = [];
   private finished = false;
+  /** Per story number: settles true once its verify was answered 200, false if it failed. */
+  private readonly verified = new Map<string, { promise: Promise<boolean>; resolve: (ok: boolean) => void }>();
+
+  private verifiedSignal(number: string) {
+    let signal = this.verified.get(number);
+    if (!signal) {
+      let resolve!: (ok: boolean) => void;
+      const promise = new Promise<boolean>((r) => (resolve = r));
+      signal = { promise, resolve };
+      this.verified.set(number, signal);
+    }
+    return signal;
+  }
 
   constructor(
     readonly baseUrl: string,
@@ -109,6 +126,7 @@ export class SimulatedAgents {
         });
         const text = await res.text();
         this.count(String(res.status));
+        if (res.headers.get('idempotent-replayed') === 'true') this.replayed++;
         let parsed: any = text;
         try {
           parsed = text ? JSON.parse(text) : null;
@@ -139,16 +157,31 @@ export class SimulatedAgents {
     return answer;
   }
 
-  /** Drives one story from pending to verified; false (and a failure recorded) if a step did not pass. */
+  /**
+   * Drives one story from pending to verified; false (and a failure recorded) if a step did not
+   * pass. A story with dependencies is claimed as soon as their verify was answered: the contract
+   * is that an answered verify makes the dependents claimable at once.
+   */
   async drive(plan: Plan): Promise<boolean> {
+    const done = this.verifiedSignal(plan.story.number);
     for (const step of lifecycleSteps(plan)) {
+      if (step.action === 'claim' && plan.dependsOn?.length) {
+        const ready = await Promise.all(plan.dependsOn.map((n) => this.verifiedSignal(n).promise));
+        if (!ready.every(Boolean)) {
+          this.failures.push(`story ${plan.story.number}: a dependency was never verified`);
+          done.resolve(false);
+          return false;
+        }
+      }
       const answer = await this.act(plan.story.id, step.action, step.party, step.body, `${this.tag}:${plan.story.number}:${step.action}`);
       if (answer.status !== 200) {
         this.failures.push(`story ${plan.story.number} ${step.action}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
+        done.resolve(false);
         return false;
       }
     }
     this.storiesVerified++;
+    done.resolve(true);
     return true;
   }
 
@@ -190,6 +223,7 @@ export class SimulatedAgents {
       http_attempts: this.attempts,
       retries: this.retries,
       network_errors: this.networkErrors,
+      idempotent_replays: this.replayed,
       statuses: { ...this.statuses },
       transitions_answered_200: this.transitions,
       stories_driven_to_verified: this.storiesVerified,
@@ -198,27 +232,44 @@ export class SimulatedAgents {
   }
 }
 
-/** Plans for a list of stories: rotating implementers and reviewers (never the same agent), one verifier. */
-export function plansFor(stories: StoryInfo[], agents: Party[], verifier: Party): Plan[] {
+/**
+ * Plans for stories in backlog order: rotating implementers and reviewers (never the same agent),
+ * one verifier, and each story's dependencies from the backlog.
+ */
+export function plansFor(stories: StoryInfo[], agents: Party[], verifier: Party, backlog?: Backlog): Plan[] {
   if (agents.length < 2) throw new Error('two agents at least: an implementer and a reviewer');
+  const dependsOn = new Map((backlog?.epics ?? []).flatMap((e) => e.stories.map((s) => [s.number, s.depends_on ?? []] as const)));
   return stories.map((story, i) => ({
     story,
     implementer: agents[i % agents.length]!,
     reviewer: agents[(i + 1) % agents.length]!,
     verifier,
+    dependsOn: dependsOn.get(story.number) ?? [],
   }));
 }
 
-/** A backlog of `count` stories in a few epics, each with 1 to 4 acceptance criteria. */
-export function backlogOf(count: number, perEpic = 25) {
-  const epics: { number: number; title: string; stories: { number: string; title: string; acceptance_criteria: string[] }[] }[] = [];
+export interface Backlog {
+  epics: { number: number; title: string; stories: { number: string; title: string; acceptance_criteria: string[]; depends_on?: string[] }[] }[];
+}
+
+/**
+ * A backlog of `count` stories in epics of 25, each with 1 to 4 acceptance criteria. With
+ * `dependEvery: n`, every n-th story of an epic depends on the one before it (which depends on
+ * nothing): claims wait for a verify, and verifies notify dependents, under every fault.
+ */
+export function backlogOf(count: number, options: { dependEvery?: number; perEpic?: number } = {}): Backlog {
+  const perEpic = options.perEpic ?? 25;
+  const every = options.dependEvery ?? 0;
+  const epics: Backlog['epics'] = [];
   for (let i = 0; i < count; i++) {
     const e = Math.floor(i / perEpic) + 1;
+    const k = (i % perEpic) + 1;
     if (!epics[e - 1]) epics.push({ number: e, title: `Epic ${e}`, stories: [] });
     epics[e - 1]!.stories.push({
-      number: `${e}.${(i % perEpic) + 1}`,
-      title: `Story ${e}.${(i % perEpic) + 1}`,
-      acceptance_criteria: Array.from({ length: (i % 4) + 1 }, (_, k) => `criterion ${k + 1}`),
+      number: `${e}.${k}`,
+      title: `Story ${e}.${k}`,
+      acceptance_criteria: Array.from({ length: (i % 4) + 1 }, (_, c) => `criterion ${c + 1}`),
+      ...(every > 1 && k % every === 0 ? { depends_on: [`${e}.${k - 1}`] } : {}),
     });
   }
   return { epics };
@@ -295,6 +346,35 @@ export function disagreement(row: ProjectionRow | undefined, view: StoryView): s
   return pairs.filter(([, a, b]) => a !== b).map(([k, a, b]) => `${k}: projection ${JSON.stringify(a)} vs workflow ${JSON.stringify(b)}`);
 }
 
+/**
+ * What the workflow histories show of the faults: activities that needed more than one attempt
+ * (their last attempt's number is recorded), and workflow tasks that timed out or failed.
+ */
+export async function historyFigures(h: Harness, stories: StoryInfo[]) {
+  let retriedActivities = 0;
+  let extraAttempts = 0;
+  let workflowTaskTimeouts = 0;
+  let workflowTaskFailures = 0;
+  await inBatches(stories, 16, async (s) => {
+    const history = await h.client.workflow.getHandle(s.workflow_id).fetchHistory();
+    for (const event of history.events ?? []) {
+      const attempt = event.activityTaskStartedEventAttributes?.attempt ?? 1;
+      if (attempt > 1) {
+        retriedActivities++;
+        extraAttempts += attempt - 1;
+      }
+      if (event.workflowTaskTimedOutEventAttributes) workflowTaskTimeouts++;
+      if (event.workflowTaskFailedEventAttributes) workflowTaskFailures++;
+    }
+  });
+  return {
+    activities_retried: retriedActivities,
+    activity_extra_attempts: extraAttempts,
+    workflow_task_timeouts: workflowTaskTimeouts,
+    workflow_task_failures: workflowTaskFailures,
+  };
+}
+
 export interface Ledger {
   stories: number;
   transitions_expected: number;
@@ -313,7 +393,9 @@ export interface Ledger {
  * Compares, for every story, what must have happened (the seven lifecycle steps, once each, in
  * order, seq 1..7) with the audit table, the projection and the workflow's own state.
  */
-export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: string): Promise<Ledger> {
+export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: string, backlog?: Backlog): Promise<Ledger> {
+  const idOf = new Map(stories.map((s) => [s.number, s.id]));
+  const dependsOn = new Map((backlog?.epics ?? []).flatMap((e) => e.stories.map((s) => [s.number, s.depends_on ?? []] as const)));
   const ids = stories.map((s) => s.id);
   const [projection, audit] = await Promise.all([projectionRows(h, ids), auditRows(h, ids)]);
   const views = await inBatches(stories, 16, async (s) => [s.id, await workflowView(h, s.workflow_id)] as const);
@@ -353,6 +435,9 @@ export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: strin
       problems.push(`${where}: workflow is ${view.state.agentStatus}/${view.state.verifiedStatus} at seq ${view.seq}`);
     }
     for (const d of disagreement(row, view)) problems.push(`${where}: ${d}`);
+    for (const dep of dependsOn.get(story.number) ?? []) {
+      if (view.state.dependencies[idOf.get(dep)!]?.verified !== true) problems.push(`${where}: its workflow does not know that ${dep} is verified`);
+    }
   }
   const chain = await h.api.get('/api/v1/audit/verify', chainKey);
   const chainOk = chain.status === 200 && chain.body?.data?.ok === true;
@@ -375,4 +460,55 @@ export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: strin
 export function report(title: string, figures: Record<string, unknown>): void {
   const lines = Object.entries(figures).map(([k, v]) => `  ${k.padEnd(34)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   console.log(`\n=== ${title}\n${lines.join('\n')}\n`);
+}
+
+/**
+ * The common end of every run: the ledger, the figures printed, then the assertions (every step
+ * answered 200, every story verified in the projection and the workflow, lost = duplicated = 0,
+ * the audit chain intact, no process died unasked).
+ */
+export async function settleAndAssert(
+  expect: typeof import('vitest').expect,
+  title: string,
+  h: Harness,
+  stories: StoryInfo[],
+  chainKey: string,
+  agents: SimulatedAgents,
+  figures: Record<string, unknown>,
+  backlog?: Backlog,
+): Promise<Ledger> {
+  const ledger = await ledgerOf(h, stories, chainKey, backlog);
+  const histories = await historyFigures(h, stories);
+  report(title, {
+    stories: ledger.stories,
+    stories_waiting_on_a_dependency: (backlog?.epics ?? []).flatMap((e) => e.stories).filter((s) => s.depends_on?.length).length,
+    transitions_expected: ledger.transitions_expected,
+    ...figures,
+    ...agents.figures(),
+    accepted_audit_rows: ledger.accepted_rows,
+    rejected_audit_rows: ledger.rejected_rows,
+    verified_projection: ledger.verified_in_projection,
+    verified_workflow: ledger.verified_in_workflow,
+    rows_lost: ledger.rows_lost,
+    rows_duplicated: ledger.rows_duplicated,
+    audit_chain_ok: ledger.audit_chain_ok,
+    histories,
+    unexpected_exits: h.unexpectedExitSummaries(),
+  });
+  if (ledger.problems.length > 0 || agents.failures.length > 0) {
+    console.log(`--- problems (first 30)\n${[...agents.failures, ...ledger.problems].slice(0, 30).join('\n')}\n${h.logsTail()}`);
+  }
+  if (h.unexpectedExits().length > 0) console.log(`--- processes that died unasked\n${h.unexpectedExits().join('\n\n')}`);
+  expect(agents.failures, agents.failures.slice(0, 10).join('\n')).toEqual([]);
+  expect(ledger.problems.slice(0, 20)).toEqual([]);
+  expect(ledger.rows_lost).toBe(0);
+  expect(ledger.rows_duplicated).toBe(0);
+  expect(ledger.accepted_rows).toBe(ledger.transitions_expected);
+  expect(ledger.verified_in_projection).toBe(stories.length);
+  expect(ledger.verified_in_workflow).toBe(stories.length);
+  expect(ledger.audit_chain_ok).toBe(true);
+  // Nothing in a clean lifecycle is ever refused: a rejected row would be a retry judged anew.
+  expect(ledger.rejected_rows).toBe(0);
+  expect(h.unexpectedExitSummaries(), 'a process of the stack died without being killed').toEqual([]);
+  return ledger;
 }

@@ -33,6 +33,9 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A uniformly random number in [lo, hi). */
+export const between = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -89,8 +92,12 @@ export class ServiceProcess {
     return this.child?.pid;
   }
 
+  /** The last lines it wrote, without routine info lines (pino level 30: one per request). */
   lastLines(n = 25): string {
-    return this.tail.slice(-n).join('\n');
+    return this.tail
+      .filter((line) => !line.startsWith('{"level":30'))
+      .slice(-n)
+      .join('\n');
   }
 
   private remember(line: string): void {
@@ -235,6 +242,54 @@ export class TemporalServer {
   }
 }
 
+/** The application_name of each service's database connections. */
+export const WORKER_APP = 'custody-fault-worker';
+export const GATEWAY_APP = 'custody-fault-gateway';
+
+/**
+ * Moments of the service, as PostgreSQL sees its connections:
+ * - `in-transaction` (worker): between BEGIN and COMMIT of a projection + audit write;
+ * - `committing` (worker): sending COMMIT, or just after it (the post-commit webhook lookup, or
+ *   idle for under 3 ms after either): the rows are in, the activity has not reported back yet;
+ * - `answering` (gateway): storing a response under its Idempotency-Key, just before sending it.
+ */
+export type DatabaseMoment = 'in-transaction' | 'committing' | 'answering';
+
+const justNow = `(state = 'active' OR (state = 'idle' AND state_change > clock_timestamp() - interval '3 milliseconds'))`;
+const MOMENTS: Record<DatabaseMoment, { application: string; sql: string }> = {
+  'in-transaction': {
+    application: WORKER_APP,
+    sql: `state IN ('idle in transaction', 'idle in transaction (aborted)')
+      OR (state = 'active' AND (query LIKE 'UPDATE stories SET%' OR query LIKE 'INSERT INTO audit_events%' OR query LIKE 'SELECT id FROM stories WHERE workflow_id%'))`,
+  },
+  committing: {
+    application: WORKER_APP,
+    sql: `(query = 'COMMIT' OR query LIKE 'SELECT id FROM webhook_deliveries WHERE source_key%') AND ${justNow}`,
+  },
+  answering: {
+    application: GATEWAY_APP,
+    sql: `query LIKE 'INSERT INTO idempotency_keys%' AND ${justNow}`,
+  },
+};
+
+/**
+ * Polls pg_stat_activity (directly, not through any proxy) until a connection of the service is
+ * at `moment`, for at most `timeoutMs`; true if seen. The caller acts on it at once (a kill, a
+ * cut): the moment may be over by then, so a test reports that it aimed, never that it hit.
+ */
+export async function waitForDatabaseMoment(h: Harness, moment: DatabaseMoment, timeoutMs: number): Promise<boolean> {
+  const database = new URL(h.databaseUrl).pathname.slice(1);
+  const { application, sql: condition } = MOMENTS[moment];
+  const sql = `SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid() AND (${condition})`;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { rows } = await h.pool.query<{ n: number }>(sql, [database, application]);
+    if (rows[0]!.n > 0) return true;
+  }
+  return false;
+}
+
 export interface HarnessOptions {
   /** Used in temp dir and task queue names. */
   name: string;
@@ -296,7 +351,8 @@ export class Harness {
     const worker = new ServiceProcess(
       'worker',
       'src/bin/worker.ts',
-      () => ({ ...baseEnv(), ...common }),
+      // PGAPPNAME names its connections in pg_stat_activity (see waitForDatabaseMoment).
+      () => ({ ...baseEnv(), ...common, PGAPPNAME: WORKER_APP }),
       join(dir, 'worker.log'),
       /"msg":"worker polling"/,
       options.autoRestartWorker ?? false,
@@ -307,6 +363,7 @@ export class Harness {
       () => ({
         ...baseEnv(),
         ...common,
+        PGAPPNAME: GATEWAY_APP,
         HOST: '127.0.0.1',
         PORT: String(gatewayPort),
         CUSTODY_SIGNING_KEY: signingSeed,
@@ -327,6 +384,15 @@ export class Harness {
   /** Every exit that no test asked for, of any process of the stack. */
   unexpectedExits(): string[] {
     return [...this.temporal.unexpectedExits, ...this.worker.unexpectedExits, ...this.gateway.unexpectedExits];
+  }
+
+  /** One line per unexpected exit: who, how, and the error it died of. */
+  unexpectedExitSummaries(): string[] {
+    return this.unexpectedExits().map((text) => {
+      const lines = text.split('\n');
+      const error = lines.find((l) => /^\w*Error\b|Error:/.test(l.trim()));
+      return `${lines[0]!.replace(/; last lines:$/, '')}${error ? `: ${error.trim()}` : ''}`;
+    });
   }
 
   /** The last lines each process wrote, for a failure message. */

@@ -46,6 +46,8 @@ export interface StackOptions {
   /** Outside vitest (scripts), the Temporal server and bundle to use; inside, the run's own. */
   temporalAddress?: string;
   workflowBundlePath?: string;
+  /** Settings of the gateway beyond the database and Temporal addresses (e.g. RATE_LIMIT_PER_MINUTE). */
+  env?: Record<string, string>;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -81,7 +83,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   await startWorker();
   const signingKey = signingKeyFromSeed(newSigningSeed());
-  const config = parseConfig({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
+  const config = parseConfig({ ...options.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
   const commands = new StoryCommands({
     client,
     pool,
