@@ -20,6 +20,6 @@ export default defineConfig({
     teardownTimeout: 60_000,
     // Each test prints its figures; keep them in the output.
     silent: false,
-    reporters: ['default'],
+    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results/fault.json' }]] : ['default'],
   },
 });
