@@ -10,6 +10,8 @@ COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
 COPY migrations ./migrations
+# The workflow bundle is built once here, so no worker runs webpack at start.
+RUN npx tsx src/bin/bundle-workflows.ts /app/workflow-bundle.js
 USER node
 EXPOSE 3000
 CMD ["npm", "run", "gateway"]

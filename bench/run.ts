@@ -78,6 +78,7 @@ const warm = await api.post(`/api/v1/projects/${ping.projectId}/import`, ping.or
   epics: [{ number: 1, title: 'w', stories: [{ number: '1.1', title: 'w', acceptance_criteria: [] }] }],
 });
 await api.act(warm.body.data.stories[0].id, 'contract', ping.agents[0]!.key, { story_title: 'w', ac_count: 0 });
+const workerStartPeakMb = round(workerRss.peakKb / 1024, 1);
 say(`stack up in ${round((Date.now() - started) / 1000, 1)} s: Temporal ${temporal.address}, gateway :${gatewayPort}, database ${dbName}`);
 
 // ---- the floor: a raw update round trip, same server, same client settings ------------------
@@ -254,8 +255,8 @@ const reads = {
 say(`reads with ${READ_STORIES} stories: /stories/ready median ${reads.ready.median_ms} ms, /progress median ${reads.progress.median_ms} ms`);
 
 // ---- memory, targets, summary -----------------------------------------------------------------
-const memory = { worker_peak_rss_mb: workerRss.stop(), gateway_peak_rss_mb: gatewayRss.stop() };
-say(`memory: worker peak RSS ${memory.worker_peak_rss_mb} MB, gateway peak RSS ${memory.gateway_peak_rss_mb} MB`);
+const memory = { worker_peak_rss_mb: workerRss.stop(), worker_peak_rss_during_start_mb: workerStartPeakMb, gateway_peak_rss_mb: gatewayRss.stop() };
+say(`memory: worker peak RSS ${memory.worker_peak_rss_mb} MB (${memory.worker_peak_rss_during_start_mb} MB during start), gateway peak RSS ${memory.gateway_peak_rss_mb} MB`);
 
 const at10 = byConcurrency['10']!.overall;
 // The floor at the same concurrency as the transitions it is compared with: 10 callers at once.

@@ -42,6 +42,10 @@ const schema = z.object({
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   /** Where a worker process exports the Temporal SDK's Prometheus metrics (127.0.0.1:PORT); unset: off. */
   TEMPORAL_METRICS_PORT: port.optional(),
+  /** A workflow bundle built beforehand (`npm run build:workflows`); unset: the worker bundles at start, in a child process. */
+  WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
+  /** Story workflows a worker keeps in memory between tasks (about 0.5 MB each). */
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).max(100_000).default(250),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

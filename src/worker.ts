@@ -1,4 +1,8 @@
 /** The story worker: runs story workflows and their persistence activities. */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
@@ -8,6 +12,24 @@ import { createWebhookActivities } from '../activities/webhooks.js';
 import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+const BUNDLER = fileURLToPath(new URL('./bin/bundle-workflows.ts', import.meta.url));
+
+/**
+ * Bundles the workflows in a child process and returns the bundle's path: webpack's memory goes
+ * away with the child instead of staying in the worker's heap.
+ */
+export async function bundleWorkflowsInChild(): Promise<string> {
+  const out = join(mkdtempSync(join(tmpdir(), 'custody-workflows-')), 'workflow-bundle.js');
+  const child = spawn(process.execPath, ['--import', 'tsx', BUNDLER, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`bundling the workflows failed (exit ${code}): ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  return out;
+}
 
 export interface StoryWorkerOptions {
   address: string;
@@ -18,6 +40,8 @@ export interface StoryWorkerOptions {
   /** A prebuilt bundle (tests build one per run); otherwise the worker bundles `workflows/`. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   webhookRetry: WebhookDeliveryInput['retry'];
+  /** Workflows kept in memory between tasks (about 0.5 MB each); an evicted one is replayed when next needed. */
+  maxCachedWorkflows?: number;
 }
 
 export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -26,7 +50,8 @@ export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ 
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    workflowBundle: options.workflowBundle ?? { codePath: await bundleWorkflowsInChild() },
+    ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
     activities: {
       ...createStoryActivities({
         pool: options.pool,

@@ -105,6 +105,8 @@ try {
     pool,
     client,
     webhookRetry: webhookRetry(config),
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
   });
   const running = worker.run();
   stops.push(async () => {

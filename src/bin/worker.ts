@@ -19,6 +19,8 @@ const { worker, connection } = await createStoryWorker({
   pool,
   client,
   webhookRetry: webhookRetry(config),
+  maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+  ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
 });
 logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address }, 'worker polling');
 await worker.run();

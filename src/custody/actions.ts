@@ -1,8 +1,8 @@
 /**
- * The lifecycle's vocabulary: story states, roles, actions and the shape of each action's body.
- * Pure data and zod schemas only: imported by the workflow bundle, the gateway and the clients.
+ * The lifecycle's vocabulary: story states, roles, actions, events. Pure data, no dependencies:
+ * imported by the workflow bundle, where every module is instantiated again for each workflow.
+ * The zod schemas of the action bodies live in ./action-bodies.ts, outside the bundle.
  */
-import { z } from 'zod';
 
 export const AGENT_STATUSES = [
   'pending',
@@ -37,33 +37,6 @@ export type Action = (typeof ACTIONS)[number];
 export function isAction(value: unknown): value is Action {
   return typeof value === 'string' && (ACTIONS as readonly string[]).includes(value);
 }
-
-const text = (max: number) => z.string().max(max);
-const count = z.number().int().min(-1_000_000).max(1_000_000);
-
-/** Body schemas per action. Shape only: the meaning (findings math, blank reasons) is a custody rule. */
-export const ACTION_BODIES = {
-  contract: z.strictObject({ story_title: text(1000), ac_count: count }),
-  claim: z.strictObject({}),
-  start: z.strictObject({}),
-  'request-review': z.strictObject({}),
-  report: z.strictObject({
-    artifact: z.union([text(20_000), z.record(z.string().max(200), z.unknown())]).optional(),
-  }),
-  'review-complete': z.strictObject({
-    review_type: text(64),
-    findings_count: count,
-    fixes_count: count,
-    disproved_count: count,
-    summary: text(20_000),
-  }),
-  verify: z.strictObject({ summary: text(20_000).optional() }),
-  reject: z.strictObject({ reason: text(20_000).optional() }),
-  unclaim: z.strictObject({}),
-  'force-unclaim': z.strictObject({ reason: text(20_000).optional() }),
-} satisfies Record<Action, z.ZodType>;
-
-export type ActionBody<A extends Action> = z.infer<(typeof ACTION_BODIES)[A]>;
 
 /** The events a transition emits, named as webhooks name them. */
 export const EVENT_OF_ACTION: Record<Action | 'lease-expired' | 'stalled', string> = {

@@ -4,7 +4,6 @@
  * the workflow's update validators call it, and so do its handlers, so a rule lives in one place.
  */
 import {
-  ACTION_BODIES,
   ROLES,
   isAction,
   type Action,
@@ -12,6 +11,7 @@ import {
   type Role,
   type VerifiedStatus,
 } from './actions.js';
+import { bodyShapeIssues } from './body-shape.js';
 import { ERROR_STATUS, type ErrorCode } from './errors.js';
 
 export interface Actor {
@@ -268,17 +268,14 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
   if (standing) return { ok: false, rejection: standing };
   const act = action as Action;
   const who = actor as Actor;
-  const parsed = ACTION_BODIES[act].safeParse(body ?? {});
-  if (!parsed.success) {
-    return reject('invalid_body', 'The request body does not match the action.', {
-      issues: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
-    });
-  }
+  const issues = bodyShapeIssues(act, body ?? {});
+  if (issues.length > 0) return reject('invalid_body', 'The request body does not match the action.', { issues });
+  const data = (body ?? {}) as Record<string, unknown>;
   const next: StoryState = { ...state, implementerAgentIds: [...state.implementerAgentIds] };
 
   switch (act) {
     case 'contract': {
-      const b = parsed.data as { story_title: string; ac_count: number };
+      const b = data as { story_title: string; ac_count: number };
       if (b.story_title !== state.title || b.ac_count !== state.acCount) {
         return reject('contract_mismatch', 'The contract does not match the story: check its title and number of acceptance criteria.', {
           expected: { story_title: state.title, ac_count: state.acCount },
@@ -304,7 +301,7 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
       next.reportedByAgentId = who.agentId;
       break;
     case 'review-complete': {
-      const b = parsed.data as Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>;
+      const b = data as Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>;
       const counts = [b.findings_count, b.fixes_count, b.disproved_count];
       if (counts.some((n) => n < 0) || b.fixes_count + b.disproved_count !== b.findings_count) {
         return reject('findings_math_mismatch', 'fixes_count + disproved_count must equal findings_count, and none may be negative.', {
@@ -326,7 +323,7 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
       break;
     case 'reject':
     case 'force-unclaim': {
-      const b = parsed.data as { reason?: string };
+      const b = data as { reason?: string };
       if (isBlank(b.reason)) return reject('reason_required', `A ${act} needs a reason.`);
       if (act === 'reject') {
         next.agentStatus = 'pending';

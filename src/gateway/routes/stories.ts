@@ -1,6 +1,7 @@
 /** Story reads (from the read model) and story actions (through the story's workflow). */
 import { z } from 'zod';
-import { ACTIONS, ACTION_BODIES, AGENT_STATUSES, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
+import { ACTIONS, AGENT_STATUSES, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
+import { ACTION_BODIES } from '../../custody/action-bodies.js';
 import { auditTrail, storyHistory, verifyAuditChain } from '../../db/audit-repo.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';

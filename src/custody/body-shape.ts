@@ -1,0 +1,80 @@
+/**
+ * The shape of each action's body, checked without zod, for the workflow bundle. It accepts
+ * exactly what the zod schemas of ./action-bodies.ts accept (test/unit/body-shape.test.ts holds
+ * the two equal on generated bodies); the gateway has already validated with zod, so this is the
+ * workflow's own guard against anything that reaches it another way.
+ */
+import type { Action } from './actions.js';
+
+export interface ShapeIssue {
+  path: string;
+  message: string;
+}
+
+type Check = (value: unknown) => string | null;
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const text =
+  (max: number): Check =>
+  (value) =>
+    typeof value !== 'string' ? 'expected a string' : value.length > max ? `at most ${max} characters` : null;
+
+const count: Check = (value) =>
+  typeof value !== 'number' || !Number.isInteger(value)
+    ? 'expected an integer'
+    : value < -1_000_000 || value > 1_000_000
+      ? 'out of range'
+      : null;
+
+/** A string of up to 20,000 characters, or an object whose keys have up to 200. */
+const artifact: Check = (value) => {
+  if (typeof value === 'string') return text(20_000)(value);
+  if (!isPlainObject(value)) return 'expected a string or an object';
+  return Object.keys(value).some((key) => key.length > 200) ? 'keys of at most 200 characters' : null;
+};
+
+interface Field {
+  check: Check;
+  optional?: boolean;
+}
+
+const SHAPES: Record<Action, Record<string, Field>> = {
+  contract: { story_title: { check: text(1000) }, ac_count: { check: count } },
+  claim: {},
+  start: {},
+  'request-review': {},
+  report: { artifact: { check: artifact, optional: true } },
+  'review-complete': {
+    review_type: { check: text(64) },
+    findings_count: { check: count },
+    fixes_count: { check: count },
+    disproved_count: { check: count },
+    summary: { check: text(20_000) },
+  },
+  verify: { summary: { check: text(20_000), optional: true } },
+  reject: { reason: { check: text(20_000), optional: true } },
+  unclaim: {},
+  'force-unclaim': { reason: { check: text(20_000), optional: true } },
+};
+
+/** The body's problems for `action` (an empty list when its shape is right). */
+export function bodyShapeIssues(action: Action, body: unknown): ShapeIssue[] {
+  if (!isPlainObject(body)) return [{ path: '', message: 'expected an object' }];
+  const fields = SHAPES[action];
+  const issues: ShapeIssue[] = [];
+  for (const key of Object.keys(body)) {
+    if (!Object.prototype.hasOwnProperty.call(fields, key)) issues.push({ path: key, message: 'unknown field' });
+  }
+  for (const [key, field] of Object.entries(fields)) {
+    const present = Object.prototype.hasOwnProperty.call(body, key) && body[key] !== undefined;
+    if (!present) {
+      if (!field.optional) issues.push({ path: key, message: 'required' });
+      continue;
+    }
+    const problem = field.check(body[key]);
+    if (problem) issues.push({ path: key, message: problem });
+  }
+  return issues;
+}
