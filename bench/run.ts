@@ -56,6 +56,9 @@ const env = {
   CUSTODY_SIGNING_KEY: newSigningSeed(),
   RATE_LIMIT_PER_MINUTE: '0',
   LOG_LEVEL: 'warn',
+  // Worker settings to compare runs with (unset: the service's defaults).
+  ...(process.env.WORKER_MAX_CACHED_WORKFLOWS ? { WORKER_MAX_CACHED_WORKFLOWS: process.env.WORKER_MAX_CACHED_WORKFLOWS } : {}),
+  ...(process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {}),
 };
 function startProcess(entry: string): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
