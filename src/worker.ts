@@ -1,8 +1,8 @@
 /** The story worker: runs story workflows and their persistence activities. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
@@ -46,11 +46,12 @@ export interface StoryWorkerOptions {
 
 export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
   const connection = await NativeConnection.connect({ address: options.address });
+  const builtHere = options.workflowBundle ? null : await bundleWorkflowsInChild();
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    workflowBundle: options.workflowBundle ?? { codePath: await bundleWorkflowsInChild() },
+    workflowBundle: options.workflowBundle ?? { codePath: builtHere! },
     ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
     activities: {
       ...createStoryActivities({
@@ -61,5 +62,7 @@ export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ 
       ...createWebhookActivities({ pool: options.pool }),
     },
   });
+  // The worker has read the bundle it was given; one built for this start is not needed again.
+  if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });
   return { worker, connection };
 }
