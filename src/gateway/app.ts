@@ -163,7 +163,8 @@ export function createApp(deps: GatewayDeps): Express {
   api.use(publicBook.router);
   api.use(authenticate(deps.pool));
   api.use(limiter(perMinute, (_req, res) => `key:${String(res.locals.caller?.keyId)}`));
-  api.use(idempotency(deps.pool));
+  // A reservation older than any request can run (the update deadline, and a margin) was abandoned.
+  api.use(idempotency(deps.pool, deps.config.UPDATE_DEADLINE_MS + 5000));
   api.use(book.router);
   api.use((_req, _res, next) => next(new ApiError('not_found', 'No such route.')));
   app.use(API_PREFIX, api);

@@ -41,11 +41,14 @@ export function requireRole(...roles: Role[]): RequestHandler {
 const IDEMPOTENCY_TTL_HOURS = 24;
 
 /**
- * `Idempotency-Key` on a POST: the first response (anything but a 5xx) is stored per tenant,
- * agent and key; a retry with the same request gets it back unchanged, and the same key with a
- * different request is refused. Story actions are also deduplicated by the workflow itself.
+ * `Idempotency-Key` on a POST. The key is reserved (per tenant, agent and key) before the request
+ * runs, so of two concurrent requests with one key only one runs; the other is told to retry.
+ * The first response that is not a 5xx is stored; a retry with the same request gets it back
+ * unchanged, and the same key with a different request is refused. A 5xx frees the key so a
+ * retry runs again (story actions are deduplicated by the workflow as well). A reservation whose
+ * request died with its process is taken over once it is older than `staleAfterMs`.
  */
-export function idempotency(pool: pg.Pool): RequestHandler {
+export function idempotency(pool: pg.Pool, staleAfterMs: number): RequestHandler {
   return async (req, res, next) => {
     if (req.method !== 'POST') return next();
     const key = req.headers['idempotency-key'];
@@ -57,35 +60,48 @@ export function idempotency(pool: pg.Pool): RequestHandler {
     const requestHash = createHash('sha256')
       .update(`${req.method} ${req.baseUrl}${req.path}\n${canonicalJson(req.body ?? {})}`)
       .digest('hex');
-    const { rows } = await pool.query<{ request_hash: string; status: number; response: unknown }>(
-      `SELECT request_hash, status, response FROM idempotency_keys
-       WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND expires_at > now()`,
-      [caller.tenantId, caller.agentId, key],
+    const ids = [caller.tenantId, caller.agentId, key];
+    const reserved = await pool.query(
+      `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at)
+       VALUES ($1, $2, $3, $4, NULL, NULL, now() + make_interval(hours => $5))
+       ON CONFLICT (tenant_id, agent_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+         status = NULL, response = NULL, created_at = now(), expires_at = excluded.expires_at
+       WHERE idempotency_keys.expires_at <= now()
+          OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < now() - make_interval(secs => $6))
+       RETURNING 1`,
+      [...ids, requestHash, IDEMPOTENCY_TTL_HOURS, staleAfterMs / 1000],
     );
-    const earlier = rows[0];
-    if (earlier) {
-      if (earlier.request_hash !== requestHash) {
+    if (reserved.rowCount === 0) {
+      const { rows } = await pool.query<{ request_hash: string; status: number | null; response: unknown }>(
+        `SELECT request_hash, status, response FROM idempotency_keys WHERE tenant_id = $1 AND agent_id = $2 AND key = $3`,
+        ids,
+      );
+      const earlier = rows[0];
+      if (earlier && earlier.request_hash !== requestHash) {
         return next(new ApiError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request.'));
+      }
+      if (!earlier || earlier.status === null) {
+        return next(
+          new ApiError('conflict', 'A request with this Idempotency-Key is still in progress; retry shortly.', { retryable: true }, { 'Retry-After': '1' }),
+        );
       }
       res.setHeader('Idempotent-Replayed', 'true');
       return res.status(earlier.status).json(earlier.response);
     }
-    res.locals.idempotencyKey = key;
+    // The update id of a story action: one per key and request, so a different body under a
+    // reused key (after a 5xx freed it) can never be answered with the first body's outcome.
+    res.locals.idempotencyKey = `${key}\n${requestHash}`;
     const json = res.json.bind(res);
     res.json = (body: unknown) => {
-      if (res.statusCode >= 500) return json(body);
       // The response is stored before it is sent, so a retry that follows it always finds it.
-      pool
-        .query(
-          `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(hours => $7))
-           ON CONFLICT (tenant_id, agent_id, key) DO UPDATE SET request_hash = excluded.request_hash,
-             status = excluded.status, response = excluded.response, created_at = now(), expires_at = excluded.expires_at
-           WHERE idempotency_keys.expires_at <= now()`,
-          [caller.tenantId, caller.agentId, key, requestHash, res.statusCode, JSON.stringify(body), IDEMPOTENCY_TTL_HOURS],
-        )
-        .catch(() => undefined)
-        .finally(() => json(body));
+      const settle =
+        res.statusCode >= 500
+          ? pool.query(`DELETE FROM idempotency_keys WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`, ids)
+          : pool.query(
+              `UPDATE idempotency_keys SET status = $4, response = $5 WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`,
+              [...ids, res.statusCode, JSON.stringify(body)],
+            );
+      settle.catch(() => undefined).finally(() => json(body));
       return res;
     };
     next();

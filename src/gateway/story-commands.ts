@@ -42,7 +42,7 @@ export function storyWorkflowId(tenantSlug: string, projectSlug: string, storyNu
   return `story/${tenantSlug}/${projectSlug}/${storyNumber}`;
 }
 
-/** One update id per (agent, Idempotency-Key): a retried call is applied once. */
+/** One update id per (agent, Idempotency-Key and request): a retried call is applied once. */
 export function updateIdFor(caller: Caller, idempotencyKey: string | undefined): string {
   if (!idempotencyKey) return randomUUID();
   return 'idem-' + createHash('sha256').update(`${caller.tenantId}\n${caller.agentId}\n${idempotencyKey}`).digest('hex').slice(0, 40);

@@ -61,7 +61,9 @@ export interface Answer {
   attempts: number;
 }
 
-const isRetryable = (status: number) => status >= 500 || status === 429;
+/** "Try again": a 5xx, a 429, or a 409 saying the same Idempotency-Key is still in progress. */
+const isRetryable = (status: number, body: any) =>
+  status >= 500 || status === 429 || (status === 409 && body?.error?.code === 'conflict' && body?.error?.context?.retryable === true);
 
 export class SimulatedAgents {
   /** Every HTTP request sent, retries included. */
@@ -133,7 +135,7 @@ export class SimulatedAgents {
         } catch {
           // keep the text
         }
-        if (!isRetryable(res.status)) return { status: res.status, body: parsed, attempts: attempt + 1 };
+        if (!isRetryable(res.status, parsed)) return { status: res.status, body: parsed, attempts: attempt + 1 };
         lastProblem = `${res.status} ${text.slice(0, 200)}`;
       } catch (err) {
         this.networkErrors++;

@@ -251,7 +251,8 @@ export const GATEWAY_APP = 'custody-fault-gateway';
  * - `in-transaction` (worker): between BEGIN and COMMIT of a projection + audit write;
  * - `committing` (worker): sending COMMIT, or just after it (the post-commit webhook lookup, or
  *   idle for under 3 ms after either): the rows are in, the activity has not reported back yet;
- * - `answering` (gateway): storing a response under its Idempotency-Key, just before sending it.
+ * - `answering` (gateway): storing a response under its Idempotency-Key, just before sending it
+ *   (a kill then leaves the key reserved: retries hear "in progress" until the reservation is stale).
  */
 export type DatabaseMoment = 'in-transaction' | 'committing' | 'answering';
 
@@ -268,7 +269,7 @@ const MOMENTS: Record<DatabaseMoment, { application: string; sql: string }> = {
   },
   answering: {
     application: GATEWAY_APP,
-    sql: `query LIKE 'INSERT INTO idempotency_keys%' AND ${justNow}`,
+    sql: `query LIKE 'UPDATE idempotency_keys SET status%' AND ${justNow}`,
   },
 };
 

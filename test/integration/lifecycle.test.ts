@@ -217,6 +217,34 @@ describe('races and retries', () => {
     expect(reused.status).toBe(422);
     expect(reused.body.error.code).toBe('idempotency_key_reused');
   });
+
+  it('runs one of two concurrent requests with one Idempotency-Key; the other is told to retry, then gets the same answer', async () => {
+    // Rotation is the sharpest case: run twice, the key the client kept would be revoked by the
+    // second. The admin rotates the agent's key, so the caller's own key stays valid for the replay.
+    const agent = team.agents[21]!;
+    const admin = team.admin.key;
+    const headers = { 'Idempotency-Key': `rotate-${agent.keyId}` };
+    const path = `/api/v1/api_keys/${agent.keyId}/rotate`;
+    const answers = await Promise.all(Array.from({ length: 8 }, () => stack.api.post(path, admin, {}, headers)));
+    const ran = answers.filter((a) => a.status === 200 && a.headers.get('idempotent-replayed') !== 'true');
+    expect(ran).toHaveLength(1);
+    for (const other of answers.filter((a) => a !== ran[0])) {
+      if (other.status === 409) {
+        expect(other.body.error.code).toBe('conflict');
+        expect(other.headers.get('retry-after')).toBe('1');
+      } else {
+        expect(other.status).toBe(200);
+        expect(other.body).toEqual(ran[0]!.body);
+      }
+    }
+    const replay = await stack.api.post(path, admin, {}, headers);
+    expect(replay.status).toBe(200);
+    expect(replay.body).toEqual(ran[0]!.body);
+    const newKey = ran[0]!.body.data.api_key.key as string;
+    expect((await stack.api.get('/api/v1/tenants/me', newKey)).status).toBe(200);
+    const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM api_keys WHERE agent_id = $1', [agent.id]);
+    expect(rows[0].n).toBe(2);
+  });
 });
 
 describe('rework', () => {
