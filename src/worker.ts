@@ -13,21 +13,27 @@ import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 const BUNDLER = fileURLToPath(new URL('./bin/bundle-workflows.ts', import.meta.url));
+const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
  * Bundles the workflows in a child process and returns the bundle's path: webpack's memory goes
  * away with the child instead of staying in the worker's heap.
  */
 export async function bundleWorkflowsInChild(): Promise<string> {
-  const out = join(mkdtempSync(join(tmpdir(), 'custody-workflows-')), 'workflow-bundle.js');
-  const child = spawn(process.execPath, ['--import', 'tsx', BUNDLER, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const dir = mkdtempSync(join(tmpdir(), 'custody-workflows-'));
+  const out = join(dir, 'workflow-bundle.js');
+  // From the project's root, wherever the worker was started from, so `tsx` resolves.
+  const child = spawn(process.execPath, ['--import', 'tsx', BUNDLER, out], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', resolve);
   });
-  if (code !== 0) throw new Error(`bundling the workflows failed (exit ${code}): ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  if (code !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`bundling the workflows failed (exit ${code}): ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  }
   return out;
 }
 
@@ -47,6 +53,7 @@ export interface StoryWorkerOptions {
 export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
   const connection = await NativeConnection.connect({ address: options.address });
   const builtHere = options.workflowBundle ? null : await bundleWorkflowsInChild();
+  // Once the worker has read the bundle (or failed to), one built for this start is not needed again.
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,
@@ -61,8 +68,8 @@ export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ 
       }),
       ...createWebhookActivities({ pool: options.pool }),
     },
+  }).finally(() => {
+    if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });
   });
-  // The worker has read the bundle it was given; one built for this start is not needed again.
-  if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });
   return { worker, connection };
 }
