@@ -11,11 +11,12 @@ import type pg from 'pg';
 import { inTransaction } from '../src/db/pool.js';
 import { dependencyStatusSignal } from '../workflows/messages.js';
 import { EVENT_OF_ACTION } from '../src/custody/actions.js';
+import { signDependencyNews, type SigningKey } from '../src/custody/identity.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
 
-export function createStoryActivities(deps: { pool: pg.Pool; client: Client; webhooks: WebhookDispatch }): StoryActivities {
-  const { pool, client } = deps;
+export function createStoryActivities(deps: { pool: pg.Pool; client: Client; webhooks: WebhookDispatch; signingKey: SigningKey }): StoryActivities {
+  const { pool, client, signingKey } = deps;
   return {
     async persistTransitions(batch: PersistBatch): Promise<void> {
       if (Context.current().info.attempt > 1) activityRetries.inc({ activity: 'persistTransitions' });
@@ -102,7 +103,7 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
         try {
           await client.workflow
             .getHandle(workflow_id)
-            .signal(dependencyStatusSignal, { storyId: notice.storyId, verified: notice.verified, seq: notice.seq });
+            .signal(dependencyStatusSignal, signDependencyNews(signingKey, workflow_id, { storyId: notice.storyId, verified: notice.verified, seq: notice.seq }));
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
         }

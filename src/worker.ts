@@ -10,6 +10,7 @@ import type pg from 'pg';
 import { createStoryActivities } from '../activities/persistence.js';
 import { createWebhookActivities } from '../activities/webhooks.js';
 import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
+import type { SigningKey } from './custody/identity.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 const BUNDLER = fileURLToPath(new URL('./bin/bundle-workflows.ts', import.meta.url));
@@ -46,6 +47,8 @@ export interface StoryWorkerOptions {
   /** A prebuilt bundle (tests build one per run); otherwise the worker bundles `workflows/`. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   webhookRetry: WebhookDeliveryInput['retry'];
+  /** The gateway's signing key: dependency news sent to stories is signed with it. */
+  signingKey: SigningKey;
   /** Workflows kept in memory between tasks (about 0.5 MB each); an evicted one is replayed when next needed. */
   maxCachedWorkflows?: number;
 }
@@ -65,6 +68,7 @@ export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ 
         pool: options.pool,
         client: options.client,
         webhooks: { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry },
+        signingKey: options.signingKey,
       }),
       ...createWebhookActivities({ pool: options.pool }),
     },

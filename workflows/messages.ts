@@ -86,6 +86,8 @@ export interface StoryView {
 
 export interface DependencyNews extends DependencyStatus {
   storyId: string;
+  /** Signed by the trusted path (src/custody/identity.ts, signDependencyNews); checked by the story. */
+  signature?: string;
 }
 
 export const storyUpdates = Object.fromEntries(

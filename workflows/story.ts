@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { StoryActivities } from '../activities/types.js';
 import { ACTIONS, type Action } from '../src/custody/actions.js';
-import { bodyDigest, envelopeProblem, type ActionEnvelope } from '../src/custody/identity.js';
+import { bodyDigest, dependencyNewsProblem, envelopeProblem, type ActionEnvelope } from '../src/custody/identity.js';
 import {
   applyDependencyStatus,
   checkHeartbeat,
@@ -93,6 +93,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   let persistenceFailing = false;
   // Leases and stalls came after the first histories were written; those replay without them.
   const keepsTime = patched('claim-leases-and-stalls');
+  // Runs started before dependency news was signed took it unsigned, and must replay as they ran.
+  const checksNewsSignatures = patched('signed-dependency-news');
   let leaseExpiresAt: number | null = input.carried?.leaseExpiresAt ?? null;
   let waitingSince: number | null = input.carried?.waitingSince ?? null;
   let stalled = input.carried?.stalled ?? false;
@@ -196,6 +198,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
 
   setHandler(dependencyStatusSignal, (news) => {
     if (typeof news?.storyId !== 'string' || typeof news.verified !== 'boolean' || typeof news.seq !== 'number') return;
+    // News a Temporal client forged could unblock a claim: only signed news counts.
+    if (checksNewsSignatures && dependencyNewsProblem(workflowId, news, input.trustedKeys) !== null) return;
     state = applyDependencyStatus(state, news.storyId, { verified: news.verified, seq: news.seq });
   });
   setHandler(storyQuery, () => view(false));

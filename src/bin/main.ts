@@ -98,7 +98,10 @@ try {
   stops.push(() => pool.end());
   const client = await connectClient(temporal.address, config.TEMPORAL_NAMESPACE);
   stops.push(() => client.connection.close());
+  // One key for the gateway's envelopes and the worker's dependency news: the trusted path.
+  const signingKey = signingKeyFromSeed(signingSeed());
   const { worker, connection } = await createStoryWorker({
+    signingKey,
     address: temporal.address,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -117,7 +120,7 @@ try {
   const commands = new StoryCommands({
     client,
     pool,
-    signingKey: signingKeyFromSeed(signingSeed()),
+    signingKey,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deadlineMs: config.UPDATE_DEADLINE_MS,
     webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },

@@ -141,14 +141,52 @@ export function envelopeProblem(
   } catch {
     return 'unreadable envelope';
   }
+  return signedByOneOf(signature, message, trustedPublicKeys) ? null : 'signature not from a trusted gateway';
+}
+
+function signedByOneOf(signature: Uint8Array, message: Uint8Array, trustedPublicKeys: readonly string[]): boolean {
   for (const key of trustedPublicKeys) {
     const publicKey = fromBase64Url(key);
     if (!publicKey || publicKey.length !== 32) continue;
     try {
-      if (ed25519.verify(signature, message, publicKey)) return null;
+      if (ed25519.verify(signature, message, publicKey)) return true;
     } catch {
       // A malformed signature is just not a valid one.
     }
   }
-  return 'signature not from a trusted gateway';
+  return false;
+}
+
+/**
+ * News that a dependency's status changed, for one dependent story. Sent by the trusted path (the
+ * worker after a verify or a reject, the gateway when a dependency is added), signed with the same
+ * key as action envelopes, so a Temporal client cannot unblock a story by signalling it. No clock:
+ * `seq` only grows, so replayed old news is ignored by the dependent anyway.
+ */
+export interface DependencyNewsFields {
+  storyId: string;
+  verified: boolean;
+  seq: number;
+}
+
+function dependencyNewsMessage(dependentWorkflowId: string, news: DependencyNewsFields): Uint8Array {
+  const fields = ['custody-dependency-news-v1', dependentWorkflowId, news.storyId, String(news.verified), String(news.seq)];
+  return new TextEncoder().encode(JSON.stringify(fields));
+}
+
+export function signDependencyNews(key: SigningKey, dependentWorkflowId: string, news: DependencyNewsFields): DependencyNewsFields & { signature: string } {
+  const fields = { storyId: news.storyId, verified: news.verified, seq: news.seq };
+  return { ...fields, signature: toBase64Url(ed25519.sign(dependencyNewsMessage(dependentWorkflowId, fields), key.secretKey)) };
+}
+
+/** Why dependency news is not to be trusted, or null when it is. Never throws. */
+export function dependencyNewsProblem(dependentWorkflowId: string, news: unknown, trustedPublicKeys: readonly string[]): string | null {
+  if (typeof news !== 'object' || news === null) return 'no news';
+  const n = news as Partial<DependencyNewsFields & { signature: string }>;
+  if (typeof n.storyId !== 'string' || typeof n.verified !== 'boolean' || typeof n.seq !== 'number' || !Number.isSafeInteger(n.seq)) return 'malformed';
+  if (typeof n.signature !== 'string') return 'unsigned';
+  const signature = fromBase64Url(n.signature);
+  if (!signature || signature.length !== 64) return 'bad signature';
+  const message = dependencyNewsMessage(dependentWorkflowId, { storyId: n.storyId, verified: n.verified, seq: n.seq });
+  return signedByOneOf(signature, message, trustedPublicKeys) ? null : 'signature not from a trusted gateway';
 }

@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { Action } from '../custody/actions.js';
-import { signEnvelope, type SigningKey } from '../custody/identity.js';
+import { signDependencyNews, signEnvelope, type SigningKey } from '../custody/identity.js';
 import { recordRejection } from '../db/audit-repo.js';
 import type { Caller } from '../db/identity-repo.js';
 import type { StoryRow } from '../db/story-repo.js';
@@ -166,11 +166,14 @@ export class StoryCommands {
   }
 
   async tellDependencyStatus(dependentWorkflowId: string, dependency: StoryRow): Promise<void> {
-    await this.options.client.workflow.getHandle(dependentWorkflowId).signal(dependencyStatusSignal, {
-      storyId: dependency.id,
-      verified: dependency.verified_status === 'verified',
-      seq: Number(dependency.version),
-    });
+    await this.options.client.workflow.getHandle(dependentWorkflowId).signal(
+      dependencyStatusSignal,
+      signDependencyNews(this.options.signingKey, dependentWorkflowId, {
+        storyId: dependency.id,
+        verified: dependency.verified_status === 'verified',
+        seq: Number(dependency.version),
+      }),
+    );
   }
 }
 

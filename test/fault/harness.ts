@@ -348,6 +348,7 @@ export class Harness {
       TEMPORAL_TASK_QUEUE: taskQueue,
       DATABASE_URL: serviceDatabaseUrl,
       LOG_LEVEL: 'info',
+      CUSTODY_SIGNING_KEY: signingSeed,
     };
     const worker = new ServiceProcess(
       'worker',
@@ -367,7 +368,6 @@ export class Harness {
         PGAPPNAME: GATEWAY_APP,
         HOST: '127.0.0.1',
         PORT: String(gatewayPort),
-        CUSTODY_SIGNING_KEY: signingSeed,
         RATE_LIMIT_PER_MINUTE: '0',
         UPDATE_DEADLINE_MS: '5000',
       }),

@@ -2,8 +2,8 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newSigningSeed, signEnvelope, signingKeyFromSeed } from '../../src/custody/identity.js';
-import { storyQuery, storyUpdates } from '../../workflows/messages.js';
+import { newSigningSeed, signDependencyNews, signEnvelope, signingKeyFromSeed } from '../../src/custody/identity.js';
+import { dependencyStatusSignal, storyQuery, storyUpdates } from '../../workflows/messages.js';
 import { createTeam, driveToVerified, importBacklog, type Team } from '../support/api.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -71,6 +71,30 @@ describe('the trust boundary', () => {
     // The gateway's own signature is accepted: the boundary is the key, not the path.
     const ok = await handle.executeUpdate(storyUpdates.contract, { args: [sent], updateId: sent.updateId });
     expect(ok.state.agentStatus).toBe('contracted');
+  });
+
+  it('ignores dependency news signalled straight to a story unless the trusted path signed it', async () => {
+    const [dependency, dependent] = await freshStories(2, { 1: [0] });
+    const [implementer] = team.agents;
+    expect((await stack.api.act(dependent.id, 'contract', implementer!.key, { story_title: dependent.title, ac_count: 2 })).status).toBe(200);
+    const handle = stack.client.workflow.getHandle(dependent.workflow_id);
+    const news = { storyId: dependency.id, verified: true, seq: 1_000 };
+    const forger = signingKeyFromSeed(newSigningSeed());
+    const forgeries = {
+      unsigned: news,
+      'signed by another key': signDependencyNews(forger, dependent.workflow_id, news),
+      'signed for another story': signDependencyNews(stack.signingKey, dependency.workflow_id, news),
+      'altered after signing': { ...signDependencyNews(stack.signingKey, dependent.workflow_id, { ...news, verified: false }), verified: true },
+    };
+    for (const forged of Object.values(forgeries)) await handle.signal(dependencyStatusSignal, forged);
+    // The signals are in the history before this query is answered.
+    expect((await handle.query(storyQuery)).state.dependencies[dependency.id]?.verified).toBe(false);
+    const claim = await stack.api.act(dependent.id, 'claim', implementer!.key);
+    expect(claim.status).toBe(409);
+    expect(claim.body.error.code).toBe('dependencies_not_met');
+    // The same news signed by the trusted path is taken: the check is the signature, nothing else.
+    await handle.signal(dependencyStatusSignal, signDependencyNews(stack.signingKey, dependent.workflow_id, news));
+    expect((await handle.query(storyQuery)).state.dependencies[dependency.id]?.verified).toBe(true);
   });
 });
 

@@ -2,7 +2,7 @@
  * Records story workflow histories as replay fixtures: `npm run replay:record`. Re-record only on
  * purpose (a deliberate, patched workflow change); the replay test keeps old histories replaying.
  */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,8 @@ import { createTeam, driveToVerified, importBacklog } from '../support/api.js';
 import { startStack } from '../support/stack.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures', import.meta.url));
+/** Fixture file → its workflow id: a replay must run under the id the history ran under (signatures bind it). */
+const WORKFLOW_IDS = fileURLToPath(new URL('./workflow-ids.json', import.meta.url));
 
 const executable = await locateTemporalCli();
 if (!executable) throw new Error('no Temporal CLI');
@@ -74,6 +76,7 @@ try {
   await driveToVerified(stack.api, rework, { implementer: second!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
 
   mkdirSync(FIXTURES, { recursive: true });
+  const ids: Record<string, string> = existsSync(WORKFLOW_IDS) ? JSON.parse(readFileSync(WORKFLOW_IDS, 'utf8')) : {};
   let written = 0;
   for (const story of [first, rework]) {
     for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) {
@@ -81,9 +84,11 @@ try {
       const json = execFileSync(executable, ['workflow', 'show', '--address', server.address, '--workflow-id', story.workflow_id, '--run-id', run.runId, '--output', 'json'], { maxBuffer: 64 << 20 });
       const name = `story-${story.number.replace('.', '_')}-${run.startTime.getTime()}.json`;
       writeFileSync(join(FIXTURES, name), json);
+      ids[name] = story.workflow_id;
       written++;
     }
   }
+  writeFileSync(WORKFLOW_IDS, `${JSON.stringify(ids, null, 2)}\n`);
   process.stdout.write(`wrote ${written} histories to ${FIXTURES}\n`);
 } finally {
   await stack.stop();

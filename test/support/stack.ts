@@ -62,6 +62,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const client = new Client({ connection, namespace: 'default' });
   const taskQueue = `custody-test-${randomBytes(4).toString('hex')}`;
   const bundlePath = options.workflowBundlePath ?? inject('workflowBundlePath');
+  const signingKey = signingKeyFromSeed(newSigningSeed());
   let current: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
   const startWorker = async () => {
     const { worker, connection } = await createStoryWorker({
@@ -72,6 +73,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       client,
       workflowBundle: { codePath: bundlePath },
       webhookRetry: WEBHOOK_RETRY,
+      signingKey,
     });
     current = { worker, connection, running: worker.run() };
   };
@@ -82,7 +84,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     current = null;
   };
   await startWorker();
-  const signingKey = signingKeyFromSeed(newSigningSeed());
   const config = parseConfig({ ...options.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
   const commands = new StoryCommands({
     client,
