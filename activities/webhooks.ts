@@ -2,6 +2,7 @@
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
+import { webhookTargetProblem } from '../src/webhooks/targets.js';
 import type { WebhookActivities } from './types.js';
 
 const ATTEMPT_TIMEOUT_MS = 10_000;
@@ -10,8 +11,14 @@ export function signBody(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
-export function createWebhookActivities(deps: { pool: pg.Pool }): WebhookActivities {
+export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTargets: boolean }): WebhookActivities {
   const { pool } = deps;
+  const recordAttempt = (deliveryId: string, attempt: number, statusCode: number | null, error: string | null, durationMs: number) =>
+    pool.query(
+      `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+      [deliveryId, attempt, statusCode, error, durationMs],
+    );
   return {
     async deliverWebhook(deliveryId: string): Promise<void> {
       const { rows } = await pool.query<{ url: string; secret: string; event: string; payload: unknown; created_at: Date; status: string }>(
@@ -27,6 +34,12 @@ export function createWebhookActivities(deps: { pool: pg.Pool }): WebhookActivit
       const started = Date.now();
       let statusCode: number | null = null;
       let error: string | null = null;
+      // Checked at every attempt: the name may resolve elsewhere than when it was subscribed.
+      const forbidden = deps.allowPrivateTargets ? null : await webhookTargetProblem(delivery.url, { refuseUnresolved: false });
+      if (forbidden) {
+        await recordAttempt(deliveryId, attempt, null, 'address_not_allowed', 0);
+        throw ApplicationFailure.nonRetryable(`the webhook URL points to ${forbidden}`, 'AddressNotAllowed');
+      }
       try {
         const res = await fetch(delivery.url, {
           method: 'POST',
@@ -46,11 +59,7 @@ export function createWebhookActivities(deps: { pool: pg.Pool }): WebhookActivit
       } catch (err) {
         error = err instanceof Error ? err.name : 'error';
       }
-      await pool.query(
-        `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-        [deliveryId, attempt, statusCode, error, Date.now() - started],
-      );
+      await recordAttempt(deliveryId, attempt, statusCode, error, Date.now() - started);
       if (statusCode === null || statusCode < 200 || statusCode >= 300) {
         throw ApplicationFailure.retryable(`delivery attempt ${attempt} got ${statusCode ?? error}`, 'DeliveryFailed');
       }

@@ -26,6 +26,8 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes in base64url (43 characters)')
     .optional(),
   SIGNUP_ENABLED: bool.default(true),
+  /** Let webhooks target loopback, private and link-local addresses (a receiver on this machine). */
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: bool.default(false),
   /** Requests per minute per API key (signup: per client address); 0 turns limiting off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
   /** Webhook retries: first delay, doubling after, and the budget of attempts per delivery. */

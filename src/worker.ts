@@ -47,6 +47,8 @@ export interface StoryWorkerOptions {
   /** A prebuilt bundle (tests build one per run); otherwise the worker bundles `workflows/`. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   webhookRetry: WebhookDeliveryInput['retry'];
+  /** Deliver webhooks to loopback and private addresses too (WEBHOOK_ALLOW_PRIVATE_TARGETS). */
+  allowPrivateWebhookTargets?: boolean;
   /** The gateway's signing key: dependency news sent to stories is signed with it. */
   signingKey: SigningKey;
   /** Workflows kept in memory between tasks (about 0.5 MB each); an evicted one is replayed when next needed. */
@@ -70,7 +72,7 @@ export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ 
         webhooks: { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry },
         signingKey: options.signingKey,
       }),
-      ...createWebhookActivities({ pool: options.pool }),
+      ...createWebhookActivities({ pool: options.pool, allowPrivateTargets: options.allowPrivateWebhookTargets ?? false }),
     },
   }).finally(() => {
     if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });

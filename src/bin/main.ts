@@ -109,6 +109,7 @@ try {
     client,
     webhookRetry: webhookRetry(config),
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
     ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
   });
   const running = worker.run();

@@ -23,6 +23,7 @@ const { worker, connection } = await createStoryWorker({
   client,
   webhookRetry: webhookRetry(config),
   maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+  allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
   ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
 });
 logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address }, 'worker polling');

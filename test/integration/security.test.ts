@@ -7,6 +7,8 @@
  * - an update sent straight to the workflow with a forged identity: workflow.test.ts, "the trust
  *   boundary" (forged, stale, misdirected and missing signatures are all refused).
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../support/stack.js';
 import { createTeam, importBacklog, type Team } from '../support/api.js';
@@ -18,7 +20,8 @@ let team: Team;
 const rawKeys: string[] = [];
 
 beforeAll(async () => {
-  stack = await startStack();
+  // As deployed by default: webhooks may go to public addresses only.
+  stack = await startStack({ env: { WEBHOOK_ALLOW_PRIVATE_TARGETS: 'false' } });
   team = await createTeam(stack.api, 3, 'security');
   rawKeys.push(team.admin.key, team.orchestrator.key, ...team.agents.map((a) => a.key));
 });
@@ -131,6 +134,57 @@ describe('identity comes from the key only', () => {
     expect(me.status).toBe(200);
     const agents = await stack.api.get('/api/v1/agents', agent.key);
     expect(agents.status).toBe(403);
+  });
+});
+
+describe("webhooks cannot reach into the service's own network", () => {
+  it('refuses to subscribe loopback, private, link-local and metadata addresses, and stores nothing', async () => {
+    const before = await stack.pool.query('SELECT count(*)::int AS n FROM webhooks');
+    for (const url of [
+      'http://127.0.0.1:5432/',
+      'http://localhost:3000/api/v1/tenants',
+      'http://[::1]:8233/',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.0.0.1/hook',
+      'http://192.168.1.20/hook',
+      'http://0x7f000001/hook',
+      'http://[::ffff:127.0.0.1]/hook',
+    ]) {
+      const r = await stack.api.post('/api/v1/webhooks', team.admin.key, { url, events: ['story.verified'] });
+      expect(r.status, url).toBe(400);
+      expect(r.body.error, url).toMatchObject({ code: 'invalid_body', context: { field: 'url' } });
+    }
+    const after = await stack.pool.query('SELECT count(*)::int AS n FROM webhooks');
+    expect(after.rows[0].n).toBe(before.rows[0].n);
+  });
+
+  it('checks again at delivery: a subscription whose address became private is not called', async () => {
+    let calls = 0;
+    const server = createServer((_req, res) => {
+      calls += 1;
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      // As if the name had resolved to a public address when it was subscribed.
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const { rows } = await stack.pool.query(
+        `INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, '{story.claimed}', 'whsec_test') RETURNING id`,
+        [team.tenantId, url],
+      );
+      const hookId = rows[0].id;
+      expect((await stack.api.post(`/api/v1/webhooks/${hookId}/test`, team.admin.key)).status).toBe(201);
+      let delivery: any;
+      for (let i = 0; i < 200 && delivery?.status !== 'failed'; i++) {
+        delivery = (await stack.api.get(`/api/v1/webhooks/${hookId}/deliveries`, team.admin.key)).body.data[0];
+        if (delivery?.status !== 'failed') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(delivery.status).toBe('failed');
+      expect(delivery.attempts.map((a: any) => a.error)).toEqual(['address_not_allowed']);
+      expect(calls).toBe(0);
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -63,6 +63,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const taskQueue = `custody-test-${randomBytes(4).toString('hex')}`;
   const bundlePath = options.workflowBundlePath ?? inject('workflowBundlePath');
   const signingKey = signingKeyFromSeed(newSigningSeed());
+  // Tests deliver webhooks to receivers on this machine unless a test says otherwise.
+  const config = parseConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', ...options.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
   let current: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
   const startWorker = async () => {
     const { worker, connection } = await createStoryWorker({
@@ -74,6 +76,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       workflowBundle: { codePath: bundlePath },
       webhookRetry: WEBHOOK_RETRY,
       signingKey,
+      allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
     });
     current = { worker, connection, running: worker.run() };
   };
@@ -84,7 +87,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     current = null;
   };
   await startWorker();
-  const config = parseConfig({ ...options.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
   const commands = new StoryCommands({
     client,
     pool,

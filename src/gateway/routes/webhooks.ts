@@ -3,9 +3,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { dispatchPending, WEBHOOK_EVENTS } from '../../webhooks/outbox.js';
 import type { GatewayDeps } from '../app.js';
-import { notFound, parseOr400 } from '../errors.js';
+import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
+import { webhookTargetProblem } from '../../webhooks/targets.js';
 import { withUuid } from './params.js';
 
 export const WebhookBody = z.strictObject({
@@ -36,6 +37,10 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
 
   book.add({ method: 'post', path: '/webhooks', summary: 'Subscribe a URL to events; the signing secret is shown once', tag: 'Webhooks', roles: ['admin'], body: WebhookBody, status: 201 }, async (req, res) => {
     const body = parseOr400(WebhookBody, req.body);
+    if (!deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS) {
+      const problem = await webhookTargetProblem(body.url, { refuseUnresolved: false });
+      if (problem) throw new ApiError('invalid_body', `The webhook URL points to ${problem}; webhooks go to public addresses only.`, { field: 'url' });
+    }
     const secret = `whsec_${randomBytes(24).toString('base64url')}`;
     const { rows } = await pool.query<WebhookRow>(
       'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
