@@ -2,7 +2,10 @@
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
-import { webhookTargetProblem } from '../src/webhooks/targets.js';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { AddressNotAllowedError, isPrivateAddress, pinnedLookup } from '../src/webhooks/targets.js';
 import type { WebhookActivities } from './types.js';
 
 const ATTEMPT_TIMEOUT_MS = 10_000;
@@ -34,30 +37,20 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
       const started = Date.now();
       let statusCode: number | null = null;
       let error: string | null = null;
-      // Checked at every attempt: the name may resolve elsewhere than when it was subscribed.
-      const forbidden = deps.allowPrivateTargets ? null : await webhookTargetProblem(delivery.url, { refuseUnresolved: false });
-      if (forbidden) {
-        await recordAttempt(deliveryId, attempt, null, 'address_not_allowed', 0);
-        throw ApplicationFailure.nonRetryable(`the webhook URL points to ${forbidden}`, 'AddressNotAllowed');
-      }
       try {
-        const res = await fetch(delivery.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'user-agent': 'custody-webhooks/1',
-            'x-signature': signBody(delivery.secret, body),
-            'x-custody-event': delivery.event,
-            'x-custody-delivery': deliveryId,
-          },
-          body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
-        });
-        statusCode = res.status;
-        await res.body?.cancel();
+        statusCode = await post(delivery.url, body, {
+          'content-type': 'application/json',
+          'user-agent': 'custody-webhooks/1',
+          'x-signature': signBody(delivery.secret, body),
+          'x-custody-event': delivery.event,
+          'x-custody-delivery': deliveryId,
+        }, deps.allowPrivateTargets);
       } catch (err) {
-        error = err instanceof Error ? err.name : 'error';
+        if (err instanceof AddressNotAllowedError) {
+          await recordAttempt(deliveryId, attempt, null, 'address_not_allowed', Date.now() - started);
+          throw ApplicationFailure.nonRetryable(`the webhook URL points to a private or local address`, 'AddressNotAllowed');
+        }
+        error = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.name) : 'error';
       }
       await recordAttempt(deliveryId, attempt, statusCode, error, Date.now() - started);
       if (statusCode === null || statusCode < 200 || statusCode >= 300) {
@@ -69,4 +62,33 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
       await pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [deliveryId, status]);
     },
   };
+}
+
+/**
+ * One POST; resolves to the status code. Redirects are not followed. Unless private targets are
+ * allowed, an address literal is checked here and a name is resolved by `pinnedLookup`, so the
+ * connection goes only to an address that passed the check.
+ */
+function post(url: string, body: string, headers: Record<string, string>, allowPrivateTargets: boolean): Promise<number> {
+  const target = new URL(url);
+  const host = target.hostname.replace(/^\[|\]$/g, '');
+  if (!allowPrivateTargets && isIP(host) && isPrivateAddress(host)) return Promise.reject(new AddressNotAllowedError(`${host} is a private address`));
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      target,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': Buffer.byteLength(body) },
+        signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
+        ...(allowPrivateTargets ? {} : { lookup: pinnedLookup }),
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }

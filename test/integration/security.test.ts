@@ -149,6 +149,10 @@ describe("webhooks cannot reach into the service's own network", () => {
       'http://192.168.1.20/hook',
       'http://0x7f000001/hook',
       'http://[::ffff:127.0.0.1]/hook',
+      'http://[::7f00:1]/hook',
+      'http://[64:ff9b::a00:1]/hook',
+      'http://[2002:7f00:1::]/hook',
+      'https://user:secret@example.com/hook',
     ]) {
       const r = await stack.api.post('/api/v1/webhooks', team.admin.key, { url, events: ['story.verified'] });
       expect(r.status, url).toBe(400);
@@ -166,21 +170,23 @@ describe("webhooks cannot reach into the service's own network", () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      // As if the name had resolved to a public address when it was subscribed.
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-      const { rows } = await stack.pool.query(
-        `INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, '{story.claimed}', 'whsec_test') RETURNING id`,
-        [team.tenantId, url],
-      );
-      const hookId = rows[0].id;
-      expect((await stack.api.post(`/api/v1/webhooks/${hookId}/test`, team.admin.key)).status).toBe(201);
-      let delivery: any;
-      for (let i = 0; i < 200 && delivery?.status !== 'failed'; i++) {
-        delivery = (await stack.api.get(`/api/v1/webhooks/${hookId}/deliveries`, team.admin.key)).body.data[0];
-        if (delivery?.status !== 'failed') await new Promise((r) => setTimeout(r, 100));
+      // As if each had been subscribed while its name resolved to a public address.
+      const port = (server.address() as AddressInfo).port;
+      for (const url of [`http://127.0.0.1:${port}/hook`, `http://localhost:${port}/hook`]) {
+        const { rows } = await stack.pool.query(
+          `INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, '{story.claimed}', 'whsec_test') RETURNING id`,
+          [team.tenantId, url],
+        );
+        const hookId = rows[0].id;
+        expect((await stack.api.post(`/api/v1/webhooks/${hookId}/test`, team.admin.key)).status).toBe(201);
+        let delivery: any;
+        for (let i = 0; i < 200 && delivery?.status !== 'failed'; i++) {
+          delivery = (await stack.api.get(`/api/v1/webhooks/${hookId}/deliveries`, team.admin.key)).body.data[0];
+          if (delivery?.status !== 'failed') await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(delivery.status, url).toBe('failed');
+        expect(delivery.attempts.map((a: any) => a.error), url).toEqual(['address_not_allowed']);
       }
-      expect(delivery.status).toBe('failed');
-      expect(delivery.attempts.map((a: any) => a.error)).toEqual(['address_not_allowed']);
       expect(calls).toBe(0);
     } finally {
       server.close();
