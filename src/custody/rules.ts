@@ -12,6 +12,7 @@ import {
   type VerifiedStatus,
 } from './actions.js';
 import { bodyShapeIssues } from './body-shape.js';
+import { unstorableTextPath } from './storable-text.js';
 import { ERROR_STATUS, type ErrorCode } from './errors.js';
 
 export interface Actor {
@@ -270,6 +271,8 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
   const who = actor as Actor;
   const issues = bodyShapeIssues(act, body ?? {});
   if (issues.length > 0) return reject('invalid_body', 'The request body does not match the action.', { issues });
+  const unstorable = unstorableTextPath(body);
+  if (unstorable !== null) return reject('invalid_body', 'The request body holds a NUL character or an unpaired surrogate.', { issues: [{ path: unstorable, message: 'text that cannot be stored' }] });
   const data = (body ?? {}) as Record<string, unknown>;
   const next: StoryState = { ...state, implementerAgentIds: [...state.implementerAgentIds] };
 

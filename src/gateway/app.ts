@@ -8,10 +8,11 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config.js';
+import { unstorableTextPath } from '../custody/storable-text.js';
 import { createLogger } from '../observability/log.js';
 import { httpSeconds, metricsText } from '../observability/metrics.js';
 import { ApiError, errorMiddleware } from './errors.js';
-import { authenticate, idempotency } from './middleware.js';
+import { authenticate, idempotency, idempotencySealKey } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { progressPage } from './progress-page.js';
 import { RouteBook } from './route-book.js';
@@ -147,6 +148,12 @@ export function createApp(deps: GatewayDeps): Express {
     // No valid body nests deeper than a few levels; a deeper one is refused before anything
     // walks it recursively (hashing, validation, logging).
     if (jsonDepthExceeds(req.body, MAX_BODY_DEPTH)) return next(new ApiError('invalid_body', `The request body nests deeper than ${MAX_BODY_DEPTH} levels.`));
+    // Text the database cannot store is refused here, for every route, rather than failing later.
+    const unstorable = unstorableTextPath(req.body);
+    if (unstorable !== null) {
+      return next(new ApiError('invalid_body', 'The request body holds a NUL character or an unpaired surrogate.', { issues: [{ path: unstorable, message: 'text that cannot be stored' }] }));
+    }
+    if (unstorableTextPath(req.query) !== null) return next(new ApiError('invalid_query', 'The query string holds a NUL character or an unpaired surrogate.'));
     next();
   });
   api.use((req, _res, next) => {
@@ -164,7 +171,7 @@ export function createApp(deps: GatewayDeps): Express {
   api.use(authenticate(deps.pool));
   api.use(limiter(perMinute, (_req, res) => `key:${String(res.locals.caller?.keyId)}`));
   // A reservation older than any request can run (the update deadline, and a margin) was abandoned.
-  api.use(idempotency(deps.pool, deps.config.UPDATE_DEADLINE_MS + 5000));
+  api.use(idempotency(deps.pool, { staleAfterMs: deps.config.UPDATE_DEADLINE_MS + 5000, sealKey: idempotencySealKey(deps.commands.signingSecret) }));
   api.use(book.router);
   api.use((_req, _res, next) => next(new ApiError('not_found', 'No such route.')));
   app.use(API_PREFIX, api);

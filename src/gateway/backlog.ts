@@ -106,6 +106,8 @@ export async function importBacklog(
 
     const stories = new Map<string, StoryRow>();
     let created = 0;
+    // Stories imported before: their workflows are running and learn new dependencies by signal.
+    const alreadyRunning = new Set<string>();
     const epicIds = new Map<number, string>();
     for (const epic of backlog.epics) {
       epicIds.set(epic.number, (await upsertEpic(db, tenant.id, project.id, epic)).id);
@@ -122,6 +124,7 @@ export async function importBacklog(
       });
       stories.set(story.number, result.story);
       if (result.created) created++;
+      else alreadyRunning.add(result.story.id);
     }
     const all = new Map([...existing, ...stories]);
     for (const { story } of incoming) {
@@ -133,22 +136,27 @@ export async function importBacklog(
     for (const { story } of incoming) {
       dependsOn.set(story.number, (story.depends_on ?? []).map((n) => all.get(n)!));
     }
-    return { stories: [...stories.values()], created, dependsOn };
+    return { stories: [...stories.values()], created, dependsOn, alreadyRunning };
   });
 
-  await startWorkflows(deps, tenant.id, written.stories, written.dependsOn, {
+  await startWorkflows(deps, tenant.id, written.stories, written.dependsOn, written.alreadyRunning, {
     leaseTtlMs: project.lease_ttl_seconds * 1000,
     stallAfterMs: project.stall_after_seconds * 1000,
   });
   return { stories: written.stories, created: written.created };
 }
 
-/** Starts each story's workflow (a no-op for running ones) and tells it which dependencies are verified. */
+/**
+ * Starts each story's workflow (a no-op for running ones) and tells it which dependencies are
+ * verified; a running one (in `alreadyRunning`) is told of each of its dependencies, since its
+ * start input, written at its first import, may not list a dependency added since.
+ */
 export async function startWorkflows(
   deps: { pool: pg.Pool; commands: StoryCommands },
   tenantId: string,
   stories: StoryRow[],
   dependsOn: Map<string, StoryRow[]>,
+  alreadyRunning: ReadonlySet<string>,
   projectSettings: { leaseTtlMs: number; stallAfterMs: number },
 ): Promise<void> {
   const { pool, commands } = deps;
@@ -170,18 +178,20 @@ export async function startWorkflows(
       projectSettings,
     );
   });
-  await announceVerifiedDependencies({ pool, commands }, tenantId, stories, dependsOn);
+  await announceDependencies({ pool, commands }, tenantId, stories, dependsOn, alreadyRunning);
 }
 
 /**
  * A dependency verified while the dependent's row was still uncommitted was announced to nobody;
  * reading the dependencies again after the workflows run closes that gap (signals are idempotent).
+ * A story that was already running hears of every dependency, verified or not.
  */
-async function announceVerifiedDependencies(
+async function announceDependencies(
   deps: { pool: pg.Pool; commands: StoryCommands },
   tenantId: string,
   stories: StoryRow[],
   dependsOn: Map<string, StoryRow[]>,
+  alreadyRunning: ReadonlySet<string>,
 ): Promise<void> {
   const ids = [...new Set(stories.flatMap((s) => (dependsOn.get(s.number) ?? []).map((d) => d.id)))];
   const fresh = new Map((await storiesByIds(deps.pool, tenantId, ids)).map((d) => [d.id, d]));
@@ -189,7 +199,7 @@ async function announceVerifiedDependencies(
   for (const story of stories) {
     for (const dep of dependsOn.get(story.number) ?? []) {
       const now = fresh.get(dep.id);
-      if (now && now.verified_status === 'verified') signals.push([story.workflow_id, now]);
+      if (now && (now.verified_status === 'verified' || alreadyRunning.has(story.id))) signals.push([story.workflow_id, now]);
     }
   }
   await inBatches(signals, START_CONCURRENCY, ([workflowId, dep]) => deps.commands.tellDependencyStatus(workflowId, dep));

@@ -73,6 +73,16 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
 }
 
+/**
+ * PostgreSQL class 22 (data exception: a value out of range, untranslatable text): caused by what
+ * the request carried, so a 400, not a 500. Validation should have caught it first; the log
+ * shows which did not.
+ */
+function isDataException(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code);
+}
+
 export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandler {
   return (err, _req, res, _next) => {
     const apiError =
@@ -81,7 +91,9 @@ export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandle
         : fromBodyParser(err ?? {}) ??
           (isDatabaseUnavailable(err)
             ? new ApiError('unavailable', 'The database is unavailable; retry shortly.', {}, { 'Retry-After': '2' })
-            : (log(err), new ApiError('internal_error', 'Something went wrong on our side.')));
+            : isDataException(err)
+              ? (log(err), new ApiError('invalid_body', 'The request holds a value the database cannot store.'))
+              : (log(err), new ApiError('internal_error', 'Something went wrong on our side.')));
     if (res.headersSent) return;
     sendError(res, apiError);
   };

@@ -1,5 +1,5 @@
 /** Authentication, roles and Idempotency-Key handling. */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type pg from 'pg';
 import type { Role } from '../custody/actions.js';
@@ -48,7 +48,35 @@ const IDEMPOTENCY_TTL_HOURS = 24;
  * retry runs again (story actions are deduplicated by the workflow as well). A reservation whose
  * request died with its process is taken over once it is older than `staleAfterMs`.
  */
-export function idempotency(pool: pg.Pool, staleAfterMs: number): RequestHandler {
+/**
+ * Stored responses are sealed (AES-256-GCM, a key derived from the gateway's signing key): some
+ * carry a raw API key, which the database may otherwise hold only as a hash.
+ */
+export function idempotencySealKey(signingSecret: Uint8Array): Buffer {
+  return createHash('sha256').update('custody idempotency responses v1\0').update(signingSecret).digest();
+}
+
+function seal(key: Buffer, value: unknown): { sealed: string } {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const data = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+  return { sealed: Buffer.concat([iv, cipher.getAuthTag(), data]).toString('base64') };
+}
+
+function unseal(key: Buffer, stored: unknown): unknown {
+  const sealed = (stored as { sealed?: unknown } | null)?.sealed;
+  if (typeof sealed !== 'string') return stored;
+  const raw = Buffer.from(sealed, 'base64');
+  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8'));
+}
+
+/** Answers the client is told to retry: the key is released for that retry, not spent on them. */
+const isRetryableStatus = (status: number) => status >= 500 || status === 429;
+
+export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; sealKey: Buffer }): RequestHandler {
+  const { staleAfterMs, sealKey } = options;
   return async (req, res, next) => {
     if (req.method !== 'POST') return next();
     const key = req.headers['idempotency-key'];
@@ -61,13 +89,16 @@ export function idempotency(pool: pg.Pool, staleAfterMs: number): RequestHandler
       .update(`${req.method} ${req.baseUrl}${req.path}\n${canonicalJson(req.body ?? {})}`)
       .digest('hex');
     const ids = [caller.tenantId, caller.agentId, key];
+    // Taken when new, expired, or (for the same request only) released or left stale by a
+    // gateway that died mid-request.
     const reserved = await pool.query(
       `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at)
        VALUES ($1, $2, $3, $4, NULL, NULL, now() + make_interval(hours => $5))
        ON CONFLICT (tenant_id, agent_id, key) DO UPDATE SET request_hash = excluded.request_hash,
-         status = NULL, response = NULL, created_at = now(), expires_at = excluded.expires_at
+         status = NULL, response = NULL, released = false, created_at = now(), expires_at = excluded.expires_at
        WHERE idempotency_keys.expires_at <= now()
-          OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < now() - make_interval(secs => $6))
+          OR (idempotency_keys.status IS NULL AND idempotency_keys.request_hash = excluded.request_hash
+              AND (idempotency_keys.released OR idempotency_keys.created_at < now() - make_interval(secs => $6)))
        RETURNING 1`,
       [...ids, requestHash, IDEMPOTENCY_TTL_HOURS, staleAfterMs / 1000],
     );
@@ -85,22 +116,27 @@ export function idempotency(pool: pg.Pool, staleAfterMs: number): RequestHandler
           new ApiError('conflict', 'A request with this Idempotency-Key is still in progress; retry shortly.', { retryable: true }, { 'Retry-After': '1' }),
         );
       }
+      let response: unknown;
+      try {
+        response = unseal(sealKey, earlier.response);
+      } catch {
+        // Sealed under another signing key (the key was rotated): the answer cannot be shown again.
+        return next(new ApiError('idempotency_key_reused', 'The response to this Idempotency-Key can no longer be replayed; use a new key.'));
+      }
       res.setHeader('Idempotent-Replayed', 'true');
-      return res.status(earlier.status).json(earlier.response);
+      return res.status(earlier.status).json(response);
     }
-    // The update id of a story action: one per key and request, so a different body under a
-    // reused key (after a 5xx freed it) can never be answered with the first body's outcome.
+    // The update id of a story action: one per key and request.
     res.locals.idempotencyKey = `${key}\n${requestHash}`;
     const json = res.json.bind(res);
     res.json = (body: unknown) => {
       // The response is stored before it is sent, so a retry that follows it always finds it.
-      const settle =
-        res.statusCode >= 500
-          ? pool.query(`DELETE FROM idempotency_keys WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`, ids)
-          : pool.query(
-              `UPDATE idempotency_keys SET status = $4, response = $5 WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`,
-              [...ids, res.statusCode, JSON.stringify(body)],
-            );
+      const settle = isRetryableStatus(res.statusCode)
+        ? pool.query(`UPDATE idempotency_keys SET released = true WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`, ids)
+        : pool.query(
+            `UPDATE idempotency_keys SET status = $4, response = $5 WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`,
+            [...ids, res.statusCode, JSON.stringify(seal(sealKey, body))],
+          );
       settle.catch(() => undefined).finally(() => json(body));
       return res;
     };

@@ -53,6 +53,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class StoryCommands {
   constructor(private readonly options: StoryCommandsOptions) {}
 
+  /** The gateway's signing secret, from which other gateway-only keys are derived. */
+  get signingSecret(): Uint8Array {
+    return this.options.signingKey.secretKey;
+  }
+
   get webhooks(): WebhookDispatch {
     return this.options.webhooks;
   }
@@ -166,14 +171,18 @@ export class StoryCommands {
   }
 
   async tellDependencyStatus(dependentWorkflowId: string, dependency: StoryRow): Promise<void> {
-    await this.options.client.workflow.getHandle(dependentWorkflowId).signal(
-      dependencyStatusSignal,
-      signDependencyNews(this.options.signingKey, dependentWorkflowId, {
-        storyId: dependency.id,
-        verified: dependency.verified_status === 'verified',
-        seq: Number(dependency.version),
-      }),
-    );
+    try {
+      await this.options.client.workflow.getHandle(dependentWorkflowId).signal(
+        dependencyStatusSignal,
+        signDependencyNews(this.options.signingKey, dependentWorkflowId, {
+          storyId: dependency.id,
+          verified: dependency.verified_status === 'verified',
+          seq: Number(dependency.version),
+        }),
+      );
+    } catch (err) {
+      throw temporalToApiError(err) ?? err;
+    }
   }
 }
 

@@ -140,6 +140,7 @@ type Break =
   | 'no-key' | 'bad-key' | 'revoked-key' | 'foreign-key-bad-id'
   | 'bad-id' | 'foreign-id'
   | 'extra-field' | 'not-object' | 'wrong-types' | 'invalid-json' | 'huge-body' | 'deep-json' | 'content-type' | 'invalid-utf8' | 'bad-idempotency-key'
+  | 'unstorable-text'
   | 'bad-query';
 
 function breaksFor(route: Route): Break[] {
@@ -147,7 +148,7 @@ function breaksFor(route: Route): Break[] {
   if (route.auth) out.push('no-key', 'bad-key', 'revoked-key');
   if (route.params.length) out.push('bad-id', 'foreign-id', ...(route.auth ? (['foreign-key-bad-id'] as Break[]) : []));
   if (route.method === 'POST') {
-    out.push('extra-field', 'not-object', 'invalid-json', 'huge-body', 'deep-json', 'content-type', 'invalid-utf8');
+    out.push('extra-field', 'not-object', 'invalid-json', 'huge-body', 'deep-json', 'content-type', 'invalid-utf8', 'unstorable-text');
     if (route.body && Object.keys(route.body).length) out.push('wrong-types');
     // The Idempotency-Key header is read once the caller is known; signup has no caller.
     if (route.auth) out.push('bad-idempotency-key');
@@ -185,6 +186,9 @@ const caseArb: fc.Arbitrary<Case> = fc.constant(null).chain(() => fc.constantFro
       notObject: fc.oneof(fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 4 }), fc.string(), fc.double(), fc.boolean(), fc.constant(null)),
       invalidJson: fc.constantFrom('{', '{"a":}', "{'a':1}", '{"a":1,}', 'NaN', '[1,2', '{"a":"\\x"}', '\u0000', '{"a":1}{"b":2}'),
       depth: fc.integer({ min: 1000, max: 100_000 }),
+      // JSON text the database cannot store: a NUL or a lone surrogate, in a value or a key.
+      unstorable: fc.constantFrom('\\u0000', 'a\\u0000b', '\\ud800', 'x\\udfff', '\\udbff\\u0041'),
+      unstorableInKey: fc.boolean(),
       contentType: fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', 'application/xml', 'application/json; charset=utf-16'),
       idempotencyKey: fc.oneof(fc.string({ minLength: 129, maxLength: 400 }).map((s) => s.replace(/[^\x20-\x7e]/g, 'a')), fc.constantFrom(' ', '\t', 'é'.repeat(3), 'ÿ')),
       query: fc.dictionary(
@@ -232,6 +236,12 @@ const caseArb: fc.Arbitrary<Case> = fc.constant(null).chain(() => fc.constantFro
         if (g.broken === 'deep-json') body = Buffer.from('['.repeat(g.depth) + ']'.repeat(g.depth));
         if (g.broken === 'content-type') headers['content-type'] = g.contentType;
         if (g.broken === 'invalid-utf8') body = Buffer.concat([Buffer.from(`{"${g.extra[0].replace(/["\\]/g, '')}x":"`), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80]), Buffer.from('"}')]);
+        if (g.broken === 'unstorable-text') {
+          // Into a field the route takes when it has one, so only the text itself is wrong.
+          const field = Object.keys(route.body ?? {})[0] ?? 'note';
+          const inner = g.unstorableInKey ? `{"k${g.unstorable}":1}` : `"${g.unstorable}"`;
+          body = Buffer.from(`{"${field}":${inner}}`);
+        }
         if (g.broken === 'bad-idempotency-key') headers['idempotency-key'] = g.idempotencyKey;
         else if (g.idempotencyOk) headers['idempotency-key'] = `fuzz-${g.idempotencyOk}-${randomUUID()}`;
       }
@@ -306,7 +316,7 @@ describe('hostile input', () => {
     console.log(`fuzz: ${RUNS} requests, ${routesHit.size}/${routes.length} routes, slowest ${slowest} ms\n  by break: ${JSON.stringify(byBreak)}\n  by status: ${JSON.stringify(byStatus)}`);
     expect(await snapshot()).toEqual(before);
     expect(routesHit.size).toBe(routes.length);
-    expect(Object.keys(byBreak).length).toBe(16);
+    expect(Object.keys(byBreak).length).toBe(17);
   }, 600_000);
 
   it('answers a bare malformed request line or header without crashing, and serves the next request', async () => {

@@ -242,6 +242,9 @@ describe('races and retries', () => {
     expect(replay.body).toEqual(ran[0]!.body);
     const newKey = ran[0]!.body.data.api_key.key as string;
     expect((await stack.api.get('/api/v1/tenants/me', newKey)).status).toBe(200);
+    // The stored answer is sealed: the database holds no raw key, even for replays.
+    const stored = await stack.pool.query(`SELECT count(*)::int AS n FROM idempotency_keys WHERE strpos(response::text, $1) > 0`, [newKey]);
+    expect(stored.rows[0].n).toBe(0);
     const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM api_keys WHERE agent_id = $1', [agent.id]);
     expect(rows[0].n).toBe(2);
   });

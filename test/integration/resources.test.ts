@@ -1,7 +1,7 @@
 /** The gateway's resources: a whole backlog's life, tenant isolation, keys, idempotent import, OpenAPI. */
 import type { Express } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTeam, importBacklog, type Team } from '../support/api.js';
+import { createTeam, driveToVerified, importBacklog, type Team } from '../support/api.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -99,6 +99,33 @@ describe('a backlog from signup to progress', () => {
     const ids = new Set<string>();
     for await (const wf of stack.client.workflow.list({ query: `TenantId="${team.tenantId}"` })) ids.add(wf.workflowId);
     expect(ids.size).toBe(12);
+  });
+
+  it('holds a story to a dependency added by a later import of the same backlog', async () => {
+    const team = await createTeam(stack.api, 3, 'late-dependency');
+    const plain = { epics: [{ number: 8, title: 'E', stories: [
+      { number: '8.1', title: 'first', acceptance_criteria: ['a'] },
+      { number: '8.2', title: 'second', acceptance_criteria: ['a'] },
+    ] }] };
+    const stories = await importBacklog(stack.api, team, plain);
+    const withEdge = structuredClone(plain) as any;
+    withEdge.epics[0].stories[1].depends_on = ['8.1'];
+    expect((await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, withEdge)).status).toBe(201);
+
+    const [first, second] = [stories.get('8.1'), stories.get('8.2')];
+    const [implementer, reviewer] = team.agents;
+    expect((await stack.api.act(second.id, 'contract', implementer!.key, { story_title: 'second', ac_count: 1 })).status).toBe(200);
+    const claim = await stack.api.act(second.id, 'claim', implementer!.key);
+    expect(claim.status).toBe(409);
+    expect(claim.body.error.code).toBe('dependencies_not_met');
+    await driveToVerified(stack.api, first, { implementer: team.agents[2]!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+    // The news of the verification reaches the dependent through an activity: moments, not at once.
+    let claimed = await stack.api.act(second.id, 'claim', implementer!.key);
+    for (let i = 0; i < 100 && claimed.status === 409; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      claimed = await stack.api.act(second.id, 'claim', implementer!.key);
+    }
+    expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
   });
 
   it('refuses a cyclic backlog and an unknown dependency, writing nothing', async () => {
@@ -229,7 +256,7 @@ describe('OpenAPI', () => {
   it('documents every route of the router, and nothing else', async () => {
     const { createApp } = await import('../../src/gateway/app.js');
     const { parseConfig } = await import('../../src/config.js');
-    const app = createApp({ config: parseConfig({}), pool: stack.pool, client: stack.client, commands: null as never });
+    const app = createApp({ config: parseConfig({}), pool: stack.pool, client: stack.client, commands: stack.commands });
     const documented = (await documentedRoutes()).map((r) => `${r.method} ${r.path}`).sort();
     expect(routerRoutes(app)).toEqual(documented);
     expect(documented.length).toBeGreaterThan(30);
@@ -256,7 +283,7 @@ describe('rate limiting', () => {
     const { parseConfig } = await import('../../src/config.js');
     const { Api } = await import('../support/api.js');
     const team = await createTeam(stack.api, 1, 'limited');
-    const app = createApp({ config: parseConfig({ RATE_LIMIT_PER_MINUTE: '5' }), pool: stack.pool, client: stack.client, commands: null as never });
+    const app = createApp({ config: parseConfig({ RATE_LIMIT_PER_MINUTE: '5' }), pool: stack.pool, client: stack.client, commands: stack.commands });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {
@@ -280,7 +307,7 @@ describe('signup', () => {
     const { createApp } = await import('../../src/gateway/app.js');
     const { parseConfig } = await import('../../src/config.js');
     const { Api } = await import('../support/api.js');
-    const app = createApp({ config: parseConfig({ SIGNUP_ENABLED: 'false' }), pool: stack.pool, client: stack.client, commands: null as never });
+    const app = createApp({ config: parseConfig({ SIGNUP_ENABLED: 'false' }), pool: stack.pool, client: stack.client, commands: stack.commands });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {

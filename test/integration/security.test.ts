@@ -194,6 +194,55 @@ describe("webhooks cannot reach into the service's own network", () => {
   });
 });
 
+describe('text the database cannot store', () => {
+  it('refuses a NUL or a lone surrogate in any body with a 400, and the story goes on', async () => {
+    const story = await freshStory();
+    const [implementer, reviewer] = team.agents;
+    await toReviewRequested(story, implementer!);
+    const before = await storyRow(story.id);
+    const json = { 'content-type': 'application/json' };
+    for (const raw of [
+      '{"artifact":"x\\u0000y"}',
+      '{"artifact":"\\ud800"}',
+      '{"artifact":{"k\\u0000":"v"}}',
+      '{"artifact":{"k":"\\udc00 after"}}',
+    ]) {
+      const r = await stack.api.call('POST', `/api/v1/stories/${story.id}/report`, { key: reviewer!.key, raw, headers: json });
+      expect(r.status, raw).toBe(400);
+      expect(r.body.error.code, raw).toBe('invalid_body');
+    }
+    expect(await storyRow(story.id)).toEqual(before);
+    // A well-formed pair of surrogates (an emoji) is ordinary text.
+    const ok = await stack.api.call('POST', `/api/v1/stories/${story.id}/report`, { key: reviewer!.key, raw: '{"artifact":"done \\ud83d\\ude80"}', headers: json });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    expect((await storyRow(story.id)).agent_status).toBe('reported_done');
+
+    for (const [path, key, raw] of [
+      ['/api/v1/tenants', undefined, '{"name":"a\\u0000b"}'],
+      ['/api/v1/projects', team.admin.key, '{"name":"P\\u0000","slug":"p-nul"}'],
+      ['/api/v1/agents/register', team.admin.key, '{"name":"\\ud800","role":"agent"}'],
+    ] as const) {
+      const r = await stack.api.call('POST', path, { ...(key ? { key } : {}), raw, headers: json });
+      expect(r.status, `${path} ${raw}`).toBe(400);
+      expect(r.body.error.code).toBe('invalid_body');
+    }
+  });
+
+  it('refuses times PostgreSQL cannot hold with a 400, not a 500', async () => {
+    for (const since of ['0000-01-01T00:00:00Z', '9999-12-31T23:59:59-05:00', 'not a time']) {
+      const r = await stack.api.get(`/api/v1/audit?since=${encodeURIComponent(since)}`, team.orchestrator.key);
+      expect(r.status, since).toBe(400);
+      expect(r.body.error.code, since).toBe('invalid_query');
+    }
+    // Offsets PostgreSQL would refuse are valid ISO 8601: the time is normalised to UTC first.
+    for (const since of ['2020-01-01T00:00:00+23:00', '2020-01-01T00:00:00+05:30']) {
+      const ok = await stack.api.get(`/api/v1/audit?since=${encodeURIComponent(since)}`, team.orchestrator.key);
+      expect(ok.status, since).toBe(200);
+      expect(ok.body.data.length).toBeGreaterThan(0);
+    }
+  });
+});
+
 describe('disclosure', () => {
   it('answers errors with no stack trace, SQL, file path or raw key', async () => {
     const story = await freshStory();

@@ -31,6 +31,7 @@ export interface Stack {
   api: Api;
   pool: pg.Pool;
   client: Client;
+  commands: StoryCommands;
   signingKey: SigningKey;
   taskQueue: string;
   databaseUrl: string;
@@ -107,6 +108,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     api: new Api(baseUrl),
     pool,
     client,
+    commands,
     signingKey,
     taskQueue,
     databaseUrl: db.url,

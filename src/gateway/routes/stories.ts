@@ -23,7 +23,13 @@ export const ReadyQuery = z.strictObject({ project_id: Uuid.optional(), limit: P
 export const AuditQuery = z.strictObject({
   project_id: Uuid.optional(),
   story_id: Uuid.optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
+  // Normalised to UTC and held to years PostgreSQL and JavaScript agree on (0000 or +23:00 offsets were a 500).
+  since: z.iso
+    .datetime({ offset: true })
+    .transform((v) => new Date(v))
+    .refine((d) => !Number.isNaN(d.getTime()) && d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, 'a time between the years 1 and 9999')
+    .transform((d) => d.toISOString())
+    .optional(),
   ...Page,
 });
 
