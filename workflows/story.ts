@@ -25,6 +25,7 @@ import { bodyDigest, dependencyNewsProblem, envelopeProblem, type ActionEnvelope
 import {
   applyDependencyStatus,
   checkHeartbeat,
+  checkStorableBody,
   decide,
   expireLease,
   holdsLease,
@@ -127,6 +128,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
         rejection: { code: 'unauthorized', status: 401, message: "The caller's identity could not be verified.", context: {} },
       };
     }
+    const unstorable = checkStorableBody(envelope.body);
+    if (unstorable) return { ok: false, rejection: unstorable };
     return decide(state, envelope.actor, action, envelope.body);
   }
 

@@ -263,6 +263,20 @@ export function availableActions(state: StoryState, actor: unknown): Action[] {
   return (Object.keys(RULES) as Action[]).filter((action) => checkStanding(state, actor, action) === null);
 }
 
+/**
+ * Refuses a body holding text the database cannot store (a NUL, a lone surrogate): accepted, it
+ * would fail persistence forever. Apart from `decide` because it must run in the update validator
+ * only: `decide` runs again in the handler on replay, and histories that accepted such a body
+ * before this check existed must replay as they ran.
+ */
+export function checkStorableBody(body: unknown): Rejection | null {
+  const path = unstorableTextPath(body);
+  if (path === null) return null;
+  return rejectionOf('invalid_body', 'The request body holds a NUL character or an unpaired surrogate.', {
+    issues: [{ path, message: 'text that cannot be stored' }],
+  });
+}
+
 /** Decides one action. Never throws; never mutates `state`. */
 export function decide(state: StoryState, actor: unknown, action: unknown, body: unknown): Decision {
   const standing = checkStanding(state, actor, action);
@@ -271,8 +285,6 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
   const who = actor as Actor;
   const issues = bodyShapeIssues(act, body ?? {});
   if (issues.length > 0) return reject('invalid_body', 'The request body does not match the action.', { issues });
-  const unstorable = unstorableTextPath(body);
-  if (unstorable !== null) return reject('invalid_body', 'The request body holds a NUL character or an unpaired surrogate.', { issues: [{ path: unstorable, message: 'text that cannot be stored' }] });
   const data = (body ?? {}) as Record<string, unknown>;
   const next: StoryState = { ...state, implementerAgentIds: [...state.implementerAgentIds] };
 

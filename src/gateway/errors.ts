@@ -84,7 +84,7 @@ function isDataException(err: unknown): boolean {
 }
 
 export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandler {
-  return (err, _req, res, _next) => {
+  return (err, req, res, _next) => {
     const apiError =
       err instanceof ApiError
         ? err
@@ -92,7 +92,7 @@ export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandle
           (isDatabaseUnavailable(err)
             ? new ApiError('unavailable', 'The database is unavailable; retry shortly.', {}, { 'Retry-After': '2' })
             : isDataException(err)
-              ? (log(err), new ApiError('invalid_body', 'The request holds a value the database cannot store.'))
+              ? (log(err), new ApiError(req.method === 'GET' ? 'invalid_query' : 'invalid_body', 'The request holds a value the database cannot use.'))
               : (log(err), new ApiError('internal_error', 'Something went wrong on our side.')));
     if (res.headersSent) return;
     sendError(res, apiError);

@@ -1,5 +1,5 @@
 /** Authentication, roles and Idempotency-Key handling. */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type pg from 'pg';
 import type { Role } from '../custody/actions.js';
@@ -72,6 +72,17 @@ function unseal(key: Buffer, stored: unknown): unknown {
   return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8'));
 }
 
+const PURGE_EVERY_MS = 10 * 60_000;
+let lastPurge = 0;
+
+/** Expired keys are deleted now and then (at most every ten minutes per gateway), off the request's path. */
+function purgeExpired(pool: pg.Pool): void {
+  const now = Date.now();
+  if (now - lastPurge < PURGE_EVERY_MS) return;
+  lastPurge = now;
+  pool.query('DELETE FROM idempotency_keys WHERE expires_at < now()').catch(() => undefined);
+}
+
 /** Answers the client is told to retry: the key is released for that retry, not spent on them. */
 const isRetryableStatus = (status: number) => status >= 500 || status === 429;
 
@@ -89,18 +100,21 @@ export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; seal
       .update(`${req.method} ${req.baseUrl}${req.path}\n${canonicalJson(req.body ?? {})}`)
       .digest('hex');
     const ids = [caller.tenantId, caller.agentId, key];
+    purgeExpired(pool);
+    const reservation = randomUUID();
     // Taken when new, expired, or (for the same request only) released or left stale by a
     // gateway that died mid-request.
     const reserved = await pool.query(
-      `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at)
-       VALUES ($1, $2, $3, $4, NULL, NULL, now() + make_interval(hours => $5))
+      `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at, reservation)
+       VALUES ($1, $2, $3, $4, NULL, NULL, now() + make_interval(hours => $5), $7)
        ON CONFLICT (tenant_id, agent_id, key) DO UPDATE SET request_hash = excluded.request_hash,
-         status = NULL, response = NULL, released = false, created_at = now(), expires_at = excluded.expires_at
+         status = NULL, response = NULL, released = false, created_at = now(), expires_at = excluded.expires_at,
+         reservation = excluded.reservation
        WHERE idempotency_keys.expires_at <= now()
           OR (idempotency_keys.status IS NULL AND idempotency_keys.request_hash = excluded.request_hash
               AND (idempotency_keys.released OR idempotency_keys.created_at < now() - make_interval(secs => $6)))
        RETURNING 1`,
-      [...ids, requestHash, IDEMPOTENCY_TTL_HOURS, staleAfterMs / 1000],
+      [...ids, requestHash, IDEMPOTENCY_TTL_HOURS, staleAfterMs / 1000, reservation],
     );
     if (reserved.rowCount === 0) {
       const { rows } = await pool.query<{ request_hash: string; status: number | null; response: unknown }>(
@@ -132,10 +146,15 @@ export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; seal
     res.json = (body: unknown) => {
       // The response is stored before it is sent, so a retry that follows it always finds it.
       const settle = isRetryableStatus(res.statusCode)
-        ? pool.query(`UPDATE idempotency_keys SET released = true WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`, ids)
+        ? pool.query(
+            `UPDATE idempotency_keys SET released = true
+             WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL AND reservation = $4`,
+            [...ids, reservation],
+          )
         : pool.query(
-            `UPDATE idempotency_keys SET status = $4, response = $5 WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL`,
-            [...ids, res.statusCode, JSON.stringify(seal(sealKey, body))],
+            `UPDATE idempotency_keys SET status = $5, response = $6
+             WHERE tenant_id = $1 AND agent_id = $2 AND key = $3 AND status IS NULL AND reservation = $4`,
+            [...ids, reservation, res.statusCode, JSON.stringify(seal(sealKey, body))],
           );
       settle.catch(() => undefined).finally(() => json(body));
       return res;

@@ -3,7 +3,7 @@
  * it to the story's workflow as an update. The custody rules run in the workflow, not here.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { Action } from '../custody/actions.js';
 import { signDependencyNews, signEnvelope, type SigningKey } from '../custody/identity.js';
@@ -23,6 +23,7 @@ import {
 import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflows/search-attributes.js';
 import type { DependencyStatus, Rejection } from '../custody/rules.js';
 import { isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
+import { ApiError } from './errors.js';
 import { rejections, transitionSeconds, transitions } from '../observability/metrics.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../webhooks/outbox.js';
@@ -181,6 +182,11 @@ export class StoryCommands {
         }),
       );
     } catch (err) {
+      // The edge is committed; a story whose workflow is not running yet (its import is still to
+      // be retried) must hear of it later, so the caller is told to retry, not that it is gone.
+      if (err instanceof WorkflowNotFoundError) {
+        throw new ApiError('unavailable', "The story's workflow is not running yet; retry shortly.", {}, { 'Retry-After': '2' });
+      }
       throw temporalToApiError(err) ?? err;
     }
   }

@@ -18,8 +18,11 @@ let pool: pg.Pool;
 const servers: Server[] = [];
 const caller = { tenantId: randomUUID(), agentId: randomUUID(), role: 'admin' };
 
-/** An app whose POST /thing answers, in turn, each status of `script` (then 200), with `payload`. */
-async function app(sealKey: Buffer, script: number[], payload: Record<string, unknown> = {}) {
+/**
+ * An app whose POST /thing answers, in turn, each status of `script` (then 200), with `payload`.
+ * A status given as a promise holds the request until it settles.
+ */
+async function app(sealKey: Buffer, script: (number | Promise<number>)[], payload: Record<string, unknown> = {}, staleAfterMs = 60_000) {
   const ran: unknown[] = [];
   const a = express();
   a.use(express.json());
@@ -27,10 +30,11 @@ async function app(sealKey: Buffer, script: number[], payload: Record<string, un
     res.locals.caller = caller;
     next();
   });
-  a.use(idempotency(pool, { staleAfterMs: 60_000, sealKey }));
-  a.post('/thing', (req, res) => {
+  a.use(idempotency(pool, { staleAfterMs, sealKey }));
+  a.post('/thing', async (req, res) => {
     ran.push(req.body);
-    res.status(script.shift() ?? 200).json({ data: { ...payload, n: ran.length } });
+    const n = ran.length;
+    res.status(await (script.shift() ?? 200)).json({ data: { ...payload, n } });
   });
   a.use(errorMiddleware(() => undefined));
   const server = a.listen(0);
@@ -55,6 +59,47 @@ afterAll(async () => {
 });
 
 describe('Idempotency-Key', () => {
+  it('deletes expired keys now and then', async () => {
+    await pool.query(
+      `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at)
+       VALUES ($1, $2, 'long-gone', 'h', 200, '{}', now() - interval '1 hour')`,
+      [caller.tenantId, caller.agentId],
+    );
+    const { post } = await app(randomBytes(32), []);
+    await post(`k-${randomUUID()}`, {});
+    let left = 1;
+    for (let i = 0; i < 50 && left > 0; i++) {
+      left = (await pool.query(`SELECT count(*)::int AS n FROM idempotency_keys WHERE key = 'long-gone'`)).rows[0].n;
+      if (left > 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(left).toBe(0);
+  });
+
+  it('lets only the request holding a reservation settle it: one that outlived it cannot release the key under its successor', async () => {
+    let finishA!: (status: number) => void;
+    let finishB!: (status: number) => void;
+    const a = new Promise<number>((r) => (finishA = r));
+    const b = new Promise<number>((r) => (finishB = r));
+    const { post, ran } = await app(randomBytes(32), [a, b], {}, 300);
+    const key = `k-${randomUUID()}`;
+    const first = post(key, { x: 1 });
+    await new Promise((r) => setTimeout(r, 600)); // A's reservation is now stale
+    const second = post(key, { x: 1 }); // B takes it over
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ran).toHaveLength(2);
+    finishA(500);
+    expect((await first).status).toBe(500);
+    // A's failure must not free B's reservation: C is told B is still in progress.
+    const third = await post(key, { x: 1 });
+    expect(third.status).toBe(409);
+    expect(third.body.error).toMatchObject({ code: 'conflict', context: { retryable: true } });
+    expect(ran).toHaveLength(2);
+    finishB(200);
+    expect((await second).status).toBe(200);
+    const fourth = await post(key, { x: 1 });
+    expect(fourth).toMatchObject({ status: 200, replayed: true, body: { data: { n: 2 } } });
+  });
+
   it('does not spend a key on a 429 or a 5xx: the retry runs, and its answer is the one kept', async () => {
     const { post, ran } = await app(randomBytes(32), [429, 503]);
     const key = `k-${randomUUID()}`;

@@ -128,6 +128,20 @@ describe('a backlog from signup to progress', () => {
     expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
   });
 
+  it('tells the caller to retry when a new dependency cannot reach the story (its workflow is not running)', async () => {
+    const team = await createTeam(stack.api, 1, 'no-workflow');
+    const stories = await importBacklog(stack.api, team, { epics: [{ number: 1, title: 'E', stories: [
+      { number: '1.1', title: 'a', acceptance_criteria: [] },
+      { number: '1.2', title: 'b', acceptance_criteria: [] },
+    ] }] });
+    const dependent = stories.get('1.2');
+    await stack.client.workflow.getHandle(dependent.workflow_id).terminate('test: a story whose workflow is gone');
+    const r = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, { story_id: dependent.id, depends_on_story_id: stories.get('1.1').id });
+    expect(r.status).toBe(503);
+    expect(r.body.error.code).toBe('unavailable');
+    expect(r.headers.get('retry-after')).toBe('2');
+  });
+
   it('refuses a cyclic backlog and an unknown dependency, writing nothing', async () => {
     const team = await createTeam(stack.api, 1, 'cyclic');
     const cyclic = { epics: [{ number: 1, title: 'E', stories: [
