@@ -24,14 +24,15 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
     );
   return {
     async deliverWebhook(deliveryId: string): Promise<void> {
-      const { rows } = await pool.query<{ url: string; secret: string; event: string; payload: unknown; created_at: Date; status: string }>(
-        `SELECT w.url, w.secret, d.event, d.payload, d.created_at, d.status
+      const { rows } = await pool.query<{ url: string; secret: string; event: string; payload: unknown; created_at: Date; status: string; removed: boolean }>(
+        `SELECT w.url, w.secret, d.event, d.payload, d.created_at, d.status, w.disabled_at IS NOT NULL AS removed
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1`,
         [deliveryId],
       );
       const delivery = rows[0];
       if (!delivery) throw ApplicationFailure.nonRetryable(`no delivery ${deliveryId}`, 'InvalidDelivery');
-      if (delivery.status !== 'pending') return;
+      // Finished, or its webhook was removed: nothing more is sent.
+      if (delivery.status !== 'pending' || delivery.removed) return;
       const body = JSON.stringify({ id: deliveryId, event: delivery.event, created_at: delivery.created_at, data: delivery.payload });
       const attempt = Context.current().info.attempt;
       const started = Date.now();

@@ -5,12 +5,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
 import { createStoryActivities } from '../activities/persistence.js';
 import { createWebhookActivities } from '../activities/webhooks.js';
 import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 import type { SigningKey } from './custody/identity.js';
+import { dispatchForgotten } from './webhooks/outbox.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 const BUNDLER = fileURLToPath(new URL('./bin/bundle-workflows.ts', import.meta.url));
@@ -53,6 +54,8 @@ export interface StoryWorkerOptions {
   signingKey: SigningKey;
   /** Workflows kept in memory between tasks (about 0.5 MB each); an evicted one is replayed when next needed. */
   maxCachedWorkflows?: number;
+  /** How often webhook deliveries committed but never started are looked for (default 30 s). */
+  deliverySweepMs?: number;
 }
 
 export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -77,5 +80,22 @@ export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ 
   }).finally(() => {
     if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });
   });
+  sweepForgottenDeliveries(worker, options);
   return { worker, connection };
+}
+
+/** Now and then, while the worker runs, starts webhook deliveries that were committed but never started. */
+function sweepForgottenDeliveries(worker: Worker, options: StoryWorkerOptions): void {
+  const dispatch = { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry };
+  const everyMs = options.deliverySweepMs ?? 30_000;
+  const timer = setInterval(() => {
+    if (['STOPPING', 'DRAINING', 'DRAINED', 'STOPPED', 'FAILED'].includes(worker.getState())) {
+      clearInterval(timer);
+      return;
+    }
+    dispatchForgotten(options.pool, dispatch, Math.max(everyMs, 1000) * 2).catch((err) =>
+      Runtime.instance().logger.warn('webhook delivery sweep failed; will try again', { error: String(err) }),
+    );
+  }, everyMs);
+  timer.unref();
 }

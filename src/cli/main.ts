@@ -25,13 +25,19 @@ interface Progress {
 const program = new Command('custody')
   .description('Chain of custody for AI-agent stories')
   .option('--url <url>', 'gateway URL', process.env.CUSTODY_URL ?? process.env.LOOPCTL_SERVER ?? 'http://localhost:3000')
-  .option('--key <key>', 'API key', process.env.CUSTODY_API_KEY ?? process.env.LOOPCTL_API_KEY)
+  // Read from the environment when not given, never shown as a default: help text is pasted around.
+  .option('--key <key>', 'API key (default: $CUSTODY_API_KEY or $LOOPCTL_API_KEY; prefer those to a flag)')
   .option('--json', 'print JSON');
 
-const client = () => new CustodyClient(program.opts().url as string, program.opts().key as string | undefined);
+const client = () =>
+  new CustodyClient(program.opts().url as string, (program.opts().key as string | undefined) ?? process.env.CUSTODY_API_KEY ?? process.env.LOOPCTL_API_KEY);
 const json = () => Boolean(program.opts().json);
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const print = (data: unknown, human: () => void) => (json() ? out(JSON.stringify(data, null, 2)) : human());
+// Titles come from other people's imports: control characters (terminal escapes) are not printed.
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
+const out = (line: string) => process.stdout.write(`${line.replace(CONTROL, '\ufffd')}\n`);
+// JSON escapes C0 characters itself; C1 ones are escaped here, so the data survives intact.
+const escapeC1 = (text: string) => text.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+const print = (data: unknown, human: () => void) => (json() ? out(escapeC1(JSON.stringify(data, null, 2))) : human());
 
 function bar(percent: number, width = 20): string {
   const filled = Math.round((Math.max(0, Math.min(100, percent)) / 100) * width);

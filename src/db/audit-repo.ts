@@ -90,12 +90,17 @@ export interface ChainReport {
   rows_checked: number;
   /** The first row whose link does not hold, if any. */
   first_broken: { id: string; chain_seq: number; reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'missing_row' } | null;
+  /**
+   * The newest link (hex hash). The chain cannot tell that its newest rows were removed: an
+   * auditor who records the head and finds a later head that does not extend it can.
+   */
+  head: { chain_seq: number; hash: string } | null;
 }
 
 /** Recomputes the tenant's hash chain in the database and reports the first broken link. */
 export async function verifyAuditChain(pool: pg.Pool, tenantId: string): Promise<ChainReport> {
   type Reason = NonNullable<ChainReport['first_broken']>['reason'];
-  const { rows } = await pool.query<{ id: string | null; chain_seq: string | null; reason: Reason | null; total: string }>(
+  const { rows } = await pool.query<{ id: string | null; chain_seq: string | null; reason: Reason | null; total: string; head_seq: string | null; head_hash: string | null }>(
     `WITH chain AS (
        SELECT e.id, e.chain_seq, e.prev_hash, e.hash,
          sha256(e.prev_hash || convert_to(audit_canonical(e), 'UTF8')) AS recomputed,
@@ -109,7 +114,9 @@ export async function verifyAuditChain(pool: pg.Pool, tenantId: string): Promise
               WHEN hash <> recomputed THEN 'hash_mismatch' END AS reason
        FROM chain
      )
-     SELECT c.id, c.chain_seq, c.reason, (SELECT count(*) FROM chain) AS total
+     SELECT c.id, c.chain_seq, c.reason, (SELECT count(*) FROM chain) AS total,
+       (SELECT chain_seq FROM chain ORDER BY chain_seq DESC LIMIT 1) AS head_seq,
+       (SELECT encode(hash, 'hex') FROM chain ORDER BY chain_seq DESC LIMIT 1) AS head_hash
      FROM (SELECT 1) one LEFT JOIN LATERAL (
        SELECT * FROM checked WHERE reason IS NOT NULL ORDER BY chain_seq LIMIT 1
      ) c ON true`,
@@ -120,5 +127,6 @@ export async function verifyAuditChain(pool: pg.Pool, tenantId: string): Promise
     ok: row.id === null,
     rows_checked: Number(row.total),
     first_broken: row.id === null ? null : { id: String(row.id), chain_seq: Number(row.chain_seq), reason: row.reason! },
+    head: row.head_seq === null ? null : { chain_seq: Number(row.head_seq), hash: row.head_hash! },
   };
 }

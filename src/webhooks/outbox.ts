@@ -37,6 +37,28 @@ export async function dispatchPending(db: Queryable, dispatch: WebhookDispatch, 
     [sourceKeys],
   );
   await Promise.all(rows.map((row) => startDelivery(dispatch, row.id)));
+  await markDispatched(db, rows.map((row) => row.id));
+  return rows.length;
+}
+
+async function markDispatched(db: Queryable, ids: string[]): Promise<void> {
+  if (ids.length > 0) await db.query('UPDATE webhook_deliveries SET dispatched_at = now() WHERE id = ANY ($1::uuid[]) AND dispatched_at IS NULL', [ids]);
+}
+
+/**
+ * Starts the deliveries that were committed but never started: the start failed after the commit
+ * (Temporal unreachable for a moment) or the process died in between. Run by every worker now and
+ * then; starting an already started delivery is a no-op, so two sweepers do no harm.
+ */
+export async function dispatchForgotten(db: Queryable, dispatch: WebhookDispatch, olderThanMs = 60_000, limit = 200): Promise<number> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM webhook_deliveries
+     WHERE status = 'pending' AND dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
+     ORDER BY created_at LIMIT $2`,
+    [olderThanMs / 1000, limit],
+  );
+  for (const row of rows) await startDelivery(dispatch, row.id);
+  await markDispatched(db, rows.map((row) => row.id));
   return rows.length;
 }
 

@@ -23,14 +23,17 @@ const verify = async (key: string) => (await stack.api.get('/api/v1/audit/verify
 describe('the audit hash chain', () => {
   it('holds over accepted and rejected rows, per tenant', async () => {
     const report = await verify(team.orchestrator.key);
-    expect(report).toEqual({ ok: true, rows_checked: 8, first_broken: null });
-    const { rows } = await stack.pool.query('SELECT chain_seq FROM audit_events WHERE tenant_id = $1 ORDER BY chain_seq', [team.tenantId]);
+    const { rows } = await stack.pool.query(`SELECT chain_seq, encode(hash, 'hex') AS hash FROM audit_events WHERE tenant_id = $1 ORDER BY chain_seq`, [team.tenantId]);
     expect(rows.map((r) => Number(r.chain_seq))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // The head is what an auditor records: a later head that does not extend it shows a cut tail.
+    expect(report).toEqual({ ok: true, rows_checked: 8, first_broken: null, head: { chain_seq: 8, hash: rows[7].hash } });
   });
 
   it('cannot be changed or deleted through the application', async () => {
     await expect(stack.pool.query(`UPDATE audit_events SET code = 'x' WHERE tenant_id = $1`, [team.tenantId])).rejects.toThrow(/append-only/);
     await expect(stack.pool.query(`DELETE FROM audit_events WHERE tenant_id = $1`, [team.tenantId])).rejects.toThrow(/append-only/);
+    await expect(stack.pool.query(`TRUNCATE audit_events`)).rejects.toThrow(/append-only/);
+    expect((await verify(team.orchestrator.key)).rows_checked).toBe(8);
   });
 
   it('reports the first broken link after a superuser edits a row behind its back', async () => {

@@ -12,9 +12,9 @@ const BIN = fileURLToPath(new URL('../../bin/custody.js', import.meta.url));
 let stack: Stack;
 let team: Team;
 
-function custody(args: string[], key?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function custody(args: string[], key?: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--url', stack.baseUrl, ...(key ? ['--key', key] : []), ...args], { env: { PATH: process.env.PATH ?? '' } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [BIN, '--url', stack.baseUrl, ...(key ? ['--key', key] : []), ...args], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -77,5 +77,26 @@ describe('the custody CLI', () => {
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^error invalid_transition: /);
+  });
+
+  it('takes the key from the environment without ever showing it, and prints no terminal escapes from titles', async () => {
+    const key = team.orchestrator.key;
+    const help = await custody(['--help'], undefined, { CUSTODY_API_KEY: key });
+    expect(help.stdout).toContain('--key');
+    expect(help.stdout + help.stderr).not.toContain(key);
+    const hostile = '\u001b]52;c;cHduZWQ=\u0007Title\u001b[2J\u009b31m';
+    const imported = await stack.api.post(`/api/v1/projects/${team.projectId}/import`, key, {
+      epics: [{ number: 7, title: 'Escapes', stories: [{ number: '7.1', title: hostile, acceptance_criteria: ['a'] }] }],
+    });
+    expect(imported.status).toBe(201);
+    const listed = await custody(['stories'], undefined, { CUSTODY_API_KEY: key });
+    expect(listed.code).toBe(0);
+    const line = listed.stdout.split('\n').find((l) => l.startsWith('7.1'))!;
+    expect(line).toContain('Title');
+    expect(line).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    const asJson = await custody(['stories', '--json'], undefined, { CUSTODY_API_KEY: key });
+    expect(asJson.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    const parsed = JSON.parse(asJson.stdout);
+    expect((parsed.data ?? parsed).find((s: any) => s.number === '7.1').title).toBe(hostile);
   });
 });

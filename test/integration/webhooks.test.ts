@@ -129,4 +129,71 @@ describe('webhooks', () => {
       hook.server.close();
     }
   });
+
+  it('starts a delivery that was committed but never started (its start failed, or its process died)', async () => {
+    const hook = await receiver(0);
+    try {
+      const own = await createTeam(stack.api, 1, 'forgotten');
+      const created = await stack.api.post('/api/v1/webhooks', own.admin.key, { url: hook.url, events: ['story.claimed'] });
+      // As the gateway leaves it when Temporal refuses the start: committed, pending, never dispatched.
+      const { rows } = await stack.pool.query(
+        `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload, created_at)
+         VALUES ($1, $2, 'custody.violation', 'forgotten-1', '{"code":"self_verify_blocked"}', now() - interval '1 minute') RETURNING id`,
+        [own.tenantId, created.body.data.id],
+      );
+      await until('the sweep to deliver it', async () => (hook.received.some((r) => r.event === 'custody.violation') ? true : undefined));
+      const row = await until('the delivery to be marked', async () => {
+        const r = await stack.pool.query('SELECT status, dispatched_at FROM webhook_deliveries WHERE id = $1', [rows[0].id]);
+        return r.rows[0].status === 'delivered' ? r.rows[0] : undefined;
+      });
+      expect(row.dispatched_at).not.toBeNull();
+      expect(hook.received.filter((r) => r.event === 'custody.violation')).toHaveLength(1);
+    } finally {
+      hook.server.close();
+    }
+  });
+
+  it('removes a webhook: nothing more is sent, its pending deliveries end, its past stays readable', async () => {
+    // A receiver that always fails, slowly: the retry budget (4 attempts) would take seconds.
+    let attempts = 0;
+    const server = createServer((_req, res) => {
+      attempts += 1;
+      setTimeout(() => res.writeHead(500).end(), 300);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const own = await createTeam(stack.api, 1, 'removal');
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const id = (await stack.api.post('/api/v1/webhooks', own.admin.key, { url, events: ['story.claimed'] })).body.data.id;
+      expect((await stack.api.post(`/api/v1/webhooks/${id}/test`, own.admin.key)).status).toBe(201);
+      await until('a first attempt', async () => (attempts > 0 ? true : undefined));
+      expect((await stack.api.call('DELETE', `/api/v1/webhooks/${id}`, { key: own.orchestrator.key })).status).toBe(403);
+      const removed = await stack.api.call('DELETE', `/api/v1/webhooks/${id}`, { key: own.admin.key });
+      expect(removed.status).toBe(200);
+      expect(removed.body.data.id).toBe(id);
+      expect((await stack.api.get('/api/v1/webhooks', own.admin.key)).body.data).toEqual([]);
+      expect((await stack.api.post(`/api/v1/webhooks/${id}/test`, own.admin.key)).status).toBe(404);
+      expect((await stack.api.call('DELETE', `/api/v1/webhooks/${id}`, { key: own.admin.key })).status).toBe(404);
+      const deliveries = (await stack.api.get(`/api/v1/webhooks/${id}/deliveries`, own.admin.key)).body.data;
+      expect(deliveries.map((d: any) => d.status)).toEqual(['failed']);
+      // Left alone, the budget would reach 4 attempts within about 2 s.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(attempts).toBeLessThanOrEqual(2);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('holds a tenant to 25 webhooks', async () => {
+    const own = await createTeam(stack.api, 1, 'many-hooks');
+    for (let i = 0; i < 25; i++) {
+      expect((await stack.api.post('/api/v1/webhooks', own.admin.key, { url: `http://127.0.0.1:9/h${i}`, events: ['story.verified'] })).status).toBe(201);
+    }
+    const over = await stack.api.post('/api/v1/webhooks', own.admin.key, { url: 'http://127.0.0.1:9/h25', events: ['story.verified'] });
+    expect(over.status).toBe(409);
+    expect(over.body.error).toMatchObject({ code: 'conflict', context: { limit: 25 } });
+    const first = (await stack.api.get('/api/v1/webhooks', own.admin.key)).body.data[0].id;
+    expect((await stack.api.call('DELETE', `/api/v1/webhooks/${first}`, { key: own.admin.key })).status).toBe(200);
+    expect((await stack.api.post('/api/v1/webhooks', own.admin.key, { url: 'http://127.0.0.1:9/h25', events: ['story.verified'] })).status).toBe(201);
+  });
 });

@@ -78,6 +78,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       webhookRetry: WEBHOOK_RETRY,
       signingKey,
       allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+      deliverySweepMs: 1000,
     });
     current = { worker, connection, running: worker.run() };
   };

@@ -4,10 +4,13 @@ import { z } from 'zod';
 import { dispatchPending, WEBHOOK_EVENTS } from '../../webhooks/outbox.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
+import { inTransaction } from '../../db/pool.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { webhookTargetProblem } from '../../webhooks/targets.js';
 import { withUuid } from './params.js';
+
+const MAX_WEBHOOKS_PER_TENANT = 25;
 
 export const WebhookBody = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2000),
@@ -26,9 +29,13 @@ const webhookJson = (w: WebhookRow) => ({ id: w.id, url: w.url, events: w.events
 export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool } = deps;
 
-  const webhookOr404 = async (tenantId: string, id: unknown) => {
+  /** A webhook of the tenant; a removed one only where its past is read (`withRemoved`). */
+  const webhookOr404 = async (tenantId: string, id: unknown, withRemoved = false) => {
     const hook = await withUuid(id, async (id) => {
-      const { rows } = await pool.query<WebhookRow>('SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+      const { rows } = await pool.query<WebhookRow>(
+        'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND id = $2 AND ($3 OR disabled_at IS NULL)',
+        [tenantId, id, withRemoved],
+      );
       return rows[0] ?? null;
     });
     if (!hook) throw notFound('Webhook');
@@ -41,6 +48,12 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
       const problem = await webhookTargetProblem(body.url, { refuseUnresolved: false });
       if (problem) throw new ApiError('invalid_body', `The webhook URL points to ${problem}; webhooks go to public addresses only.`, { field: 'url' });
     }
+    // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
+    // flooding the shared delivery workers.
+    const { rows: count } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL', [callerOf(res).tenantId]);
+    if (count[0]!.n >= MAX_WEBHOOKS_PER_TENANT) {
+      throw new ApiError('conflict', `A tenant has at most ${MAX_WEBHOOKS_PER_TENANT} webhooks; remove one first.`, { limit: MAX_WEBHOOKS_PER_TENANT });
+    }
     const secret = `whsec_${randomBytes(24).toString('base64url')}`;
     const { rows } = await pool.query<WebhookRow>(
       'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
@@ -50,13 +63,13 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
   });
 
   book.add({ method: 'get', path: '/webhooks', summary: 'Webhooks of the tenant', tag: 'Webhooks', roles: ['admin'] }, async (_req, res) => {
-    const { rows } = await pool.query<WebhookRow>('SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 ORDER BY created_at', [callerOf(res).tenantId]);
+    const { rows } = await pool.query<WebhookRow>('SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at', [callerOf(res).tenantId]);
     res.json({ data: rows.map(webhookJson), meta: { limit: rows.length, next_cursor: null } });
   });
 
   book.add({ method: 'get', path: '/webhooks/:id/deliveries', summary: 'Deliveries of a webhook, newest first, with every attempt', tag: 'Webhooks', roles: ['admin'] }, async (req, res) => {
     const caller = callerOf(res);
-    const hook = await webhookOr404(caller.tenantId, req.params.id);
+    const hook = await webhookOr404(caller.tenantId, req.params.id, true);
     const { rows } = await pool.query(
       `SELECT d.id, d.event, d.status, d.payload, d.created_at, d.finished_at,
          coalesce(json_agg(json_build_object('attempt', a.attempt, 'status_code', a.status_code, 'error', a.error,
@@ -78,5 +91,19 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
     );
     await dispatchPending(pool, deps.commands.webhooks, [sourceKey]);
     res.status(201).json({ data: { webhook_id: hook.id, event: 'webhook.test', source_key: sourceKey } });
+  });
+
+  book.add({ method: 'delete', path: '/webhooks/:id', summary: 'Remove a webhook: nothing more is sent to it, pending deliveries included', tag: 'Webhooks', roles: ['admin'] }, async (req, res) => {
+    const caller = callerOf(res);
+    const hook = await webhookOr404(caller.tenantId, req.params.id);
+    await inTransaction(pool, async (db) => {
+      await db.query('UPDATE webhooks SET disabled_at = now() WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL', [caller.tenantId, hook.id]);
+      // A delivery between attempts finds itself finished at its next attempt, and stops.
+      await db.query(
+        `UPDATE webhook_deliveries SET status = 'failed', finished_at = now() WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending'`,
+        [caller.tenantId, hook.id],
+      );
+    });
+    res.json({ data: webhookJson(hook) });
   });
 }
