@@ -130,7 +130,18 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     }
     const unstorable = checkStorableBody(envelope.body);
     if (unstorable) return { ok: false, rejection: unstorable };
-    return decide(state, envelope.actor, action, envelope.body);
+    return decide(judgedState(), envelope.actor, action, envelope.body);
+  }
+
+  /**
+   * The state a request is judged against. Past the lease deadline the claim is over even if its
+   * timer has not been handled yet: a task that carries both a late request and the fired timer
+   * runs the request first, which would otherwise accept a `start` or a heartbeat from an agent
+   * that no longer holds the story. Validators only (they do not run on replay).
+   */
+  function judgedState(): StoryState {
+    if (keepsTime && leaseExpiresAt !== null && Date.now() >= leaseExpiresAt) return expireLease(state)?.state ?? state;
+    return state;
   }
 
   function repeatOf(action: Action, envelope: ActionEnvelope): ProcessedUpdate | undefined {
@@ -223,7 +234,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
           const rejection: Rejection | null =
             problem !== null || envelope.action !== 'heartbeat'
               ? { code: 'unauthorized', status: 401, message: "The caller's identity could not be verified.", context: {} }
-              : checkHeartbeat(state, envelope.actor);
+              : checkHeartbeat(judgedState(), envelope.actor);
           if (rejection) throw rejectionFailure(rejection);
         },
         description: 'heartbeat: the assignee keeps its claim alive',

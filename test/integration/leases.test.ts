@@ -87,6 +87,27 @@ describe('claim leases', () => {
   });
 });
 
+describe('a request that arrives after the lease ran out', () => {
+  it('is judged as after the expiry, even when its task also carries the unhandled timer', async () => {
+    const holder = team.agents[1]!;
+    const story = await claimedStory(holder.key);
+    await stack.stopWorker();
+    await sleep(TTL_SECONDS * 1000 + 1000);
+    // Sent while no worker runs: the next task holds the fired timer and this update together.
+    const late = stack.api.act(story.id, 'start', holder.key);
+    const lateBeat = stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
+    await sleep(500);
+    await stack.startWorker();
+    const [started, beat] = await Promise.all([late, lateBeat]);
+    expect(started.status, JSON.stringify(started.body)).toBe(409);
+    expect(beat.status, JSON.stringify(beat.body)).toBe(409);
+    await until('the lease to expire', async () => ((await storyRow(story.id)).agent_status === 'contracted' ? true : undefined));
+    const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder.key)).body.data;
+    expect(history.filter((e: any) => e.action === 'start' && e.outcome === 'accepted')).toHaveLength(0);
+    expect(history.filter((e: any) => e.action === 'lease-expired')).toHaveLength(1);
+  });
+});
+
 describe('stalled stories', () => {
   it('fires once when review waits too long, sets the Stalled search attribute, and clears on progress', async () => {
     const [implementer, reviewer] = team.agents;
