@@ -252,7 +252,9 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       const moved = await condition(() => leaseExpiresAt !== deadline, Math.max(1, deadline - Date.now()));
       if (moved) continue;
       const expiry = expireLease(state);
-      if (expiry) apply(expiry.state, expiry.transition, `lease-expired:${seq + 1}`, SYSTEM, { lease_expired_at: new Date(deadline).toISOString() });
+      // The actor is time itself; the payload says whose claim ended.
+      const details = { lease_expired_at: new Date(deadline).toISOString(), previous_assignee: state.assignedAgentId };
+      if (expiry) apply(expiry.state, expiry.transition, `lease-expired:${seq + 1}`, SYSTEM, details);
       else leaseExpiresAt = null;
     }
   }

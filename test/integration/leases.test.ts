@@ -53,7 +53,7 @@ describe('claim leases', () => {
     });
     expect(expired.assigned_agent_id).toBeNull();
     const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder!.key)).body.data;
-    expect(history.at(-1)).toMatchObject({ action: 'lease-expired', outcome: 'accepted', actor: { agent_id: null, role: 'system' } });
+    expect(history.at(-1)).toMatchObject({ action: 'lease-expired', outcome: 'accepted', actor: { agent_id: null, role: 'system' }, payload: { previous_assignee: holder!.id } });
     expect((await stack.api.act(story.id, 'start', holder!.key)).body.error.code).toBe('invalid_transition');
     expect((await stack.api.act(story.id, 'claim', other!.key)).status).toBe(200);
   });
