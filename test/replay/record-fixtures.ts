@@ -75,10 +75,32 @@ try {
   await stack.api.act(rework.id, 'reject', team.orchestrator.key, { reason: 'regression' });
   await driveToVerified(stack.api, rework, { implementer: second!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
 
+  // Time: heartbeats, a lease that runs out, a stall, and a late start judged after the expiry.
+  const clocks = (await stack.api.post('/api/v1/projects', team.admin.key, { name: 'Clocks', slug: 'clocks', lease_ttl_seconds: 2, stall_after_seconds: 2 })).body.data;
+  const timed = (await stack.api.post(`/api/v1/projects/${clocks.id}/import`, team.orchestrator.key, {
+    epics: [{ number: 2, title: 'Clocks', stories: [{ number: '2.1', title: 'Leases and stalls', acceptance_criteria: ['a'] }] }],
+  })).body.data.stories[0];
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await stack.api.act(timed.id, 'contract', implementer!.key, { story_title: timed.title, ac_count: 1 });
+  await stack.api.act(timed.id, 'claim', implementer!.key);
+  for (let i = 0; i < 2; i++) {
+    await pause(800);
+    await stack.api.post(`/api/v1/stories/${timed.id}/heartbeat`, implementer!.key);
+  }
+  await pause(3500); // the lease runs out
+  await stack.api.act(timed.id, 'start', implementer!.key); // refused: no longer the holder
+  await stack.api.act(timed.id, 'claim', second!.key);
+  await stack.api.act(timed.id, 'start', second!.key);
+  await stack.api.act(timed.id, 'request-review', second!.key);
+  await pause(3500); // the review waits too long: stalled
+  await stack.api.act(timed.id, 'report', reviewer!.key);
+  await stack.api.act(timed.id, 'review-complete', reviewer!.key, { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' });
+  await stack.api.act(timed.id, 'verify', team.orchestrator.key, {});
+
   mkdirSync(FIXTURES, { recursive: true });
   const ids: Record<string, string> = existsSync(WORKFLOW_IDS) ? JSON.parse(readFileSync(WORKFLOW_IDS, 'utf8')) : {};
   let written = 0;
-  for (const story of [first, rework]) {
+  for (const story of [first, rework, timed]) {
     for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) {
       // The CLI writes the standard JSON history format that replay reads.
       const json = execFileSync(executable, ['workflow', 'show', '--address', server.address, '--workflow-id', story.workflow_id, '--run-id', run.runId, '--output', 'json'], { maxBuffer: 64 << 20 });
