@@ -26,7 +26,7 @@ export interface AuditRow {
 }
 
 export async function recordRejection(
-  pool: pg.Pool,
+  db: pg.Pool | pg.PoolClient,
   entry: {
     tenantId: string;
     projectId: string;
@@ -43,7 +43,7 @@ export async function recordRejection(
     rejection: Rejection;
   },
 ): Promise<void> {
-  await pool.query(
+  await db.query(
     `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, update_id, outcome, code, action, actor_agent_id,
        actor_role, from_agent_status, from_verified_status, iteration, payload, occurred_at)
      VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8, $9, $10, $11, $12, $13, now())

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { Action } from '../custody/actions.js';
 import { signDependencyNews, signEnvelope, type SigningKey } from '../custody/identity.js';
 import { recordRejection } from '../db/audit-repo.js';
+import { inTransaction } from '../db/pool.js';
 import type { Caller } from '../db/identity-repo.js';
 import type { StoryRow } from '../db/story-repo.js';
 import {
@@ -24,7 +25,7 @@ import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflow
 import type { DependencyStatus, Rejection } from '../custody/rules.js';
 import { isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
 import { ApiError } from './errors.js';
-import { rejections, transitionSeconds, transitions } from '../observability/metrics.js';
+import { auditWriteFailures, rejections, transitionSeconds, transitions } from '../observability/metrics.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../webhooks/outbox.js';
 
@@ -99,41 +100,59 @@ export class StoryCommands {
         if (rejection) {
           transitions.inc({ action, outcome: 'rejected' });
           rejections.inc({ code: rejection.code });
-          await this.recordRejection(caller, story, action, body, updateId, rejection).catch(() => undefined);
+          await this.recordRejection(caller, story, action, body, updateId, rejection);
         }
         throw temporalToApiError(err) ?? err;
       }
     }
   }
 
-  /** The attempt goes into the story's history; a custody violation also goes to webhooks. */
+  /**
+   * The attempt goes into the story's history; a custody violation also goes to webhooks (row and
+   * event in one transaction). Retried briefly: the caller's answer does not wait long on it.
+   */
   private async recordRejection(caller: Caller, story: StoryRow, action: Action | 'heartbeat', body: unknown, updateId: string, rejection: Rejection): Promise<void> {
     const { pool, webhooks } = this.options;
-    await recordRejection(pool, {
-      tenantId: caller.tenantId,
-      projectId: story.project_id,
-      storyId: story.id,
-      workflowId: story.workflow_id,
-      updateId,
-      action,
-      actorAgentId: caller.agentId,
-      actorRole: caller.role,
-      agentStatus: story.agent_status,
-      verifiedStatus: story.verified_status,
-      iteration: story.iteration,
-      payload: body,
-      rejection,
-    });
-    if (!CUSTODY_VIOLATIONS.has(rejection.code)) return;
+    const violation = CUSTODY_VIOLATIONS.has(rejection.code);
     const sourceKey = `${story.workflow_id}:${updateId}:rejected`;
-    await enqueueEvent(pool, caller.tenantId, 'custody.violation', sourceKey, {
-      code: rejection.code,
-      message: rejection.message,
-      action,
-      actor: { agent_id: caller.agentId, role: caller.role },
-      story: { id: story.id, project_id: story.project_id, number: story.number, title: story.title },
-    });
-    await dispatchPending(pool, webhooks, [sourceKey]);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await inTransaction(pool, async (db) => {
+          await recordRejection(db, {
+            tenantId: caller.tenantId,
+            projectId: story.project_id,
+            storyId: story.id,
+            workflowId: story.workflow_id,
+            updateId,
+            action,
+            actorAgentId: caller.agentId,
+            actorRole: caller.role,
+            agentStatus: story.agent_status,
+            verifiedStatus: story.verified_status,
+            iteration: story.iteration,
+            payload: body,
+            rejection,
+          });
+          if (!violation) return;
+          await enqueueEvent(db, caller.tenantId, 'custody.violation', sourceKey, {
+            code: rejection.code,
+            message: rejection.message,
+            action,
+            actor: { agent_id: caller.agentId, role: caller.role },
+            story: { id: story.id, project_id: story.project_id, number: story.number, title: story.title },
+          });
+        });
+        break;
+      } catch {
+        if (attempt >= 3) {
+          auditWriteFailures.inc();
+          return;
+        }
+        await sleep(100 * 2 ** attempt);
+      }
+    }
+    // A delivery not started here is started by the worker's sweep.
+    if (violation) await dispatchPending(pool, webhooks, [sourceKey]).catch(() => undefined);
   }
 
   /** Starts the story's workflow, or leaves the running one alone: safe to call again. */

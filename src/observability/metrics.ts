@@ -37,6 +37,12 @@ export const httpSeconds = new client.Histogram({
   registers: [registry],
 });
 
+export const auditWriteFailures = new client.Counter({
+  name: 'custody_audit_write_failures_total',
+  help: 'Rejected attempts whose audit row could not be written after retries (the database was unreachable)',
+  registers: [registry],
+});
+
 export const activityRetries = new client.Counter({
   name: 'custody_activity_retries_total',
   help: 'Activity attempts after the first, by activity',
