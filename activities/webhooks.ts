@@ -31,8 +31,13 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
       );
       const delivery = rows[0];
       if (!delivery) throw ApplicationFailure.nonRetryable(`no delivery ${deliveryId}`, 'InvalidDelivery');
-      // Finished, or its webhook was removed: nothing more is sent.
-      if (delivery.status !== 'pending' || delivery.removed) return;
+      if (delivery.status !== 'pending') return;
+      // Its webhook was removed (perhaps after this event was written): nothing is sent, and the
+      // delivery ends as failed, so it never reads as delivered.
+      if (delivery.removed) {
+        await pool.query(`UPDATE webhook_deliveries SET status = 'failed', finished_at = now() WHERE id = $1 AND status = 'pending'`, [deliveryId]);
+        return;
+      }
       const body = JSON.stringify({ id: deliveryId, event: delivery.event, created_at: delivery.created_at, data: delivery.payload });
       const attempt = Context.current().info.attempt;
       const started = Date.now();

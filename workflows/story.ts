@@ -130,7 +130,14 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     }
     const unstorable = checkStorableBody(envelope.body);
     if (unstorable) return { ok: false, rejection: unstorable };
-    return decide(judgedState(), envelope.actor, action, envelope.body);
+    // Accepted only if accepted both as the story stands and as it stands once an overdue lease
+    // is expired: the handler judges the former, the clock the latter.
+    const now = decide(state, envelope.actor, action, envelope.body);
+    if (!now.ok) return now;
+    const judged = judgedState();
+    if (judged === state) return now;
+    const late = decide(judged, envelope.actor, action, envelope.body);
+    return late.ok ? now : late;
   }
 
   /**
@@ -234,7 +241,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
           const rejection: Rejection | null =
             problem !== null || envelope.action !== 'heartbeat'
               ? { code: 'unauthorized', status: 401, message: "The caller's identity could not be verified.", context: {} }
-              : checkHeartbeat(judgedState(), envelope.actor);
+              : checkHeartbeat(state, envelope.actor) ?? checkHeartbeat(judgedState(), envelope.actor);
           if (rejection) throw rejectionFailure(rejection);
         },
         description: 'heartbeat: the assignee keeps its claim alive',

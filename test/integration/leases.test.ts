@@ -96,11 +96,15 @@ describe('a request that arrives after the lease ran out', () => {
     // Sent while no worker runs: the next task holds the fired timer and this update together.
     const late = stack.api.act(story.id, 'start', holder.key);
     const lateBeat = stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
+    // Another agent's claim in the same window is refused too: the story is not free until the
+    // expiry is applied.
+    const lateClaim = stack.api.act(story.id, 'claim', team.agents[2]!.key);
     await sleep(500);
     await stack.startWorker();
-    const [started, beat] = await Promise.all([late, lateBeat]);
+    const [started, beat, claimed] = await Promise.all([late, lateBeat, lateClaim]);
     expect(started.status, JSON.stringify(started.body)).toBe(409);
     expect(beat.status, JSON.stringify(beat.body)).toBe(409);
+    expect(claimed.status, JSON.stringify(claimed.body)).toBe(409);
     await until('the lease to expire', async () => ((await storyRow(story.id)).agent_status === 'contracted' ? true : undefined));
     const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder.key)).body.data;
     expect(history.filter((e: any) => e.action === 'start' && e.outcome === 'accepted')).toHaveLength(0);

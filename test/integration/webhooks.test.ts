@@ -186,9 +186,14 @@ describe('webhooks', () => {
 
   it('holds a tenant to 25 webhooks', async () => {
     const own = await createTeam(stack.api, 1, 'many-hooks');
-    for (let i = 0; i < 25; i++) {
+    for (let i = 0; i < 20; i++) {
       expect((await stack.api.post('/api/v1/webhooks', own.admin.key, { url: `http://127.0.0.1:9/h${i}`, events: ['story.verified'] })).status).toBe(201);
     }
+    // Ten at once for the last five places: the count cannot be raced.
+    const racing = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => stack.api.post('/api/v1/webhooks', own.admin.key, { url: `http://127.0.0.1:9/r${i}`, events: ['story.verified'] })),
+    );
+    expect(racing.map((r) => r.status).sort()).toEqual([201, 201, 201, 201, 201, 409, 409, 409, 409, 409]);
     const over = await stack.api.post('/api/v1/webhooks', own.admin.key, { url: 'http://127.0.0.1:9/h25', events: ['story.verified'] });
     expect(over.status).toBe(409);
     expect(over.body.error).toMatchObject({ code: 'conflict', context: { limit: 25 } });

@@ -48,17 +48,24 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
       const problem = await webhookTargetProblem(body.url, { refuseUnresolved: false });
       if (problem) throw new ApiError('invalid_body', `The webhook URL points to ${problem}; webhooks go to public addresses only.`, { field: 'url' });
     }
-    // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
-    // flooding the shared delivery workers.
-    const { rows: count } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL', [callerOf(res).tenantId]);
-    if (count[0]!.n >= MAX_WEBHOOKS_PER_TENANT) {
-      throw new ApiError('conflict', `A tenant has at most ${MAX_WEBHOOKS_PER_TENANT} webhooks; remove one first.`, { limit: MAX_WEBHOOKS_PER_TENANT });
-    }
+    const tenantId = callerOf(res).tenantId;
     const secret = `whsec_${randomBytes(24).toString('base64url')}`;
-    const { rows } = await pool.query<WebhookRow>(
-      'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
-      [callerOf(res).tenantId, body.url, [...new Set(body.events)], secret],
-    );
+    const rows = await inTransaction(pool, async (db) => {
+      // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
+      // flooding the shared delivery workers. Counted under a per-tenant lock, so concurrent
+      // subscriptions cannot all pass the count.
+      await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`, [tenantId]);
+      const { rows: count } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL', [tenantId]);
+      if (count[0]!.n >= MAX_WEBHOOKS_PER_TENANT) {
+        throw new ApiError('conflict', `A tenant has at most ${MAX_WEBHOOKS_PER_TENANT} webhooks; remove one first.`, { limit: MAX_WEBHOOKS_PER_TENANT });
+      }
+      return (
+        await db.query<WebhookRow>(
+          'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
+          [tenantId, body.url, [...new Set(body.events)], secret],
+        )
+      ).rows;
+    });
     res.status(201).json({ data: { ...webhookJson(rows[0]!), secret } });
   });
 
@@ -89,7 +96,8 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
       `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload) VALUES ($1, $2, 'webhook.test', $3, $4)`,
       [caller.tenantId, hook.id, sourceKey, JSON.stringify({ message: 'test delivery' })],
     );
-    await dispatchPending(pool, deps.commands.webhooks, [sourceKey]);
+    // The delivery is committed: if Temporal cannot take it now, the worker's sweep starts it.
+    await dispatchPending(pool, deps.commands.webhooks, [sourceKey]).catch(() => undefined);
     res.status(201).json({ data: { webhook_id: hook.id, event: 'webhook.test', source_key: sourceKey } });
   });
 
