@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { AddressNotAllowedError, isPrivateAddress, pinnedLookup } from '../src/webhooks/targets.js';
+import { AddressNotAllowedError, hostOf, isPrivateAddress, pinnedLookup } from '../src/webhooks/targets.js';
 import type { WebhookActivities } from './types.js';
 
 const ATTEMPT_TIMEOUT_MS = 10_000;
@@ -16,6 +16,8 @@ export function signBody(secret: string, body: string): string {
 
 export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTargets: boolean }): WebhookActivities {
   const { pool } = deps;
+  const finish = (deliveryId: string, status: 'delivered' | 'failed') =>
+    pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [deliveryId, status]);
   const recordAttempt = (deliveryId: string, attempt: number, statusCode: number | null, error: string | null, durationMs: number) =>
     pool.query(
       `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5)
@@ -35,7 +37,7 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
       // Its webhook was removed (perhaps after this event was written): nothing is sent, and the
       // delivery ends as failed, so it never reads as delivered.
       if (delivery.removed) {
-        await pool.query(`UPDATE webhook_deliveries SET status = 'failed', finished_at = now() WHERE id = $1 AND status = 'pending'`, [deliveryId]);
+        await finish(deliveryId, 'failed');
         return;
       }
       const body = JSON.stringify({ id: deliveryId, event: delivery.event, created_at: delivery.created_at, data: delivery.payload });
@@ -65,7 +67,7 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
     },
 
     async finishDelivery(deliveryId: string, status: 'delivered' | 'failed'): Promise<void> {
-      await pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [deliveryId, status]);
+      await finish(deliveryId, status);
     },
   };
 }
@@ -77,7 +79,7 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
  */
 function post(url: string, body: string, headers: Record<string, string>, allowPrivateTargets: boolean): Promise<number> {
   const target = new URL(url);
-  const host = target.hostname.replace(/^\[|\]$/g, '');
+  const host = hostOf(target);
   if (!allowPrivateTargets && isIP(host) && isPrivateAddress(host)) return Promise.reject(new AddressNotAllowedError(`${host} is a private address`));
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config.js';
+import { checkStorableBody } from '../custody/rules.js';
 import { unstorableTextPath } from '../custody/storable-text.js';
 import { createLogger } from '../observability/log.js';
 import { httpSeconds, metricsText } from '../observability/metrics.js';
@@ -149,10 +150,8 @@ export function createApp(deps: GatewayDeps): Express {
     // walks it recursively (hashing, validation, logging).
     if (jsonDepthExceeds(req.body, MAX_BODY_DEPTH)) return next(new ApiError('invalid_body', `The request body nests deeper than ${MAX_BODY_DEPTH} levels.`));
     // Text the database cannot store is refused here, for every route, rather than failing later.
-    const unstorable = unstorableTextPath(req.body);
-    if (unstorable !== null) {
-      return next(new ApiError('invalid_body', 'The request body holds a NUL character or an unpaired surrogate.', { issues: [{ path: unstorable, message: 'text that cannot be stored' }] }));
-    }
+    const unstorable = checkStorableBody(req.body);
+    if (unstorable) return next(new ApiError(unstorable.code, unstorable.message, unstorable.context));
     if (unstorableTextPath(req.query) !== null) return next(new ApiError('invalid_query', 'The query string holds a NUL character or an unpaired surrogate.'));
     next();
   });

@@ -41,14 +41,6 @@ export function requireRole(...roles: Role[]): RequestHandler {
 const IDEMPOTENCY_TTL_HOURS = 24;
 
 /**
- * `Idempotency-Key` on a POST. The key is reserved (per tenant, agent and key) before the request
- * runs, so of two concurrent requests with one key only one runs; the other is told to retry.
- * The first response that is not a 5xx is stored; a retry with the same request gets it back
- * unchanged, and the same key with a different request is refused. A 5xx frees the key so a
- * retry runs again (story actions are deduplicated by the workflow as well). A reservation whose
- * request died with its process is taken over once it is older than `staleAfterMs`.
- */
-/**
  * Stored responses are sealed (AES-256-GCM, a key derived from the gateway's signing key): some
  * carry a raw API key, which the database may otherwise hold only as a hash.
  */
@@ -86,6 +78,15 @@ function purgeExpired(pool: pg.Pool): void {
 /** Answers the client is told to retry: the key is released for that retry, not spent on them. */
 const isRetryableStatus = (status: number) => status >= 500 || status === 429;
 
+/**
+ * `Idempotency-Key` on a POST. The key is reserved (per tenant, agent and key) before the request
+ * runs, so of two concurrent requests with one key only one runs; the other is told to retry.
+ * The first response that is not a 5xx or a 429 is stored; a retry with the same request gets it
+ * back unchanged, and the same key with a different request is refused. A 5xx or 429 releases the
+ * key so a retry of the same request runs again (story actions are deduplicated by the workflow as
+ * well). A reservation whose request died with its process is taken over, by the same request,
+ * once it is older than `staleAfterMs`.
+ */
 export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; sealKey: Buffer }): RequestHandler {
   const { staleAfterMs, sealKey } = options;
   return async (req, res, next) => {

@@ -62,6 +62,11 @@ export function isPrivateAddress(address: string): boolean {
   return !globalUnicastV6.check(address, 'ipv6') || reservedInGlobalV6.check(address, 'ipv6');
 }
 
+/** The host a URL connects to, IPv6 literals without their brackets. */
+export function hostOf(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '');
+}
+
 const LOOKUP_TIMEOUT_MS = 3_000;
 
 /**
@@ -77,7 +82,7 @@ export async function webhookTargetProblem(url: string, options: { refuseUnresol
   }
   // fetch-style clients refuse such URLs at every attempt; say so once, at subscription.
   if (parsed.username || parsed.password) return 'a URL with credentials in it';
-  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  const host = hostOf(parsed);
   if (isIP(host)) return isPrivateAddress(host) ? 'a private or local address' : null;
   let addresses: { address: string }[];
   try {
