@@ -15,7 +15,12 @@ import { signDependencyNews, type SigningKey } from '../src/custody/identity.js'
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
 
-export function createStoryActivities(deps: { pool: pg.Pool; client: Client; webhooks: WebhookDispatch; signingKey: SigningKey }): StoryActivities {
+export function createStoryActivities(deps: {
+  pool: pg.Pool;
+  client: Client;
+  webhooks: WebhookDispatch;
+  signingKey: SigningKey;
+}): StoryActivities {
   const { pool, client, signingKey } = deps;
   return {
     async persistTransitions(batch: PersistBatch): Promise<void> {
@@ -48,7 +53,7 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
             state.iteration,
             state.review ? JSON.stringify(state.review) : null,
             batch.version,
-            batch.transitions[batch.transitions.length - 1]!.occurredAt,
+            batch.transitions[batch.transitions.length - 1].occurredAt,
             batch.stalled ?? false,
           ],
         );
@@ -83,7 +88,14 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
           );
           await enqueueEvent(db, state.tenantId, EVENT_OF_ACTION[t.action], `${batch.workflowId}:${t.updateId}`, {
             story: { id: state.storyId, project_id: state.projectId, number: state.number, title: state.title },
-            transition: { action: t.action, seq: t.seq, iteration: t.iteration, from: t.from, to: t.to, actor: { agent_id: t.actor.agentId, role: t.actor.role } },
+            transition: {
+              action: t.action,
+              seq: t.seq,
+              iteration: t.iteration,
+              from: t.from,
+              to: t.to,
+              actor: { agent_id: t.actor.agentId, role: t.actor.role },
+            },
             occurred_at: t.occurredAt,
           });
         }
@@ -101,9 +113,14 @@ export function createStoryActivities(deps: { pool: pg.Pool; client: Client; web
       );
       for (const { workflow_id } of rows) {
         try {
-          await client.workflow
-            .getHandle(workflow_id)
-            .signal(dependencyStatusSignal, signDependencyNews(signingKey, workflow_id, { storyId: notice.storyId, verified: notice.verified, seq: notice.seq }));
+          await client.workflow.getHandle(workflow_id).signal(
+            dependencyStatusSignal,
+            signDependencyNews(signingKey, workflow_id, {
+              storyId: notice.storyId,
+              verified: notice.verified,
+              seq: notice.seq,
+            }),
+          );
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
         }

@@ -17,8 +17,17 @@ export function signBody(secret: string, body: string): string {
 export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTargets: boolean }): WebhookActivities {
   const { pool } = deps;
   const finish = (deliveryId: string, status: 'delivered' | 'failed') =>
-    pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [deliveryId, status]);
-  const recordAttempt = (deliveryId: string, attempt: number, statusCode: number | null, error: string | null, durationMs: number) =>
+    pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [
+      deliveryId,
+      status,
+    ]);
+  const recordAttempt = (
+    deliveryId: string,
+    attempt: number,
+    statusCode: number | null,
+    error: string | null,
+    durationMs: number,
+  ) =>
     pool.query(
       `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (delivery_id, attempt) DO NOTHING`,
@@ -26,7 +35,15 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
     );
   return {
     async deliverWebhook(deliveryId: string): Promise<void> {
-      const { rows } = await pool.query<{ url: string; secret: string; event: string; payload: unknown; created_at: Date; status: string; removed: boolean }>(
+      const { rows } = await pool.query<{
+        url: string;
+        secret: string;
+        event: string;
+        payload: unknown;
+        created_at: Date;
+        status: string;
+        removed: boolean;
+      }>(
         `SELECT w.url, w.secret, d.event, d.payload, d.created_at, d.status, w.disabled_at IS NOT NULL AS removed
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1`,
         [deliveryId],
@@ -40,23 +57,36 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
         await finish(deliveryId, 'failed');
         return;
       }
-      const body = JSON.stringify({ id: deliveryId, event: delivery.event, created_at: delivery.created_at, data: delivery.payload });
+      const body = JSON.stringify({
+        id: deliveryId,
+        event: delivery.event,
+        created_at: delivery.created_at,
+        data: delivery.payload,
+      });
       const attempt = Context.current().info.attempt;
       const started = Date.now();
       let statusCode: number | null = null;
       let error: string | null = null;
       try {
-        statusCode = await post(delivery.url, body, {
-          'content-type': 'application/json',
-          'user-agent': 'custody-webhooks/1',
-          'x-signature': signBody(delivery.secret, body),
-          'x-custody-event': delivery.event,
-          'x-custody-delivery': deliveryId,
-        }, deps.allowPrivateTargets);
+        statusCode = await post(
+          delivery.url,
+          body,
+          {
+            'content-type': 'application/json',
+            'user-agent': 'custody-webhooks/1',
+            'x-signature': signBody(delivery.secret, body),
+            'x-custody-event': delivery.event,
+            'x-custody-delivery': deliveryId,
+          },
+          deps.allowPrivateTargets,
+        );
       } catch (err) {
         if (err instanceof AddressNotAllowedError) {
           await recordAttempt(deliveryId, attempt, null, 'address_not_allowed', Date.now() - started);
-          throw ApplicationFailure.nonRetryable(`the webhook URL points to a private or local address`, 'AddressNotAllowed');
+          throw ApplicationFailure.nonRetryable(
+            `the webhook URL points to a private or local address`,
+            'AddressNotAllowed',
+          );
         }
         error = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.name) : 'error';
       }
@@ -77,10 +107,16 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
  * allowed, an address literal is checked here and a name is resolved by `pinnedLookup`, so the
  * connection goes only to an address that passed the check.
  */
-function post(url: string, body: string, headers: Record<string, string>, allowPrivateTargets: boolean): Promise<number> {
+function post(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  allowPrivateTargets: boolean,
+): Promise<number> {
   const target = new URL(url);
   const host = hostOf(target);
-  if (!allowPrivateTargets && isIP(host) && isPrivateAddress(host)) return Promise.reject(new AddressNotAllowedError(`${host} is a private address`));
+  if (!allowPrivateTargets && isIP(host) && isPrivateAddress(host))
+    return Promise.reject(new AddressNotAllowedError(`${host} is a private address`));
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(

@@ -18,7 +18,7 @@ import { startDevServer } from '../src/temporal/dev-server.js';
 import { freePort } from '../test/global-setup.js';
 import { Api, createTeam, type Team } from '../test/support/api.js';
 import { increment, incrementPersisted } from './floor-workflow.js';
-import { RssSampler, median, round, summary } from './stats.js';
+import { RssSampler, round, summary } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -57,12 +57,18 @@ const env = {
   RATE_LIMIT_PER_MINUTE: '0',
   LOG_LEVEL: 'warn',
   // Worker settings to compare runs with (unset: the service's defaults).
-  ...(process.env.WORKER_MAX_CACHED_WORKFLOWS ? { WORKER_MAX_CACHED_WORKFLOWS: process.env.WORKER_MAX_CACHED_WORKFLOWS } : {}),
+  ...(process.env.WORKER_MAX_CACHED_WORKFLOWS
+    ? { WORKER_MAX_CACHED_WORKFLOWS: process.env.WORKER_MAX_CACHED_WORKFLOWS }
+    : {}),
 };
 function startProcess(entry: string): ChildProcess {
   // BENCH_NODE_ARGS: extra node flags for the worker and the gateway (e.g. --cpu-prof to profile them).
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   return child;
 }
 const workerProcess = startProcess('src/bin/worker.ts');
@@ -81,13 +87,20 @@ const ping = await createTeam(api, 1, 'warmup');
 const warm = await api.post(`/api/v1/projects/${ping.projectId}/import`, ping.orchestrator.key, {
   epics: [{ number: 1, title: 'w', stories: [{ number: '1.1', title: 'w', acceptance_criteria: [] }] }],
 });
-await api.act(warm.body.data.stories[0].id, 'contract', ping.agents[0]!.key, { story_title: 'w', ac_count: 0 });
+await api.act(warm.body.data.stories[0].id, 'contract', ping.agents[0].key, { story_title: 'w', ac_count: 0 });
 const workerStartPeakMb = round(workerRss.peakKb / 1024, 1);
-say(`stack up in ${round((Date.now() - started) / 1000, 1)} s: Temporal ${temporal.address}, gateway :${gatewayPort}, database ${dbName}`);
+say(
+  `stack up in ${round((Date.now() - started) / 1000, 1)} s: Temporal ${temporal.address}, gateway :${gatewayPort}, database ${dbName}`,
+);
 
 // ---- the floor: a raw update round trip, same server, same client settings ------------------
 type Summary = ReturnType<typeof summary>;
-async function measureFloor(): Promise<{ sequential: Summary; concurrent10: Summary; with_activity_sequential: Summary; with_activity_concurrent10: Summary }> {
+async function measureFloor(): Promise<{
+  sequential: Summary;
+  concurrent10: Summary;
+  with_activity_sequential: Summary;
+  with_activity_concurrent10: Summary;
+}> {
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
   const worker = await Worker.create({
     connection: nativeConnection,
@@ -98,7 +111,9 @@ async function measureFloor(): Promise<{ sequential: Summary; concurrent10: Summ
   const running = worker.run();
   const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
   const handles = await Promise.all(
-    Array.from({ length: 10 }, (_, i) => client.workflow.start('floorWorkflow', { taskQueue: 'floor', workflowId: `floor-${Date.now()}-${i}` })),
+    Array.from({ length: 10 }, (_, i) =>
+      client.workflow.start('floorWorkflow', { taskQueue: 'floor', workflowId: `floor-${Date.now()}-${i}` }),
+    ),
   );
   const measure = async (update: typeof increment) => {
     const time = async (h: (typeof handles)[number]) => {
@@ -106,11 +121,15 @@ async function measureFloor(): Promise<{ sequential: Summary; concurrent10: Summ
       await h.executeUpdate(update, { args: [1] });
       return performance.now() - t;
     };
-    for (let i = 0; i < 50; i++) await time(handles[0]!);
+    for (let i = 0; i < 50; i++) await time(handles[0]);
     const sequential: number[] = [];
-    for (let i = 0; i < 400; i++) sequential.push(await time(handles[0]!));
+    for (let i = 0; i < 400; i++) sequential.push(await time(handles[0]));
     const concurrent: number[] = [];
-    await Promise.all(handles.map(async (h) => { for (let i = 0; i < 60; i++) concurrent.push(await time(h)); }));
+    await Promise.all(
+      handles.map(async (h) => {
+        for (let i = 0; i < 60; i++) concurrent.push(await time(h));
+      }),
+    );
     return { sequential: summary(sequential), concurrent: summary(concurrent) };
   };
   const bare = await measure(increment);
@@ -119,11 +138,20 @@ async function measureFloor(): Promise<{ sequential: Summary; concurrent10: Summ
   await running;
   await nativeConnection.close();
   await client.connection.close();
-  return { sequential: bare.sequential, concurrent10: bare.concurrent, with_activity_sequential: persisted.sequential, with_activity_concurrent10: persisted.concurrent };
+  return {
+    sequential: bare.sequential,
+    concurrent10: bare.concurrent,
+    with_activity_sequential: persisted.sequential,
+    with_activity_concurrent10: persisted.concurrent,
+  };
 }
 const floor = await measureFloor();
-say(`floor: sequential median ${floor.sequential.median_ms} ms, p99 ${floor.sequential.p99_ms} ms; 10 concurrent median ${floor.concurrent10.median_ms} ms, p99 ${floor.concurrent10.p99_ms} ms`);
-say(`floor with one no-op activity: sequential median ${floor.with_activity_sequential.median_ms} ms, p99 ${floor.with_activity_sequential.p99_ms} ms; 10 concurrent median ${floor.with_activity_concurrent10.median_ms} ms, p99 ${floor.with_activity_concurrent10.p99_ms} ms`);
+say(
+  `floor: sequential median ${floor.sequential.median_ms} ms, p99 ${floor.sequential.p99_ms} ms; 10 concurrent median ${floor.concurrent10.median_ms} ms, p99 ${floor.concurrent10.p99_ms} ms`,
+);
+say(
+  `floor with one no-op activity: sequential median ${floor.with_activity_sequential.median_ms} ms, p99 ${floor.with_activity_sequential.p99_ms} ms; 10 concurrent median ${floor.with_activity_concurrent10.median_ms} ms, p99 ${floor.with_activity_concurrent10.p99_ms} ms`,
+);
 
 // ---- simulated agents -----------------------------------------------------------------------
 const ACTIONS = ['contract', 'claim', 'start', 'request-review', 'report', 'review-complete', 'verify'] as const;
@@ -133,8 +161,14 @@ const emptyLatencies = (): Latencies => Object.fromEntries(ACTIONS.map((a) => [a
 async function importStories(team: Team, count: number, epic: number): Promise<{ id: string; title: string }[]> {
   const stories: { id: string; title: string }[] = [];
   for (let start = 0; start < count; start += 250) {
-    const batch = Array.from({ length: Math.min(250, count - start) }, (_, i) => ({ number: `${epic}.${start + i + 1}`, title: `Story ${epic}.${start + i + 1}`, acceptance_criteria: ['works'] }));
-    const r = await api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, { epics: [{ number: epic, title: `Epic ${epic}`, stories: batch }] });
+    const batch = Array.from({ length: Math.min(250, count - start) }, (_, i) => ({
+      number: `${epic}.${start + i + 1}`,
+      title: `Story ${epic}.${start + i + 1}`,
+      acceptance_criteria: ['works'],
+    }));
+    const r = await api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, {
+      epics: [{ number: epic, title: `Epic ${epic}`, stories: batch }],
+    });
     if (r.status !== 201) throw new Error(`import: ${r.status} ${JSON.stringify(r.body)}`);
     stories.push(...r.body.data.stories.map((s: { id: string; title: string }) => ({ id: s.id, title: s.title })));
   }
@@ -142,15 +176,19 @@ async function importStories(team: Team, count: number, epic: number): Promise<{
 }
 
 /** `agents` concurrent agents drive `stories` through the lifecycle, each agent its own share. */
-async function drive(team: Team, stories: { id: string; title: string }[], agents: number): Promise<{ latencies: Latencies; errors: number; seconds: number }> {
+async function drive(
+  team: Team,
+  stories: { id: string; title: string }[],
+  agents: number,
+): Promise<{ latencies: Latencies; errors: number; seconds: number }> {
   const latencies = emptyLatencies();
   let errors = 0;
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: agents }, async (_, a) => {
-      const implementer = team.agents[a % (team.agents.length / 2)]!;
-      const reviewer = team.agents[team.agents.length / 2 + (a % (team.agents.length / 2))]!;
+      const implementer = team.agents[a % (team.agents.length / 2)];
+      const reviewer = team.agents[team.agents.length / 2 + (a % (team.agents.length / 2))];
       for (;;) {
         const story = stories[next++];
         if (!story) return;
@@ -160,7 +198,11 @@ async function drive(team: Team, stories: { id: string; title: string }[], agent
           ['start', implementer.key, {}],
           ['request-review', implementer.key, {}],
           ['report', reviewer.key, {}],
-          ['review-complete', reviewer.key, { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' }],
+          [
+            'review-complete',
+            reviewer.key,
+            { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' },
+          ],
           ['verify', team.orchestrator.key, { summary: 'done' }],
         ];
         for (const [action, key, body] of steps) {
@@ -176,7 +218,10 @@ async function drive(team: Team, stories: { id: string; title: string }[], agent
 }
 
 const team = await createTeam(api, 100, 'bench');
-const byConcurrency: Record<string, { overall: ReturnType<typeof summary>; by_action: Record<string, ReturnType<typeof summary>>; errors: number }> = {};
+const byConcurrency: Record<
+  string,
+  { overall: ReturnType<typeof summary>; by_action: Record<string, ReturnType<typeof summary>>; errors: number }
+> = {};
 let epic = 1;
 for (const agents of [1, 10, 50]) {
   const count = agents === 1 ? 30 : agents === 10 ? 60 : 100;
@@ -188,11 +233,17 @@ for (const agents of [1, 10, 50]) {
     by_action: Object.fromEntries(Object.entries(latencies).map(([a, v]) => [a, summary(v)])),
     errors,
   };
-  say(`transition at ${String(agents).padStart(2)} agents: median ${byConcurrency[agents]!.overall.median_ms} ms, p99 ${byConcurrency[agents]!.overall.p99_ms} ms, errors ${errors}  (${Object.entries(byConcurrency[agents]!.by_action).map(([a, s]) => `${a} ${s.median_ms}`).join(', ')})`);
+  say(
+    `transition at ${String(agents).padStart(2)} agents: median ${byConcurrency[agents].overall.median_ms} ms, p99 ${byConcurrency[agents].overall.p99_ms} ms, errors ${errors}  (${Object.entries(
+      byConcurrency[agents].by_action,
+    )
+      .map(([a, s]) => `${a} ${s.median_ms}`)
+      .join(', ')})`,
+  );
 }
 
 // ---- throughput -----------------------------------------------------------------------------
-const throughputStories = await importStories(team, THROUGHPUT_STORIES, epic++);
+const throughputStories = await importStories(team, THROUGHPUT_STORIES, epic);
 const run = await drive(team, throughputStories, 50);
 const transitions = Object.values(run.latencies).flat().length;
 const throughput = {
@@ -206,14 +257,20 @@ const throughput = {
 const { rows: verifiedRows } = await admin.query(`SELECT 1`).then(async () => {
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
-  const r = await db.query(`SELECT count(*)::int AS n FROM stories WHERE id = ANY($1::uuid[]) AND verified_status = 'verified'`, [throughputStories.map((s) => s.id)]);
+  const r = await db.query(
+    `SELECT count(*)::int AS n FROM stories WHERE id = ANY($1::uuid[]) AND verified_status = 'verified'`,
+    [throughputStories.map((s) => s.id)],
+  );
   await db.end();
   return r;
 });
-say(`throughput: ${THROUGHPUT_STORIES} lifecycles with 50 agents in ${throughput.seconds} s: ${throughput.transitions_per_second} transitions/s, ${throughput.lifecycles_per_second} lifecycles/s, errors ${run.errors}, verified ${verifiedRows[0].n}`);
+say(
+  `throughput: ${THROUGHPUT_STORIES} lifecycles with 50 agents in ${throughput.seconds} s: ${throughput.transitions_per_second} transitions/s, ${throughput.lifecycles_per_second} lifecycles/s, errors ${run.errors}, verified ${verifiedRows[0].n}`,
+);
 
 // ---- reads with 10,000 stories in a project ----------------------------------------------------
-const readProject = (await api.post('/api/v1/projects', team.admin.key, { name: 'Reads', slug: 'reads' })).body.data.id as string;
+const readProject = (await api.post('/api/v1/projects', team.admin.key, { name: 'Reads', slug: 'reads' })).body.data
+  .id as string;
 {
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
@@ -256,13 +313,21 @@ const reads = {
   ready: await timeReads(`/api/v1/stories/ready?project_id=${readProject}&limit=1`),
   progress: await timeReads(`/api/v1/projects/${readProject}/progress`),
 };
-say(`reads with ${READ_STORIES} stories: /stories/ready median ${reads.ready.median_ms} ms, /progress median ${reads.progress.median_ms} ms`);
+say(
+  `reads with ${READ_STORIES} stories: /stories/ready median ${reads.ready.median_ms} ms, /progress median ${reads.progress.median_ms} ms`,
+);
 
 // ---- memory, targets, summary -----------------------------------------------------------------
-const memory = { worker_peak_rss_mb: workerRss.stop(), worker_peak_rss_during_start_mb: workerStartPeakMb, gateway_peak_rss_mb: gatewayRss.stop() };
-say(`memory: worker peak RSS ${memory.worker_peak_rss_mb} MB (${memory.worker_peak_rss_during_start_mb} MB during start), gateway peak RSS ${memory.gateway_peak_rss_mb} MB`);
+const memory = {
+  worker_peak_rss_mb: workerRss.stop(),
+  worker_peak_rss_during_start_mb: workerStartPeakMb,
+  gateway_peak_rss_mb: gatewayRss.stop(),
+};
+say(
+  `memory: worker peak RSS ${memory.worker_peak_rss_mb} MB (${memory.worker_peak_rss_during_start_mb} MB during start), gateway peak RSS ${memory.gateway_peak_rss_mb} MB`,
+);
 
-const at10 = byConcurrency['10']!.overall;
+const at10 = byConcurrency['10'].overall;
 // The floor at the same concurrency as the transitions it is compared with: 10 callers at once.
 const floorAt10 = floor.concurrent10;
 const ratio = round(at10.median_ms / floorAt10.median_ms, 2);
@@ -280,12 +345,21 @@ const targets = {
   'worker + gateway RSS <= 400 MB': memory.worker_peak_rss_mb + memory.gateway_peak_rss_mb <= 400,
 };
 for (const [target, met] of Object.entries(targets)) say(`  ${met ? 'met    ' : 'NOT met'}  ${target}`);
-say(`ratios at 10 agents: transition/floor ${ratios.transition_over_floor_at_10}, p99/floor ${ratios.transition_p99_over_floor_median_at_10}, transition/floor-with-one-activity ${ratios.transition_over_floor_with_activity_at_10}`);
-say(`transition median / floor median at 10 agents = ${ratio} (${at10.median_ms} / ${floorAt10.median_ms} ms; target <= 1.5)`);
+say(
+  `ratios at 10 agents: transition/floor ${ratios.transition_over_floor_at_10}, p99/floor ${ratios.transition_p99_over_floor_median_at_10}, transition/floor-with-one-activity ${ratios.transition_over_floor_with_activity_at_10}`,
+);
+say(
+  `transition median / floor median at 10 agents = ${ratio} (${at10.median_ms} / ${floorAt10.median_ms} ms; target <= 1.5)`,
+);
 
 const results = {
   at: new Date().toISOString(),
-  machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: round(totalmem() / 2 ** 30, 1), node: process.version },
+  machine: {
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model,
+    memory_gb: round(totalmem() / 2 ** 30, 1),
+    node: process.version,
+  },
   floor,
   transition: byConcurrency,
   throughput,

@@ -2,7 +2,7 @@
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
 export const median = (values: number[]) => percentile(values, 50);
@@ -17,7 +17,10 @@ export const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 1
 export class RssSampler {
   peakKb = 0;
   private timer: NodeJS.Timeout;
-  constructor(private readonly pid: number, readFile: (path: string) => string) {
+  constructor(
+    private readonly pid: number,
+    readFile: (path: string) => string,
+  ) {
     this.timer = setInterval(() => {
       try {
         const status = readFile(`/proc/${this.pid}/status`);

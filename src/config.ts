@@ -60,7 +60,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const result = schema.safeParse(cleaned);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
+    const issue = result.error.issues[0];
     throw new ConfigError(`configuration error: ${issue.path.join('.')} ${issue.message}`);
   }
   return result.data;
@@ -85,7 +85,7 @@ export function requireSetting<K extends keyof Config>(config: Config, key: K): 
     process.stderr.write(`configuration error: ${String(key)} is required for this process\n`);
     process.exit(1);
   }
-  return value as NonNullable<Config[K]>;
+  return value;
 }
 
 /** The webhook retry policy the configuration asks for. */

@@ -25,7 +25,10 @@ export async function bundleWorkflowsInChild(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'custody-workflows-'));
   const out = join(dir, 'workflow-bundle.js');
   // From the project's root, wherever the worker was started from, so `tsx` resolves.
-  const child = spawn(process.execPath, ['--import', 'tsx', BUNDLER, out], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', BUNDLER, out], {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
@@ -58,7 +61,9 @@ export interface StoryWorkerOptions {
   deliverySweepMs?: number;
 }
 
-export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+export async function createStoryWorker(
+  options: StoryWorkerOptions,
+): Promise<{ worker: Worker; connection: NativeConnection }> {
   const connection = await NativeConnection.connect({ address: options.address });
   const builtHere = options.workflowBundle ? null : await bundleWorkflowsInChild();
   // Once the worker has read the bundle (or failed to), one built for this start is not needed again.
@@ -75,7 +80,10 @@ export async function createStoryWorker(options: StoryWorkerOptions): Promise<{ 
         webhooks: { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry },
         signingKey: options.signingKey,
       }),
-      ...createWebhookActivities({ pool: options.pool, allowPrivateTargets: options.allowPrivateWebhookTargets ?? false }),
+      ...createWebhookActivities({
+        pool: options.pool,
+        allowPrivateTargets: options.allowPrivateWebhookTargets ?? false,
+      }),
     },
   }).finally(() => {
     if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });

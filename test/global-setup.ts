@@ -35,7 +35,8 @@ let server: DevServer | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const executable = await locateTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH || undefined });
-  if (!executable) throw new Error('no Temporal CLI: install Go so the dev server can be built, or set TEMPORAL_CLI_PATH');
+  if (!executable)
+    throw new Error('no Temporal CLI: install Go so the dev server can be built, or set TEMPORAL_CLI_PATH');
   const dir = mkdtempSync(join(tmpdir(), 'custody-test-'));
   server = await startDevServer({ executable, port: await freePort(), logFile: join(dir, 'temporal.log') });
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });

@@ -88,7 +88,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   }
   let seq = input.carried?.seq ?? 0;
   const outbox: TransitionRecord[] = [...(input.carried?.outbox ?? [])];
-  let persistedSeq = outbox.length > 0 ? outbox[0]!.seq - 1 : seq;
+  let persistedSeq = outbox.length > 0 ? outbox[0].seq - 1 : seq;
   const processed = new Map<string, ProcessedUpdate>(input.carried?.processed ?? []);
   let transitionsThisRun = 0;
   let persistenceFailing = false;
@@ -103,18 +103,35 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated, leaseExpiresAt, stalled });
 
   /** Applies an accepted transition: state, outbox, clocks and what the UI shows, all at once. */
-  function apply(next: StoryState, transition: Transition, updateId: string, actor: { agentId: string; role: string }, payload: unknown): number {
+  function apply(
+    next: StoryState,
+    transition: Transition,
+    updateId: string,
+    actor: { agentId: string; role: string },
+    payload: unknown,
+  ): number {
     const mySeq = ++seq;
     state = next;
     transitionsThisRun++;
     if (transition.action !== 'stalled') {
       if (keepsTime) {
-        leaseExpiresAt = !holdsLease(state) ? null : transition.action === 'claim' || leaseExpiresAt === null ? Date.now() + settings.leaseTtlMs : leaseExpiresAt;
+        leaseExpiresAt = !holdsLease(state)
+          ? null
+          : transition.action === 'claim' || leaseExpiresAt === null
+            ? Date.now() + settings.leaseTtlMs
+            : leaseExpiresAt;
         waitingSince = isAwaitingOthers(state) ? Date.now() : null;
       }
       stalled = false;
     }
-    outbox.push({ ...transition, updateId, seq: mySeq, actor, payload: payload ?? {}, occurredAt: new Date().toISOString() });
+    outbox.push({
+      ...transition,
+      updateId,
+      seq: mySeq,
+      actor,
+      payload: payload ?? {},
+      occurredAt: new Date().toISOString(),
+    });
     publish();
     return mySeq;
   }
@@ -125,7 +142,12 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     if (problem !== null || envelope.action !== action) {
       return {
         ok: false,
-        rejection: { code: 'unauthorized', status: 401, message: "The caller's identity could not be verified.", context: {} },
+        rejection: {
+          code: 'unauthorized',
+          status: 401,
+          message: "The caller's identity could not be verified.",
+          context: {},
+        },
       };
     }
     const unstorable = checkStorableBody(envelope.body);
@@ -177,7 +199,9 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       [
         `**${state.number} ${state.title}**`,
         `status: \`${state.agentStatus}\` / \`${state.verifiedStatus}\`, iteration ${state.iteration}, ${holder}`,
-        state.review && state.review.iteration === state.iteration ? `reviewed by \`${state.review.reviewer_agent_id}\`` : 'not reviewed this iteration',
+        state.review && state.review.iteration === state.iteration
+          ? `reviewed by \`${state.review.reviewer_agent_id}\``
+          : 'not reviewed this iteration',
         state.verifiedByAgentId ? `verified by \`${state.verifiedByAgentId}\`` : '',
         stalled ? '**stalled: waiting too long for review or verification**' : '',
         leaseExpiresAt !== null ? `claim lease until ${new Date(leaseExpiresAt).toISOString()}` : '',
@@ -202,7 +226,13 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
         const decision = decide(state, envelope.actor, action, envelope.body);
         if (!decision.ok) throw rejectionFailure(decision.rejection);
         processed.set(envelope.updateId, { seq: seq + 1, bodyDigest: bodyDigest(envelope.body), action });
-        const mySeq = apply(decision.state, decision.transition, envelope.updateId, { agentId: envelope.actor.agentId, role: envelope.actor.role }, envelope.body);
+        const mySeq = apply(
+          decision.state,
+          decision.transition,
+          envelope.updateId,
+          { agentId: envelope.actor.agentId, role: envelope.actor.role },
+          envelope.body,
+        );
         await condition(() => persistedSeq >= mySeq);
         return view(false);
       },
@@ -240,8 +270,13 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
           const problem = envelopeProblem(workflowId, envelope, input.trustedKeys, Date.now());
           const rejection: Rejection | null =
             problem !== null || envelope.action !== 'heartbeat'
-              ? { code: 'unauthorized', status: 401, message: "The caller's identity could not be verified.", context: {} }
-              : checkHeartbeat(state, envelope.actor) ?? checkHeartbeat(judgedState(), envelope.actor);
+              ? {
+                  code: 'unauthorized',
+                  status: 401,
+                  message: "The caller's identity could not be verified.",
+                  context: {},
+                }
+              : (checkHeartbeat(state, envelope.actor) ?? checkHeartbeat(judgedState(), envelope.actor));
           if (rejection) throw rejectionFailure(rejection);
         },
         description: 'heartbeat: the assignee keeps its claim alive',
@@ -271,7 +306,10 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     for (;;) {
       await condition(() => waitingSince !== null && !stalled);
       const since = waitingSince!;
-      const moved = await condition(() => waitingSince !== since, Math.max(1, since + settings.stallAfterMs - Date.now()));
+      const moved = await condition(
+        () => waitingSince !== since,
+        Math.max(1, since + settings.stallAfterMs - Date.now()),
+      );
       if (moved || !isAwaitingOthers(state)) continue;
       stalled = true;
       const transition: Transition = {
@@ -289,16 +327,25 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     for (;;) {
       await condition(() => outbox.length > 0);
       const batch = outbox.slice();
-      const last = batch[batch.length - 1]!;
+      const last = batch[batch.length - 1];
       try {
-        await persistTransitions({ workflowId, runId: workflowInfo().runId, state, stalled, version: last.seq, transitions: batch });
+        await persistTransitions({
+          workflowId,
+          runId: workflowInfo().runId,
+          state,
+          stalled,
+          version: last.seq,
+          transitions: batch,
+        });
       } catch {
         persistenceFailing = true;
         publish();
         await sleep(PERSISTENCE_RETRY_AFTER);
         continue;
       }
-      const verifiedChange = batch.some((t) => (t.from.verified_status === 'verified') !== (t.to.verified_status === 'verified'));
+      const verifiedChange = batch.some(
+        (t) => (t.from.verified_status === 'verified') !== (t.to.verified_status === 'verified'),
+      );
       if (verifiedChange) {
         // Before the update returns: once a verify is answered, its dependents can be claimed.
         await notifyDependents({
@@ -330,9 +377,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     void watchStall();
   }
 
-  await condition(
-    () => workflowInfo().continueAsNewSuggested || transitionsThisRun >= settings.maxTransitionsPerRun,
-  );
+  await condition(() => workflowInfo().continueAsNewSuggested || transitionsThisRun >= settings.maxTransitionsPerRun);
   // Nothing may be dropped: every running update finishes and everything accepted is persisted.
   await condition(() => allHandlersFinished() && outbox.length === 0);
   const remembered = [...processed.entries()].slice(-settings.rememberedUpdates);

@@ -15,6 +15,13 @@ if (!out) {
 const noop = () => undefined;
 const { code } = await bundleWorkflowCode({
   workflowsPath: WORKFLOWS_PATH,
-  logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (message: string) => void process.stderr.write(`${message}\n`) },
+  logger: {
+    log: noop,
+    trace: noop,
+    debug: noop,
+    info: noop,
+    warn: noop,
+    error: (message: string) => void process.stderr.write(`${message}\n`),
+  },
 });
 writeFileSync(out, code);

@@ -44,7 +44,7 @@ async function temporalAddress(): Promise<{ address: string; ui: string | null }
     return { address: server.address, ui: server.uiUrl };
   }
   // Last resort, for machines with internet access: the SDK downloads and runs the dev server.
-  say('no Temporal CLI found and no Go to build one: trying the SDK\'s own download of the dev server');
+  say("no Temporal CLI found and no Go to build one: trying the SDK's own download of the dev server");
   try {
     const { TestWorkflowEnvironment } = await import('@temporalio/testing');
     const env = await TestWorkflowEnvironment.createLocal({
@@ -126,9 +126,12 @@ try {
     deadlineMs: config.UPDATE_DEADLINE_MS,
     webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },
   });
-    // The progress page links to the UI this process started, unless told otherwise.
+  // The progress page links to the UI this process started, unless told otherwise.
   const appConfig = process.env.TEMPORAL_UI_URL || !temporal.ui ? config : { ...config, TEMPORAL_UI_URL: temporal.ui };
-  const server = createApp({ config: appConfig, pool, client, commands, logger, sdkMetricsUrl }).listen(config.PORT, config.HOST);
+  const server = createApp({ config: appConfig, pool, client, commands, logger, sdkMetricsUrl }).listen(
+    config.PORT,
+    config.HOST,
+  );
   await new Promise<void>((ok, fail) => server.once('listening', ok).once('error', fail));
   stops.push(() => new Promise((r) => server.close(() => r(undefined))));
   const gatewayUrl = `http://localhost:${config.PORT}`;
@@ -137,7 +140,9 @@ try {
   say(`  gateway      ${gatewayUrl}   (health: ${gatewayUrl}/health)`);
   say(`  Temporal UI  ${temporal.ui ?? '(external Temporal at ' + temporal.address + ')'}`);
   say(`  data         ${dataDir}${config.DATABASE_URL ? ' (Temporal only; database at DATABASE_URL)' : ''}`);
-  say(`first API key: curl -s -X POST ${gatewayUrl}/api/v1/tenants -H 'content-type: application/json' -d '{"name":"my-team"}'`);
+  say(
+    `first API key: curl -s -X POST ${gatewayUrl}/api/v1/tenants -H 'content-type: application/json' -d '{"name":"my-team"}'`,
+  );
   say('Ctrl-C stops everything; the next start keeps every story.');
 } catch (err) {
   process.stderr.write(`start-up failed: ${err instanceof Error ? err.message : String(err)}\n`);

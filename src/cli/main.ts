@@ -24,19 +24,27 @@ interface Progress {
 
 const program = new Command('custody')
   .description('Chain of custody for AI-agent stories')
-  .option('--url <url>', 'gateway URL', process.env.CUSTODY_URL ?? process.env.LOOPCTL_SERVER ?? 'http://localhost:3000')
+  .option(
+    '--url <url>',
+    'gateway URL',
+    process.env.CUSTODY_URL ?? process.env.LOOPCTL_SERVER ?? 'http://localhost:3000',
+  )
   // Read from the environment when not given, never shown as a default: help text is pasted around.
   .option('--key <key>', 'API key (default: $CUSTODY_API_KEY or $LOOPCTL_API_KEY; prefer those to a flag)')
   .option('--json', 'print JSON');
 
 const client = () =>
-  new CustodyClient(program.opts().url as string, (program.opts().key as string | undefined) ?? process.env.CUSTODY_API_KEY ?? process.env.LOOPCTL_API_KEY);
+  new CustodyClient(
+    program.opts().url as string,
+    (program.opts().key as string | undefined) ?? process.env.CUSTODY_API_KEY ?? process.env.LOOPCTL_API_KEY,
+  );
 const json = () => Boolean(program.opts().json);
 // Titles come from other people's imports: control characters (terminal escapes) are not printed.
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
 const out = (line: string) => process.stdout.write(`${line.replace(CONTROL, '\ufffd')}\n`);
 // JSON escapes C0 characters itself; C1 ones are escaped here, so the data survives intact.
-const escapeC1 = (text: string) => text.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+const escapeC1 = (text: string) =>
+  text.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 const print = (data: unknown, human: () => void) => (json() ? out(escapeC1(JSON.stringify(data, null, 2))) : human());
 
 function bar(percent: number, width = 20): string {
@@ -44,7 +52,8 @@ function bar(percent: number, width = 20): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
 
-const storyLine = (s: Story) => `${s.number.padEnd(8)} ${s.agent_status.padEnd(17)} ${s.verified_status.padEnd(10)} ${s.title}  (${s.id})`;
+const storyLine = (s: Story) =>
+  `${s.number.padEnd(8)} ${s.agent_status.padEnd(17)} ${s.verified_status.padEnd(10)} ${s.title}  (${s.id})`;
 
 program
   .command('tenant')
@@ -52,8 +61,12 @@ program
   .command('create <name>')
   .description('sign up: a new tenant and its admin key (shown once)')
   .action(async (name: string) => {
-    const data = await client().post<{ tenant: { id: string; name: string }; api_key: { key: string } }>('/tenants', { name });
-    print(data, () => out(`tenant ${data.tenant.name} (${data.tenant.id})\nadmin key (shown once): ${data.api_key.key}`));
+    const data = await client().post<{ tenant: { id: string; name: string }; api_key: { key: string } }>('/tenants', {
+      name,
+    });
+    print(data, () =>
+      out(`tenant ${data.tenant.name} (${data.tenant.id})\nadmin key (shown once): ${data.api_key.key}`),
+    );
   });
 
 program
@@ -63,25 +76,39 @@ program
   .addOption(new Option('--role <role>', 'role').choices(['admin', 'orchestrator', 'agent']).makeOptionMandatory())
   .description('register an agent (admin key); its key is shown once')
   .action(async (name: string, options: { role: string }) => {
-    const data = await client().post<{ agent: { id: string; role: string }; api_key: { key: string } }>('/agents/register', { name, role: options.role });
-    print(data, () => out(`agent ${name} (${data.agent.id}, ${data.agent.role})\nkey (shown once): ${data.api_key.key}`));
+    const data = await client().post<{ agent: { id: string; role: string }; api_key: { key: string } }>(
+      '/agents/register',
+      { name, role: options.role },
+    );
+    print(data, () =>
+      out(`agent ${name} (${data.agent.id}, ${data.agent.role})\nkey (shown once): ${data.api_key.key}`),
+    );
   });
 
 const key = program.command('key').description('API keys');
-key.command('rotate <key-id>').description('a new key for the same agent; the old one stops working').action(async (keyId: string) => {
-  const data = await client().post<{ api_key: { key: string } }>(`/api_keys/${encodeURIComponent(keyId)}/rotate`);
-  print(data, () => out(`new key (shown once): ${data.api_key.key}`));
-});
-key.command('revoke <key-id>').description('revoke a key (admin)').action(async (keyId: string) => {
-  const data = await client().request('DELETE', `/api_keys/${encodeURIComponent(keyId)}`);
-  print(data, () => out(`revoked ${keyId}`));
-});
+key
+  .command('rotate <key-id>')
+  .description('a new key for the same agent; the old one stops working')
+  .action(async (keyId: string) => {
+    const data = await client().post<{ api_key: { key: string } }>(`/api_keys/${encodeURIComponent(keyId)}/rotate`);
+    print(data, () => out(`new key (shown once): ${data.api_key.key}`));
+  });
+key
+  .command('revoke <key-id>')
+  .description('revoke a key (admin)')
+  .action(async (keyId: string) => {
+    const data = await client().request('DELETE', `/api_keys/${encodeURIComponent(keyId)}`);
+    print(data, () => out(`revoked ${keyId}`));
+  });
 
 program
   .command('import <project-id> <file>')
   .description('import a backlog JSON file ({epics:[...]}) into a project')
   .action(async (projectId: string, file: string) => {
-    const data = await client().post<{ stories_count: number; created_count: number }>(`/projects/${encodeURIComponent(projectId)}/import`, JSON.parse(readFileSync(file, 'utf8')));
+    const data = await client().post<{ stories_count: number; created_count: number }>(
+      `/projects/${encodeURIComponent(projectId)}/import`,
+      JSON.parse(readFileSync(file, 'utf8')),
+    );
     print(data, () => out(`${data.stories_count} stories (${data.created_count} new)`));
   });
 
@@ -104,12 +131,25 @@ program
     const c = client();
     const [story, history] = await Promise.all([
       c.get<Story>(`/stories/${encodeURIComponent(id)}`),
-      c.get<{ action: string; outcome: string; code: string | null; actor: { agent_id: string | null; role: string }; occurred_at: string }[]>(`/stories/${encodeURIComponent(id)}/history`),
+      c.get<
+        {
+          action: string;
+          outcome: string;
+          code: string | null;
+          actor: { agent_id: string | null; role: string };
+          occurred_at: string;
+        }[]
+      >(`/stories/${encodeURIComponent(id)}/history`),
     ]);
     print({ story, history }, () => {
       out(storyLine(story));
-      out(`iteration ${story.iteration}, assigned to ${story.assigned_agent_id ?? 'nobody'}; next: ${(story.next_actions ?? []).join(', ') || 'nothing'}`);
-      for (const h of history) out(`  ${h.occurred_at}  ${h.action.padEnd(16)} ${h.outcome === 'accepted' ? 'accepted' : `rejected (${h.code})`}  by ${h.actor.role} ${h.actor.agent_id ?? ''}`);
+      out(
+        `iteration ${story.iteration}, assigned to ${story.assigned_agent_id ?? 'nobody'}; next: ${(story.next_actions ?? []).join(', ') || 'nothing'}`,
+      );
+      for (const h of history)
+        out(
+          `  ${h.occurred_at}  ${h.action.padEnd(16)} ${h.outcome === 'accepted' ? 'accepted' : `rejected (${h.code})`}  by ${h.actor.role} ${h.actor.agent_id ?? ''}`,
+        );
     });
   });
 
@@ -119,14 +159,24 @@ program
   .action(async (projectId: string) => {
     const data = await client().get<Progress>(`/projects/${encodeURIComponent(projectId)}/progress`);
     print(data, () => {
-      for (const e of data.epics) out(`Epic ${String(e.number).padEnd(4)} ${bar(e.percent_verified)} ${String(e.verified).padStart(4)}/${e.total} verified  ${e.title}`);
-      out(`Total     ${bar(data.total.percent_verified)} ${String(data.total.verified).padStart(4)}/${data.total.total} verified (${data.total.percent_verified}%)`);
+      for (const e of data.epics)
+        out(
+          `Epic ${String(e.number).padEnd(4)} ${bar(e.percent_verified)} ${String(e.verified).padStart(4)}/${e.total} verified  ${e.title}`,
+        );
+      out(
+        `Total     ${bar(data.total.percent_verified)} ${String(data.total.verified).padStart(4)}/${data.total.total} verified (${data.total.percent_verified}%)`,
+      );
     });
   });
 
 /** One subcommand per lifecycle action, with its body as options. */
 const ACTIONS: [string, string, (o: Record<string, string | undefined>) => unknown, Option[]][] = [
-  ['contract', 'contract a story', (o) => ({ story_title: o.title, ac_count: Number(o.acCount) }), [new Option('--title <title>').makeOptionMandatory(), new Option('--ac-count <n>').makeOptionMandatory()]],
+  [
+    'contract',
+    'contract a story',
+    (o) => ({ story_title: o.title, ac_count: Number(o.acCount) }),
+    [new Option('--title <title>').makeOptionMandatory(), new Option('--ac-count <n>').makeOptionMandatory()],
+  ],
   ['claim', 'claim a contracted story', () => ({}), []],
   ['start', 'start implementing', () => ({}), []],
   ['request-review', 'ask for review', () => ({}), []],
@@ -134,13 +184,36 @@ const ACTIONS: [string, string, (o: Record<string, string | undefined>) => unkno
   [
     'review-complete',
     'record a review',
-    (o) => ({ review_type: o.type, findings_count: Number(o.findings), fixes_count: Number(o.fixes), disproved_count: Number(o.disproved), summary: o.summary }),
-    ['--type <type>', '--findings <n>', '--fixes <n>', '--disproved <n>', '--summary <text>'].map((f) => new Option(f).makeOptionMandatory()),
+    (o) => ({
+      review_type: o.type,
+      findings_count: Number(o.findings),
+      fixes_count: Number(o.fixes),
+      disproved_count: Number(o.disproved),
+      summary: o.summary,
+    }),
+    ['--type <type>', '--findings <n>', '--fixes <n>', '--disproved <n>', '--summary <text>'].map((f) =>
+      new Option(f).makeOptionMandatory(),
+    ),
   ],
-  ['verify', 'verify a reviewed story', (o) => (o.summary ? { summary: o.summary } : {}), [new Option('--summary <text>')]],
-  ['reject', 'reject back to pending', (o) => ({ reason: o.reason }), [new Option('--reason <text>').makeOptionMandatory()]],
+  [
+    'verify',
+    'verify a reviewed story',
+    (o) => (o.summary ? { summary: o.summary } : {}),
+    [new Option('--summary <text>')],
+  ],
+  [
+    'reject',
+    'reject back to pending',
+    (o) => ({ reason: o.reason }),
+    [new Option('--reason <text>').makeOptionMandatory()],
+  ],
   ['unclaim', 'give a claim back', () => ({}), []],
-  ['force-unclaim', 'take a claim back', (o) => ({ reason: o.reason }), [new Option('--reason <text>').makeOptionMandatory()]],
+  [
+    'force-unclaim',
+    'take a claim back',
+    (o) => ({ reason: o.reason }),
+    [new Option('--reason <text>').makeOptionMandatory()],
+  ],
 ];
 for (const [action, description, body, options] of ACTIONS) {
   const command = program.command(`${action} <story-id>`).description(description);

@@ -29,17 +29,30 @@ export class CustodyClient {
         signal: AbortSignal.timeout(60_000),
       });
     } catch (err) {
-      throw new CustodyApiError(0, 'unreachable', `cannot reach ${this.baseUrl}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new CustodyApiError(
+        0,
+        'unreachable',
+        `cannot reach ${this.baseUrl}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     const text = await res.text();
-    let json: { data?: T; error?: { code?: string; message?: string; context?: Record<string, unknown> } } = {};
+    let json: { data?: T; error?: { code?: string; message?: string; context?: Record<string, unknown> } };
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
-      throw new CustodyApiError(res.status, 'bad_response', `the server answered ${res.status} with something that is not JSON`);
+      throw new CustodyApiError(
+        res.status,
+        'bad_response',
+        `the server answered ${res.status} with something that is not JSON`,
+      );
     }
     if (!res.ok) {
-      throw new CustodyApiError(res.status, json.error?.code ?? `http_${res.status}`, json.error?.message ?? res.statusText, json.error?.context);
+      throw new CustodyApiError(
+        res.status,
+        json.error?.code ?? `http_${res.status}`,
+        json.error?.message ?? res.statusText,
+        json.error?.context,
+      );
     }
     return json.data as T;
   }
@@ -56,5 +69,7 @@ export class CustodyClient {
 /** `?a=1&b=2` from the defined values only. */
 export function query(params: Record<string, string | number | boolean | undefined>): string {
   const entries = Object.entries(params).filter(([, v]) => v !== undefined) as [string, string | number | boolean][];
-  return entries.length ? `?${new URLSearchParams(entries.map(([k, v]): [string, string] => [k, String(v)])).toString()}` : '';
+  return entries.length
+    ? `?${new URLSearchParams(entries.map(([k, v]): [string, string] => [k, String(v)])).toString()}`
+    : '';
 }

@@ -33,4 +33,3 @@ export const ACTION_BODIES = {
 } satisfies Record<Action, z.ZodType>;
 
 export type ActionBody<A extends Action> = z.infer<(typeof ACTION_BODIES)[A]>;
-

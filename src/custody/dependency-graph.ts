@@ -7,7 +7,9 @@ export function findCycle(edges: Iterable<readonly [from: string, to: string]>):
     if (!next.has(from)) next.set(from, []);
     next.get(from)!.push(to);
   }
-  const WHITE = 0, GREY = 1, BLACK = 2;
+  const WHITE = 0,
+    GREY = 1,
+    BLACK = 2;
   const color = new Map<string, number>();
   for (const start of next.keys()) {
     if ((color.get(start) ?? WHITE) !== WHITE) continue;
@@ -15,9 +17,9 @@ export function findCycle(edges: Iterable<readonly [from: string, to: string]>):
     const cursors: number[] = [0];
     color.set(start, GREY);
     while (path.length > 0) {
-      const node = path[path.length - 1]!;
+      const node = path[path.length - 1];
       const children = next.get(node) ?? [];
-      const i = cursors[cursors.length - 1]!;
+      const i = cursors[cursors.length - 1];
       if (i >= children.length) {
         color.set(node, BLACK);
         path.pop();
@@ -25,7 +27,7 @@ export function findCycle(edges: Iterable<readonly [from: string, to: string]>):
         continue;
       }
       cursors[cursors.length - 1] = i + 1;
-      const child = children[i]!;
+      const child = children[i];
       const c = color.get(child) ?? WHITE;
       if (c === GREY) return [...path.slice(path.indexOf(child)), child];
       if (c === WHITE) {

@@ -65,10 +65,10 @@ const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 export function toBase64Url(bytes: Uint8Array): string {
   let out = '';
   for (let i = 0; i < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
-    out += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]!;
-    if (i + 1 < bytes.length) out += B64[(n >> 6) & 63]!;
-    if (i + 2 < bytes.length) out += B64[n & 63]!;
+    const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    out += B64[(n >> 18) & 63] + B64[(n >> 12) & 63];
+    if (i + 1 < bytes.length) out += B64[(n >> 6) & 63];
+    if (i + 2 < bytes.length) out += B64[n & 63];
   }
   return out;
 }
@@ -170,20 +170,43 @@ export interface DependencyNewsFields {
 }
 
 function dependencyNewsMessage(dependentWorkflowId: string, news: DependencyNewsFields): Uint8Array {
-  const fields = ['custody-dependency-news-v1', dependentWorkflowId, news.storyId, String(news.verified), String(news.seq)];
+  const fields = [
+    'custody-dependency-news-v1',
+    dependentWorkflowId,
+    news.storyId,
+    String(news.verified),
+    String(news.seq),
+  ];
   return new TextEncoder().encode(JSON.stringify(fields));
 }
 
-export function signDependencyNews(key: SigningKey, dependentWorkflowId: string, news: DependencyNewsFields): DependencyNewsFields & { signature: string } {
+export function signDependencyNews(
+  key: SigningKey,
+  dependentWorkflowId: string,
+  news: DependencyNewsFields,
+): DependencyNewsFields & { signature: string } {
   const fields = { storyId: news.storyId, verified: news.verified, seq: news.seq };
-  return { ...fields, signature: toBase64Url(ed25519.sign(dependencyNewsMessage(dependentWorkflowId, fields), key.secretKey)) };
+  return {
+    ...fields,
+    signature: toBase64Url(ed25519.sign(dependencyNewsMessage(dependentWorkflowId, fields), key.secretKey)),
+  };
 }
 
 /** Why dependency news is not to be trusted, or null when it is. Never throws. */
-export function dependencyNewsProblem(dependentWorkflowId: string, news: unknown, trustedPublicKeys: readonly string[]): string | null {
+export function dependencyNewsProblem(
+  dependentWorkflowId: string,
+  news: unknown,
+  trustedPublicKeys: readonly string[],
+): string | null {
   if (typeof news !== 'object' || news === null) return 'no news';
   const n = news as Partial<DependencyNewsFields & { signature: string }>;
-  if (typeof n.storyId !== 'string' || typeof n.verified !== 'boolean' || typeof n.seq !== 'number' || !Number.isSafeInteger(n.seq)) return 'malformed';
+  if (
+    typeof n.storyId !== 'string' ||
+    typeof n.verified !== 'boolean' ||
+    typeof n.seq !== 'number' ||
+    !Number.isSafeInteger(n.seq)
+  )
+    return 'malformed';
   if (typeof n.signature !== 'string') return 'unsigned';
   const signature = fromBase64Url(n.signature);
   if (!signature || signature.length !== 64) return 'bad signature';

@@ -3,14 +3,7 @@
  * the action, with the story's next state, or rejects it with a stable code. No Temporal, no I/O:
  * the workflow's update validators call it, and so do its handlers, so a rule lives in one place.
  */
-import {
-  ROLES,
-  isAction,
-  type Action,
-  type AgentStatus,
-  type Role,
-  type VerifiedStatus,
-} from './actions.js';
+import { ROLES, isAction, type Action, type AgentStatus, type Role, type VerifiedStatus } from './actions.js';
 import { bodyShapeIssues } from './body-shape.js';
 import { unstorableTextPath } from './storable-text.js';
 import { ERROR_STATUS, type ErrorCode } from './errors.js';
@@ -75,9 +68,7 @@ export interface Transition {
   iteration: number;
 }
 
-export type Decision =
-  | { ok: true; state: StoryState; transition: Transition }
-  | { ok: false; rejection: Rejection };
+export type Decision = { ok: true; state: StoryState; transition: Transition } | { ok: false; rejection: Rejection };
 
 export function newStoryState(facts: {
   tenantId: string;
@@ -192,9 +183,13 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
         .filter(([, dep]) => !dep.verified)
         .map(([id]) => id);
       if (unmet.length > 0) {
-        return rejectionOf('dependencies_not_met', 'Every dependency must be verified before this story can be claimed.', {
-          unverified_dependencies: unmet,
-        });
+        return rejectionOf(
+          'dependencies_not_met',
+          'Every dependency must be verified before this story can be claimed.',
+          {
+            unverified_dependencies: unmet,
+          },
+        );
       }
       return null;
     }
@@ -207,9 +202,13 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
       return null;
     case 'report':
       if (isImplementer) {
-        return rejectionOf('self_report_blocked', 'The implementer of a story may not report it done; another agent must.', {
-          implementer_agent_id: actor.agentId,
-        });
+        return rejectionOf(
+          'self_report_blocked',
+          'The implementer of a story may not report it done; another agent must.',
+          {
+            implementer_agent_id: actor.agentId,
+          },
+        );
       }
       return null;
     case 'review-complete':
@@ -240,9 +239,13 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
         );
       }
       if (!hasReviewThisIteration(state)) {
-        return rejectionOf('review_required', 'A story must be reviewed (review-complete) in this iteration before it is verified.', {
-          iteration: state.iteration,
-        });
+        return rejectionOf(
+          'review_required',
+          'A story must be reviewed (review-complete) in this iteration before it is verified.',
+          {
+            iteration: state.iteration,
+          },
+        );
       }
       return null;
     default:
@@ -292,10 +295,14 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
     case 'contract': {
       const b = data as { story_title: string; ac_count: number };
       if (b.story_title !== state.title || b.ac_count !== state.acCount) {
-        return reject('contract_mismatch', 'The contract does not match the story: check its title and number of acceptance criteria.', {
-          expected: { story_title: state.title, ac_count: state.acCount },
-          provided: { story_title: b.story_title, ac_count: b.ac_count },
-        });
+        return reject(
+          'contract_mismatch',
+          'The contract does not match the story: check its title and number of acceptance criteria.',
+          {
+            expected: { story_title: state.title, ac_count: state.acCount },
+            provided: { story_title: b.story_title, ac_count: b.ac_count },
+          },
+        );
       }
       next.agentStatus = 'contracted';
       break;
@@ -319,11 +326,15 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
       const b = data as Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>;
       const counts = [b.findings_count, b.fixes_count, b.disproved_count];
       if (counts.some((n) => n < 0) || b.fixes_count + b.disproved_count !== b.findings_count) {
-        return reject('findings_math_mismatch', 'fixes_count + disproved_count must equal findings_count, and none may be negative.', {
-          findings_count: b.findings_count,
-          fixes_count: b.fixes_count,
-          disproved_count: b.disproved_count,
-        });
+        return reject(
+          'findings_math_mismatch',
+          'fixes_count + disproved_count must equal findings_count, and none may be negative.',
+          {
+            findings_count: b.findings_count,
+            fixes_count: b.fixes_count,
+            disproved_count: b.disproved_count,
+          },
+        );
       }
       if (isBlank(b.summary)) {
         return reject('review_required', 'A review needs a summary.');
@@ -385,7 +396,10 @@ export function holdsLease(state: StoryState): boolean {
 
 /** Waiting on someone other than the implementer: a review, or a verification. */
 export function isAwaitingOthers(state: StoryState): boolean {
-  return state.verifiedStatus !== 'verified' && (state.agentStatus === 'review_requested' || state.agentStatus === 'reported_done');
+  return (
+    state.verifiedStatus !== 'verified' &&
+    (state.agentStatus === 'review_requested' || state.agentStatus === 'reported_done')
+  );
 }
 
 /** Only the assignee keeps its claim alive, and only while the lease runs. */

@@ -67,13 +67,24 @@ export async function recordRejection(
 }
 
 export async function storyHistory(pool: pg.Pool, tenantId: string, storyId: string): Promise<AuditRow[]> {
-  return (await pool.query<AuditRow>('SELECT * FROM audit_events WHERE tenant_id = $1 AND story_id = $2 ORDER BY occurred_at, id', [tenantId, storyId])).rows;
+  return (
+    await pool.query<AuditRow>(
+      'SELECT * FROM audit_events WHERE tenant_id = $1 AND story_id = $2 ORDER BY occurred_at, id',
+      [tenantId, storyId],
+    )
+  ).rows;
 }
 
 export async function auditTrail(
   pool: pg.Pool,
   tenantId: string,
-  f: { projectId?: string | undefined; storyId?: string | undefined; since?: string | undefined; afterId?: string | undefined; limit: number },
+  f: {
+    projectId?: string | undefined;
+    storyId?: string | undefined;
+    since?: string | undefined;
+    afterId?: string | undefined;
+    limit: number;
+  },
 ): Promise<AuditRow[]> {
   return (
     await pool.query<AuditRow>(
@@ -89,7 +100,11 @@ export interface ChainReport {
   ok: boolean;
   rows_checked: number;
   /** The first row whose link does not hold, if any. */
-  first_broken: { id: string; chain_seq: number; reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'missing_row' } | null;
+  first_broken: {
+    id: string;
+    chain_seq: number;
+    reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'missing_row';
+  } | null;
   /**
    * The newest link (hex hash). The chain cannot tell that its newest rows were removed: an
    * auditor who records the head and finds a later head that does not extend it can.
@@ -100,7 +115,14 @@ export interface ChainReport {
 /** Recomputes the tenant's hash chain in the database and reports the first broken link. */
 export async function verifyAuditChain(pool: pg.Pool, tenantId: string): Promise<ChainReport> {
   type Reason = NonNullable<ChainReport['first_broken']>['reason'];
-  const { rows } = await pool.query<{ id: string | null; chain_seq: string | null; reason: Reason | null; total: string; head_seq: string | null; head_hash: string | null }>(
+  const { rows } = await pool.query<{
+    id: string | null;
+    chain_seq: string | null;
+    reason: Reason | null;
+    total: string;
+    head_seq: string | null;
+    head_hash: string | null;
+  }>(
     `WITH chain AS (
        SELECT e.id, e.chain_seq, e.prev_hash, e.hash,
          sha256(e.prev_hash || convert_to(audit_canonical(e), 'UTF8')) AS recomputed,
@@ -122,11 +144,12 @@ export async function verifyAuditChain(pool: pg.Pool, tenantId: string): Promise
      ) c ON true`,
     [tenantId],
   );
-  const row = rows[0]!;
+  const row = rows[0];
   return {
     ok: row.id === null,
     rows_checked: Number(row.total),
-    first_broken: row.id === null ? null : { id: String(row.id), chain_seq: Number(row.chain_seq), reason: row.reason! },
+    first_broken:
+      row.id === null ? null : { id: String(row.id), chain_seq: Number(row.chain_seq), reason: row.reason! },
     head: row.head_seq === null ? null : { chain_seq: Number(row.head_seq), hash: row.head_hash! },
   };
 }

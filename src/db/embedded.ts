@@ -24,7 +24,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
     // As root, the server runs as the `postgres` user, created if missing.
     createPostgresUser: true,
     // TCP only: the default socket folder may not exist or may belong to another PostgreSQL.
-    postgresFlags: ['-c', "unix_socket_directories="],
+    postgresFlags: ['-c', 'unix_socket_directories='],
     onLog: () => undefined,
     onError: () => undefined,
   });

@@ -51,41 +51,51 @@ async function insertKey(db: Queryable, tenantId: string, agentId: string): Prom
      RETURNING id, agent_id, prefix, created_at, revoked_at`,
     [tenantId, agentId, keyLabel(raw), keyDigest(raw)],
   );
-  return { key: rows[0]!, raw };
+  return { key: rows[0], raw };
 }
 
-export async function createTenant(pool: pg.Pool, name: string): Promise<{ tenant: TenantRow; agent: AgentRow; key: ApiKeyRow; raw: string }> {
+export async function createTenant(
+  pool: pg.Pool,
+  name: string,
+): Promise<{ tenant: TenantRow; agent: AgentRow; key: ApiKeyRow; raw: string }> {
   return inTransaction(pool, async (db) => {
     const suffix = Math.random().toString(36).slice(2, 8);
     const { rows } = await db.query<TenantRow>(
       'INSERT INTO tenants (name, slug) VALUES ($1, $2) RETURNING id, name, slug, created_at',
       [name, `${slugify(name)}-${suffix}`],
     );
-    const tenant = rows[0]!;
+    const tenant = rows[0];
     const agent = (
       await db.query<AgentRow>(
         `INSERT INTO agents (tenant_id, name, role) VALUES ($1, $2, 'admin') RETURNING id, tenant_id, name, role, created_at`,
         [tenant.id, `${name} admin`],
       )
-    ).rows[0]!;
+    ).rows[0];
     const { key, raw } = await insertKey(db, tenant.id, agent.id);
     return { tenant, agent, key, raw };
   });
 }
 
 export async function getTenant(pool: pg.Pool, tenantId: string): Promise<TenantRow | null> {
-  const { rows } = await pool.query<TenantRow>('SELECT id, name, slug, created_at FROM tenants WHERE id = $1', [tenantId]);
+  const { rows } = await pool.query<TenantRow>('SELECT id, name, slug, created_at FROM tenants WHERE id = $1', [
+    tenantId,
+  ]);
   return rows[0] ?? null;
 }
 
-export async function registerAgent(pool: pg.Pool, tenantId: string, name: string, role: Role): Promise<{ agent: AgentRow; key: ApiKeyRow; raw: string }> {
+export async function registerAgent(
+  pool: pg.Pool,
+  tenantId: string,
+  name: string,
+  role: Role,
+): Promise<{ agent: AgentRow; key: ApiKeyRow; raw: string }> {
   return inTransaction(pool, async (db) => {
     const agent = (
       await db.query<AgentRow>(
         'INSERT INTO agents (tenant_id, name, role) VALUES ($1, $2, $3) RETURNING id, tenant_id, name, role, created_at',
         [tenantId, name, role],
       )
-    ).rows[0]!;
+    ).rows[0];
     const { key, raw } = await insertKey(db, tenantId, agent.id);
     return { agent, key, raw };
   });
@@ -124,7 +134,11 @@ export async function getKey(pool: pg.Pool, tenantId: string, keyId: string): Pr
 }
 
 /** Issues a new key for the same agent and revokes the old one, atomically. */
-export async function rotateKey(pool: pg.Pool, tenantId: string, keyId: string): Promise<{ key: ApiKeyRow; raw: string } | null> {
+export async function rotateKey(
+  pool: pg.Pool,
+  tenantId: string,
+  keyId: string,
+): Promise<{ key: ApiKeyRow; raw: string } | null> {
   return inTransaction(pool, async (db) => {
     const { rows } = await db.query<{ agent_id: string }>(
       `UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING agent_id`,

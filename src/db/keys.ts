@@ -21,5 +21,9 @@ export function keyLabel(rawKey: string): string {
 }
 
 export function looksLikeKey(raw: string): boolean {
-  return raw.startsWith(KEY_PREFIX) && raw.length === KEY_PREFIX.length + 43 && /^[A-Za-z0-9_-]+$/.test(raw.slice(KEY_PREFIX.length));
+  return (
+    raw.startsWith(KEY_PREFIX) &&
+    raw.length === KEY_PREFIX.length + 43 &&
+    /^[A-Za-z0-9_-]+$/.test(raw.slice(KEY_PREFIX.length))
+  );
 }

@@ -56,7 +56,13 @@ const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.t
 export async function createProject(
   db: Queryable,
   tenantId: string,
-  p: { name: string; slug: string; description?: string | undefined; lease_ttl_seconds?: number | undefined; stall_after_seconds?: number | undefined },
+  p: {
+    name: string;
+    slug: string;
+    description?: string | undefined;
+    lease_ttl_seconds?: number | undefined;
+    stall_after_seconds?: number | undefined;
+  },
 ): Promise<ProjectRow | null> {
   const { rows } = await db.query<ProjectRow>(
     `INSERT INTO projects (tenant_id, name, slug, description, lease_ttl_seconds, stall_after_seconds)
@@ -68,23 +74,32 @@ export async function createProject(
 }
 
 export async function listProjects(db: Queryable, tenantId: string): Promise<ProjectRow[]> {
-  return (await db.query<ProjectRow>('SELECT * FROM projects WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId])).rows;
+  return (await db.query<ProjectRow>('SELECT * FROM projects WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId]))
+    .rows;
 }
 
 export async function getProject(db: Queryable, tenantId: string, projectId: string): Promise<ProjectRow | null> {
-  const { rows } = await db.query<ProjectRow>('SELECT * FROM projects WHERE tenant_id = $1 AND id = $2', [tenantId, projectId]);
+  const { rows } = await db.query<ProjectRow>('SELECT * FROM projects WHERE tenant_id = $1 AND id = $2', [
+    tenantId,
+    projectId,
+  ]);
   return rows[0] ?? null;
 }
 
 /** Creates the epic, or returns the existing one with that number (imports are idempotent). */
-export async function upsertEpic(db: Queryable, tenantId: string, projectId: string, e: { number: number; title: string; description?: string | undefined }): Promise<EpicRow> {
+export async function upsertEpic(
+  db: Queryable,
+  tenantId: string,
+  projectId: string,
+  e: { number: number; title: string; description?: string | undefined },
+): Promise<EpicRow> {
   const { rows } = await db.query<EpicRow>(
     `INSERT INTO epics (tenant_id, project_id, number, title, description) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (project_id, number) DO UPDATE SET number = excluded.number
      RETURNING id, project_id, number, title, description, created_at`,
     [tenantId, projectId, e.number, e.title, e.description ?? null],
   );
-  return rows[0]!;
+  return rows[0];
 }
 
 export async function listEpics(db: Queryable, tenantId: string, projectId: string): Promise<EpicRow[]> {
@@ -115,32 +130,60 @@ export interface NewStory {
 }
 
 /** Inserts the story unless one with that number exists; returns the row and whether it is new. */
-export async function insertStory(db: Queryable, tenantId: string, s: NewStory): Promise<{ story: StoryRow; created: boolean }> {
+export async function insertStory(
+  db: Queryable,
+  tenantId: string,
+  s: NewStory,
+): Promise<{ story: StoryRow; created: boolean }> {
   const inserted = await db.query<StoryRow>(
     `INSERT INTO stories AS s (tenant_id, project_id, epic_id, number, title, description, acceptance_criteria, workflow_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, number) DO NOTHING RETURNING ${STORY_COLUMNS}`,
-    [tenantId, s.projectId, s.epicId, s.number, s.title, s.description ?? null, JSON.stringify(s.acceptanceCriteria), s.workflowId],
+    [
+      tenantId,
+      s.projectId,
+      s.epicId,
+      s.number,
+      s.title,
+      s.description ?? null,
+      JSON.stringify(s.acceptanceCriteria),
+      s.workflowId,
+    ],
   );
   if (inserted.rows[0]) return { story: inserted.rows[0], created: true };
   const existing = await db.query<StoryRow>(
     `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2 AND s.number = $3`,
     [tenantId, s.projectId, s.number],
   );
-  return { story: existing.rows[0]!, created: false };
+  return { story: existing.rows[0], created: false };
 }
 
 export async function getStory(db: Queryable, tenantId: string, storyId: string): Promise<StoryRow | null> {
-  const { rows } = await db.query<StoryRow>(`SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, storyId]);
+  const { rows } = await db.query<StoryRow>(
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = $2`,
+    [tenantId, storyId],
+  );
   return rows[0] ?? null;
 }
 
 export async function storiesByIds(db: Queryable, tenantId: string, ids: string[]): Promise<StoryRow[]> {
   if (ids.length === 0) return [];
-  return (await db.query<StoryRow>(`SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = ANY($2::uuid[])`, [tenantId, ids])).rows;
+  return (
+    await db.query<StoryRow>(
+      `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = ANY($2::uuid[])`,
+      [tenantId, ids],
+    )
+  ).rows;
 }
 
-export async function projectStoriesByNumber(db: Queryable, tenantId: string, projectId: string): Promise<Map<string, StoryRow>> {
-  const { rows } = await db.query<StoryRow>(`SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2`, [tenantId, projectId]);
+export async function projectStoriesByNumber(
+  db: Queryable,
+  tenantId: string,
+  projectId: string,
+): Promise<Map<string, StoryRow>> {
+  const { rows } = await db.query<StoryRow>(
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2`,
+    [tenantId, projectId],
+  );
   return new Map(rows.map((r) => [r.number, r]));
 }
 
@@ -152,7 +195,11 @@ export async function dependencyIds(db: Queryable, tenantId: string, storyId: st
   return rows.map((r) => r.depends_on_story_id);
 }
 
-export async function projectDependencyEdges(db: Queryable, tenantId: string, projectId: string): Promise<{ story_id: string; depends_on_story_id: string }[]> {
+export async function projectDependencyEdges(
+  db: Queryable,
+  tenantId: string,
+  projectId: string,
+): Promise<{ story_id: string; depends_on_story_id: string }[]> {
   return (
     await db.query<{ story_id: string; depends_on_story_id: string }>(
       `SELECT d.story_id, d.depends_on_story_id FROM story_dependencies d JOIN stories s ON s.id = d.story_id
@@ -162,7 +209,12 @@ export async function projectDependencyEdges(db: Queryable, tenantId: string, pr
   ).rows;
 }
 
-export async function insertDependency(db: Queryable, tenantId: string, storyId: string, dependsOnId: string): Promise<boolean> {
+export async function insertDependency(
+  db: Queryable,
+  tenantId: string,
+  storyId: string,
+  dependsOnId: string,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `INSERT INTO story_dependencies (tenant_id, story_id, depends_on_story_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
     [tenantId, storyId, dependsOnId],
@@ -207,7 +259,12 @@ const UNVERIFIED_DEPENDENCY = `EXISTS (SELECT 1 FROM story_dependencies d JOIN s
    WHERE d.story_id = s.id AND dep.verified_status <> 'verified')`;
 
 /** Ready: not yet claimed this iteration (pending or contracted) and every dependency verified. */
-export async function readyStories(db: Queryable, tenantId: string, projectId: string | undefined, limit: number): Promise<StoryRow[]> {
+export async function readyStories(
+  db: Queryable,
+  tenantId: string,
+  projectId: string | undefined,
+  limit: number,
+): Promise<StoryRow[]> {
   return (
     await db.query<StoryRow>(
       `SELECT ${STORY_COLUMNS} FROM stories s
@@ -219,7 +276,12 @@ export async function readyStories(db: Queryable, tenantId: string, projectId: s
   ).rows;
 }
 
-export async function blockedStories(db: Queryable, tenantId: string, projectId: string | undefined, limit: number): Promise<StoryRow[]> {
+export async function blockedStories(
+  db: Queryable,
+  tenantId: string,
+  projectId: string | undefined,
+  limit: number,
+): Promise<StoryRow[]> {
   return (
     await db.query<StoryRow>(
       `SELECT ${STORY_COLUMNS} FROM stories s

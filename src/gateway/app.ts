@@ -38,7 +38,10 @@ export const API_PREFIX = '/api/v1';
 async function within<T>(ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms)))]);
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -55,7 +58,9 @@ function limiter(perMinute: number, keyOf: (req: express.Request, res: express.R
     keyGenerator: keyOf,
     handler: (_req, res, next) => {
       const retryAfter = String(res.getHeader('Retry-After') ?? '60');
-      next(new ApiError('rate_limited', 'Too many requests for this key; retry later.', {}, { 'Retry-After': retryAfter }));
+      next(
+        new ApiError('rate_limited', 'Too many requests for this key; retry later.', {}, { 'Retry-After': retryAfter }),
+      );
     },
   });
 }
@@ -93,7 +98,11 @@ export function createApp(deps: GatewayDeps): Express {
       },
       // Only what helps to follow a request: never headers, bodies or keys.
       serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url.split('?')[0] }),
+        req: (req: { id: unknown; method: string; url: string }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url.split('?')[0],
+        }),
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
       },
       customProps: (req, res) => {
@@ -123,15 +132,24 @@ export function createApp(deps: GatewayDeps): Express {
 
   app.get('/health', async (_req, res) => {
     const [database, temporal] = await Promise.all([
-      within(2000, deps.pool.query('SELECT 1')).then(() => 'ok', () => 'unavailable'),
-      within(2000, (deps.client.connection as Connection).healthService.check({})).then(() => 'ok', () => 'unavailable'),
+      within(2000, deps.pool.query('SELECT 1')).then(
+        () => 'ok',
+        () => 'unavailable',
+      ),
+      within(2000, (deps.client.connection as Connection).healthService.check({})).then(
+        () => 'ok',
+        () => 'unavailable',
+      ),
     ]);
     const ok = database === 'ok' && temporal === 'ok';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks: { database, temporal } });
   });
   const page = progressPage(deps.config.TEMPORAL_UI_URL, deps.config.TEMPORAL_NAMESPACE);
   app.get('/', (_req, res) => {
-    res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+    res.setHeader(
+      'Content-Security-Policy',
+      "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+    );
     res.type('html').send(page);
   });
   app.get('/metrics', async (_req, res) => {
@@ -148,11 +166,13 @@ export function createApp(deps: GatewayDeps): Express {
   api.use((req, _res, next) => {
     // No valid body nests deeper than a few levels; a deeper one is refused before anything
     // walks it recursively (hashing, validation, logging).
-    if (jsonDepthExceeds(req.body, MAX_BODY_DEPTH)) return next(new ApiError('invalid_body', `The request body nests deeper than ${MAX_BODY_DEPTH} levels.`));
+    if (jsonDepthExceeds(req.body, MAX_BODY_DEPTH))
+      return next(new ApiError('invalid_body', `The request body nests deeper than ${MAX_BODY_DEPTH} levels.`));
     // Text the database cannot store is refused here, for every route, rather than failing later.
     const unstorable = checkStorableBody(req.body);
     if (unstorable) return next(new ApiError(unstorable.code, unstorable.message, unstorable.context));
-    if (unstorableTextPath(req.query) !== null) return next(new ApiError('invalid_query', 'The query string holds a NUL character or an unpaired surrogate.'));
+    if (unstorableTextPath(req.query) !== null)
+      return next(new ApiError('invalid_query', 'The query string holds a NUL character or an unpaired surrogate.'));
     next();
   });
   api.use((req, _res, next) => {
@@ -165,12 +185,20 @@ export function createApp(deps: GatewayDeps): Express {
   });
   const perMinute = deps.config.RATE_LIMIT_PER_MINUTE;
   // Signup, the one call without a key, is limited per client address.
-  api.post('/tenants', limiter(Math.min(perMinute, 60), (req) => `ip:${ipKeyGenerator(req.ip ?? '')}`));
+  api.post(
+    '/tenants',
+    limiter(Math.min(perMinute, 60), (req) => `ip:${ipKeyGenerator(req.ip ?? '')}`),
+  );
   api.use(publicBook.router);
   api.use(authenticate(deps.pool));
   api.use(limiter(perMinute, (_req, res) => `key:${String(res.locals.caller?.keyId)}`));
   // A reservation older than any request can run (the update deadline, and a margin) was abandoned.
-  api.use(idempotency(deps.pool, { staleAfterMs: deps.config.UPDATE_DEADLINE_MS + 5000, sealKey: idempotencySealKey(deps.commands.signingSecret) }));
+  api.use(
+    idempotency(deps.pool, {
+      staleAfterMs: deps.config.UPDATE_DEADLINE_MS + 5000,
+      sealKey: idempotencySealKey(deps.commands.signingSecret),
+    }),
+  );
   api.use(book.router);
   api.use((_req, _res, next) => next(new ApiError('not_found', 'No such route.')));
   app.use(API_PREFIX, api);

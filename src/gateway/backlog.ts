@@ -70,12 +70,14 @@ export async function importBacklog(
   project: ProjectRow,
   backlog: ImportBody,
 ): Promise<ImportResult> {
-  const { pool, commands } = deps;
+  const { pool } = deps;
   const incoming = backlog.epics.flatMap((epic) => epic.stories.map((story) => ({ epic, story })));
   const seen = new Set<string>();
   for (const { story } of incoming) {
     if (seen.has(story.number)) {
-      throw new ApiError('invalid_body', `Story number ${story.number} appears twice in the backlog.`, { number: story.number });
+      throw new ApiError('invalid_body', `Story number ${story.number} appears twice in the backlog.`, {
+        number: story.number,
+      });
     }
     seen.add(story.number);
   }
@@ -88,10 +90,14 @@ export async function importBacklog(
     for (const { story } of incoming) {
       for (const dep of story.depends_on ?? []) {
         if (!known.has(dep)) {
-          throw new ApiError('invalid_body', `Story ${story.number} depends on ${dep}, which is not in the project or the backlog.`, {
-            number: story.number,
-            depends_on: dep,
-          });
+          throw new ApiError(
+            'invalid_body',
+            `Story ${story.number} depends on ${dep}, which is not in the project or the backlog.`,
+            {
+              number: story.number,
+              depends_on: dep,
+            },
+          );
         }
       }
     }
@@ -134,7 +140,10 @@ export async function importBacklog(
     }
     const dependsOn = new Map<string, StoryRow[]>();
     for (const { story } of incoming) {
-      dependsOn.set(story.number, (story.depends_on ?? []).map((n) => all.get(n)!));
+      dependsOn.set(
+        story.number,
+        (story.depends_on ?? []).map((n) => all.get(n)!),
+      );
     }
     return { stories: [...stories.values()], created, dependsOn, alreadyRunning };
   });
@@ -174,7 +183,9 @@ export async function startWorkflows(
       },
       story.workflow_id,
       `${story.number} ${story.title}`,
-      Object.fromEntries(deps.map((d) => [d.id, { verified: d.verified_status === 'verified', seq: Number(d.version) }])),
+      Object.fromEntries(
+        deps.map((d) => [d.id, { verified: d.verified_status === 'verified', seq: Number(d.version) }]),
+      ),
       projectSettings,
     );
   });
@@ -199,8 +210,11 @@ async function announceDependencies(
   for (const story of stories) {
     for (const dep of dependsOn.get(story.number) ?? []) {
       const now = fresh.get(dep.id);
-      if (now && (now.verified_status === 'verified' || alreadyRunning.has(story.id))) signals.push([story.workflow_id, now]);
+      if (now && (now.verified_status === 'verified' || alreadyRunning.has(story.id)))
+        signals.push([story.workflow_id, now]);
     }
   }
-  await inBatches(signals, START_CONCURRENCY, ([workflowId, dep]) => deps.commands.tellDependencyStatus(workflowId, dep));
+  await inBatches(signals, START_CONCURRENCY, ([workflowId, dep]) =>
+    deps.commands.tellDependencyStatus(workflowId, dep),
+  );
 }

@@ -28,7 +28,11 @@ export function invalidBody(error: z.ZodError, code: 'invalid_body' | 'invalid_q
 }
 
 /** Parses with a zod schema or throws the matching 400. */
-export function parseOr400<T extends z.ZodType>(schema: T, value: unknown, code: 'invalid_body' | 'invalid_query' = 'invalid_body'): z.infer<T> {
+export function parseOr400<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  code: 'invalid_body' | 'invalid_query' = 'invalid_body',
+): z.infer<T> {
   const result = schema.safeParse(value);
   if (!result.success) throw invalidBody(result.error, code);
   return result.data;
@@ -68,9 +72,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (!e) return false;
   const code = typeof e.code === 'string' ? e.code : '';
   // Network errors, and PostgreSQL classes 08 (connection) and 57P (shutting down / cannot connect now).
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code) || /^08|^57P0/.test(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code) || /^08|^57P0/.test(code))
+    return true;
   const message = typeof e.message === 'string' ? e.message : '';
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    message,
+  );
 }
 
 /**
@@ -88,12 +95,16 @@ export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandle
     const apiError =
       err instanceof ApiError
         ? err
-        : fromBodyParser(err ?? {}) ??
+        : (fromBodyParser(err ?? {}) ??
           (isDatabaseUnavailable(err)
             ? new ApiError('unavailable', 'The database is unavailable; retry shortly.', {}, { 'Retry-After': '2' })
             : isDataException(err)
-              ? (log(err), new ApiError(req.method === 'GET' ? 'invalid_query' : 'invalid_body', 'The request holds a value the database cannot use.'))
-              : (log(err), new ApiError('internal_error', 'Something went wrong on our side.')));
+              ? (log(err),
+                new ApiError(
+                  req.method === 'GET' ? 'invalid_query' : 'invalid_body',
+                  'The request holds a value the database cannot use.',
+                ))
+              : (log(err), new ApiError('internal_error', 'Something went wrong on our side.'))));
     if (res.headersSent) return;
     sendError(res, apiError);
   };

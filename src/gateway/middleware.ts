@@ -32,7 +32,12 @@ export function requireRole(...roles: Role[]): RequestHandler {
   return (_req, res, next) => {
     const caller = callerOf(res);
     if (!roles.includes(caller.role)) {
-      return next(new ApiError('forbidden', `This call needs one of the roles: ${roles.join(', ')}.`, { role: caller.role, allowed_roles: roles }));
+      return next(
+        new ApiError('forbidden', `This call needs one of the roles: ${roles.join(', ')}.`, {
+          role: caller.role,
+          allowed_roles: roles,
+        }),
+      );
     }
     next();
   };
@@ -124,11 +129,18 @@ export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; seal
       );
       const earlier = rows[0];
       if (earlier && earlier.request_hash !== requestHash) {
-        return next(new ApiError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request.'));
+        return next(
+          new ApiError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request.'),
+        );
       }
       if (!earlier || earlier.status === null) {
         return next(
-          new ApiError('conflict', 'A request with this Idempotency-Key is still in progress; retry shortly.', { retryable: true }, { 'Retry-After': '1' }),
+          new ApiError(
+            'conflict',
+            'A request with this Idempotency-Key is still in progress; retry shortly.',
+            { retryable: true },
+            { 'Retry-After': '1' },
+          ),
         );
       }
       let response: unknown;
@@ -136,7 +148,12 @@ export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; seal
         response = unseal(sealKey, earlier.response);
       } catch {
         // Sealed under another signing key (the key was rotated): the answer cannot be shown again.
-        return next(new ApiError('idempotency_key_reused', 'The response to this Idempotency-Key can no longer be replayed; use a new key.'));
+        return next(
+          new ApiError(
+            'idempotency_key_reused',
+            'The response to this Idempotency-Key can no longer be replayed; use a new key.',
+          ),
+        );
       }
       res.setHeader('Idempotent-Replayed', 'true');
       return res.status(earlier.status).json(response);

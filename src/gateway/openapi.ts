@@ -18,7 +18,10 @@ const ErrorBody = z.object({
     context: z.record(z.string(), z.unknown()),
   }),
 });
-const DataBody = z.object({ data: z.unknown(), meta: z.object({ limit: z.number(), next_cursor: z.string().nullable() }).optional() });
+const DataBody = z.object({
+  data: z.unknown(),
+  meta: z.object({ limit: z.number(), next_cursor: z.string().nullable() }).optional(),
+});
 const HealthBody = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()) });
 
 /** Operational routes outside the API router, declared here for the document and the route test. */
@@ -30,7 +33,14 @@ export const OPERATIONAL_ROUTES: { method: 'get'; path: string; summary: string 
   { method: 'get', path: '/docs', summary: 'A rendered reference of this document' },
 ];
 
-const COMMON_ERRORS = ['invalid_body', 'unauthorized', 'forbidden', 'not_found', 'idempotency_key_reused', 'rate_limited'];
+const COMMON_ERRORS = [
+  'invalid_body',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'idempotency_key_reused',
+  'rate_limited',
+];
 
 /** `/stories/:id` → `/stories/{id}`, with the parameter names. */
 export function toOpenApiPath(path: string): { path: string; params: string[] } {
@@ -62,7 +72,13 @@ function register(registry: OpenAPIRegistry, prefix: string, spec: RouteSpec): v
       query: spec.query as z.ZodObject | undefined,
       headers:
         spec.method === 'post'
-          ? z.object({ 'idempotency-key': z.string().max(128).optional().describe('A retry with the same key and body returns the first response') })
+          ? z.object({
+              'idempotency-key': z
+                .string()
+                .max(128)
+                .optional()
+                .describe('A retry with the same key and body returns the first response'),
+            })
           : undefined,
       body: spec.body ? { content: { 'application/json': { schema: spec.body } } } : undefined,
     },
@@ -80,7 +96,11 @@ function register(registry: OpenAPIRegistry, prefix: string, spec: RouteSpec): v
 
 export function buildOpenApiDocument(books: RouteBook[]): Record<string, unknown> {
   const registry = new OpenAPIRegistry();
-  registry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'An API key' });
+  registry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key',
+  });
   for (const book of books) for (const spec of book.specs) register(registry, book.prefix, spec);
   for (const route of OPERATIONAL_ROUTES) {
     registry.registerPath({
@@ -89,7 +109,10 @@ export function buildOpenApiDocument(books: RouteBook[]): Record<string, unknown
       summary: route.summary,
       tags: ['Operations'],
       responses: {
-        200: { description: 'Success', content: { 'application/json': { schema: route.path === '/health' ? HealthBody : z.unknown() } } },
+        200: {
+          description: 'Success',
+          content: { 'application/json': { schema: route.path === '/health' ? HealthBody : z.unknown() } },
+        },
       },
     });
   }
@@ -98,7 +121,8 @@ export function buildOpenApiDocument(books: RouteBook[]): Record<string, unknown
     info: {
       title: 'custody',
       version: '1',
-      description: 'A structural chain of custody for AI-agent orchestrators. Every story is a Temporal workflow; every action is judged by custody rules.',
+      description:
+        'A structural chain of custody for AI-agent orchestrators. Every story is a Temporal workflow; every action is judged by custody rules.',
     },
     servers: [{ url: '/' }],
   }) as unknown as Record<string, unknown>;

@@ -47,7 +47,10 @@ export function storyWorkflowId(tenantSlug: string, projectSlug: string, storyNu
 /** One update id per (agent, Idempotency-Key and request): a retried call is applied once. */
 export function updateIdFor(caller: Caller, idempotencyKey: string | undefined): string {
   if (!idempotencyKey) return randomUUID();
-  return 'idem-' + createHash('sha256').update(`${caller.tenantId}\n${caller.agentId}\n${idempotencyKey}`).digest('hex').slice(0, 40);
+  return (
+    'idem-' +
+    createHash('sha256').update(`${caller.tenantId}\n${caller.agentId}\n${idempotencyKey}`).digest('hex').slice(0, 40)
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,7 +72,13 @@ export class StoryCommands {
     return this.act(caller, story, 'heartbeat', {}, idempotencyKey);
   }
 
-  async act(caller: Caller, story: StoryRow, action: Action | 'heartbeat', body: unknown, idempotencyKey?: string): Promise<StoryView> {
+  async act(
+    caller: Caller,
+    story: StoryRow,
+    action: Action | 'heartbeat',
+    body: unknown,
+    idempotencyKey?: string,
+  ): Promise<StoryView> {
     const { client, signingKey, deadlineMs } = this.options;
     const updateId = updateIdFor(caller, idempotencyKey);
     const envelope = signEnvelope(signingKey, story.workflow_id, {
@@ -85,7 +94,10 @@ export class StoryCommands {
     for (let attempt = 0; ; attempt++) {
       try {
         const view = await client.withDeadline(deadline, () =>
-          handle.executeUpdate(action === 'heartbeat' ? heartbeatUpdate : storyUpdates[action], { args: [envelope], updateId }),
+          handle.executeUpdate(action === 'heartbeat' ? heartbeatUpdate : storyUpdates[action], {
+            args: [envelope],
+            updateId,
+          }),
         );
         endTimer();
         transitions.inc({ action, outcome: 'accepted' });
@@ -111,7 +123,14 @@ export class StoryCommands {
    * The attempt goes into the story's history; a custody violation also goes to webhooks (row and
    * event in one transaction). Retried briefly: the caller's answer does not wait long on it.
    */
-  private async recordRejection(caller: Caller, story: StoryRow, action: Action | 'heartbeat', body: unknown, updateId: string, rejection: Rejection): Promise<void> {
+  private async recordRejection(
+    caller: Caller,
+    story: StoryRow,
+    action: Action | 'heartbeat',
+    body: unknown,
+    updateId: string,
+    rejection: Rejection,
+  ): Promise<void> {
     const { pool, webhooks } = this.options;
     const violation = CUSTODY_VIOLATIONS.has(rejection.code);
     const sourceKey = `${story.workflow_id}:${updateId}:rejected`;
@@ -204,10 +223,14 @@ export class StoryCommands {
       // The edge is committed; a story whose workflow is not running yet (its import is still to
       // be retried) must hear of it later, so the caller is told to retry, not that it is gone.
       if (err instanceof WorkflowNotFoundError) {
-        throw new ApiError('unavailable', "The story's workflow is not running yet; retry shortly.", {}, { 'Retry-After': '2' });
+        throw new ApiError(
+          'unavailable',
+          "The story's workflow is not running yet; retry shortly.",
+          {},
+          { 'Retry-After': '2' },
+        );
       }
       throw temporalToApiError(err) ?? err;
     }
   }
 }
-

@@ -58,7 +58,12 @@ export function temporalToApiError(err: unknown): ApiError | null {
   }
   if (code === GRPC_NOT_FOUND) return new ApiError('not_found', 'Story not found.');
   if (code === GRPC_UNAVAILABLE || err instanceof ServiceError) {
-    return new ApiError('unavailable', 'The workflow service is unavailable; retry shortly.', {}, { 'Retry-After': '2' });
+    return new ApiError(
+      'unavailable',
+      'The workflow service is unavailable; retry shortly.',
+      {},
+      { 'Retry-After': '2' },
+    );
   }
   return null;
 }

@@ -1,5 +1,4 @@
 /** JSON shapes of the API's resources, built from database rows (and, after an action, workflow state). */
-import type { Role } from '../custody/actions.js';
 import { availableActions, type StoryState } from '../custody/rules.js';
 import type { AuditRow } from '../db/audit-repo.js';
 import type { AgentRow, ApiKeyRow, Caller, TenantRow } from '../db/identity-repo.js';
@@ -7,7 +6,13 @@ import type { EpicRow, ProjectRow, StoryRow } from '../db/story-repo.js';
 
 export const tenantJson = (t: TenantRow) => ({ id: t.id, name: t.name, slug: t.slug, created_at: t.created_at });
 export const agentJson = (a: AgentRow) => ({ id: a.id, name: a.name, role: a.role, created_at: a.created_at });
-export const keyJson = (k: ApiKeyRow) => ({ id: k.id, agent_id: k.agent_id, prefix: k.prefix, created_at: k.created_at, revoked_at: k.revoked_at });
+export const keyJson = (k: ApiKeyRow) => ({
+  id: k.id,
+  agent_id: k.agent_id,
+  prefix: k.prefix,
+  created_at: k.created_at,
+  revoked_at: k.revoked_at,
+});
 export const projectJson = (p: ProjectRow) => ({
   id: p.id,
   name: p.name,
@@ -17,7 +22,14 @@ export const projectJson = (p: ProjectRow) => ({
   stall_after_seconds: p.stall_after_seconds,
   created_at: p.created_at,
 });
-export const epicJson = (e: EpicRow) => ({ id: e.id, project_id: e.project_id, number: e.number, title: e.title, description: e.description, created_at: e.created_at });
+export const epicJson = (e: EpicRow) => ({
+  id: e.id,
+  project_id: e.project_id,
+  number: e.number,
+  title: e.title,
+  description: e.description,
+  created_at: e.created_at,
+});
 
 /** The custody state of a projected story, as the rules see it (dependencies come separately). */
 export function stateOfRow(row: StoryRow, verifiedDependencies: Record<string, boolean> = {}): StoryState {
@@ -37,7 +49,9 @@ export function stateOfRow(row: StoryRow, verifiedDependencies: Record<string, b
     verifiedByAgentId: row.verified_by_agent_id,
     iteration: row.iteration,
     review: row.review,
-    dependencies: Object.fromEntries(Object.entries(verifiedDependencies).map(([id, verified]) => [id, { verified, seq: 0 }])),
+    dependencies: Object.fromEntries(
+      Object.entries(verifiedDependencies).map(([id, verified]) => [id, { verified, seq: 0 }]),
+    ),
   };
 }
 
@@ -82,7 +96,7 @@ export function storyJson(row: StoryRow, extra: { caller?: Caller; dependsOn?: R
   };
   if (extra.dependsOn) json.depends_on = Object.keys(extra.dependsOn);
   if (extra.caller) {
-    const actor = { agentId: extra.caller.agentId, role: extra.caller.role as Role, tenantId: extra.caller.tenantId };
+    const actor = { agentId: extra.caller.agentId, role: extra.caller.role, tenantId: extra.caller.tenantId };
     json.next_actions = availableActions(stateOfRow(row, extra.dependsOn), actor);
   }
   return json;
@@ -97,7 +111,10 @@ export function historyJson(row: AuditRow) {
     code: row.code,
     actor: { agent_id: row.actor_agent_id, role: row.actor_role },
     from: { agent_status: row.from_agent_status, verified_status: row.from_verified_status },
-    to: row.outcome === 'accepted' ? { agent_status: row.to_agent_status, verified_status: row.to_verified_status } : null,
+    to:
+      row.outcome === 'accepted'
+        ? { agent_status: row.to_agent_status, verified_status: row.to_verified_status }
+        : null,
     iteration: row.iteration,
     payload: row.payload,
     seq: row.seq === null ? null : Number(row.seq),

@@ -18,7 +18,11 @@ const Env = z.object({
 type Env = z.infer<typeof Env>;
 type KeyKind = 'agent' | 'review' | 'orch';
 
-const KEY_VARIABLE: Record<KeyKind, string> = { agent: 'LOOPCTL_AGENT_KEY', review: 'LOOPCTL_REVIEW_KEY', orch: 'LOOPCTL_ORCH_KEY' };
+const KEY_VARIABLE: Record<KeyKind, string> = {
+  agent: 'LOOPCTL_AGENT_KEY',
+  review: 'LOOPCTL_REVIEW_KEY',
+  orch: 'LOOPCTL_ORCH_KEY',
+};
 
 function keyFor(env: Env, kind: KeyKind): string | undefined {
   if (env.LOOPCTL_API_KEY) return env.LOOPCTL_API_KEY;
@@ -47,10 +51,15 @@ export function createMcpServer(env: Env): McpServer {
     shape: S,
     call: (client: CustodyClient, args: z.infer<z.ZodObject<S>>) => Promise<unknown>,
   ): void {
-    server.registerTool(name, { description, inputSchema: shape }, (async (args: z.infer<z.ZodObject<S>>): Promise<ToolResult> => {
+    server.registerTool(name, { description, inputSchema: shape }, (async (
+      args: z.infer<z.ZodObject<S>>,
+    ): Promise<ToolResult> => {
       const apiKey = keyFor(env, key);
       if (!apiKey) {
-        return { isError: true, content: [{ type: 'text', text: `missing_key: set ${KEY_VARIABLE[key]} (or LOOPCTL_API_KEY) for ${name}` }] };
+        return {
+          isError: true,
+          content: [{ type: 'text', text: `missing_key: set ${KEY_VARIABLE[key]} (or LOOPCTL_API_KEY) for ${name}` }],
+        };
       }
       try {
         const data = await call(new CustodyClient(env.LOOPCTL_SERVER, apiKey), args);
@@ -73,21 +82,47 @@ export function createMcpServer(env: Env): McpServer {
 
   tool('get_tenant', "The caller's tenant", 'orch', {}, (c) => c.get('/tenants/me'));
   tool('list_projects', 'Projects of the tenant', 'orch', {}, (c) => c.get('/projects'));
-  tool('create_project', 'Create a project (admin key)', 'orch', { name: z.string(), slug: z.string(), description: z.string().optional() }, (c, a) => c.post('/projects', a));
-  tool('get_progress', 'Counts by status per epic and in total, and % verified', 'agent', { project_id: id }, (c, a) => c.get(`/projects/${encodeURIComponent(a.project_id)}/progress`));
+  tool(
+    'create_project',
+    'Create a project (admin key)',
+    'orch',
+    { name: z.string(), slug: z.string(), description: z.string().optional() },
+    (c, a) => c.post('/projects', a),
+  );
+  tool('get_progress', 'Counts by status per epic and in total, and % verified', 'agent', { project_id: id }, (c, a) =>
+    c.get(`/projects/${encodeURIComponent(a.project_id)}/progress`),
+  );
   tool(
     'list_stories',
     'Stories, filtered',
     'agent',
-    { project_id: id.optional(), status: z.string().optional().describe('agent_status'), verified_status: z.string().optional(), limit: z.number().int().min(1).max(500).optional() },
-    (c, a) => c.get(`/stories${query({ project_id: a.project_id, agent_status: a.status, verified_status: a.verified_status, limit: a.limit })}`),
+    {
+      project_id: id.optional(),
+      status: z.string().optional().describe('agent_status'),
+      verified_status: z.string().optional(),
+      limit: z.number().int().min(1).max(500).optional(),
+    },
+    (c, a) =>
+      c.get(
+        `/stories${query({ project_id: a.project_id, agent_status: a.status, verified_status: a.verified_status, limit: a.limit })}`,
+      ),
   );
-  tool('list_ready_stories', 'Stories ready to be worked on (dependencies verified)', 'agent', { project_id: id.optional(), limit: z.number().int().min(1).max(500).optional() }, (c, a) =>
-    c.get(`/stories/ready${query({ project_id: a.project_id, limit: a.limit })}`),
+  tool(
+    'list_ready_stories',
+    'Stories ready to be worked on (dependencies verified)',
+    'agent',
+    { project_id: id.optional(), limit: z.number().int().min(1).max(500).optional() },
+    (c, a) => c.get(`/stories/ready${query({ project_id: a.project_id, limit: a.limit })}`),
   );
-  tool('get_story', 'A story, with next_actions for this key', 'agent', storyId, (c, a) => c.get(`/stories/${encodeURIComponent(a.story_id)}`));
-  tool('get_story_history', "A story's chain of custody: accepted transitions and rejected attempts", 'agent', storyId, (c, a) =>
-    c.get(`/stories/${encodeURIComponent(a.story_id)}/history`),
+  tool('get_story', 'A story, with next_actions for this key', 'agent', storyId, (c, a) =>
+    c.get(`/stories/${encodeURIComponent(a.story_id)}`),
+  );
+  tool(
+    'get_story_history',
+    "A story's chain of custody: accepted transitions and rejected attempts",
+    'agent',
+    storyId,
+    (c, a) => c.get(`/stories/${encodeURIComponent(a.story_id)}/history`),
   );
   tool('get_acceptance_criteria', "A story's acceptance criteria", 'agent', storyId, async (c, a) => {
     const story = await c.get<{ acceptance_criteria: unknown[] }>(`/stories/${encodeURIComponent(a.story_id)}`);
@@ -97,32 +132,74 @@ export function createMcpServer(env: Env): McpServer {
     'create_story',
     'Create a story in an epic (orchestrator key)',
     'orch',
-    { epic_id: id, number: z.string(), title: z.string(), acceptance_criteria: z.array(z.string()), description: z.string().optional(), depends_on: z.array(z.string()).optional() },
+    {
+      epic_id: id,
+      number: z.string(),
+      title: z.string(),
+      acceptance_criteria: z.array(z.string()),
+      description: z.string().optional(),
+      depends_on: z.array(z.string()).optional(),
+    },
     (c, { epic_id, ...story }) => c.post(`/epics/${encodeURIComponent(epic_id)}/stories`, story),
   );
-  tool('import_stories', 'Import a backlog into a project, all or nothing (orchestrator key)', 'orch', { project_id: id, epics: z.array(z.record(z.string(), z.unknown())) }, (c, a) =>
-    c.post(`/projects/${encodeURIComponent(a.project_id)}/import`, { epics: a.epics }),
+  tool(
+    'import_stories',
+    'Import a backlog into a project, all or nothing (orchestrator key)',
+    'orch',
+    { project_id: id, epics: z.array(z.record(z.string(), z.unknown())) },
+    (c, a) => c.post(`/projects/${encodeURIComponent(a.project_id)}/import`, { epics: a.epics }),
   );
-  tool('contract_story', 'Contract a story: its exact title and number of acceptance criteria', 'agent', { ...storyId, story_title: z.string(), ac_count: z.number().int() }, act('contract'));
+  tool(
+    'contract_story',
+    'Contract a story: its exact title and number of acceptance criteria',
+    'agent',
+    { ...storyId, story_title: z.string(), ac_count: z.number().int() },
+    act('contract'),
+  );
   tool('claim_story', 'Claim a contracted story whose dependencies are verified', 'agent', storyId, act('claim'));
   tool('start_story', 'Start implementing a story you claimed', 'agent', storyId, act('start'));
   tool('request_review', 'Ask for review of a story you implemented', 'agent', storyId, act('request-review'));
-  tool('report_story', 'Report a story done (never by its implementer)', 'review', { ...storyId, artifact: z.string().optional() }, act('report'));
+  tool(
+    'report_story',
+    'Report a story done (never by its implementer)',
+    'review',
+    { ...storyId, artifact: z.string().optional() },
+    act('report'),
+  );
   tool(
     'review_complete',
     'Record a review: fixes_count + disproved_count must equal findings_count',
     'review',
-    { ...storyId, review_type: z.string(), findings_count: z.number().int(), fixes_count: z.number().int(), disproved_count: z.number().int(), summary: z.string() },
+    {
+      ...storyId,
+      review_type: z.string(),
+      findings_count: z.number().int(),
+      fixes_count: z.number().int(),
+      disproved_count: z.number().int(),
+      summary: z.string(),
+    },
     act('review-complete'),
   );
-  tool('verify_story', 'Verify a reviewed story (orchestrator; not its implementer nor its reviewer)', 'orch', { ...storyId, summary: z.string().optional() }, act('verify'));
-  tool('reject_story', 'Reject a story back to pending, with a reason', 'orch', { ...storyId, reason: z.string() }, act('reject'));
+  tool(
+    'verify_story',
+    'Verify a reviewed story (orchestrator; not its implementer nor its reviewer)',
+    'orch',
+    { ...storyId, summary: z.string().optional() },
+    act('verify'),
+  );
+  tool(
+    'reject_story',
+    'Reject a story back to pending, with a reason',
+    'orch',
+    { ...storyId, reason: z.string() },
+    act('reject'),
+  );
   return server;
 }
 
 const parsed = Env.safeParse(process.env);
 if (!parsed.success) {
-  const issue = parsed.error.issues[0]!;
+  const issue = parsed.error.issues[0];
   process.stderr.write(`configuration error: ${issue.path.join('.')} ${issue.message}\n`);
   process.exit(1);
 }

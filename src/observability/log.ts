@@ -13,7 +13,15 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       level,
       base: { service: 'custody' },
       redact: {
-        paths: ['req.headers.authorization', 'req.headers.cookie', '*.api_key', '*.key', '*.secret', 'secret', 'authorization'],
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          '*.api_key',
+          '*.key',
+          '*.secret',
+          'secret',
+          'authorization',
+        ],
         censor: '[redacted]',
       },
       hooks: {
@@ -21,7 +29,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         logMethod(args, method) {
           method.apply(
             this,
-            args.map((a) => (typeof a === 'string' ? a.replace(RAW_KEY, `${KEY_PREFIX}[redacted]`) : a)) as Parameters<typeof method>,
+            args.map((a) => (typeof a === 'string' ? a.replace(RAW_KEY, `${KEY_PREFIX}[redacted]`) : a)) as Parameters<
+              typeof method
+            >,
           );
         },
       },

@@ -74,7 +74,9 @@ async function buildWithGo(env: NodeJS.ProcessEnv, log: (line: string) => void):
   }
   try {
     if (isExecutable(binary)) return binary;
-    log(`building the Temporal dev server (${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}), first run only, a few minutes...`);
+    log(
+      `building the Temporal dev server (${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}), first run only, a few minutes...`,
+    );
     const started = Date.now();
     const result = await run(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
       ...env,

@@ -18,7 +18,9 @@ export function installTemporalRuntime(logger: Logger, metricsPort: number | und
   const sdkLogger = logger.child({ component: 'temporal-sdk' });
   Runtime.install({
     logger: new DefaultLogger('WARN', ({ level, message, meta }) => sdkLogger[LEVELS[level]](meta ?? {}, message)),
-    ...(metricsPort ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } } } : {}),
+    ...(metricsPort
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } } }
+      : {}),
   });
   return metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined;
 }

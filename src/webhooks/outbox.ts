@@ -8,7 +8,10 @@ import type pg from 'pg';
 import { EVENT_OF_ACTION } from '../custody/actions.js';
 import { WEBHOOK_DELIVERY_WORKFLOW_TYPE, type WebhookDeliveryInput } from '../../workflows/webhook-messages.js';
 
-export const WEBHOOK_EVENTS = [...new Set([...Object.values(EVENT_OF_ACTION), 'custody.violation'])] as [string, ...string[]];
+export const WEBHOOK_EVENTS = [...new Set([...Object.values(EVENT_OF_ACTION), 'custody.violation'])] as [
+  string,
+  ...string[],
+];
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -19,7 +22,13 @@ export interface WebhookDispatch {
 }
 
 /** Records `event` for every webhook of the tenant that subscribes to it. */
-export async function enqueueEvent(db: Queryable, tenantId: string, event: string, sourceKey: string, payload: unknown): Promise<void> {
+export async function enqueueEvent(
+  db: Queryable,
+  tenantId: string,
+  event: string,
+  sourceKey: string,
+  payload: unknown,
+): Promise<void> {
   await db.query(
     `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload)
      SELECT $1, w.id, $2, $3, $4 FROM webhooks w
@@ -37,12 +46,19 @@ export async function dispatchPending(db: Queryable, dispatch: WebhookDispatch, 
     [sourceKeys],
   );
   await Promise.all(rows.map((row) => startDelivery(dispatch, row.id)));
-  await markDispatched(db, rows.map((row) => row.id));
+  await markDispatched(
+    db,
+    rows.map((row) => row.id),
+  );
   return rows.length;
 }
 
 async function markDispatched(db: Queryable, ids: string[]): Promise<void> {
-  if (ids.length > 0) await db.query('UPDATE webhook_deliveries SET dispatched_at = now() WHERE id = ANY ($1::uuid[]) AND dispatched_at IS NULL', [ids]);
+  if (ids.length > 0)
+    await db.query(
+      'UPDATE webhook_deliveries SET dispatched_at = now() WHERE id = ANY ($1::uuid[]) AND dispatched_at IS NULL',
+      [ids],
+    );
 }
 
 /**
@@ -50,7 +66,12 @@ async function markDispatched(db: Queryable, ids: string[]): Promise<void> {
  * (Temporal unreachable for a moment) or the process died in between. Run by every worker now and
  * then; starting an already started delivery is a no-op, so two sweepers do no harm.
  */
-export async function dispatchForgotten(db: Queryable, dispatch: WebhookDispatch, olderThanMs = 60_000, limit = 200): Promise<number> {
+export async function dispatchForgotten(
+  db: Queryable,
+  dispatch: WebhookDispatch,
+  olderThanMs = 60_000,
+  limit = 200,
+): Promise<number> {
   const { rows } = await db.query<{ id: string }>(
     `SELECT id FROM webhook_deliveries
      WHERE status = 'pending' AND dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
@@ -58,7 +79,10 @@ export async function dispatchForgotten(db: Queryable, dispatch: WebhookDispatch
     [olderThanMs / 1000, limit],
   );
   for (const row of rows) await startDelivery(dispatch, row.id);
-  await markDispatched(db, rows.map((row) => row.id));
+  await markDispatched(
+    db,
+    rows.map((row) => row.id),
+  );
   return rows.length;
 }
 

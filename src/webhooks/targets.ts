@@ -56,7 +56,8 @@ export function isPrivateAddress(address: string): boolean {
   if (family !== 6) return true;
   const mapped = MAPPED_V4.exec(address);
   if (mapped) {
-    const v4 = mapped[1] ?? [parseInt(mapped[2]!, 16), parseInt(mapped[3]!, 16)].flatMap((n) => [n >> 8, n & 255]).join('.');
+    const v4 =
+      mapped[1] ?? [parseInt(mapped[2], 16), parseInt(mapped[3], 16)].flatMap((n) => [n >> 8, n & 255]).join('.');
     return nonPublicV4.check(v4, 'ipv4');
   }
   return !globalUnicastV6.check(address, 'ipv6') || reservedInGlobalV6.check(address, 'ipv6');
@@ -73,7 +74,10 @@ const LOOKUP_TIMEOUT_MS = 3_000;
  * Why `url` may not receive webhooks, or null. At subscription a name that does not resolve in
  * time is let through (DNS may be down): every delivery resolves it again through `pinnedLookup`.
  */
-export async function webhookTargetProblem(url: string, options: { refuseUnresolved: boolean }): Promise<string | null> {
+export async function webhookTargetProblem(
+  url: string,
+  options: { refuseUnresolved: boolean },
+): Promise<string | null> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -93,7 +97,9 @@ export async function webhookTargetProblem(url: string, options: { refuseUnresol
   } catch {
     return options.refuseUnresolved ? 'a name that does not resolve' : null;
   }
-  return addresses.some((a) => isPrivateAddress(a.address)) ? 'a name that resolves to a private or local address' : null;
+  return addresses.some((a) => isPrivateAddress(a.address))
+    ? 'a name that resolves to a private or local address'
+    : null;
 }
 
 /** The error a delivery fails with when its target is, or resolves to, a private address. */

@@ -33,7 +33,13 @@ describe('fault 1: worker crash', () => {
     const started = Date.now();
     const agents = new SimulatedAgents(h.baseUrl, `wc-${Date.now()}`);
     const total = STORIES * 7;
-    const crashes: { at_transition: number; aimed_at: string; aim_taken: boolean; down_ms: number; restart_ms: number }[] = [];
+    const crashes: {
+      at_transition: number;
+      aimed_at: string;
+      aim_taken: boolean;
+      down_ms: number;
+      restart_ms: number;
+    }[] = [];
     const run = agents.driveAll(plansFor(stories, team.agents, team.orchestrator, backlog), AGENTS_AT_ONCE);
     for (const [i, aim] of AIMS.entries()) {
       // A random point in this crash's third of the run.
@@ -44,14 +50,29 @@ describe('fault 1: worker crash', () => {
       await h.worker.kill();
       const down = Math.round(between(200, 1500));
       await sleep(down);
-      crashes.push({ at_transition: at, aimed_at: aim ?? 'random', aim_taken: aimTaken, down_ms: down, restart_ms: await h.worker.start() });
+      crashes.push({
+        at_transition: at,
+        aimed_at: aim ?? 'random',
+        aim_taken: aimTaken,
+        down_ms: down,
+        restart_ms: await h.worker.start(),
+      });
     }
     await run;
-    await settleAndAssert(expect, 'fault 1: worker crash (SIGKILL + restart)', h, stories, team.orchestrator.key, agents, {
-      crashes_survived: crashes.length,
-      crashes,
-      seconds: Math.round((Date.now() - started) / 1000),
-    }, backlog);
+    await settleAndAssert(
+      expect,
+      'fault 1: worker crash (SIGKILL + restart)',
+      h,
+      stories,
+      team.orchestrator.key,
+      agents,
+      {
+        crashes_survived: crashes.length,
+        crashes,
+        seconds: Math.round((Date.now() - started) / 1000),
+      },
+      backlog,
+    );
     expect(crashes).toHaveLength(AIMS.length);
   });
 });

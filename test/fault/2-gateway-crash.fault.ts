@@ -32,7 +32,13 @@ describe('fault 2: gateway crash', () => {
     const agents = new SimulatedAgents(h.baseUrl, `gc-${Date.now()}`);
     const total = STORIES * 7;
     const run = agents.driveAll(plansFor(stories, team.agents, team.orchestrator, backlog), AGENTS_AT_ONCE);
-    const crashes: { at_transition: number; aimed_at: string; aim_taken: boolean; network_errors_while_down: number; restart_ms: number }[] = [];
+    const crashes: {
+      at_transition: number;
+      aimed_at: string;
+      aim_taken: boolean;
+      network_errors_while_down: number;
+      restart_ms: number;
+    }[] = [];
     for (const [i, aim] of AIMS.entries()) {
       await agents.reached(Math.floor(total * between(0.15 + i * 0.4, 0.4 + i * 0.4)));
       if (agents.transitions >= total) break;
@@ -42,14 +48,29 @@ describe('fault 2: gateway crash', () => {
       await h.gateway.kill();
       await sleep(between(300, 1500));
       const restartMs = await h.gateway.start();
-      crashes.push({ at_transition: at, aimed_at: aim ?? 'random', aim_taken: aimTaken, network_errors_while_down: agents.networkErrors - netBefore, restart_ms: restartMs });
+      crashes.push({
+        at_transition: at,
+        aimed_at: aim ?? 'random',
+        aim_taken: aimTaken,
+        network_errors_while_down: agents.networkErrors - netBefore,
+        restart_ms: restartMs,
+      });
     }
     await run;
-    await settleAndAssert(expect, 'fault 2: gateway crash (SIGKILL + restart, same port and key)', h, stories, team.orchestrator.key, agents, {
-      crashes_survived: crashes.length,
-      crashes,
-      seconds: Math.round((Date.now() - started) / 1000),
-    }, backlog);
+    await settleAndAssert(
+      expect,
+      'fault 2: gateway crash (SIGKILL + restart, same port and key)',
+      h,
+      stories,
+      team.orchestrator.key,
+      agents,
+      {
+        crashes_survived: crashes.length,
+        crashes,
+        seconds: Math.round((Date.now() - started) / 1000),
+      },
+      backlog,
+    );
     expect(crashes).toHaveLength(AIMS.length);
     // The crashes hit requests in flight, or the test proved nothing about retries.
     expect(agents.networkErrors).toBeGreaterThan(0);

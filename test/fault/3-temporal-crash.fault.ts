@@ -41,11 +41,20 @@ describe('fault 3: Temporal server crash', () => {
       crashes.push({ at_transition: at, down_ms: down, restart_ms: await h.temporal.start() });
     }
     await run;
-    await settleAndAssert(expect, 'fault 3: Temporal dev server crash (SIGKILL + restart, same port and SQLite file)', h, stories, team.orchestrator.key, agents, {
-      crashes_survived: crashes.length,
-      crashes,
-      seconds: Math.round((Date.now() - started) / 1000),
-    }, backlog);
+    await settleAndAssert(
+      expect,
+      'fault 3: Temporal dev server crash (SIGKILL + restart, same port and SQLite file)',
+      h,
+      stories,
+      team.orchestrator.key,
+      agents,
+      {
+        crashes_survived: crashes.length,
+        crashes,
+        seconds: Math.round((Date.now() - started) / 1000),
+      },
+      backlog,
+    );
     expect(crashes).toHaveLength(CRASHES);
   });
 });

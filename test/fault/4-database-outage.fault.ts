@@ -8,7 +8,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeam, importBacklog, type Team } from '../support/api.js';
-import { SimulatedAgents, backlogOf, plansFor, projectionRows, settleAndAssert, workflowView, type StoryInfo } from './agents.js';
+import {
+  SimulatedAgents,
+  backlogOf,
+  plansFor,
+  projectionRows,
+  settleAndAssert,
+  workflowView,
+  type StoryInfo,
+} from './agents.js';
 import { Harness, between, sleep, waitForDatabaseMoment } from './harness.js';
 
 const STORIES = Number(process.env.FAULT_STORIES ?? 40);
@@ -23,7 +31,12 @@ const backlog = backlogOf(STORIES, { dependEvery: 5 });
 beforeAll(async () => {
   // A process that dies is started again (as a supervisor would) so the run can finish and be
   // counted; the death itself is still a failure (unexpected_exits).
-  h = await Harness.start({ name: 'db-outage', proxyDatabase: true, autoRestartWorker: true, autoRestartGateway: true });
+  h = await Harness.start({
+    name: 'db-outage',
+    proxyDatabase: true,
+    autoRestartWorker: true,
+    autoRestartGateway: true,
+  });
   team = await createTeam(h.api, 4, 'db-outage');
   stories = [...(await importBacklog(h.api, team, backlog)).values()];
 });
@@ -44,7 +57,10 @@ async function health(): Promise<number> {
  * asking each workflow. A story whose query fails (no worker to answer it) is left out.
  */
 async function behind(): Promise<{ waiting: Map<string, number>; unanswered: number }> {
-  const rows = await projectionRows(h, stories.map((s) => s.id));
+  const rows = await projectionRows(
+    h,
+    stories.map((s) => s.id),
+  );
   const waiting = new Map<string, number>();
   let unanswered = 0;
   await Promise.all(
@@ -86,7 +102,6 @@ describe('fault 4: database outage', () => {
     let pending = new Map<string, number>();
     let snapshotTaken = false;
     let unanswered = 0;
-    let transitionsDuringOutage = 0;
     const before = agents.transitions;
     while (Date.now() - outageStart < OUTAGE_MS - 1500) {
       await sleep(1000);
@@ -96,7 +111,7 @@ describe('fault 4: database outage', () => {
         ({ waiting: pending, unanswered } = await behind());
       }
     }
-    transitionsDuringOutage = agents.transitions - before;
+    const transitionsDuringOutage = agents.transitions - before;
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - outageStart)));
     await proxy.restore();
     const outageMs = Date.now() - outageStart;
@@ -119,18 +134,35 @@ describe('fault 4: database outage', () => {
       await sleep(250);
     }
     await run;
-    await settleAndAssert(expect, 'fault 4: database outage (TCP proxy cut for 20 s)', h, stories, team.orchestrator.key, agents, {
-      outage: { at_transition: at, ms: outageMs, connections_severed: severed, cut_during_open_transaction: midTransaction },
-      health_during_outage: healthDuring.join(','),
-      health_after: `${healthAfter} after ${healthyAfterMs} ms`,
-      transitions_answered_during_outage: transitionsDuringOutage,
-      stories_with_accepted_transitions_waiting_for_db: pending.size,
-      workflows_unanswered_at_snapshot: unanswered,
-      persistence_caught_up_after_ms: caughtUpMs,
-      seconds: Math.round((Date.now() - started) / 1000),
-    }, backlog);
+    await settleAndAssert(
+      expect,
+      'fault 4: database outage (TCP proxy cut for 20 s)',
+      h,
+      stories,
+      team.orchestrator.key,
+      agents,
+      {
+        outage: {
+          at_transition: at,
+          ms: outageMs,
+          connections_severed: severed,
+          cut_during_open_transaction: midTransaction,
+        },
+        health_during_outage: healthDuring.join(','),
+        health_after: `${healthAfter} after ${healthyAfterMs} ms`,
+        transitions_answered_during_outage: transitionsDuringOutage,
+        stories_with_accepted_transitions_waiting_for_db: pending.size,
+        workflows_unanswered_at_snapshot: unanswered,
+        persistence_caught_up_after_ms: caughtUpMs,
+        seconds: Math.round((Date.now() - started) / 1000),
+      },
+      backlog,
+    );
     expect(healthDuring.length).toBeGreaterThanOrEqual(10);
-    expect(healthDuring.every((s) => s === 503), `health during the outage: ${healthDuring.join(',')}`).toBe(true);
+    expect(
+      healthDuring.every((s) => s === 503),
+      `health during the outage: ${healthDuring.join(',')}`,
+    ).toBe(true);
     expect(healthAfter).toBe(200);
     expect(caughtUpMs).toBeGreaterThanOrEqual(0);
   });

@@ -34,13 +34,25 @@ export interface Plan {
   dependsOn?: string[];
 }
 
-export const LIFECYCLE = ['contract', 'claim', 'start', 'request-review', 'report', 'review-complete', 'verify'] as const;
+export const LIFECYCLE = [
+  'contract',
+  'claim',
+  'start',
+  'request-review',
+  'report',
+  'review-complete',
+  'verify',
+] as const;
 export type LifecycleAction = (typeof LIFECYCLE)[number];
 
 export function lifecycleSteps(plan: Plan): { action: LifecycleAction; party: Party; body: unknown }[] {
   const { story, implementer, reviewer, verifier } = plan;
   return [
-    { action: 'contract', party: implementer, body: { story_title: story.title, ac_count: story.acceptance_criteria.length } },
+    {
+      action: 'contract',
+      party: implementer,
+      body: { story_title: story.title, ac_count: story.acceptance_criteria.length },
+    },
     { action: 'claim', party: implementer, body: {} },
     { action: 'start', party: implementer, body: {} },
     { action: 'request-review', party: implementer, body: {} },
@@ -48,7 +60,13 @@ export function lifecycleSteps(plan: Plan): { action: LifecycleAction; party: Pa
     {
       action: 'review-complete',
       party: reviewer,
-      body: { review_type: 'standard', findings_count: 2, fixes_count: 1, disproved_count: 1, summary: `review of ${story.number}` },
+      body: {
+        review_type: 'standard',
+        findings_count: 2,
+        fixes_count: 1,
+        disproved_count: 1,
+        summary: `review of ${story.number}`,
+      },
     },
     { action: 'verify', party: verifier, body: { summary: `verified ${story.number}` } },
   ];
@@ -63,7 +81,9 @@ export interface Answer {
 
 /** "Try again": a 5xx, a 429, or a 409 saying the same Idempotency-Key is still in progress. */
 const isRetryable = (status: number, body: any) =>
-  status >= 500 || status === 429 || (status === 409 && body?.error?.code === 'conflict' && body?.error?.context?.retryable === true);
+  status >= 500 ||
+  status === 429 ||
+  (status === 409 && body?.error?.code === 'conflict' && body?.error?.context?.retryable === true);
 
 export class SimulatedAgents {
   /** Every HTTP request sent, retries included. */
@@ -101,7 +121,10 @@ export class SimulatedAgents {
     readonly baseUrl: string,
     /** Makes Idempotency-Keys unique to this run. */
     readonly tag: string,
-    readonly options: { stepDeadlineMs: number; requestTimeoutMs: number } = { stepDeadlineMs: 240_000, requestTimeoutMs: 30_000 },
+    readonly options: { stepDeadlineMs: number; requestTimeoutMs: number } = {
+      stepDeadlineMs: 240_000,
+      requestTimeoutMs: 30_000,
+    },
   ) {}
 
   private count(label: string): void {
@@ -109,13 +132,20 @@ export class SimulatedAgents {
   }
 
   /** One logical call: retried with the same key and body until an answer that is not "try again". */
-  async send(method: 'GET' | 'POST', path: string, key: string, body?: unknown, idempotencyKey?: string, deadlineMs = this.options.stepDeadlineMs): Promise<Answer> {
+  async send(
+    method: 'GET' | 'POST',
+    path: string,
+    key: string,
+    body?: unknown,
+    idempotencyKey?: string,
+    deadlineMs = this.options.stepDeadlineMs,
+  ): Promise<Answer> {
     const deadline = Date.now() + deadlineMs;
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    let lastProblem = '';
+    let lastProblem: string;
     for (let attempt = 0; ; attempt++) {
       this.attempts++;
       if (attempt > 0) this.retries++;
@@ -143,7 +173,13 @@ export class SimulatedAgents {
         lastProblem = String((err as Error)?.cause ?? err);
       }
       if (Date.now() > deadline) {
-        return { status: -1, body: { error: { code: 'client_deadline', message: `gave up after ${attempt + 1} attempts: ${lastProblem}` } }, attempts: attempt + 1 };
+        return {
+          status: -1,
+          body: {
+            error: { code: 'client_deadline', message: `gave up after ${attempt + 1} attempts: ${lastProblem}` },
+          },
+          attempts: attempt + 1,
+        };
       }
       await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
     }
@@ -175,9 +211,17 @@ export class SimulatedAgents {
           return false;
         }
       }
-      const answer = await this.act(plan.story.id, step.action, step.party, step.body, `${this.tag}:${plan.story.number}:${step.action}`);
+      const answer = await this.act(
+        plan.story.id,
+        step.action,
+        step.party,
+        step.body,
+        `${this.tag}:${plan.story.number}:${step.action}`,
+      );
       if (answer.status !== 200) {
-        this.failures.push(`story ${plan.story.number} ${step.action}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
+        this.failures.push(
+          `story ${plan.story.number} ${step.action}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`,
+        );
         done.resolve(false);
         return false;
       }
@@ -192,7 +236,7 @@ export class SimulatedAgents {
     let next = 0;
     const lane = async () => {
       while (next < plans.length) {
-        const plan = plans[next++]!;
+        const plan = plans[next++];
         await this.drive(plan);
       }
     };
@@ -212,7 +256,7 @@ export class SimulatedAgents {
 
   private wake(): void {
     for (let i = this.waiters.length - 1; i >= 0; i--) {
-      const w = this.waiters[i]!;
+      const w = this.waiters[i];
       if (this.transitions >= w.n || this.finished) {
         this.waiters.splice(i, 1);
         w.resolve();
@@ -240,18 +284,24 @@ export class SimulatedAgents {
  */
 export function plansFor(stories: StoryInfo[], agents: Party[], verifier: Party, backlog?: Backlog): Plan[] {
   if (agents.length < 2) throw new Error('two agents at least: an implementer and a reviewer');
-  const dependsOn = new Map((backlog?.epics ?? []).flatMap((e) => e.stories.map((s) => [s.number, s.depends_on ?? []] as const)));
+  const dependsOn = new Map(
+    (backlog?.epics ?? []).flatMap((e) => e.stories.map((s) => [s.number, s.depends_on ?? []] as const)),
+  );
   return stories.map((story, i) => ({
     story,
-    implementer: agents[i % agents.length]!,
-    reviewer: agents[(i + 1) % agents.length]!,
+    implementer: agents[i % agents.length],
+    reviewer: agents[(i + 1) % agents.length],
     verifier,
     dependsOn: dependsOn.get(story.number) ?? [],
   }));
 }
 
 export interface Backlog {
-  epics: { number: number; title: string; stories: { number: string; title: string; acceptance_criteria: string[]; depends_on?: string[] }[] }[];
+  epics: {
+    number: number;
+    title: string;
+    stories: { number: string; title: string; acceptance_criteria: string[]; depends_on?: string[] }[];
+  }[];
 }
 
 /**
@@ -267,7 +317,7 @@ export function backlogOf(count: number, options: { dependEvery?: number; perEpi
     const e = Math.floor(i / perEpic) + 1;
     const k = (i % perEpic) + 1;
     if (!epics[e - 1]) epics.push({ number: e, title: `Epic ${e}`, stories: [] });
-    epics[e - 1]!.stories.push({
+    epics[e - 1].stories.push({
       number: `${e}.${k}`,
       title: `Story ${e}.${k}`,
       acceptance_criteria: Array.from({ length: (i % 4) + 1 }, (_, c) => `criterion ${c + 1}`),
@@ -345,7 +395,9 @@ export function disagreement(row: ProjectionRow | undefined, view: StoryView): s
     ['iteration', Number(row.iteration), s.iteration],
     ['version/seq', Number(row.version), view.seq],
   ];
-  return pairs.filter(([, a, b]) => a !== b).map(([k, a, b]) => `${k}: projection ${JSON.stringify(a)} vs workflow ${JSON.stringify(b)}`);
+  return pairs
+    .filter(([, a, b]) => a !== b)
+    .map(([k, a, b]) => `${k}: projection ${JSON.stringify(a)} vs workflow ${JSON.stringify(b)}`);
 }
 
 /**
@@ -397,7 +449,9 @@ export interface Ledger {
  */
 export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: string, backlog?: Backlog): Promise<Ledger> {
   const idOf = new Map(stories.map((s) => [s.number, s.id]));
-  const dependsOn = new Map((backlog?.epics ?? []).flatMap((e) => e.stories.map((s) => [s.number, s.depends_on ?? []] as const)));
+  const dependsOn = new Map(
+    (backlog?.epics ?? []).flatMap((e) => e.stories.map((s) => [s.number, s.depends_on ?? []] as const)),
+  );
   const ids = stories.map((s) => s.id);
   const [projection, audit] = await Promise.all([projectionRows(h, ids), auditRows(h, ids)]);
   const views = await inBatches(stories, 16, async (s) => [s.id, await workflowView(h, s.workflow_id)] as const);
@@ -417,8 +471,8 @@ export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: strin
       } else if (matching.length > 1) {
         duplicated += matching.length - 1;
         problems.push(`${where}: ${matching.length} accepted audit rows for ${action}`);
-      } else if (Number(matching[0]!.seq) !== i + 1) {
-        problems.push(`${where}: ${action} has seq ${matching[0]!.seq}, expected ${i + 1}`);
+      } else if (Number(matching[0].seq) !== i + 1) {
+        problems.push(`${where}: ${action} has seq ${matching[0].seq}, expected ${i + 1}`);
       }
     });
     const extra = rows.filter((r) => !(LIFECYCLE as readonly string[]).includes(r.action));
@@ -438,7 +492,8 @@ export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: strin
     }
     for (const d of disagreement(row, view)) problems.push(`${where}: ${d}`);
     for (const dep of dependsOn.get(story.number) ?? []) {
-      if (view.state.dependencies[idOf.get(dep)!]?.verified !== true) problems.push(`${where}: its workflow does not know that ${dep} is verified`);
+      if (view.state.dependencies[idOf.get(dep)!]?.verified !== true)
+        problems.push(`${where}: its workflow does not know that ${dep} is verified`);
     }
   }
   const chain = await h.api.get('/api/v1/audit/verify', chainKey);
@@ -451,8 +506,12 @@ export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: strin
     rows_lost: lost,
     rows_duplicated: duplicated,
     rejected_rows: audit.length - accepted.length,
-    verified_in_projection: [...projection.values()].filter((r) => r.agent_status === 'reported_done' && r.verified_status === 'verified').length,
-    verified_in_workflow: views.filter(([, v]) => v.state.verifiedStatus === 'verified' && v.state.agentStatus === 'reported_done').length,
+    verified_in_projection: [...projection.values()].filter(
+      (r) => r.agent_status === 'reported_done' && r.verified_status === 'verified',
+    ).length,
+    verified_in_workflow: views.filter(
+      ([, v]) => v.state.verifiedStatus === 'verified' && v.state.agentStatus === 'reported_done',
+    ).length,
     audit_chain_ok: chainOk,
     problems,
   };
@@ -460,7 +519,9 @@ export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: strin
 
 /** Prints a test's figures as one block the run's output keeps. */
 export function report(title: string, figures: Record<string, unknown>): void {
-  const lines = Object.entries(figures).map(([k, v]) => `  ${k.padEnd(34)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  const lines = Object.entries(figures).map(
+    ([k, v]) => `  ${k.padEnd(34)} ${typeof v === 'object' ? JSON.stringify(v) : String(v as string)}`,
+  );
   console.log(`\n=== ${title}\n${lines.join('\n')}\n`);
 }
 
@@ -483,7 +544,9 @@ export async function settleAndAssert(
   const histories = await historyFigures(h, stories);
   report(title, {
     stories: ledger.stories,
-    stories_waiting_on_a_dependency: (backlog?.epics ?? []).flatMap((e) => e.stories).filter((s) => s.depends_on?.length).length,
+    stories_waiting_on_a_dependency: (backlog?.epics ?? [])
+      .flatMap((e) => e.stories)
+      .filter((s) => s.depends_on?.length).length,
     transitions_expected: ledger.transitions_expected,
     ...figures,
     ...agents.figures(),
@@ -498,9 +561,12 @@ export async function settleAndAssert(
     unexpected_exits: h.unexpectedExitSummaries(),
   });
   if (ledger.problems.length > 0 || agents.failures.length > 0) {
-    console.log(`--- problems (first 30)\n${[...agents.failures, ...ledger.problems].slice(0, 30).join('\n')}\n${h.logsTail()}`);
+    console.log(
+      `--- problems (first 30)\n${[...agents.failures, ...ledger.problems].slice(0, 30).join('\n')}\n${h.logsTail()}`,
+    );
   }
-  if (h.unexpectedExits().length > 0) console.log(`--- processes that died unasked\n${h.unexpectedExits().join('\n\n')}`);
+  if (h.unexpectedExits().length > 0)
+    console.log(`--- processes that died unasked\n${h.unexpectedExits().join('\n\n')}`);
   expect(agents.failures, agents.failures.slice(0, 10).join('\n')).toEqual([]);
   expect(ledger.problems.slice(0, 20)).toEqual([]);
   expect(ledger.rows_lost).toBe(0);

@@ -139,17 +139,23 @@ export class ServiceProcess {
           }
         }
       };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
       child.once('exit', (code, signal) => {
-        this.log.write(`----- ${this.name} pid ${child.pid} exited (code ${code}, signal ${signal}) at ${new Date().toISOString()}\n`);
+        this.log.write(
+          `----- ${this.name} pid ${child.pid} exited (code ${code}, signal ${signal}) at ${new Date().toISOString()}\n`,
+        );
         if (!done) {
           done = true;
           clearTimeout(timer);
-          reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before it was ready:\n${this.lastLines()}`));
+          reject(
+            new Error(`${this.name} exited (code ${code}, signal ${signal}) before it was ready:\n${this.lastLines()}`),
+          );
         }
         if (this.child === child && !this.expectingExit) {
-          this.unexpectedExits.push(`${this.name} pid ${child.pid} exited by itself (code ${code}, signal ${signal}); last lines:\n${this.lastLines()}`);
+          this.unexpectedExits.push(
+            `${this.name} pid ${child.pid} exited by itself (code ${code}, signal ${signal}); last lines:\n${this.lastLines()}`,
+          );
           if (this.autoRestart && !this.stopped) {
             this.restarting = sleep(1000)
               .then(() => (this.running || this.stopped ? undefined : this.start()))
@@ -216,7 +222,10 @@ export class TemporalServer {
     const started = Date.now();
     this.starts++;
     this.expectingExit = false;
-    const server = await startDevServer({ executable: this.executable, port: this.port, dbFilename: this.dbFilename, logFile: this.logFile }, 90_000);
+    const server = await startDevServer(
+      { executable: this.executable, port: this.port, dbFilename: this.dbFilename, logFile: this.logFile },
+      90_000,
+    );
     this.server = server;
     server.process.once('exit', (code, signal) => {
       if (this.server === server && !this.expectingExit) {
@@ -286,7 +295,7 @@ export async function waitForDatabaseMoment(h: Harness, moment: DatabaseMoment, 
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const { rows } = await h.pool.query<{ n: number }>(sql, [database, application]);
-    if (rows[0]!.n > 0) return true;
+    if (rows[0].n > 0) return true;
   }
   return false;
 }
@@ -323,8 +332,14 @@ export class Harness {
   static async start(options: HarnessOptions): Promise<Harness> {
     const dir = mkdtempSync(join(tmpdir(), `custody-fault-${options.name}-`));
     const executable = await locateTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH || undefined });
-    if (!executable) throw new Error('no Temporal CLI: install Go so the dev server can be built, or set TEMPORAL_CLI_PATH');
-    const temporal = new TemporalServer(executable, await freePort(), join(dir, 'temporal.sqlite'), join(dir, 'temporal.log'));
+    if (!executable)
+      throw new Error('no Temporal CLI: install Go so the dev server can be built, or set TEMPORAL_CLI_PATH');
+    const temporal = new TemporalServer(
+      executable,
+      await freePort(),
+      join(dir, 'temporal.sqlite'),
+      join(dir, 'temporal.log'),
+    );
     const [, db] = await Promise.all([temporal.start(), createTestDatabase()]);
 
     let serviceDatabaseUrl = db.url;
@@ -379,7 +394,19 @@ export class Harness {
     const pool = createPool(db.url, 5);
     const connection = await Connection.connect({ address: temporal.address });
     const client = new Client({ connection, namespace: 'default' });
-    return new Harness(dir, temporal, db.url, db.drop, proxy, worker, gateway, `http://127.0.0.1:${gatewayPort}`, pool, client, taskQueue);
+    return new Harness(
+      dir,
+      temporal,
+      db.url,
+      () => db.drop(),
+      proxy,
+      worker,
+      gateway,
+      `http://127.0.0.1:${gatewayPort}`,
+      pool,
+      client,
+      taskQueue,
+    );
   }
 
   /** Every exit that no test asked for, of any process of the stack. */
@@ -392,7 +419,7 @@ export class Harness {
     return this.unexpectedExits().map((text) => {
       const lines = text.split('\n');
       const error = lines.find((l) => /^\w*Error\b|Error:/.test(l.trim()));
-      return `${lines[0]!.replace(/; last lines:$/, '')}${error ? `: ${error.trim()}` : ''}`;
+      return `${lines[0].replace(/; last lines:$/, '')}${error ? `: ${error.trim()}` : ''}`;
     });
   }
 
@@ -405,7 +432,14 @@ export class Harness {
         return '';
       }
     })();
-    return [`--- worker (${this.worker.logPath})`, this.worker.lastLines(lines), `--- gateway (${this.gateway.logPath})`, this.gateway.lastLines(lines), '--- temporal', temporalLog].join('\n');
+    return [
+      `--- worker (${this.worker.logPath})`,
+      this.worker.lastLines(lines),
+      `--- gateway (${this.gateway.logPath})`,
+      this.gateway.lastLines(lines),
+      '--- temporal',
+      temporalLog,
+    ].join('\n');
   }
 
   async stop(): Promise<void> {

@@ -12,10 +12,17 @@ const BIN = fileURLToPath(new URL('../../bin/custody.js', import.meta.url));
 let stack: Stack;
 let team: Team;
 
-function custody(args: string[], key?: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function custody(
+  args: string[],
+  key?: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--url', stack.baseUrl, ...(key ? ['--key', key] : []), ...args], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [BIN, '--url', stack.baseUrl, ...(key ? ['--key', key] : []), ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -39,41 +46,78 @@ describe('the custody CLI', () => {
   it('imports, lists ready stories as JSON, drives a story, shows history and a progress bar', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'custody-cli-'));
     const file = join(dir, 'backlog.json');
-    writeFileSync(file, JSON.stringify({ epics: [{ number: 1, title: 'Site', stories: [{ number: '1.1', title: 'Home', acceptance_criteria: ['a', 'b'] }, { number: '1.2', title: 'About', acceptance_criteria: ['a'] }] }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        epics: [
+          {
+            number: 1,
+            title: 'Site',
+            stories: [
+              { number: '1.1', title: 'Home', acceptance_criteria: ['a', 'b'] },
+              { number: '1.2', title: 'About', acceptance_criteria: ['a'] },
+            ],
+          },
+        ],
+      }),
+    );
     const imported = await custody(['import', team.projectId, file], team.orchestrator.key);
     expect(imported.stdout.trim()).toBe('2 stories (2 new)');
-    const ready = await custody(['--json', 'stories', '--ready', '--project', team.projectId], team.agents[0]!.key);
+    const ready = await custody(['--json', 'stories', '--ready', '--project', team.projectId], team.agents[0].key);
     const stories = JSON.parse(ready.stdout) as { id: string; number: string }[];
     expect(stories.map((s) => s.number).sort()).toEqual(['1.1', '1.2']);
     const home = stories.find((s) => s.number === '1.1')!.id;
     const [impl, rev] = team.agents;
     for (const [args, key] of [
-      [['contract', home, '--title', 'Home', '--ac-count', '2'], impl!.key],
-      [['claim', home], impl!.key],
-      [['start', home], impl!.key],
-      [['request-review', home], impl!.key],
-      [['report', home], rev!.key],
-      [['review-complete', home, '--type', 'standard', '--findings', '1', '--fixes', '1', '--disproved', '0', '--summary', 'ok'], rev!.key],
+      [['contract', home, '--title', 'Home', '--ac-count', '2'], impl.key],
+      [['claim', home], impl.key],
+      [['start', home], impl.key],
+      [['request-review', home], impl.key],
+      [['report', home], rev.key],
+      [
+        [
+          'review-complete',
+          home,
+          '--type',
+          'standard',
+          '--findings',
+          '1',
+          '--fixes',
+          '1',
+          '--disproved',
+          '0',
+          '--summary',
+          'ok',
+        ],
+        rev.key,
+      ],
       [['verify', home, '--summary', 'done'], team.orchestrator.key],
     ] as const) {
       const r = await custody([...args], key);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
     }
-    const story = await custody(['story', home], impl!.key);
+    const story = await custody(['story', home], impl.key);
     expect(story.stdout).toContain('verify');
     expect(story.stdout.split('\n').filter((l) => l.includes('accepted'))).toHaveLength(7);
-    const progress = await custody(['progress', team.projectId], impl!.key);
+    const progress = await custody(['progress', team.projectId], impl.key);
     expect(progress.stdout).toContain('[##########..........]    1/2 verified');
   });
 
   it('prints one line with the code for a refused action, and exits 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'custody-cli-'));
     const file = join(dir, 'one.json');
-    writeFileSync(file, JSON.stringify({ epics: [{ number: 2, title: 'E', stories: [{ number: '2.1', title: 'X', acceptance_criteria: [] }] }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        epics: [{ number: 2, title: 'E', stories: [{ number: '2.1', title: 'X', acceptance_criteria: [] }] }],
+      }),
+    );
     await custody(['import', team.projectId, file], team.orchestrator.key);
-    const list = JSON.parse((await custody(['--json', 'stories', '--project', team.projectId], team.agents[0]!.key)).stdout) as { id: string; number: string }[];
+    const list = JSON.parse(
+      (await custody(['--json', 'stories', '--project', team.projectId], team.agents[0].key)).stdout,
+    ) as { id: string; number: string }[];
     const id = list.find((s) => s.number === '2.1')!.id;
-    const r = await custody(['start', id], team.agents[0]!.key);
+    const r = await custody(['start', id], team.agents[0].key);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^error invalid_transition: /);
@@ -86,7 +130,9 @@ describe('the custody CLI', () => {
     expect(help.stdout + help.stderr).not.toContain(key);
     const hostile = '\u001b]52;c;cHduZWQ=\u0007Title\u001b[2J\u009b31m';
     const imported = await stack.api.post(`/api/v1/projects/${team.projectId}/import`, key, {
-      epics: [{ number: 7, title: 'Escapes', stories: [{ number: '7.1', title: hostile, acceptance_criteria: ['a'] }] }],
+      epics: [
+        { number: 7, title: 'Escapes', stories: [{ number: '7.1', title: hostile, acceptance_criteria: ['a'] }] },
+      ],
     });
     expect(imported.status).toBe(201);
     const listed = await custody(['stories'], undefined, { CUSTODY_API_KEY: key });

@@ -22,7 +22,12 @@ const caller = { tenantId: randomUUID(), agentId: randomUUID(), role: 'admin' };
  * An app whose POST /thing answers, in turn, each status of `script` (then 200), with `payload`.
  * A status given as a promise holds the request until it settles.
  */
-async function app(sealKey: Buffer, script: (number | Promise<number>)[], payload: Record<string, unknown> = {}, staleAfterMs = 60_000) {
+async function app(
+  sealKey: Buffer,
+  script: (number | Promise<number>)[],
+  payload: Record<string, unknown> = {},
+  staleAfterMs = 60_000,
+) {
   const ran: unknown[] = [];
   const a = express();
   a.use(express.json());
@@ -42,8 +47,16 @@ async function app(sealKey: Buffer, script: (number | Promise<number>)[], payloa
   await new Promise((r) => server.once('listening', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/thing`;
   const post = async (key: string, body: unknown) => {
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
-    return { status: r.status, replayed: r.headers.get('idempotent-replayed') === 'true', body: (await r.json()) as any };
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: r.status,
+      replayed: r.headers.get('idempotent-replayed') === 'true',
+      body: (await r.json()) as any,
+    };
   };
   return { post, ran };
 }

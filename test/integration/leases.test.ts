@@ -13,7 +13,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 beforeAll(async () => {
   stack = await startStack();
   team = await createTeam(stack.api, 3, 'leases');
-  const project = await stack.api.post('/api/v1/projects', team.admin.key, { name: 'Clocks', slug: 'clocks', lease_ttl_seconds: TTL_SECONDS, stall_after_seconds: TTL_SECONDS });
+  const project = await stack.api.post('/api/v1/projects', team.admin.key, {
+    name: 'Clocks',
+    slug: 'clocks',
+    lease_ttl_seconds: TTL_SECONDS,
+    stall_after_seconds: TTL_SECONDS,
+  });
   expect(project.status).toBe(201);
   projectId = project.body.data.id;
 });
@@ -23,10 +28,14 @@ let n = 0;
 async function claimedStory(agentKey: string) {
   const number = `9.${++n}`;
   const r = await stack.api.post(`/api/v1/projects/${projectId}/import`, team.orchestrator.key, {
-    epics: [{ number: 9, title: 'Clocks', stories: [{ number, title: `Clock ${number}`, acceptance_criteria: ['a'] }] }],
+    epics: [
+      { number: 9, title: 'Clocks', stories: [{ number, title: `Clock ${number}`, acceptance_criteria: ['a'] }] },
+    ],
   });
   const story = r.body.data.stories[0];
-  expect((await stack.api.act(story.id, 'contract', agentKey, { story_title: story.title, ac_count: 1 })).status).toBe(200);
+  expect((await stack.api.act(story.id, 'contract', agentKey, { story_title: story.title, ac_count: 1 })).status).toBe(
+    200,
+  );
   expect((await stack.api.act(story.id, 'claim', agentKey)).status).toBe(200);
   return story;
 }
@@ -46,42 +55,51 @@ const storyRow = async (id: string) => (await stack.pool.query('SELECT * FROM st
 describe('claim leases', () => {
   it('returns a claim with no heartbeat to contracted, records lease-expired, and lets another agent claim', async () => {
     const [holder, other] = team.agents;
-    const story = await claimedStory(holder!.key);
+    const story = await claimedStory(holder.key);
     const expired = await until('the lease to expire', async () => {
       const row = await storyRow(story.id);
       return row.agent_status === 'contracted' ? row : undefined;
     });
     expect(expired.assigned_agent_id).toBeNull();
-    const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder!.key)).body.data;
-    expect(history.at(-1)).toMatchObject({ action: 'lease-expired', outcome: 'accepted', actor: { agent_id: null, role: 'system' }, payload: { previous_assignee: holder!.id } });
-    expect((await stack.api.act(story.id, 'start', holder!.key)).body.error.code).toBe('invalid_transition');
-    expect((await stack.api.act(story.id, 'claim', other!.key)).status).toBe(200);
+    const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder.key)).body.data;
+    expect(history.at(-1)).toMatchObject({
+      action: 'lease-expired',
+      outcome: 'accepted',
+      actor: { agent_id: null, role: 'system' },
+      payload: { previous_assignee: holder.id },
+    });
+    expect((await stack.api.act(story.id, 'start', holder.key)).body.error.code).toBe('invalid_transition');
+    expect((await stack.api.act(story.id, 'claim', other.key)).status).toBe(200);
   });
 
   it('keeps a claim alive while its assignee heartbeats; only the assignee may', async () => {
     const [holder, other] = team.agents;
-    const story = await claimedStory(holder!.key);
-    expect((await stack.api.act(story.id, 'start', holder!.key)).status).toBe(200);
+    const story = await claimedStory(holder.key);
+    expect((await stack.api.act(story.id, 'start', holder.key)).status).toBe(200);
     for (let i = 0; i < 5; i++) {
       await sleep(700);
-      const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder!.key);
+      const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
       expect(beat.status, JSON.stringify(beat.body)).toBe(200);
       expect(Date.parse(beat.body.data.lease_expires_at)).toBeGreaterThan(Date.now());
     }
     // 3.5 s have passed, longer than the 2 s lease: still held.
     expect((await storyRow(story.id)).agent_status).toBe('implementing');
-    const stranger = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, other!.key);
+    const stranger = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, other.key);
     expect(stranger.body.error.code).toBe('not_assigned_agent');
-    await until('the lease to expire once heartbeats stop', async () => ((await storyRow(story.id)).agent_status === 'contracted' ? true : undefined));
+    await until('the lease to expire once heartbeats stop', async () =>
+      (await storyRow(story.id)).agent_status === 'contracted' ? true : undefined,
+    );
   });
 
   it('holds across a worker restart: the timer fires while no worker runs, and is acted on when one is back', async () => {
-    const story = await claimedStory(team.agents[2]!.key);
+    const story = await claimedStory(team.agents[2].key);
     await stack.stopWorker();
     await sleep(TTL_SECONDS * 1000 + 1000);
     expect((await storyRow(story.id)).agent_status).toBe('assigned');
     await stack.startWorker();
-    await until('the lease to expire after the restart', async () => ((await storyRow(story.id)).agent_status === 'contracted' ? true : undefined));
+    await until('the lease to expire after the restart', async () =>
+      (await storyRow(story.id)).agent_status === 'contracted' ? true : undefined,
+    );
     const view = await stack.client.workflow.getHandle(story.workflow_id).query(storyQuery);
     expect(view.state.assignedAgentId).toBeNull();
   });
@@ -89,7 +107,7 @@ describe('claim leases', () => {
 
 describe('a request that arrives after the lease ran out', () => {
   it('is judged as after the expiry, even when its task also carries the unhandled timer', async () => {
-    const holder = team.agents[1]!;
+    const holder = team.agents[1];
     const story = await claimedStory(holder.key);
     await stack.stopWorker();
     await sleep(TTL_SECONDS * 1000 + 1000);
@@ -98,14 +116,16 @@ describe('a request that arrives after the lease ran out', () => {
     const lateBeat = stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
     // Another agent's claim in the same window is refused too: the story is not free until the
     // expiry is applied.
-    const lateClaim = stack.api.act(story.id, 'claim', team.agents[2]!.key);
+    const lateClaim = stack.api.act(story.id, 'claim', team.agents[2].key);
     await sleep(500);
     await stack.startWorker();
     const [started, beat, claimed] = await Promise.all([late, lateBeat, lateClaim]);
     expect(started.status, JSON.stringify(started.body)).toBe(409);
     expect(beat.status, JSON.stringify(beat.body)).toBe(409);
     expect(claimed.status, JSON.stringify(claimed.body)).toBe(409);
-    await until('the lease to expire', async () => ((await storyRow(story.id)).agent_status === 'contracted' ? true : undefined));
+    await until('the lease to expire', async () =>
+      (await storyRow(story.id)).agent_status === 'contracted' ? true : undefined,
+    );
     const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder.key)).body.data;
     expect(history.filter((e: any) => e.action === 'start' && e.outcome === 'accepted')).toHaveLength(0);
     expect(history.filter((e: any) => e.action === 'lease-expired')).toHaveLength(1);
@@ -115,23 +135,29 @@ describe('a request that arrives after the lease ran out', () => {
 describe('stalled stories', () => {
   it('fires once when review waits too long, sets the Stalled search attribute, and clears on progress', async () => {
     const [implementer, reviewer] = team.agents;
-    const story = await claimedStory(implementer!.key);
-    expect((await stack.api.act(story.id, 'start', implementer!.key)).status).toBe(200);
-    expect((await stack.api.act(story.id, 'request-review', implementer!.key)).status).toBe(200);
+    const story = await claimedStory(implementer.key);
+    expect((await stack.api.act(story.id, 'start', implementer.key)).status).toBe(200);
+    expect((await stack.api.act(story.id, 'request-review', implementer.key)).status).toBe(200);
     await until('the story to stall', async () => ((await storyRow(story.id)).stalled ? true : undefined));
     const listed = await stack.api.get(`/api/v1/stories?project_id=${projectId}&stalled=true`, team.orchestrator.key);
     expect(listed.body.data.map((s: any) => s.id)).toEqual([story.id]);
     let found: string[] = [];
     await until('the Stalled search attribute', async () => {
       found = [];
-      for await (const wf of stack.client.workflow.list({ query: `Stalled="true" AND TenantId="${team.tenantId}" AND ExecutionStatus="Running"` })) found.push(wf.workflowId);
+      for await (const wf of stack.client.workflow.list({
+        query: `Stalled="true" AND TenantId="${team.tenantId}" AND ExecutionStatus="Running"`,
+      }))
+        found.push(wf.workflowId);
       return found.length > 0 ? true : undefined;
     });
     expect(found).toEqual([story.workflow_id]);
     await sleep(TTL_SECONDS * 1000 + 500);
-    const { rows } = await stack.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE story_id = $1 AND action = 'stalled'`, [story.id]);
+    const { rows } = await stack.pool.query(
+      `SELECT count(*)::int AS n FROM audit_events WHERE story_id = $1 AND action = 'stalled'`,
+      [story.id],
+    );
     expect(rows[0].n).toBe(1);
-    expect((await stack.api.act(story.id, 'report', reviewer!.key)).status).toBe(200);
+    expect((await stack.api.act(story.id, 'report', reviewer.key)).status).toBe(200);
     expect((await storyRow(story.id)).stalled).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 /** The story lifecycle through the real gateway, workflow, Temporal server and PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../support/stack.js';
-import { createTeam, driveToVerified, importBacklog, oneStoryBacklog, type Team } from '../support/api.js';
+import { createTeam, driveToVerified, type Team } from '../support/api.js';
 
 let stack: Stack;
 let team: Team;
@@ -15,7 +15,13 @@ afterAll(async () => stack?.stop());
 async function freshStory(title = 'Landing page'): Promise<any> {
   const n = `${Math.floor(Math.random() * 1e6)}`;
   const r = await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, {
-    epics: [{ number: 1, title: 'Site', stories: [{ number: `1.${n}`, title, acceptance_criteria: ['renders', 'links work', 'is fast'] }] }],
+    epics: [
+      {
+        number: 1,
+        title: 'Site',
+        stories: [{ number: `1.${n}`, title, acceptance_criteria: ['renders', 'links work', 'is fast'] }],
+      },
+    ],
   });
   expect(r.status).toBe(201);
   return r.body.data.stories[0];
@@ -38,26 +44,33 @@ describe('a full lifecycle by three distinct agents', () => {
   it('ends verified, with each step once in the history and the audit table, by the right actor', async () => {
     const story = await freshStory();
     const [implementer, reviewer] = team.agents;
-    const replies = await driveToVerified(stack.api, story, { implementer: implementer!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+    const replies = await driveToVerified(stack.api, story, {
+      implementer: implementer.key,
+      reviewer: reviewer.key,
+      verifier: team.orchestrator.key,
+    });
     const last = replies.at(-1)!.body.data;
     expect(last).toMatchObject({
       agent_status: 'reported_done',
       verified_status: 'verified',
-      assigned_agent_id: implementer!.id,
-      reported_by_agent_id: reviewer!.id,
-      reviewer_agent_id: reviewer!.id,
+      assigned_agent_id: implementer.id,
+      reported_by_agent_id: reviewer.id,
+      reviewer_agent_id: reviewer.id,
       verified_by_agent_id: team.orchestrator.id,
       iteration: 1,
     });
-    expect(await projection(story.id)).toMatchObject({ verified_status: 'verified', verified_by_agent_id: team.orchestrator.id });
+    expect(await projection(story.id)).toMatchObject({
+      verified_status: 'verified',
+      verified_by_agent_id: team.orchestrator.id,
+    });
 
     const expected = [
-      ['contract', implementer!.id, 'pending', 'contracted'],
-      ['claim', implementer!.id, 'contracted', 'assigned'],
-      ['start', implementer!.id, 'assigned', 'implementing'],
-      ['request-review', implementer!.id, 'implementing', 'review_requested'],
-      ['report', reviewer!.id, 'review_requested', 'reported_done'],
-      ['review-complete', reviewer!.id, 'reported_done', 'reported_done'],
+      ['contract', implementer.id, 'pending', 'contracted'],
+      ['claim', implementer.id, 'contracted', 'assigned'],
+      ['start', implementer.id, 'assigned', 'implementing'],
+      ['request-review', implementer.id, 'implementing', 'review_requested'],
+      ['report', reviewer.id, 'review_requested', 'reported_done'],
+      ['review-complete', reviewer.id, 'reported_done', 'reported_done'],
       ['verify', team.orchestrator.id, 'reported_done', 'reported_done'],
     ];
     const rows = await auditRows(story.id);
@@ -69,9 +82,11 @@ describe('a full lifecycle by three distinct agents', () => {
     expect(metrics).toMatch(/custody_transitions_total\{action="verify",outcome="accepted"\} [1-9]/);
     expect(metrics).toMatch(/custody_transition_duration_seconds_count\{action="claim"\} [1-9]/);
 
-    const history = await stack.api.get(`/api/v1/stories/${story.id}/history`, team.agents[5]!.key);
+    const history = await stack.api.get(`/api/v1/stories/${story.id}/history`, team.agents[5].key);
     expect(history.status).toBe(200);
-    expect(history.body.data.map((h: any) => [h.action, h.actor.agent_id, h.from.agent_status, h.to.agent_status])).toEqual(expected);
+    expect(
+      history.body.data.map((h: any) => [h.action, h.actor.agent_id, h.from.agent_status, h.to.agent_status]),
+    ).toEqual(expected);
   });
 });
 
@@ -84,13 +99,19 @@ describe('custody gates', () => {
       const r = await stack.api.act(story.id, action, key, body);
       expect(r.status, `${action}: ${JSON.stringify(r.body)}`).toBe(200);
     };
-    await ok('contract', implementer!.key, { story_title: story.title, ac_count: 3 });
-    await ok('claim', implementer!.key);
-    await ok('start', implementer!.key);
-    await ok('request-review', implementer!.key);
-    await ok('report', reviewer!.key);
+    await ok('contract', implementer.key, { story_title: story.title, ac_count: 3 });
+    await ok('claim', implementer.key);
+    await ok('start', implementer.key);
+    await ok('request-review', implementer.key);
+    await ok('report', reviewer.key);
     if (reviewed) {
-      await ok('review-complete', reviewer!.key, { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'clean' });
+      await ok('review-complete', reviewer.key, {
+        review_type: 'standard',
+        findings_count: 0,
+        fixes_count: 0,
+        disproved_count: 0,
+        summary: 'clean',
+      });
     }
     return story;
   }
@@ -110,7 +131,7 @@ describe('custody gates', () => {
 
   it('blocks the implementer from reporting its own story', async () => {
     const story = await freshStory();
-    const implementer = team.agents[0]!;
+    const implementer = team.agents[0];
     for (const [action, body] of [
       ['contract', { story_title: story.title, ac_count: 3 }],
       ['claim', {}],
@@ -125,25 +146,36 @@ describe('custody gates', () => {
   it('blocks the implementer from reviewing and verifying, and the reviewer from verifying', async () => {
     const story = await reportedStory(false);
     const review = { review_type: 'standard', findings_count: 1, fixes_count: 1, disproved_count: 0, summary: 'fine' };
-    await expectRejected(story, 'review-complete', team.agents[0]!.key, review, 409, 'self_review_blocked');
-    await expectRejected(story, 'review-complete', team.agents[1]!.key, { ...review, findings_count: 3, fixes_count: 1, disproved_count: 1 }, 422, 'findings_math_mismatch');
+    await expectRejected(story, 'review-complete', team.agents[0].key, review, 409, 'self_review_blocked');
+    await expectRejected(
+      story,
+      'review-complete',
+      team.agents[1].key,
+      { ...review, findings_count: 3, fixes_count: 1, disproved_count: 1 },
+      422,
+      'findings_math_mismatch',
+    );
     await expectRejected(story, 'verify', team.orchestrator.key, { summary: 'too early' }, 422, 'review_required');
-    expect((await stack.api.act(story.id, 'review-complete', team.agents[1]!.key, review)).status).toBe(200);
-    await expectRejected(story, 'verify', team.agents[0]!.key, {}, 403, 'forbidden');
+    expect((await stack.api.act(story.id, 'review-complete', team.agents[1].key, review)).status).toBe(200);
+    await expectRejected(story, 'verify', team.agents[0].key, {}, 403, 'forbidden');
   });
 
   it('blocks a verifier that reviewed, and an orchestrator that implemented', async () => {
     const story = await freshStory();
     const orch = team.orchestrator;
     // The orchestrator contracts, then a reviewer-orchestrator flow: an agent implements.
-    const implementer = team.agents[2]!;
+    const implementer = team.agents[2];
     for (const [action, key, body] of [
       ['contract', orch.key, { story_title: story.title, ac_count: 3 }],
       ['claim', implementer.key, {}],
       ['start', implementer.key, {}],
       ['request-review', implementer.key, {}],
-      ['report', team.agents[3]!.key, {}],
-      ['review-complete', orch.key, { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' }],
+      ['report', team.agents[3].key, {}],
+      [
+        'review-complete',
+        orch.key,
+        { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' },
+      ],
     ] as const) {
       const r = await stack.api.act(story.id, action, key, body);
       expect(r.status, `${action} ${JSON.stringify(r.body)}`).toBe(200);
@@ -153,20 +185,41 @@ describe('custody gates', () => {
 
   it('rejects a contract that does not match the story', async () => {
     const story = await freshStory('Checkout flow');
-    const r = await expectRejected(story, 'contract', team.agents[0]!.key, { story_title: 'Checkout', ac_count: 3 }, 422, 'contract_mismatch');
-    expect(r.body.error.context).toEqual({ expected: { story_title: 'Checkout flow', ac_count: 3 }, provided: { story_title: 'Checkout', ac_count: 3 } });
-    await expectRejected(story, 'contract', team.agents[0]!.key, { story_title: 'Checkout flow', ac_count: 2 }, 422, 'contract_mismatch');
+    const r = await expectRejected(
+      story,
+      'contract',
+      team.agents[0].key,
+      { story_title: 'Checkout', ac_count: 3 },
+      422,
+      'contract_mismatch',
+    );
+    expect(r.body.error.context).toEqual({
+      expected: { story_title: 'Checkout flow', ac_count: 3 },
+      provided: { story_title: 'Checkout', ac_count: 3 },
+    });
+    await expectRejected(
+      story,
+      'contract',
+      team.agents[0].key,
+      { story_title: 'Checkout flow', ac_count: 2 },
+      422,
+      'contract_mismatch',
+    );
   });
 
   it('answers every wrong-state action with invalid_transition and its context', async () => {
     const story = await freshStory();
-    const agent = team.agents[0]!;
+    const agent = team.agents[0];
     const cases: [string, string, unknown][] = [
       ['claim', agent.key, {}],
       ['start', agent.key, {}],
       ['request-review', agent.key, {}],
-      ['report', team.agents[1]!.key, {}],
-      ['review-complete', team.agents[1]!.key, { review_type: 'x', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 's' }],
+      ['report', team.agents[1].key, {}],
+      [
+        'review-complete',
+        team.agents[1].key,
+        { review_type: 'x', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 's' },
+      ],
       ['verify', team.orchestrator.key, {}],
       ['reject', team.orchestrator.key, { reason: 'no' }],
       ['unclaim', agent.key, {}],
@@ -174,28 +227,37 @@ describe('custody gates', () => {
     ];
     for (const [action, key, body] of cases) {
       const r = await expectRejected(story, action, key, body, 409, 'invalid_transition');
-      expect(r.body.error.context).toEqual({ current_agent_status: 'pending', current_verified_status: 'unverified', attempted_action: action });
+      expect(r.body.error.context).toEqual({
+        current_agent_status: 'pending',
+        current_verified_status: 'unverified',
+        attempted_action: action,
+      });
     }
   });
 
   it('lets only the assignee start the story', async () => {
     const story = await freshStory();
-    expect((await stack.api.act(story.id, 'contract', team.agents[0]!.key, { story_title: story.title, ac_count: 3 })).status).toBe(200);
-    expect((await stack.api.act(story.id, 'claim', team.agents[0]!.key)).status).toBe(200);
-    await expectRejected(story, 'start', team.agents[1]!.key, {}, 403, 'not_assigned_agent');
+    expect(
+      (await stack.api.act(story.id, 'contract', team.agents[0].key, { story_title: story.title, ac_count: 3 })).status,
+    ).toBe(200);
+    expect((await stack.api.act(story.id, 'claim', team.agents[0].key)).status).toBe(200);
+    await expectRejected(story, 'start', team.agents[1].key, {}, 403, 'not_assigned_agent');
   });
 });
 
 describe('races and retries', () => {
   it('lets exactly one of 20 concurrent claims win', async () => {
     const story = await freshStory();
-    expect((await stack.api.act(story.id, 'contract', team.orchestrator.key, { story_title: story.title, ac_count: 3 })).status).toBe(200);
+    expect(
+      (await stack.api.act(story.id, 'contract', team.orchestrator.key, { story_title: story.title, ac_count: 3 }))
+        .status,
+    ).toBe(200);
     const claimers = team.agents.slice(0, 20);
     const replies = await Promise.all(claimers.map((a) => stack.api.act(story.id, 'claim', a.key)));
     const statuses = replies.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     expect(statuses.filter((s) => s === 409)).toHaveLength(19);
-    const winner = claimers[replies.findIndex((r) => r.status === 200)]!;
+    const winner = claimers[replies.findIndex((r) => r.status === 200)];
     const row = await projection(story.id);
     expect(row.assigned_agent_id).toBe(winner.id);
     expect(row.implementer_agent_ids).toEqual([winner.id]);
@@ -207,13 +269,13 @@ describe('races and retries', () => {
     const story = await freshStory();
     const headers = { 'Idempotency-Key': `contract-${story.id}` };
     const body = { story_title: story.title, ac_count: 3 };
-    const first = await stack.api.act(story.id, 'contract', team.agents[0]!.key, body, headers);
-    const second = await stack.api.act(story.id, 'contract', team.agents[0]!.key, body, headers);
+    const first = await stack.api.act(story.id, 'contract', team.agents[0].key, body, headers);
+    const second = await stack.api.act(story.id, 'contract', team.agents[0].key, body, headers);
     expect(first.status).toBe(200);
     expect(second.status).toBe(200);
     expect(second.body).toEqual(first.body);
     expect((await auditRows(story.id)).filter((r) => r.action === 'contract')).toHaveLength(1);
-    const reused = await stack.api.act(story.id, 'contract', team.agents[0]!.key, { ...body, ac_count: 2 }, headers);
+    const reused = await stack.api.act(story.id, 'contract', team.agents[0].key, { ...body, ac_count: 2 }, headers);
     expect(reused.status).toBe(422);
     expect(reused.body.error.code).toBe('idempotency_key_reused');
   });
@@ -221,7 +283,7 @@ describe('races and retries', () => {
   it('runs one of two concurrent requests with one Idempotency-Key; the other is told to retry, then gets the same answer', async () => {
     // Rotation is the sharpest case: run twice, the key the client kept would be revoked by the
     // second. The admin rotates the agent's key, so the caller's own key stays valid for the replay.
-    const agent = team.agents[21]!;
+    const agent = team.agents[21];
     const admin = team.admin.key;
     const headers = { 'Idempotency-Key': `rotate-${agent.keyId}` };
     const path = `/api/v1/api_keys/${agent.keyId}/rotate`;
@@ -234,16 +296,19 @@ describe('races and retries', () => {
         expect(other.headers.get('retry-after')).toBe('1');
       } else {
         expect(other.status).toBe(200);
-        expect(other.body).toEqual(ran[0]!.body);
+        expect(other.body).toEqual(ran[0].body);
       }
     }
     const replay = await stack.api.post(path, admin, {}, headers);
     expect(replay.status).toBe(200);
-    expect(replay.body).toEqual(ran[0]!.body);
-    const newKey = ran[0]!.body.data.api_key.key as string;
+    expect(replay.body).toEqual(ran[0].body);
+    const newKey = ran[0].body.data.api_key.key as string;
     expect((await stack.api.get('/api/v1/tenants/me', newKey)).status).toBe(200);
     // The stored answer is sealed: the database holds no raw key, even for replays.
-    const stored = await stack.pool.query(`SELECT count(*)::int AS n FROM idempotency_keys WHERE strpos(response::text, $1) > 0`, [newKey]);
+    const stored = await stack.pool.query(
+      `SELECT count(*)::int AS n FROM idempotency_keys WHERE strpos(response::text, $1) > 0`,
+      [newKey],
+    );
     expect(stored.rows[0].n).toBe(0);
     const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM api_keys WHERE agent_id = $1', [agent.id]);
     expect(rows[0].n).toBe(2);
@@ -254,31 +319,54 @@ describe('rework', () => {
   it('reject → rework → second review → verify ends at iteration 2; the first implementer still cannot verify', async () => {
     const story = await freshStory();
     const [first, reviewer, second, reviewer2] = team.agents;
-    await driveToVerified(stack.api, story, { implementer: first!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+    await driveToVerified(stack.api, story, {
+      implementer: first.key,
+      reviewer: reviewer.key,
+      verifier: team.orchestrator.key,
+    });
     const rejected = await stack.api.act(story.id, 'reject', team.orchestrator.key, { reason: 'regression found' });
     expect(rejected.status).toBe(200);
-    expect(rejected.body.data).toMatchObject({ agent_status: 'pending', verified_status: 'rejected', iteration: 2, assigned_agent_id: null });
+    expect(rejected.body.data).toMatchObject({
+      agent_status: 'pending',
+      verified_status: 'rejected',
+      iteration: 2,
+      assigned_agent_id: null,
+    });
     const again = await stack.api.act(story.id, 'reject', team.orchestrator.key, { reason: 'twice' });
     expect(again.body.error?.code).toBe('invalid_transition');
 
     for (const [action, key, body] of [
-      ['contract', second!.key, { story_title: story.title, ac_count: 3 }],
-      ['claim', second!.key, {}],
-      ['start', second!.key, {}],
-      ['request-review', second!.key, {}],
-      ['report', reviewer2!.key, {}],
-      ['review-complete', reviewer2!.key, { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' }],
+      ['contract', second.key, { story_title: story.title, ac_count: 3 }],
+      ['claim', second.key, {}],
+      ['start', second.key, {}],
+      ['request-review', second.key, {}],
+      ['report', reviewer2.key, {}],
+      [
+        'review-complete',
+        reviewer2.key,
+        { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' },
+      ],
     ] as const) {
       const r = await stack.api.act(story.id, action, key, body);
       expect(r.status, `${action} ${JSON.stringify(r.body)}`).toBe(200);
     }
     // The first iteration's implementer is an implementer of the story still, for every gate.
-    const selfReview = await stack.api.act(story.id, 'review-complete', first!.key, { review_type: 'x', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 's' });
+    const selfReview = await stack.api.act(story.id, 'review-complete', first.key, {
+      review_type: 'x',
+      findings_count: 0,
+      fixes_count: 0,
+      disproved_count: 0,
+      summary: 's',
+    });
     expect(selfReview.body.error?.code).toBe('self_review_blocked');
-    const selfVerify = await stack.api.act(story.id, 'verify', first!.key, { summary: 'mine' });
+    const selfVerify = await stack.api.act(story.id, 'verify', first.key, { summary: 'mine' });
     expect(selfVerify.body.error?.code).toBe('forbidden');
     const verified = await stack.api.act(story.id, 'verify', team.orchestrator.key, { summary: 'good now' });
     expect(verified.status).toBe(200);
-    expect(verified.body.data).toMatchObject({ verified_status: 'verified', iteration: 2, assigned_agent_id: second!.id });
+    expect(verified.body.data).toMatchObject({
+      verified_status: 'verified',
+      iteration: 2,
+      assigned_agent_id: second.id,
+    });
   });
 });

@@ -38,7 +38,9 @@ describe('migrations', () => {
       const client = new pg.Client({ connectionString: db.url });
       await client.connect();
       const { rows } = await client.query(`SELECT count(*)::int AS n FROM pgmigrations`);
-      const tables = await client.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('stories', 'audit_events', 'api_keys')`);
+      const tables = await client.query(
+        `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('stories', 'audit_events', 'api_keys')`,
+      );
       await client.end();
       expect(rows[0].n).toBe(MIGRATION_COUNT);
       expect(tables.rows[0].n).toBe(3);

@@ -18,7 +18,13 @@ const backlog = {
     stories: [1, 2, 3, 4].map((n) => ({
       number: `${epic}.${n}`,
       title: `Story ${epic}.${n}`,
-      acceptance_criteria: n % 2 ? ['works'] : [{ id: 'AC1', description: 'works' }, { id: 'AC2', description: 'fast' }],
+      acceptance_criteria:
+        n % 2
+          ? ['works']
+          : [
+              { id: 'AC1', description: 'works' },
+              { id: 'AC2', description: 'fast' },
+            ],
       depends_on: epic === 2 ? [`1.${n}`] : epic === 3 && n === 1 ? ['2.1', '2.2', '2.3', '2.4'] : [],
     })),
   })),
@@ -27,12 +33,16 @@ const backlog = {
 async function lifecycle(team: Team, story: any) {
   const [implementer, reviewer] = team.agents;
   const steps: [string, string, unknown][] = [
-    ['contract', implementer!.key, { story_title: story.title, ac_count: story.acceptance_criteria.length }],
-    ['claim', implementer!.key, {}],
-    ['start', implementer!.key, {}],
-    ['request-review', implementer!.key, {}],
-    ['report', reviewer!.key, {}],
-    ['review-complete', reviewer!.key, { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' }],
+    ['contract', implementer.key, { story_title: story.title, ac_count: story.acceptance_criteria.length }],
+    ['claim', implementer.key, {}],
+    ['start', implementer.key, {}],
+    ['request-review', implementer.key, {}],
+    ['report', reviewer.key, {}],
+    [
+      'review-complete',
+      reviewer.key,
+      { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' },
+    ],
     ['verify', team.orchestrator.key, { summary: 'done' }],
   ];
   for (const [action, key, body] of steps) {
@@ -47,15 +57,19 @@ describe('a backlog from signup to progress', () => {
     const stories = await importBacklog(stack.api, team, backlog);
     expect(stories.size).toBe(12);
     const api = stack.api;
-    const key = team.agents[0]!.key;
+    const key = team.agents[0].key;
 
     const one = await api.get('/api/v1/stories/ready?limit=1', key);
     expect(one.status).toBe(200);
     expect(one.body.data).toHaveLength(1);
     const readyNumbers = async () =>
-      ((await api.get(`/api/v1/stories/ready?project_id=${team.projectId}&limit=100`, key)).body.data as any[]).map((s) => s.number).sort();
+      ((await api.get(`/api/v1/stories/ready?project_id=${team.projectId}&limit=100`, key)).body.data as any[])
+        .map((s) => s.number)
+        .sort();
     expect(await readyNumbers()).toEqual(['1.1', '1.2', '1.3', '1.4', '3.2', '3.3', '3.4']);
-    const blocked = (await api.get(`/api/v1/stories/blocked?project_id=${team.projectId}`, key)).body.data.map((s: any) => s.number).sort();
+    const blocked = (await api.get(`/api/v1/stories/blocked?project_id=${team.projectId}`, key)).body.data
+      .map((s: any) => s.number)
+      .sort();
     expect(blocked).toEqual(['2.1', '2.2', '2.3', '2.4', '3.1']);
 
     // 2.1 becomes ready exactly when 1.1 is verified; 3.1 only after the last of 2.x.
@@ -81,7 +95,10 @@ describe('a backlog from signup to progress', () => {
     expect(story.body.data.next_actions).toEqual(['contract']);
     const list = await api.get(`/api/v1/stories?project_id=${team.projectId}&verified_status=verified&limit=5`, key);
     expect(list.body.data).toHaveLength(5);
-    const rest = await api.get(`/api/v1/stories?project_id=${team.projectId}&verified_status=verified&limit=5&cursor=${list.body.meta.next_cursor}`, key);
+    const rest = await api.get(
+      `/api/v1/stories?project_id=${team.projectId}&verified_status=verified&limit=5&cursor=${list.body.meta.next_cursor}`,
+      key,
+    );
     expect(rest.body.data).toHaveLength(3);
     expect(new Set([...list.body.data, ...rest.body.data].map((s: any) => s.id)).size).toBe(8);
     const audit = await api.get(`/api/v1/audit?project_id=${team.projectId}&limit=500`, team.orchestrator.key);
@@ -94,7 +111,9 @@ describe('a backlog from signup to progress', () => {
     const again = await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, backlog);
     expect(again.status).toBe(201);
     expect(again.body.data).toMatchObject({ stories_count: 12, created_count: 0 });
-    const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM stories WHERE project_id = $1', [team.projectId]);
+    const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM stories WHERE project_id = $1', [
+      team.projectId,
+    ]);
     expect(rows[0].n).toBe(12);
     const ids = new Set<string>();
     for await (const wf of stack.client.workflow.list({ query: `TenantId="${team.tenantId}"` })) ids.add(wf.workflowId);
@@ -103,40 +122,67 @@ describe('a backlog from signup to progress', () => {
 
   it('holds a story to a dependency added by a later import of the same backlog', async () => {
     const team = await createTeam(stack.api, 3, 'late-dependency');
-    const plain = { epics: [{ number: 8, title: 'E', stories: [
-      { number: '8.1', title: 'first', acceptance_criteria: ['a'] },
-      { number: '8.2', title: 'second', acceptance_criteria: ['a'] },
-    ] }] };
+    const plain = {
+      epics: [
+        {
+          number: 8,
+          title: 'E',
+          stories: [
+            { number: '8.1', title: 'first', acceptance_criteria: ['a'] },
+            { number: '8.2', title: 'second', acceptance_criteria: ['a'] },
+          ],
+        },
+      ],
+    };
     const stories = await importBacklog(stack.api, team, plain);
     const withEdge = structuredClone(plain) as any;
     withEdge.epics[0].stories[1].depends_on = ['8.1'];
-    expect((await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, withEdge)).status).toBe(201);
+    expect(
+      (await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, withEdge)).status,
+    ).toBe(201);
 
     const [first, second] = [stories.get('8.1'), stories.get('8.2')];
     const [implementer, reviewer] = team.agents;
-    expect((await stack.api.act(second.id, 'contract', implementer!.key, { story_title: 'second', ac_count: 1 })).status).toBe(200);
-    const claim = await stack.api.act(second.id, 'claim', implementer!.key);
+    expect(
+      (await stack.api.act(second.id, 'contract', implementer.key, { story_title: 'second', ac_count: 1 })).status,
+    ).toBe(200);
+    const claim = await stack.api.act(second.id, 'claim', implementer.key);
     expect(claim.status).toBe(409);
     expect(claim.body.error.code).toBe('dependencies_not_met');
-    await driveToVerified(stack.api, first, { implementer: team.agents[2]!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+    await driveToVerified(stack.api, first, {
+      implementer: team.agents[2].key,
+      reviewer: reviewer.key,
+      verifier: team.orchestrator.key,
+    });
     // The news of the verification reaches the dependent through an activity: moments, not at once.
-    let claimed = await stack.api.act(second.id, 'claim', implementer!.key);
+    let claimed = await stack.api.act(second.id, 'claim', implementer.key);
     for (let i = 0; i < 100 && claimed.status === 409; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      claimed = await stack.api.act(second.id, 'claim', implementer!.key);
+      claimed = await stack.api.act(second.id, 'claim', implementer.key);
     }
     expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
   });
 
   it('tells the caller to retry when a new dependency cannot reach the story (its workflow is not running)', async () => {
     const team = await createTeam(stack.api, 1, 'no-workflow');
-    const stories = await importBacklog(stack.api, team, { epics: [{ number: 1, title: 'E', stories: [
-      { number: '1.1', title: 'a', acceptance_criteria: [] },
-      { number: '1.2', title: 'b', acceptance_criteria: [] },
-    ] }] });
+    const stories = await importBacklog(stack.api, team, {
+      epics: [
+        {
+          number: 1,
+          title: 'E',
+          stories: [
+            { number: '1.1', title: 'a', acceptance_criteria: [] },
+            { number: '1.2', title: 'b', acceptance_criteria: [] },
+          ],
+        },
+      ],
+    });
     const dependent = stories.get('1.2');
     await stack.client.workflow.getHandle(dependent.workflow_id).terminate('test: a story whose workflow is gone');
-    const r = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, { story_id: dependent.id, depends_on_story_id: stories.get('1.1').id });
+    const r = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, {
+      story_id: dependent.id,
+      depends_on_story_id: stories.get('1.1').id,
+    });
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe('unavailable');
     expect(r.headers.get('retry-after')).toBe('2');
@@ -144,18 +190,34 @@ describe('a backlog from signup to progress', () => {
 
   it('refuses a cyclic backlog and an unknown dependency, writing nothing', async () => {
     const team = await createTeam(stack.api, 1, 'cyclic');
-    const cyclic = { epics: [{ number: 1, title: 'E', stories: [
-      { number: '1.1', title: 'a', acceptance_criteria: [], depends_on: ['1.2'] },
-      { number: '1.2', title: 'b', acceptance_criteria: [], depends_on: ['1.1'] },
-    ] }] };
+    const cyclic = {
+      epics: [
+        {
+          number: 1,
+          title: 'E',
+          stories: [
+            { number: '1.1', title: 'a', acceptance_criteria: [], depends_on: ['1.2'] },
+            { number: '1.2', title: 'b', acceptance_criteria: [], depends_on: ['1.1'] },
+          ],
+        },
+      ],
+    };
     const r = await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, cyclic);
     expect(r.status).toBe(422);
     expect(r.body.error.code).toBe('dependency_cycle');
     const unknown = await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, {
-      epics: [{ number: 1, title: 'E', stories: [{ number: '1.1', title: 'a', acceptance_criteria: [], depends_on: ['9.9'] }] }],
+      epics: [
+        {
+          number: 1,
+          title: 'E',
+          stories: [{ number: '1.1', title: 'a', acceptance_criteria: [], depends_on: ['9.9'] }],
+        },
+      ],
     });
     expect(unknown.status).toBe(400);
-    const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM stories WHERE project_id = $1', [team.projectId]);
+    const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM stories WHERE project_id = $1', [
+      team.projectId,
+    ]);
     expect(rows[0].n).toBe(0);
   });
 });
@@ -166,7 +228,7 @@ async function documentedRoutes(): Promise<{ method: string; path: string; param
   const routes = [];
   for (const [path, ops] of Object.entries<any>(doc.paths)) {
     for (const method of Object.keys(ops)) {
-      routes.push({ method: method.toUpperCase(), path, params: [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!) });
+      routes.push({ method: method.toUpperCase(), path, params: [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]) });
     }
   }
   return routes;
@@ -181,22 +243,39 @@ describe('tenant isolation', () => {
     const epicId = story.epic_id;
     const ids: Record<string, string> = { id: story.id, project_id: a.projectId, epic_id: epicId };
     const before = await stack.pool.query('SELECT * FROM stories WHERE tenant_id = $1 ORDER BY id', [a.tenantId]);
-    const auditBefore = await stack.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1`, [a.tenantId]);
+    const auditBefore = await stack.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1`, [
+      a.tenantId,
+    ]);
     let walked = 0;
     for (const route of await documentedRoutes()) {
       if (!route.path.startsWith('/api/v1') || route.path === '/api/v1/tenants') continue;
       // Which kind of resource the id stands for, by the route's first segment.
       const segment = route.path.split('/')[3];
       const idFor = (param: string) =>
-        param !== 'id' ? ids[param]! : segment === 'projects' ? a.projectId : segment === 'agents' ? a.agents[0]!.id : segment === 'api_keys' ? a.agents[0]!.keyId : story.id;
+        param !== 'id'
+          ? ids[param]
+          : segment === 'projects'
+            ? a.projectId
+            : segment === 'agents'
+              ? a.agents[0].id
+              : segment === 'api_keys'
+                ? a.agents[0].keyId
+                : story.id;
       const path = route.path.replace(/\{(\w+)\}/g, (_, p: string) => idFor(p));
-      for (const key of [b.admin.key, b.orchestrator.key, b.agents[0]!.key]) {
-        const body = route.method === 'POST' ? (path.endsWith('story_dependencies') ? { story_id: story.id, depends_on_story_id: stories.get('1.2').id } : {}) : undefined;
+      for (const key of [b.admin.key, b.orchestrator.key, b.agents[0].key]) {
+        const body =
+          route.method === 'POST'
+            ? path.endsWith('story_dependencies')
+              ? { story_id: story.id, depends_on_story_id: stories.get('1.2').id }
+              : {}
+            : undefined;
         const r = await stack.api.call(route.method, path, { key, body });
         walked++;
         if (route.params.length > 0 || path.endsWith('story_dependencies')) {
           // 403 only where the role is refused before any lookup (the answer names no resource).
-          expect([404, 403], `${route.method} ${route.path}: ${r.status} ${JSON.stringify(r.body)}`).toContain(r.status);
+          expect([404, 403], `${route.method} ${route.path}: ${r.status} ${JSON.stringify(r.body)}`).toContain(
+            r.status,
+          );
           if (r.status === 404) expect(r.body.error.code).toBe('not_found');
         } else if (r.status === 200) {
           expect(JSON.stringify(r.body), `${route.method} ${route.path} leaks tenant A`).not.toContain(a.tenantId);
@@ -207,9 +286,11 @@ describe('tenant isolation', () => {
     expect(walked).toBeGreaterThan(60);
     const after = await stack.pool.query('SELECT * FROM stories WHERE tenant_id = $1 ORDER BY id', [a.tenantId]);
     expect(after.rows).toEqual(before.rows);
-    const auditAfter = await stack.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1`, [a.tenantId]);
+    const auditAfter = await stack.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1`, [
+      a.tenantId,
+    ]);
     expect(auditAfter.rows[0].n).toBe(auditBefore.rows[0].n);
-    const keyStill = await stack.api.get('/api/v1/tenants/me', a.agents[0]!.key);
+    const keyStill = await stack.api.get('/api/v1/tenants/me', a.agents[0].key);
     expect(keyStill.status).toBe(200);
   });
 });
@@ -217,9 +298,11 @@ describe('tenant isolation', () => {
 describe('keys', () => {
   it('gives 401 on every route to a revoked or rotated-away key, and stores no raw key', async () => {
     const team = await createTeam(stack.api, 2, 'keys');
-    const revoked = team.agents[0]!;
-    const rotated = team.agents[1]!;
-    expect((await stack.api.call('DELETE', `/api/v1/api_keys/${revoked.keyId}`, { key: team.admin.key })).status).toBe(200);
+    const revoked = team.agents[0];
+    const rotated = team.agents[1];
+    expect((await stack.api.call('DELETE', `/api/v1/api_keys/${revoked.keyId}`, { key: team.admin.key })).status).toBe(
+      200,
+    );
     const rotation = await stack.api.post(`/api/v1/api_keys/${rotated.keyId}/rotate`, rotated.key);
     expect(rotation.status).toBe(200);
     const fresh = rotation.body.data.api_key.key as string;
@@ -227,10 +310,14 @@ describe('keys', () => {
     expect((await stack.api.get('/api/v1/tenants/me', fresh)).status).toBe(200);
     let walked = 0;
     for (const route of await documentedRoutes()) {
-      if (!route.path.startsWith('/api/v1') || route.path === '/api/v1/tenants' || route.path === '/api/v1/openapi') continue;
+      if (!route.path.startsWith('/api/v1') || route.path === '/api/v1/tenants' || route.path === '/api/v1/openapi')
+        continue;
       const path = route.path.replace(/\{(\w+)\}/g, '00000000-0000-4000-8000-000000000000');
       for (const key of [revoked.key, rotated.key, 'cust_not-a-real-key', '']) {
-        const r = await stack.api.call(route.method, path, { key: key || undefined, body: route.method === 'POST' ? {} : undefined });
+        const r = await stack.api.call(route.method, path, {
+          key: key || undefined,
+          body: route.method === 'POST' ? {} : undefined,
+        });
         expect(r.status, `${route.method} ${route.path}`).toBe(401);
         expect(r.body.error.code).toBe('unauthorized');
         walked++;
@@ -238,11 +325,16 @@ describe('keys', () => {
     }
     expect(walked).toBeGreaterThan(100);
     // No table holds a raw key, in any column.
-    const { rows: tables } = await stack.pool.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`);
+    const { rows: tables } = await stack.pool.query(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`,
+    );
     for (const { table_name } of tables) {
       const { rows } = await stack.pool.query(`SELECT t::text AS row FROM "${table_name}" t`);
       for (const key of [team.admin.key, revoked.key, rotated.key, fresh, team.orchestrator.key]) {
-        expect(rows.some((r) => r.row.includes(key.slice(5))), `${table_name} holds a raw key`).toBe(false);
+        expect(
+          rows.some((r) => r.row.includes(key.slice(5))),
+          `${table_name} holds a raw key`,
+        ).toBe(false);
       }
     }
   });
@@ -254,7 +346,8 @@ describe('OpenAPI', () => {
     const walk = (stack: any[], prefix: string) => {
       for (const layer of stack) {
         if (layer.route) {
-          for (const method of Object.keys(layer.route.methods)) found.push(`${method.toUpperCase()} ${prefix}${layer.route.path}`);
+          for (const method of Object.keys(layer.route.methods))
+            found.push(`${method.toUpperCase()} ${prefix}${layer.route.path}`);
         } else if (layer.handle?.stack) {
           walk(layer.handle.stack, layer.handle === apiRouter ? '/api/v1' : prefix);
         }
@@ -270,7 +363,12 @@ describe('OpenAPI', () => {
   it('documents every route of the router, and nothing else', async () => {
     const { createApp } = await import('../../src/gateway/app.js');
     const { parseConfig } = await import('../../src/config.js');
-    const app = createApp({ config: parseConfig({}), pool: stack.pool, client: stack.client, commands: stack.commands });
+    const app = createApp({
+      config: parseConfig({}),
+      pool: stack.pool,
+      client: stack.client,
+      commands: stack.commands,
+    });
     const documented = (await documentedRoutes()).map((r) => `${r.method} ${r.path}`).sort();
     expect(routerRoutes(app)).toEqual(documented);
     expect(documented.length).toBeGreaterThan(30);
@@ -297,15 +395,20 @@ describe('rate limiting', () => {
     const { parseConfig } = await import('../../src/config.js');
     const { Api } = await import('../support/api.js');
     const team = await createTeam(stack.api, 1, 'limited');
-    const app = createApp({ config: parseConfig({ RATE_LIMIT_PER_MINUTE: '5' }), pool: stack.pool, client: stack.client, commands: stack.commands });
+    const app = createApp({
+      config: parseConfig({ RATE_LIMIT_PER_MINUTE: '5' }),
+      pool: stack.pool,
+      client: stack.client,
+      commands: stack.commands,
+    });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {
       const api = new Api(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
       const statuses = [];
-      for (let i = 0; i < 7; i++) statuses.push((await api.get('/api/v1/tenants/me', team.agents[0]!.key)).status);
+      for (let i = 0; i < 7; i++) statuses.push((await api.get('/api/v1/tenants/me', team.agents[0].key)).status);
       expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
-      const limited = await api.get('/api/v1/tenants/me', team.agents[0]!.key);
+      const limited = await api.get('/api/v1/tenants/me', team.agents[0].key);
       expect(limited.body.error.code).toBe('rate_limited');
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
       // Another key has its own budget.
@@ -321,7 +424,12 @@ describe('signup', () => {
     const { createApp } = await import('../../src/gateway/app.js');
     const { parseConfig } = await import('../../src/config.js');
     const { Api } = await import('../support/api.js');
-    const app = createApp({ config: parseConfig({ SIGNUP_ENABLED: 'false' }), pool: stack.pool, client: stack.client, commands: stack.commands });
+    const app = createApp({
+      config: parseConfig({ SIGNUP_ENABLED: 'false' }),
+      pool: stack.pool,
+      client: stack.client,
+      commands: stack.commands,
+    });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {

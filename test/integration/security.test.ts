@@ -30,7 +30,13 @@ afterAll(async () => stack?.stop());
 async function freshStory(): Promise<any> {
   const n = `${Math.floor(Math.random() * 1e6)}`;
   const stories = await importBacklog(stack.api, team, {
-    epics: [{ number: 1, title: 'Site', stories: [{ number: `1.${n}`, title: 'Checkout', acceptance_criteria: ['pays', 'refunds'] }] }],
+    epics: [
+      {
+        number: 1,
+        title: 'Site',
+        stories: [{ number: `1.${n}`, title: 'Checkout', acceptance_criteria: ['pays', 'refunds'] }],
+      },
+    ],
   });
   return [...stories.values()][0];
 }
@@ -49,7 +55,10 @@ async function toReviewRequested(story: any, implementer: { key: string }): Prom
 }
 
 async function storyRow(id: string) {
-  const { rows } = await stack.pool.query('SELECT agent_status, verified_status, version, reported_by_agent_id, reviewer_agent_id FROM stories WHERE id = $1', [id]);
+  const { rows } = await stack.pool.query(
+    'SELECT agent_status, verified_status, version, reported_by_agent_id, reviewer_agent_id FROM stories WHERE id = $1',
+    [id],
+  );
   return rows[0];
 }
 
@@ -65,15 +74,21 @@ describe('identity comes from the key only', () => {
   it('ignores identity in headers: the implementer still cannot report, review or verify its own story', async () => {
     const story = await freshStory();
     const [implementer, reviewer] = team.agents;
-    await toReviewRequested(story, implementer!);
+    await toReviewRequested(story, implementer);
     const before = await storyRow(story.id);
 
-    const report = await stack.api.act(story.id, 'report', implementer!.key, {}, SPOOFING_HEADERS(reviewer!));
+    const report = await stack.api.act(story.id, 'report', implementer.key, {}, SPOOFING_HEADERS(reviewer));
     expect(report.status).toBe(409);
     expect(report.body.error.code).toBe('self_report_blocked');
 
     // Claiming to be the orchestrator in a header does not make an agent one.
-    const verify = await stack.api.act(story.id, 'verify', implementer!.key, { summary: 'mine' }, SPOOFING_HEADERS(team.orchestrator));
+    const verify = await stack.api.act(
+      story.id,
+      'verify',
+      implementer.key,
+      { summary: 'mine' },
+      SPOOFING_HEADERS(team.orchestrator),
+    );
     expect(verify.status).toBe(403);
     expect(verify.body.error.code).toBe('forbidden');
     expect(await storyRow(story.id)).toEqual(before);
@@ -82,15 +97,22 @@ describe('identity comes from the key only', () => {
   it('refuses identity in the body as an unknown field, and changes nothing', async () => {
     const story = await freshStory();
     const [implementer, reviewer] = team.agents;
-    await toReviewRequested(story, implementer!);
+    await toReviewRequested(story, implementer);
     const before = await storyRow(story.id);
     for (const field of ['agent_id', 'reviewer_agent_id', 'reported_by_agent_id', 'actor', 'role', 'tenant_id']) {
-      const r = await stack.api.act(story.id, 'report', implementer!.key, { [field]: field === 'role' ? 'orchestrator' : reviewer!.id });
+      const r = await stack.api.act(story.id, 'report', implementer.key, {
+        [field]: field === 'role' ? 'orchestrator' : reviewer.id,
+      });
       expect(r.status, field).toBe(400);
       expect(r.body.error.code, field).toBe('invalid_body');
     }
-    const review = await stack.api.act(story.id, 'review-complete', implementer!.key, {
-      review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'fine', reviewer_agent_id: reviewer!.id,
+    const review = await stack.api.act(story.id, 'review-complete', implementer.key, {
+      review_type: 'standard',
+      findings_count: 0,
+      fixes_count: 0,
+      disproved_count: 0,
+      summary: 'fine',
+      reviewer_agent_id: reviewer.id,
     });
     expect(review.status).toBe(400);
     expect(await storyRow(story.id)).toEqual(before);
@@ -101,11 +123,14 @@ describe('identity comes from the key only', () => {
 
   it('treats a rotated key as the same agent: a second key does not make a second reviewer', async () => {
     const story = await freshStory();
-    const implementer = team.agents[2]!;
+    const implementer = team.agents[2];
     await toReviewRequested(story, implementer);
 
     // An agent cannot register another agent for itself...
-    const register = await stack.api.post('/api/v1/agents/register', implementer.key, { name: 'my-reviewer', role: 'agent' });
+    const register = await stack.api.post('/api/v1/agents/register', implementer.key, {
+      name: 'my-reviewer',
+      role: 'agent',
+    });
     expect(register.status).toBe(403);
     // ...but it may rotate its own key: the new key is the same agent.
     const rotated = await stack.api.post(`/api/v1/api_keys/${implementer.keyId}/rotate`, implementer.key);
@@ -125,7 +150,7 @@ describe('identity comes from the key only', () => {
   });
 
   it('does not let a role be raised through the body of signup, registration or rotation', async () => {
-    const agent = team.agents[0]!;
+    const agent = team.agents[0];
     const asAdmin = await stack.api.post('/api/v1/agents/register', agent.key, { name: 'x', role: 'admin' });
     expect(asAdmin.status).toBe(403);
     const roleField = await stack.api.post(`/api/v1/api_keys/${agent.keyId}/rotate`, agent.key, { role: 'admin' });
@@ -185,7 +210,10 @@ describe("webhooks cannot reach into the service's own network", () => {
           if (delivery?.status !== 'failed') await new Promise((r) => setTimeout(r, 100));
         }
         expect(delivery.status, url).toBe('failed');
-        expect(delivery.attempts.map((a: any) => a.error), url).toEqual(['address_not_allowed']);
+        expect(
+          delivery.attempts.map((a: any) => a.error),
+          url,
+        ).toEqual(['address_not_allowed']);
       }
       expect(calls).toBe(0);
     } finally {
@@ -198,7 +226,7 @@ describe('text the database cannot store', () => {
   it('refuses a NUL or a lone surrogate in any body with a 400, and the story goes on', async () => {
     const story = await freshStory();
     const [implementer, reviewer] = team.agents;
-    await toReviewRequested(story, implementer!);
+    await toReviewRequested(story, implementer);
     const before = await storyRow(story.id);
     const json = { 'content-type': 'application/json' };
     for (const raw of [
@@ -207,13 +235,21 @@ describe('text the database cannot store', () => {
       '{"artifact":{"k\\u0000":"v"}}',
       '{"artifact":{"k":"\\udc00 after"}}',
     ]) {
-      const r = await stack.api.call('POST', `/api/v1/stories/${story.id}/report`, { key: reviewer!.key, raw, headers: json });
+      const r = await stack.api.call('POST', `/api/v1/stories/${story.id}/report`, {
+        key: reviewer.key,
+        raw,
+        headers: json,
+      });
       expect(r.status, raw).toBe(400);
       expect(r.body.error.code, raw).toBe('invalid_body');
     }
     expect(await storyRow(story.id)).toEqual(before);
     // A well-formed pair of surrogates (an emoji) is ordinary text.
-    const ok = await stack.api.call('POST', `/api/v1/stories/${story.id}/report`, { key: reviewer!.key, raw: '{"artifact":"done \\ud83d\\ude80"}', headers: json });
+    const ok = await stack.api.call('POST', `/api/v1/stories/${story.id}/report`, {
+      key: reviewer.key,
+      raw: '{"artifact":"done \\ud83d\\ude80"}',
+      headers: json,
+    });
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
     expect((await storyRow(story.id)).agent_status).toBe('reported_done');
 
@@ -247,23 +283,55 @@ describe('disclosure', () => {
   it('answers errors with no stack trace, SQL, file path or raw key', async () => {
     const story = await freshStory();
     const key = team.orchestrator.key;
-    const probes: [string, string, { key?: string; body?: unknown; raw?: string; headers?: Record<string, string> }][] = [
-      ['GET', `/api/v1/stories/not-a-uuid`, { key }],
-      ['GET', `/api/v1/stories/${story.id}'; DROP TABLE stories;--`, { key }],
-      ['GET', `/api/v1/stories?limit=-1&cursor=%00%ff`, { key }],
-      ['GET', `/api/v1/stories?cursor=${encodeURIComponent("' OR 1=1 --")}`, { key }],
-      ['POST', `/api/v1/stories/${story.id}/contract`, { key, raw: '{"story_title": "x", ', headers: { 'content-type': 'application/json' } }],
-      ['POST', `/api/v1/stories/${story.id}/contract`, { key, body: { story_title: 'x'.repeat(300_000), ac_count: 1 } }],
-      ['POST', `/api/v1/stories/${story.id}/contract`, { key, body: { story_title: 'x', ac_count: 1e308 } }],
-      ['POST', `/api/v1/projects/${team.projectId}/import`, { key, body: { epics: [{ number: -1, title: null, stories: 'x' }] } }],
-      ['POST', `/api/v1/projects/${team.projectId}/import`, { key, body: { epics: [{ number: 1, title: 'a', stories: [{ number: "1.1'--", title: 't', acceptance_criteria: [], depends_on: ['9.9'] }] }] } }],
-      ['POST', '/api/v1/story_dependencies', { key, body: { story_id: story.id, depends_on_story_id: story.id } }],
-      ['POST', '/api/v1/agents/register', { key: team.admin.key, body: { name: 'root', role: 'superuser' } }],
-      ['GET', '/api/v1/stories', { key: `${key}x` }],
-      ['GET', '/api/v1/stories', { headers: { authorization: `Bearer ${key.slice(0, -2)}` } }],
-      ['POST', `/api/v1/stories/${story.id}/claim`, { key, body: {}, headers: { 'idempotency-key': 'k'.repeat(129) } }],
-      ['DELETE', `/api/v1/api_keys/${team.agents[0]!.keyId}`, { key: team.agents[1]!.key }],
-    ];
+    const probes: [string, string, { key?: string; body?: unknown; raw?: string; headers?: Record<string, string> }][] =
+      [
+        ['GET', `/api/v1/stories/not-a-uuid`, { key }],
+        ['GET', `/api/v1/stories/${story.id}'; DROP TABLE stories;--`, { key }],
+        ['GET', `/api/v1/stories?limit=-1&cursor=%00%ff`, { key }],
+        ['GET', `/api/v1/stories?cursor=${encodeURIComponent("' OR 1=1 --")}`, { key }],
+        [
+          'POST',
+          `/api/v1/stories/${story.id}/contract`,
+          { key, raw: '{"story_title": "x", ', headers: { 'content-type': 'application/json' } },
+        ],
+        [
+          'POST',
+          `/api/v1/stories/${story.id}/contract`,
+          { key, body: { story_title: 'x'.repeat(300_000), ac_count: 1 } },
+        ],
+        ['POST', `/api/v1/stories/${story.id}/contract`, { key, body: { story_title: 'x', ac_count: 1e308 } }],
+        [
+          'POST',
+          `/api/v1/projects/${team.projectId}/import`,
+          { key, body: { epics: [{ number: -1, title: null, stories: 'x' }] } },
+        ],
+        [
+          'POST',
+          `/api/v1/projects/${team.projectId}/import`,
+          {
+            key,
+            body: {
+              epics: [
+                {
+                  number: 1,
+                  title: 'a',
+                  stories: [{ number: "1.1'--", title: 't', acceptance_criteria: [], depends_on: ['9.9'] }],
+                },
+              ],
+            },
+          },
+        ],
+        ['POST', '/api/v1/story_dependencies', { key, body: { story_id: story.id, depends_on_story_id: story.id } }],
+        ['POST', '/api/v1/agents/register', { key: team.admin.key, body: { name: 'root', role: 'superuser' } }],
+        ['GET', '/api/v1/stories', { key: `${key}x` }],
+        ['GET', '/api/v1/stories', { headers: { authorization: `Bearer ${key.slice(0, -2)}` } }],
+        [
+          'POST',
+          `/api/v1/stories/${story.id}/claim`,
+          { key, body: {}, headers: { 'idempotency-key': 'k'.repeat(129) } },
+        ],
+        ['DELETE', `/api/v1/api_keys/${team.agents[0].keyId}`, { key: team.agents[1].key }],
+      ];
     for (const [method, path, options] of probes) {
       const r = await stack.api.call(method, path, options);
       const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);

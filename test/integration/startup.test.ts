@@ -26,10 +26,13 @@ async function boot(ports: Record<string, number>): Promise<{ child: ChildProces
     HOST: '127.0.0.1',
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/main.ts'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
   const deadline = Date.now() + 150_000;
   while (!output.includes('custody is running')) {
     if (child.exitCode !== null) throw new Error(`start-up exited ${child.exitCode}: ${output}`);
@@ -44,7 +47,7 @@ async function stop(child: ChildProcess, ports: Record<string, number>): Promise
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGINT');
   expect([0, 130]).toContain(await exited);
-  for (const port of [ports.TEMPORAL_PORT!, ports.EMBEDDED_POSTGRES_PORT!, ports.PORT!]) {
+  for (const port of [ports.TEMPORAL_PORT, ports.EMBEDDED_POSTGRES_PORT, ports.PORT]) {
     expect(await listening(port), `port ${port} still open`).toBe(false);
   }
 }
@@ -96,7 +99,7 @@ describe('npm start on embedded defaults', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d) => (stderr += d));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(1);
     expect(stderr.trim().split('\n')).toHaveLength(1);

@@ -13,7 +13,9 @@ interface Received {
 }
 
 /** A local receiver that fails the first `failures` attempts of each delivery with a 500. */
-function receiver(failures: number): Promise<{ server: Server; url: string; received: Received[]; answered: number[] }> {
+function receiver(
+  failures: number,
+): Promise<{ server: Server; url: string; received: Received[]; answered: number[] }> {
   const received: Received[] = [];
   const answered: number[] = [];
   const attemptsByDelivery = new Map<string, number>();
@@ -25,13 +27,20 @@ function receiver(failures: number): Promise<{ server: Server; url: string; rece
       const n = (attemptsByDelivery.get(delivery) ?? 0) + 1;
       attemptsByDelivery.set(delivery, n);
       const status = n <= failures ? 500 : 200;
-      if (status === 200) received.push({ body, signature: String(req.headers['x-signature']), event: String(req.headers['x-custody-event']) });
+      if (status === 200)
+        received.push({
+          body,
+          signature: String(req.headers['x-signature']),
+          event: String(req.headers['x-custody-event']),
+        });
       answered.push(status);
       res.writeHead(status).end();
     });
   });
   return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, answered })),
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, answered }),
+    ),
   );
 }
 
@@ -57,7 +66,10 @@ describe('webhooks', () => {
   it('delivers signed events after failed attempts, records each attempt, and reports custody violations', async () => {
     const hook = await receiver(2);
     try {
-      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['story.verified', 'custody.violation'] });
+      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, {
+        url: hook.url,
+        events: ['story.verified', 'custody.violation'],
+      });
       expect(created.status).toBe(201);
       const { id, secret } = created.body.data;
       expect(secret).toMatch(/^whsec_/);
@@ -65,21 +77,32 @@ describe('webhooks', () => {
 
       const story = (await importBacklog(stack.api, team, oneStoryBacklog())).get('1.1');
       const [implementer, reviewer] = team.agents;
-      await driveToVerified(stack.api, story, { implementer: implementer!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
-      const selfVerify = await stack.api.act(story.id, 'reject', implementer!.key, { reason: 'x' });
+      await driveToVerified(stack.api, story, {
+        implementer: implementer.key,
+        reviewer: reviewer.key,
+        verifier: team.orchestrator.key,
+      });
+      const selfVerify = await stack.api.act(story.id, 'reject', implementer.key, { reason: 'x' });
       expect(selfVerify.status).toBe(403); // not a gate: no violation event
-      const selfReview = await stack.api.act(story.id, 'report', implementer!.key);
+      const selfReview = await stack.api.act(story.id, 'report', implementer.key);
       expect(selfReview.status).toBe(409); // wrong state, not a violation either
 
-      const received = await until('the verified event', async () => (hook.received.some((r) => r.event === 'story.verified') ? hook.received : undefined));
+      const received = await until('the verified event', async () =>
+        hook.received.some((r) => r.event === 'story.verified') ? hook.received : undefined,
+      );
       const verified = received.find((r) => r.event === 'story.verified')!;
       expect(verified.signature).toBe(`sha256=${createHmac('sha256', secret).update(verified.body).digest('hex')}`);
       const payload = JSON.parse(verified.body);
-      expect(payload).toMatchObject({ event: 'story.verified', data: { story: { id: story.id }, transition: { action: 'verify', actor: { agent_id: team.orchestrator.id } } } });
+      expect(payload).toMatchObject({
+        event: 'story.verified',
+        data: { story: { id: story.id }, transition: { action: 'verify', actor: { agent_id: team.orchestrator.id } } },
+      });
 
       const deliveries = await until('the delivery to be marked delivered', async () => {
         const r = await stack.api.get(`/api/v1/webhooks/${id}/deliveries`, team.admin.key);
-        return r.body.data.every((d: any) => d.status === 'delivered') && r.body.data.length > 0 ? r.body.data : undefined;
+        return r.body.data.every((d: any) => d.status === 'delivered') && r.body.data.length > 0
+          ? r.body.data
+          : undefined;
       });
       expect(deliveries).toHaveLength(1);
       expect(deliveries[0].attempts.map((a: any) => a.status_code)).toEqual([500, 500, 200]);
@@ -91,11 +114,23 @@ describe('webhooks', () => {
   it('fires custody.violation when a gate rejects, and gives up after the retry budget', async () => {
     const hook = await receiver(100);
     try {
-      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['custody.violation'] });
+      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, {
+        url: hook.url,
+        events: ['custody.violation'],
+      });
       const hookId = created.body.data.id;
-      const story = (await importBacklog(stack.api, team, { epics: [{ number: 2, title: 'E', stories: [{ number: '2.1', title: 'Gate', acceptance_criteria: ['a'] }] }] })).get('2.1');
-      const implementer = team.agents[0]!;
-      for (const [action, body] of [['contract', { story_title: 'Gate', ac_count: 1 }], ['claim', {}], ['start', {}], ['request-review', {}]] as const) {
+      const story = (
+        await importBacklog(stack.api, team, {
+          epics: [{ number: 2, title: 'E', stories: [{ number: '2.1', title: 'Gate', acceptance_criteria: ['a'] }] }],
+        })
+      ).get('2.1');
+      const implementer = team.agents[0];
+      for (const [action, body] of [
+        ['contract', { story_title: 'Gate', ac_count: 1 }],
+        ['claim', {}],
+        ['start', {}],
+        ['request-review', {}],
+      ] as const) {
         expect((await stack.api.act(story.id, action, implementer.key, body)).status).toBe(200);
       }
       const self = await stack.api.act(story.id, 'report', implementer.key);
@@ -105,7 +140,11 @@ describe('webhooks', () => {
         return r.body.data[0]?.status === 'failed' ? r.body.data[0] : undefined;
       });
       expect(failed.event).toBe('custody.violation');
-      expect(failed.payload).toMatchObject({ code: 'self_report_blocked', action: 'report', actor: { agent_id: implementer.id } });
+      expect(failed.payload).toMatchObject({
+        code: 'self_report_blocked',
+        action: 'report',
+        actor: { agent_id: implementer.id },
+      });
       // The budget in tests is 4 attempts, each recorded.
       expect(failed.attempts.map((a: any) => a.status_code)).toEqual([500, 500, 500, 500]);
       expect(hook.answered).toHaveLength(4);
@@ -117,14 +156,26 @@ describe('webhooks', () => {
   it('sends a test delivery on request, and refuses bad subscriptions', async () => {
     const hook = await receiver(0);
     try {
-      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['story.claimed'] });
+      const created = await stack.api.post('/api/v1/webhooks', team.admin.key, {
+        url: hook.url,
+        events: ['story.claimed'],
+      });
       const test = await stack.api.post(`/api/v1/webhooks/${created.body.data.id}/test`, team.admin.key);
       expect(test.status).toBe(201);
       await until('the test delivery', async () => (hook.received.length > 0 ? true : undefined));
-      expect(hook.received[0]!.event).toBe('webhook.test');
-      expect((await stack.api.post('/api/v1/webhooks', team.admin.key, { url: 'ftp://x', events: ['story.claimed'] })).status).toBe(400);
-      expect((await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['story.exploded'] })).status).toBe(400);
-      expect((await stack.api.post('/api/v1/webhooks', team.orchestrator.key, { url: hook.url, events: ['story.claimed'] })).status).toBe(403);
+      expect(hook.received[0].event).toBe('webhook.test');
+      expect(
+        (await stack.api.post('/api/v1/webhooks', team.admin.key, { url: 'ftp://x', events: ['story.claimed'] }))
+          .status,
+      ).toBe(400);
+      expect(
+        (await stack.api.post('/api/v1/webhooks', team.admin.key, { url: hook.url, events: ['story.exploded'] }))
+          .status,
+      ).toBe(400);
+      expect(
+        (await stack.api.post('/api/v1/webhooks', team.orchestrator.key, { url: hook.url, events: ['story.claimed'] }))
+          .status,
+      ).toBe(403);
     } finally {
       hook.server.close();
     }
@@ -134,16 +185,23 @@ describe('webhooks', () => {
     const hook = await receiver(0);
     try {
       const own = await createTeam(stack.api, 1, 'forgotten');
-      const created = await stack.api.post('/api/v1/webhooks', own.admin.key, { url: hook.url, events: ['story.claimed'] });
+      const created = await stack.api.post('/api/v1/webhooks', own.admin.key, {
+        url: hook.url,
+        events: ['story.claimed'],
+      });
       // As the gateway leaves it when Temporal refuses the start: committed, pending, never dispatched.
       const { rows } = await stack.pool.query(
         `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload, created_at)
          VALUES ($1, $2, 'custody.violation', 'forgotten-1', '{"code":"self_verify_blocked"}', now() - interval '1 minute') RETURNING id`,
         [own.tenantId, created.body.data.id],
       );
-      await until('the sweep to deliver it', async () => (hook.received.some((r) => r.event === 'custody.violation') ? true : undefined));
+      await until('the sweep to deliver it', async () =>
+        hook.received.some((r) => r.event === 'custody.violation') ? true : undefined,
+      );
       const row = await until('the delivery to be marked', async () => {
-        const r = await stack.pool.query('SELECT status, dispatched_at FROM webhook_deliveries WHERE id = $1', [rows[0].id]);
+        const r = await stack.pool.query('SELECT status, dispatched_at FROM webhook_deliveries WHERE id = $1', [
+          rows[0].id,
+        ]);
         return r.rows[0].status === 'delivered' ? r.rows[0] : undefined;
       });
       expect(row.dispatched_at).not.toBeNull();
@@ -164,10 +222,13 @@ describe('webhooks', () => {
     try {
       const own = await createTeam(stack.api, 1, 'removal');
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-      const id = (await stack.api.post('/api/v1/webhooks', own.admin.key, { url, events: ['story.claimed'] })).body.data.id;
+      const id = (await stack.api.post('/api/v1/webhooks', own.admin.key, { url, events: ['story.claimed'] })).body.data
+        .id;
       expect((await stack.api.post(`/api/v1/webhooks/${id}/test`, own.admin.key)).status).toBe(201);
       await until('a first attempt', async () => (attempts > 0 ? true : undefined));
-      expect((await stack.api.call('DELETE', `/api/v1/webhooks/${id}`, { key: own.orchestrator.key })).status).toBe(403);
+      expect((await stack.api.call('DELETE', `/api/v1/webhooks/${id}`, { key: own.orchestrator.key })).status).toBe(
+        403,
+      );
       const removed = await stack.api.call('DELETE', `/api/v1/webhooks/${id}`, { key: own.admin.key });
       expect(removed.status).toBe(200);
       expect(removed.body.data.id).toBe(id);
@@ -187,18 +248,40 @@ describe('webhooks', () => {
   it('holds a tenant to 25 webhooks', async () => {
     const own = await createTeam(stack.api, 1, 'many-hooks');
     for (let i = 0; i < 20; i++) {
-      expect((await stack.api.post('/api/v1/webhooks', own.admin.key, { url: `http://127.0.0.1:9/h${i}`, events: ['story.verified'] })).status).toBe(201);
+      expect(
+        (
+          await stack.api.post('/api/v1/webhooks', own.admin.key, {
+            url: `http://127.0.0.1:9/h${i}`,
+            events: ['story.verified'],
+          })
+        ).status,
+      ).toBe(201);
     }
     // Ten at once for the last five places: the count cannot be raced.
     const racing = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => stack.api.post('/api/v1/webhooks', own.admin.key, { url: `http://127.0.0.1:9/r${i}`, events: ['story.verified'] })),
+      Array.from({ length: 10 }, (_, i) =>
+        stack.api.post('/api/v1/webhooks', own.admin.key, {
+          url: `http://127.0.0.1:9/r${i}`,
+          events: ['story.verified'],
+        }),
+      ),
     );
     expect(racing.map((r) => r.status).sort()).toEqual([201, 201, 201, 201, 201, 409, 409, 409, 409, 409]);
-    const over = await stack.api.post('/api/v1/webhooks', own.admin.key, { url: 'http://127.0.0.1:9/h25', events: ['story.verified'] });
+    const over = await stack.api.post('/api/v1/webhooks', own.admin.key, {
+      url: 'http://127.0.0.1:9/h25',
+      events: ['story.verified'],
+    });
     expect(over.status).toBe(409);
     expect(over.body.error).toMatchObject({ code: 'conflict', context: { limit: 25 } });
     const first = (await stack.api.get('/api/v1/webhooks', own.admin.key)).body.data[0].id;
     expect((await stack.api.call('DELETE', `/api/v1/webhooks/${first}`, { key: own.admin.key })).status).toBe(200);
-    expect((await stack.api.post('/api/v1/webhooks', own.admin.key, { url: 'http://127.0.0.1:9/h25', events: ['story.verified'] })).status).toBe(201);
+    expect(
+      (
+        await stack.api.post('/api/v1/webhooks', own.admin.key, {
+          url: 'http://127.0.0.1:9/h25',
+          events: ['story.verified'],
+        })
+      ).status,
+    ).toBe(201);
   });
 });

@@ -25,7 +25,11 @@ const server = await startDevServer({ executable, port: await freePort() });
 const dir = mkdtempSync(join(tmpdir(), 'custody-record-'));
 const bundlePath = join(dir, 'bundle.js');
 writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH })).code);
-const stack = await startStack({ temporalAddress: server.address, workflowBundlePath: bundlePath, workflowSettings: { maxTransitionsPerRun: 6 } });
+const stack = await startStack({
+  temporalAddress: server.address,
+  workflowBundlePath: bundlePath,
+  workflowSettings: { maxTransitionsPerRun: 6 },
+});
 
 try {
   const team = await createTeam(stack.api, 4, 'replay');
@@ -45,56 +49,91 @@ try {
   const first = stories.get('1.1')!;
   const rework = stories.get('1.2')!;
   // Rejections (gates, wrong states) and a claim race, then the whole lifecycle.
-  await stack.api.act(first.id, 'claim', implementer!.key);
-  await stack.api.act(first.id, 'contract', implementer!.key, { story_title: 'wrong', ac_count: 2 });
-  await stack.api.act(first.id, 'contract', implementer!.key, { story_title: first.title, ac_count: 2 });
+  await stack.api.act(first.id, 'claim', implementer.key);
+  await stack.api.act(first.id, 'contract', implementer.key, { story_title: 'wrong', ac_count: 2 });
+  await stack.api.act(first.id, 'contract', implementer.key, { story_title: first.title, ac_count: 2 });
   await Promise.all(team.agents.map((a) => stack.api.act(first.id, 'claim', a.key)));
   const holder = team.agents.find((a) => a.id === stories.get('1.1')!.assigned_agent_id) ?? (await holderOf(first.id));
   await stack.api.act(first.id, 'unclaim', holder.key);
   await driveToVerifiedFromContracted(first.id, first.title);
 
   async function holderOf(storyId: string) {
-    const story = (await stack.api.get(`/api/v1/stories/${storyId}`, implementer!.key)).body.data;
+    const story = (await stack.api.get(`/api/v1/stories/${storyId}`, implementer.key)).body.data;
     return team.agents.find((a) => a.id === story.assigned_agent_id)!;
   }
 
   async function driveToVerifiedFromContracted(storyId: string, title: string) {
-    const story = (await stack.api.get(`/api/v1/stories/${storyId}`, implementer!.key)).body.data;
+    const story = (await stack.api.get(`/api/v1/stories/${storyId}`, implementer.key)).body.data;
     if (story.agent_status === 'contracted') {
-      await stack.api.act(storyId, 'claim', implementer!.key);
-      await stack.api.act(storyId, 'start', implementer!.key);
-      await stack.api.act(storyId, 'request-review', implementer!.key);
-      await stack.api.act(storyId, 'report', implementer!.key); // self-report: rejected
-      await stack.api.act(storyId, 'report', reviewer!.key);
-      await stack.api.act(storyId, 'review-complete', reviewer!.key, { review_type: 'standard', findings_count: 1, fixes_count: 1, disproved_count: 0, summary: 'ok' });
+      await stack.api.act(storyId, 'claim', implementer.key);
+      await stack.api.act(storyId, 'start', implementer.key);
+      await stack.api.act(storyId, 'request-review', implementer.key);
+      await stack.api.act(storyId, 'report', implementer.key); // self-report: rejected
+      await stack.api.act(storyId, 'report', reviewer.key);
+      await stack.api.act(storyId, 'review-complete', reviewer.key, {
+        review_type: 'standard',
+        findings_count: 1,
+        fixes_count: 1,
+        disproved_count: 0,
+        summary: 'ok',
+      });
       await stack.api.act(storyId, 'verify', team.orchestrator.key, { summary: `${title} done` });
     }
   }
 
-  await driveToVerified(stack.api, rework, { implementer: implementer!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+  await driveToVerified(stack.api, rework, {
+    implementer: implementer.key,
+    reviewer: reviewer.key,
+    verifier: team.orchestrator.key,
+  });
   await stack.api.act(rework.id, 'reject', team.orchestrator.key, { reason: 'regression' });
-  await driveToVerified(stack.api, rework, { implementer: second!.key, reviewer: reviewer!.key, verifier: team.orchestrator.key });
+  await driveToVerified(stack.api, rework, {
+    implementer: second.key,
+    reviewer: reviewer.key,
+    verifier: team.orchestrator.key,
+  });
 
   // Time: heartbeats, a lease that runs out, a stall, and a late start judged after the expiry.
-  const clocks = (await stack.api.post('/api/v1/projects', team.admin.key, { name: 'Clocks', slug: 'clocks', lease_ttl_seconds: 2, stall_after_seconds: 2 })).body.data;
-  const timed = (await stack.api.post(`/api/v1/projects/${clocks.id}/import`, team.orchestrator.key, {
-    epics: [{ number: 2, title: 'Clocks', stories: [{ number: '2.1', title: 'Leases and stalls', acceptance_criteria: ['a'] }] }],
-  })).body.data.stories[0];
+  const clocks = (
+    await stack.api.post('/api/v1/projects', team.admin.key, {
+      name: 'Clocks',
+      slug: 'clocks',
+      lease_ttl_seconds: 2,
+      stall_after_seconds: 2,
+    })
+  ).body.data;
+  const timed = (
+    await stack.api.post(`/api/v1/projects/${clocks.id}/import`, team.orchestrator.key, {
+      epics: [
+        {
+          number: 2,
+          title: 'Clocks',
+          stories: [{ number: '2.1', title: 'Leases and stalls', acceptance_criteria: ['a'] }],
+        },
+      ],
+    })
+  ).body.data.stories[0];
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  await stack.api.act(timed.id, 'contract', implementer!.key, { story_title: timed.title, ac_count: 1 });
-  await stack.api.act(timed.id, 'claim', implementer!.key);
+  await stack.api.act(timed.id, 'contract', implementer.key, { story_title: timed.title, ac_count: 1 });
+  await stack.api.act(timed.id, 'claim', implementer.key);
   for (let i = 0; i < 2; i++) {
     await pause(800);
-    await stack.api.post(`/api/v1/stories/${timed.id}/heartbeat`, implementer!.key);
+    await stack.api.post(`/api/v1/stories/${timed.id}/heartbeat`, implementer.key);
   }
   await pause(3500); // the lease runs out
-  await stack.api.act(timed.id, 'start', implementer!.key); // refused: no longer the holder
-  await stack.api.act(timed.id, 'claim', second!.key);
-  await stack.api.act(timed.id, 'start', second!.key);
-  await stack.api.act(timed.id, 'request-review', second!.key);
+  await stack.api.act(timed.id, 'start', implementer.key); // refused: no longer the holder
+  await stack.api.act(timed.id, 'claim', second.key);
+  await stack.api.act(timed.id, 'start', second.key);
+  await stack.api.act(timed.id, 'request-review', second.key);
   await pause(3500); // the review waits too long: stalled
-  await stack.api.act(timed.id, 'report', reviewer!.key);
-  await stack.api.act(timed.id, 'review-complete', reviewer!.key, { review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok' });
+  await stack.api.act(timed.id, 'report', reviewer.key);
+  await stack.api.act(timed.id, 'review-complete', reviewer.key, {
+    review_type: 'standard',
+    findings_count: 0,
+    fixes_count: 0,
+    disproved_count: 0,
+    summary: 'ok',
+  });
   await stack.api.act(timed.id, 'verify', team.orchestrator.key, {});
 
   mkdirSync(FIXTURES, { recursive: true });
@@ -103,7 +142,22 @@ try {
   for (const story of [first, rework, timed]) {
     for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) {
       // The CLI writes the standard JSON history format that replay reads.
-      const json = execFileSync(executable, ['workflow', 'show', '--address', server.address, '--workflow-id', story.workflow_id, '--run-id', run.runId, '--output', 'json'], { maxBuffer: 64 << 20 });
+      const json = execFileSync(
+        executable,
+        [
+          'workflow',
+          'show',
+          '--address',
+          server.address,
+          '--workflow-id',
+          story.workflow_id,
+          '--run-id',
+          run.runId,
+          '--output',
+          'json',
+        ],
+        { maxBuffer: 64 << 20 },
+      );
       const name = `story-${story.number.replace('.', '_')}-${run.startTime.getTime()}.json`;
       writeFileSync(join(FIXTURES, name), json);
       ids[name] = story.workflow_id;

@@ -10,7 +10,9 @@ import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { describe, expect, inject, it } from 'vitest';
 
 const dir = fileURLToPath(new URL('./fixtures', import.meta.url));
-const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const fixtures = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 // The workflow id each history ran under (dependency news is signed for it); older fixtures
 // predate the map and replay under their file name, which their code never checks.
 const idsFile = fileURLToPath(new URL('./workflow-ids.json', import.meta.url));
@@ -24,7 +26,11 @@ describe('replay of recorded story histories', () => {
   it.each(fixtures)('%s replays deterministically', async (file) => {
     const history = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8'));
     expect(history.events.length).toBeGreaterThan(10);
-    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, workflowIds[file] ?? file);
+    await Worker.runReplayHistory(
+      { workflowBundle: { codePath: inject('workflowBundlePath') } },
+      history,
+      workflowIds[file] ?? file,
+    );
   });
 
   it('fails for a workflow change that is not replay-safe (the check can fail)', async () => {
@@ -33,6 +39,8 @@ describe('replay of recorded story histories', () => {
       logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     });
     const history = JSON.parse(readFileSync(`${dir}/${fixtures[0]}`, 'utf8'));
-    await expect(Worker.runReplayHistory({ workflowBundle: variant }, history, 'variant')).rejects.toBeInstanceOf(DeterminismViolationError);
+    await expect(Worker.runReplayHistory({ workflowBundle: variant }, history, 'variant')).rejects.toBeInstanceOf(
+      DeterminismViolationError,
+    );
   });
 });

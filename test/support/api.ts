@@ -8,7 +8,11 @@ export interface Reply<T = any> {
 export class Api {
   constructor(readonly baseUrl: string) {}
 
-  async call<T = any>(method: string, path: string, options: { key?: string; body?: unknown; headers?: Record<string, string>; raw?: string } = {}): Promise<Reply<T>> {
+  async call<T = any>(
+    method: string,
+    path: string,
+    options: { key?: string; body?: unknown; headers?: Record<string, string>; raw?: string } = {},
+  ): Promise<Reply<T>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.key) headers.authorization = `Bearer ${options.key}`;
     let payload: string | undefined = options.raw;
@@ -49,7 +53,8 @@ export interface Team {
 }
 
 function expectStatus(reply: Reply, status: number, what: string): void {
-  if (reply.status !== status) throw new Error(`${what}: expected ${status}, got ${reply.status} ${JSON.stringify(reply.body)}`);
+  if (reply.status !== status)
+    throw new Error(`${what}: expected ${status}, got ${reply.status} ${JSON.stringify(reply.body)}`);
 }
 
 /** Signs up a tenant with an orchestrator, `agentCount` agents and one project. */
@@ -60,7 +65,11 @@ export async function createTeam(api: Api, agentCount = 3, name = 'acme'): Promi
   const register = async (agentName: string, role: string) => {
     const r = await api.post('/api/v1/agents/register', adminKey, { name: agentName, role });
     expectStatus(r, 201, `register ${agentName}`);
-    return { id: r.body.data.agent.id as string, key: r.body.data.api_key.key as string, keyId: r.body.data.api_key.id as string };
+    return {
+      id: r.body.data.agent.id as string,
+      key: r.body.data.api_key.key as string,
+      keyId: r.body.data.api_key.id as string,
+    };
   };
   const orchestrator = await register('orchestrator', 'orchestrator');
   const agents = [];
@@ -99,7 +108,11 @@ export async function driveToVerified(
     ['start', parties.implementer, {}],
     ['request-review', parties.implementer, {}],
     ['report', parties.reporter ?? parties.reviewer, { artifact: 'https://example.test/pr/1' }],
-    ['review-complete', parties.reviewer, { review_type: 'standard', findings_count: 2, fixes_count: 1, disproved_count: 1, summary: 'ok' }],
+    [
+      'review-complete',
+      parties.reviewer,
+      { review_type: 'standard', findings_count: 2, fixes_count: 1, disproved_count: 1, summary: 'ok' },
+    ],
     ['verify', parties.verifier, { summary: 'all criteria met' }],
   ];
   const replies: Reply[] = [];

@@ -2,8 +2,14 @@
 export const DISCLOSURE_PATTERNS: [string, RegExp][] = [
   ['stack frame', /\bat [\w$.<>]+ \(|\bat (file:|node:|\/)/],
   ['file path', /\/(work|home|root|usr|tmp|app)\/|node_modules|\.ts:\d+|\.js:\d+/],
-  ['SQL', /\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b|syntax error at or near|violates (unique|foreign key|check) constraint|relation "\w+"/i],
-  ['driver internals', /ECONNREFUSED|TemporalFailure|WorkflowUpdateFailedError|ZodError|TypeError|ReferenceError|RangeError/],
+  [
+    'SQL',
+    /\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b|syntax error at or near|violates (unique|foreign key|check) constraint|relation "\w+"/i,
+  ],
+  [
+    'driver internals',
+    /ECONNREFUSED|TemporalFailure|WorkflowUpdateFailedError|ZodError|TypeError|ReferenceError|RangeError/,
+  ],
 ];
 
 /** The first disclosure found in `text` (what and where), or null. */

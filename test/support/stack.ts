@@ -65,7 +65,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const bundlePath = options.workflowBundlePath ?? inject('workflowBundlePath');
   const signingKey = signingKeyFromSeed(newSigningSeed());
   // Tests deliver webhooks to receivers on this machine unless a test says otherwise.
-  const config = parseConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', ...options.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: address });
+  const config = parseConfig({
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    ...options.env,
+    DATABASE_URL: db.url,
+    TEMPORAL_ADDRESS: address,
+  });
   let current: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
   const startWorker = async () => {
     const { worker, connection } = await createStoryWorker({

@@ -9,7 +9,18 @@ import { ACTIONS, type Action } from '../../src/custody/actions.js';
 import { ACTION_BODIES } from '../../src/custody/action-bodies.js';
 import { bodyShapeIssues } from '../../src/custody/body-shape.js';
 
-const FIELDS = ['story_title', 'ac_count', 'artifact', 'review_type', 'findings_count', 'fixes_count', 'disproved_count', 'summary', 'reason', 'agent_id'];
+const FIELDS = [
+  'story_title',
+  'ac_count',
+  'artifact',
+  'review_type',
+  'findings_count',
+  'fixes_count',
+  'disproved_count',
+  'summary',
+  'reason',
+  'agent_id',
+];
 
 const edgeString = fc.oneof(
   fc.string({ maxLength: 10 }),
@@ -18,7 +29,20 @@ const edgeString = fc.oneof(
 );
 const edgeNumber = fc.oneof(
   fc.integer({ min: -1_000_001, max: 1_000_001 }),
-  fc.constantFrom(-1_000_000, 1_000_000, -1_000_001, 1_000_001, 0, -0, 0.5, Number.MAX_SAFE_INTEGER, 1e21, Number.NaN, Infinity, -Infinity),
+  fc.constantFrom(
+    -1_000_000,
+    1_000_000,
+    -1_000_001,
+    1_000_001,
+    0,
+    -0,
+    0.5,
+    Number.MAX_SAFE_INTEGER,
+    1e21,
+    Number.NaN,
+    Infinity,
+    -Infinity,
+  ),
   fc.double(),
 );
 const value = fc.oneof(
@@ -28,7 +52,11 @@ const value = fc.oneof(
   fc.constant(null),
   fc.constant(undefined),
   fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }),
-  fc.dictionary(fc.oneof(fc.string({ maxLength: 5 }), fc.constantFrom('k'.repeat(200), 'k'.repeat(201))), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }),
+  fc.dictionary(
+    fc.oneof(fc.string({ maxLength: 5 }), fc.constantFrom('k'.repeat(200), 'k'.repeat(201))),
+    fc.jsonValue({ maxDepth: 1 }),
+    { maxKeys: 3 },
+  ),
 );
 const nearBody = fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 6 });
 const anyBody = fc.oneof(nearBody, fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(null, undefined, [], 'x', 1));
@@ -36,7 +64,10 @@ const anyBody = fc.oneof(nearBody, fc.jsonValue({ maxDepth: 3 }), fc.constantFro
 function agree(action: Action, body: unknown): void {
   const zod = ACTION_BODIES[action].safeParse(body);
   const issues = bodyShapeIssues(action, body);
-  expect(issues.length === 0, `${action} ${JSON.stringify(body)?.slice(0, 200)}: zod ${zod.success}, issues ${JSON.stringify(issues)}`).toBe(zod.success);
+  expect(
+    issues.length === 0,
+    `${action} ${JSON.stringify(body)?.slice(0, 200)}: zod ${zod.success}, issues ${JSON.stringify(issues)}`,
+  ).toBe(zod.success);
 }
 
 describe('the workflow body check', () => {
@@ -53,7 +84,10 @@ describe('the workflow body check', () => {
       ['claim', {}],
       ['report', { artifact: 'https://example.test/pr/1' }],
       ['report', { artifact: { pr: 1 } }],
-      ['review-complete', { review_type: 'standard', findings_count: 2, fixes_count: 1, disproved_count: 1, summary: 'ok' }],
+      [
+        'review-complete',
+        { review_type: 'standard', findings_count: 2, fixes_count: 1, disproved_count: 1, summary: 'ok' },
+      ],
       ['verify', {}],
       ['reject', { reason: 'no tests' }],
       ['force-unclaim', {}],

@@ -4,8 +4,20 @@
  * lifecycle table (shared/API.md), not from the implementation.
  */
 import { describe, expect, it } from 'vitest';
-import { ACTIONS, AGENT_STATUSES, type Action, type AgentStatus, type VerifiedStatus } from '../../src/custody/actions.js';
-import { applyDependencyStatus, availableActions, decide, newStoryState, type StoryState } from '../../src/custody/rules.js';
+import {
+  ACTIONS,
+  AGENT_STATUSES,
+  type Action,
+  type AgentStatus,
+  type VerifiedStatus,
+} from '../../src/custody/actions.js';
+import {
+  applyDependencyStatus,
+  availableActions,
+  decide,
+  newStoryState,
+  type StoryState,
+} from '../../src/custody/rules.js';
 
 const TENANT = 'tenant-1';
 const IMPLEMENTER = 'agent-impl';
@@ -16,7 +28,18 @@ const ORCH = 'orch-1';
 const ORCH_REVIEWER = 'orch-reviewer';
 const ADMIN = 'admin-1';
 
-type ActorKind = 'implementer' | 'earlier_implementer' | 'other_agent' | 'reviewer' | 'orchestrator' | 'orchestrator_reviewer' | 'admin' | 'no_identity' | 'empty_agent' | 'unknown_role' | 'other_tenant';
+type ActorKind =
+  | 'implementer'
+  | 'earlier_implementer'
+  | 'other_agent'
+  | 'reviewer'
+  | 'orchestrator'
+  | 'orchestrator_reviewer'
+  | 'admin'
+  | 'no_identity'
+  | 'empty_agent'
+  | 'unknown_role'
+  | 'other_tenant';
 
 const ACTORS: Record<ActorKind, unknown> = {
   implementer: { agentId: IMPLEMENTER, role: 'agent', tenantId: TENANT },
@@ -53,7 +76,12 @@ function reachableShapes(): Shape[] {
         if (verifiedStatus === 'rejected' && !reworked) continue;
         if (verifiedStatus === 'unverified' && reworked) continue;
         if (verifiedStatus === 'verified' && agentStatus !== 'reported_done') continue;
-        const reviews: Shape['reviewedBy'][] = agentStatus === 'reported_done' ? (verifiedStatus === 'verified' ? ['agent', 'orchestrator'] : [null, 'agent', 'orchestrator']) : [null];
+        const reviews: Shape['reviewedBy'][] =
+          agentStatus === 'reported_done'
+            ? verifiedStatus === 'verified'
+              ? ['agent', 'orchestrator']
+              : [null, 'agent', 'orchestrator']
+            : [null];
         for (const reviewedBy of reviews) {
           for (const unverifiedDependency of [false, true]) {
             shapes.push({ agentStatus, verifiedStatus, reviewedBy, unverifiedDependency, reworked });
@@ -66,7 +94,15 @@ function reachableShapes(): Shape[] {
 }
 
 function stateOf(shape: Shape): StoryState {
-  let state = newStoryState({ tenantId: TENANT, projectId: 'p', storyId: 's', number: '1.1', title: 'Landing page', acCount: 2, dependsOn: ['dep'] });
+  let state = newStoryState({
+    tenantId: TENANT,
+    projectId: 'p',
+    storyId: 's',
+    number: '1.1',
+    title: 'Landing page',
+    acCount: 2,
+    dependsOn: ['dep'],
+  });
   state = applyDependencyStatus(state, 'dep', { verified: !shape.unverifiedDependency, seq: 1 });
   const held = ASSIGNED_STATES.includes(shape.agentStatus);
   const reviewer = shape.reviewedBy === 'agent' ? REVIEWER : shape.reviewedBy === 'orchestrator' ? ORCH_REVIEWER : null;
@@ -82,7 +118,15 @@ function stateOf(shape: Shape): StoryState {
     reviewerAgentId: reviewer,
     verifiedByAgentId: shape.verifiedStatus === 'verified' ? ORCH : null,
     review: reviewer
-      ? { reviewer_agent_id: reviewer, review_type: 'standard', findings_count: 0, fixes_count: 0, disproved_count: 0, summary: 'ok', iteration }
+      ? {
+          reviewer_agent_id: reviewer,
+          review_type: 'standard',
+          findings_count: 0,
+          fixes_count: 0,
+          disproved_count: 0,
+          summary: 'ok',
+          iteration,
+        }
       : null,
   };
 }
@@ -93,7 +137,13 @@ const VALID_BODIES: Record<Action, unknown> = {
   start: {},
   'request-review': {},
   report: { artifact: 'https://example.test/pr/1' },
-  'review-complete': { review_type: 'standard', findings_count: 3, fixes_count: 2, disproved_count: 1, summary: 'two fixed, one disproved' },
+  'review-complete': {
+    review_type: 'standard',
+    findings_count: 3,
+    fixes_count: 2,
+    disproved_count: 1,
+    summary: 'two fixed, one disproved',
+  },
   verify: { summary: 'criteria met' },
   reject: { reason: 'regression' },
   unclaim: {},
@@ -123,8 +173,14 @@ function oracle(shape: Shape, kind: ActorKind, action: Action): string {
   if (!row.roles.includes(actor.role)) return 'forbidden';
   const verifiedOk = (row.verified ?? ['unverified', 'rejected']).includes(shape.verifiedStatus);
   if (!row.from.includes(shape.agentStatus) || !verifiedOk) return 'invalid_transition';
-  const implementer = kind === 'implementer' || kind === 'earlier_implementer' ? (kind === 'implementer' ? ASSIGNED_STATES.includes(shape.agentStatus) : shape.reworked) : false;
-  const reviewerId = shape.reviewedBy === 'agent' ? REVIEWER : shape.reviewedBy === 'orchestrator' ? ORCH_REVIEWER : null;
+  const implementer =
+    kind === 'implementer' || kind === 'earlier_implementer'
+      ? kind === 'implementer'
+        ? ASSIGNED_STATES.includes(shape.agentStatus)
+        : shape.reworked
+      : false;
+  const reviewerId =
+    shape.reviewedBy === 'agent' ? REVIEWER : shape.reviewedBy === 'orchestrator' ? ORCH_REVIEWER : null;
   switch (action) {
     case 'claim':
       return shape.unverifiedDependency ? 'dependencies_not_met' : 'ok';
@@ -165,7 +221,12 @@ function expectedEffect(shape: Shape, kind: ActorKind, action: Action): Partial<
     case 'verify':
       return { verifiedStatus: 'verified', verifiedByAgentId: actor.agentId };
     case 'reject':
-      return { agentStatus: 'pending', verifiedStatus: 'rejected', iteration: (shape.reworked ? 2 : 1) + 1, assignedAgentId: null };
+      return {
+        agentStatus: 'pending',
+        verifiedStatus: 'rejected',
+        iteration: (shape.reworked ? 2 : 1) + 1,
+        assignedAgentId: null,
+      };
     case 'unclaim':
     case 'force-unclaim':
       return { agentStatus: 'contracted', assignedAgentId: null };
@@ -176,7 +237,9 @@ const shapes = reachableShapes();
 const name = (s: Shape) =>
   `${s.agentStatus}/${s.verifiedStatus}${s.reviewedBy ? `, reviewed by ${s.reviewedBy}` : ''}${s.unverifiedDependency ? ', dependency unverified' : ''}${s.reworked ? ', iteration 2' : ''}`;
 const cases = shapes.flatMap((shape) =>
-  (Object.keys(ACTORS) as ActorKind[]).flatMap((kind) => ACTIONS.map((action) => ({ shape, kind, action, label: `${action} by ${kind} on ${name(shape)}` }))),
+  (Object.keys(ACTORS) as ActorKind[]).flatMap((kind) =>
+    ACTIONS.map((action) => ({ shape, kind, action, label: `${action} by ${kind} on ${name(shape)}` })),
+  ),
 );
 
 describe('custody rules: the whole table', () => {
@@ -196,16 +259,28 @@ describe('custody rules: the whole table', () => {
       expect(decision.ok, JSON.stringify(decision)).toBe(true);
       if (!decision.ok) return;
       expect(decision.state).toMatchObject(expectedEffect(shape, kind, action));
-      expect(decision.transition).toMatchObject({ action, from: { agent_status: shape.agentStatus, verified_status: shape.verifiedStatus } });
+      expect(decision.transition).toMatchObject({
+        action,
+        from: { agent_status: shape.agentStatus, verified_status: shape.verifiedStatus },
+      });
     } else {
       expect(decision.ok).toBe(false);
       if (decision.ok) return;
       expect(decision.rejection.code).toBe(expected);
-      if (expected === 'invalid_transition' && !(action === 'review-complete' && shape.reviewedBy && TABLE[action].from.includes(shape.agentStatus))) {
-        expect(decision.rejection.context).toEqual({ current_agent_status: shape.agentStatus, current_verified_status: shape.verifiedStatus, attempted_action: action });
+      if (
+        expected === 'invalid_transition' &&
+        !(action === 'review-complete' && shape.reviewedBy && TABLE[action].from.includes(shape.agentStatus))
+      ) {
+        expect(decision.rejection.context).toEqual({
+          current_agent_status: shape.agentStatus,
+          current_verified_status: shape.verifiedStatus,
+          attempted_action: action,
+        });
       }
       expect(decision.rejection.status).toBe(
-        { unauthorized: 401, not_found: 404, forbidden: 403, not_assigned_agent: 403, review_required: 422 }[expected as string] ?? 409,
+        { unauthorized: 401, not_found: 404, forbidden: 403, not_assigned_agent: 403, review_required: 422 }[
+          expected
+        ] ?? 409,
       );
     }
   });
@@ -220,9 +295,27 @@ describe('custody rules: the whole table', () => {
 });
 
 describe('custody rules: bodies', () => {
-  const reported = stateOf({ agentStatus: 'reported_done', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false });
-  const pending = stateOf({ agentStatus: 'pending', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false });
-  const review = (f: number, x: number, d: number, summary = 'ok') => ({ review_type: 'standard', findings_count: f, fixes_count: x, disproved_count: d, summary });
+  const reported = stateOf({
+    agentStatus: 'reported_done',
+    verifiedStatus: 'unverified',
+    reviewedBy: null,
+    unverifiedDependency: false,
+    reworked: false,
+  });
+  const pending = stateOf({
+    agentStatus: 'pending',
+    verifiedStatus: 'unverified',
+    reviewedBy: null,
+    unverifiedDependency: false,
+    reworked: false,
+  });
+  const review = (f: number, x: number, d: number, summary = 'ok') => ({
+    review_type: 'standard',
+    findings_count: f,
+    fixes_count: x,
+    disproved_count: d,
+    summary,
+  });
 
   it.each([
     [3, 1, 1],
@@ -249,7 +342,11 @@ describe('custody rules: bodies', () => {
     ]) {
       const decision = decide(pending, ACTORS.implementer, 'contract', body);
       expect(decision.ok ? 'ok' : decision.rejection.code).toBe('contract_mismatch');
-      if (!decision.ok) expect(decision.rejection.context).toEqual({ expected: { story_title: 'Landing page', ac_count: 2 }, provided: body });
+      if (!decision.ok)
+        expect(decision.rejection.context).toEqual({
+          expected: { story_title: 'Landing page', ac_count: 2 },
+          provided: body,
+        });
     }
   });
 
@@ -266,19 +363,60 @@ describe('custody rules: bodies', () => {
       ['contract', [1, 2]],
     ];
     for (const [action, body] of cases) {
-      const state = action === 'contract' ? pending : action === 'claim' ? stateOf({ agentStatus: 'contracted', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false }) : action === 'report' ? stateOf({ agentStatus: 'review_requested', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false }) : action === 'verify' ? stateOf({ agentStatus: 'reported_done', verifiedStatus: 'unverified', reviewedBy: 'agent', unverifiedDependency: false, reworked: false }) : reported;
-      const actor = action === 'verify' || action === 'reject' ? ACTORS.orchestrator : action === 'report' || action === 'review-complete' ? ACTORS.reviewer : ACTORS.other_agent;
+      const state =
+        action === 'contract'
+          ? pending
+          : action === 'claim'
+            ? stateOf({
+                agentStatus: 'contracted',
+                verifiedStatus: 'unverified',
+                reviewedBy: null,
+                unverifiedDependency: false,
+                reworked: false,
+              })
+            : action === 'report'
+              ? stateOf({
+                  agentStatus: 'review_requested',
+                  verifiedStatus: 'unverified',
+                  reviewedBy: null,
+                  unverifiedDependency: false,
+                  reworked: false,
+                })
+              : action === 'verify'
+                ? stateOf({
+                    agentStatus: 'reported_done',
+                    verifiedStatus: 'unverified',
+                    reviewedBy: 'agent',
+                    unverifiedDependency: false,
+                    reworked: false,
+                  })
+                : reported;
+      const actor =
+        action === 'verify' || action === 'reject'
+          ? ACTORS.orchestrator
+          : action === 'report' || action === 'review-complete'
+            ? ACTORS.reviewer
+            : ACTORS.other_agent;
       const decision = decide(state, actor, action, body);
       expect(decision.ok ? 'ok' : decision.rejection.code, `${action} ${JSON.stringify(body)}`).toBe('invalid_body');
     }
   });
 
   it('needs a reason to reject or force-unclaim', () => {
-    const held = stateOf({ agentStatus: 'implementing', verifiedStatus: 'unverified', reviewedBy: null, unverifiedDependency: false, reworked: false });
+    const held = stateOf({
+      agentStatus: 'implementing',
+      verifiedStatus: 'unverified',
+      reviewedBy: null,
+      unverifiedDependency: false,
+      reworked: false,
+    });
     for (const body of [{}, { reason: '' }, { reason: '   ' }]) {
       const r1 = decide(reported, ACTORS.orchestrator, 'reject', body);
       const r2 = decide(held, ACTORS.admin, 'force-unclaim', body);
-      expect([r1.ok ? 'ok' : r1.rejection.code, r2.ok ? 'ok' : r2.rejection.code]).toEqual(['reason_required', 'reason_required']);
+      expect([r1.ok ? 'ok' : r1.rejection.code, r2.ok ? 'ok' : r2.rejection.code]).toEqual([
+        'reason_required',
+        'reason_required',
+      ]);
     }
   });
 });
@@ -289,25 +427,49 @@ describe('custody rules: whole lifecycles', () => {
     if (!decision.ok) throw new Error(`${action}: ${decision.rejection.code}`);
     return decision.state;
   };
-  const fresh = () => newStoryState({ tenantId: TENANT, projectId: 'p', storyId: 's', number: '1.1', title: 'Landing page', acCount: 2, dependsOn: [] });
+  const fresh = () =>
+    newStoryState({
+      tenantId: TENANT,
+      projectId: 'p',
+      storyId: 's',
+      number: '1.1',
+      title: 'Landing page',
+      acCount: 2,
+      dependsOn: [],
+    });
 
   it('ends verified when three distinct parties take their parts', () => {
     let s = fresh();
-    for (const action of ['contract', 'claim', 'start', 'request-review'] as const) s = step(s, ACTORS.implementer, action);
+    for (const action of ['contract', 'claim', 'start', 'request-review'] as const)
+      s = step(s, ACTORS.implementer, action);
     s = step(s, ACTORS.reviewer, 'report');
     s = step(s, ACTORS.reviewer, 'review-complete');
     s = step(s, ACTORS.orchestrator, 'verify');
-    expect(s).toMatchObject({ agentStatus: 'reported_done', verifiedStatus: 'verified', assignedAgentId: IMPLEMENTER, reviewerAgentId: REVIEWER, verifiedByAgentId: ORCH, iteration: 1 });
+    expect(s).toMatchObject({
+      agentStatus: 'reported_done',
+      verifiedStatus: 'verified',
+      assignedAgentId: IMPLEMENTER,
+      reviewerAgentId: REVIEWER,
+      verifiedByAgentId: ORCH,
+      iteration: 1,
+    });
   });
 
   it('keeps every implementer of every iteration out of report, review and verify after a rework', () => {
     let s = fresh();
-    for (const action of ['contract', 'claim', 'start', 'request-review'] as const) s = step(s, ACTORS.implementer, action);
+    for (const action of ['contract', 'claim', 'start', 'request-review'] as const)
+      s = step(s, ACTORS.implementer, action);
     s = step(s, ACTORS.reviewer, 'report');
     s = step(s, ACTORS.reviewer, 'review-complete');
     s = step(s, ACTORS.orchestrator, 'reject');
-    expect(s).toMatchObject({ iteration: 2, agentStatus: 'pending', verifiedStatus: 'rejected', assignedAgentId: null });
-    for (const action of ['contract', 'claim', 'start', 'request-review'] as const) s = step(s, ACTORS.other_agent, action);
+    expect(s).toMatchObject({
+      iteration: 2,
+      agentStatus: 'pending',
+      verifiedStatus: 'rejected',
+      assignedAgentId: null,
+    });
+    for (const action of ['contract', 'claim', 'start', 'request-review'] as const)
+      s = step(s, ACTORS.other_agent, action);
     const selfReport = decide(s, ACTORS.implementer, 'report', {});
     expect(selfReport.ok ? 'ok' : selfReport.rejection.code).toBe('self_report_blocked');
     s = step(s, ACTORS.orchestrator_reviewer, 'report');
@@ -322,7 +484,15 @@ describe('custody rules: whole lifecycles', () => {
   });
 
   it('ignores stale news about a dependency', () => {
-    let s = newStoryState({ tenantId: TENANT, projectId: 'p', storyId: 's', number: '1', title: 't', acCount: 0, dependsOn: ['d'] });
+    let s = newStoryState({
+      tenantId: TENANT,
+      projectId: 'p',
+      storyId: 's',
+      number: '1',
+      title: 't',
+      acCount: 0,
+      dependsOn: ['d'],
+    });
     s = applyDependencyStatus(s, 'd', { verified: true, seq: 7 });
     s = applyDependencyStatus(s, 'd', { verified: false, seq: 6 });
     expect(s.dependencies.d).toEqual({ verified: true, seq: 7 });
@@ -332,12 +502,32 @@ describe('custody rules: whole lifecycles', () => {
 
   it('never throws on junk, and never accepts it', () => {
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const junk = [null, undefined, 0, -1, 'x', '', [], {}, { agentId: 1 }, { agentId: 'a', role: 'agent' }, { role: 'orchestrator' }, NaN, true, Symbol.for('s')];
-    const pick = <T,>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const junk = [
+      null,
+      undefined,
+      0,
+      -1,
+      'x',
+      '',
+      [],
+      {},
+      { agentId: 1 },
+      { agentId: 'a', role: 'agent' },
+      { role: 'orchestrator' },
+      NaN,
+      true,
+      Symbol.for('s'),
+    ];
+    const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
     for (let i = 0; i < 500; i++) {
       const state = stateOf(pick(shapes));
-      const decision = decide(state, pick(junk), pick([...ACTIONS, 'delete', '', null, '__proto__'] as unknown[]), pick(junk));
+      const decision = decide(
+        state,
+        pick(junk),
+        pick([...ACTIONS, 'delete', '', null, '__proto__'] as unknown[]),
+        pick(junk),
+      );
       expect(decision.ok).toBe(false);
     }
   });

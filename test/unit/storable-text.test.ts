@@ -28,12 +28,29 @@ describe('text the database cannot store', () => {
 
 describe('the custody rules', () => {
   it('refuse, in the validator, a body whose text cannot be stored; decide (also run on replay) does not judge it', () => {
-    expect(checkStorableBody({ summary: 'ok\u0000' })).toMatchObject({ code: 'invalid_body', status: 400, context: { issues: [{ path: 'summary' }] } });
+    expect(checkStorableBody({ summary: 'ok\u0000' })).toMatchObject({
+      code: 'invalid_body',
+      status: 400,
+      context: { issues: [{ path: 'summary' }] },
+    });
     expect(checkStorableBody({ artifact: { ['k\ud800']: 1 } })).toMatchObject({ code: 'invalid_body' });
     expect(checkStorableBody({ summary: 'ok \ud83d\ude80' })).toBeNull();
     expect(checkStorableBody(undefined)).toBeNull();
     // Histories that accepted such a body before the check existed must replay as they ran.
-    const state = newStoryState({ tenantId: 't', projectId: 'p', storyId: 's', number: '1.1', title: 'T\u0000', acCount: 1, dependsOn: [] });
-    expect(decide(state, { agentId: 'a', role: 'agent', tenantId: 't' }, 'contract', { story_title: 'T\u0000', ac_count: 1 })).toMatchObject({ ok: true });
+    const state = newStoryState({
+      tenantId: 't',
+      projectId: 'p',
+      storyId: 's',
+      number: '1.1',
+      title: 'T\u0000',
+      acCount: 1,
+      dependsOn: [],
+    });
+    expect(
+      decide(state, { agentId: 'a', role: 'agent', tenantId: 't' }, 'contract', {
+        story_title: 'T\u0000',
+        ac_count: 1,
+      }),
+    ).toMatchObject({ ok: true });
   });
 });

@@ -1,7 +1,12 @@
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { AddressNotAllowedError, isPrivateAddress, pinnedLookup, webhookTargetProblem } from '../../src/webhooks/targets.js';
+import {
+  AddressNotAllowedError,
+  isPrivateAddress,
+  pinnedLookup,
+  webhookTargetProblem,
+} from '../../src/webhooks/targets.js';
 
 describe('webhook targets', () => {
   it.each([
@@ -50,14 +55,26 @@ describe('webhook targets', () => {
   });
 
   it('reads the host the way a URL parser does: bracketed IPv6, numeric and hex IPv4', async () => {
-    for (const url of ['http://[::1]:8080/x', 'http://2130706433/', 'http://0x7f.1/', 'http://127.1/', 'https://169.254.169.254/latest/meta-data']) {
+    for (const url of [
+      'http://[::1]:8080/x',
+      'http://2130706433/',
+      'http://0x7f.1/',
+      'http://127.1/',
+      'https://169.254.169.254/latest/meta-data',
+    ]) {
       expect(await webhookTargetProblem(url, { refuseUnresolved: true }), url).toBe('a private or local address');
     }
-    expect(await webhookTargetProblem('http://localhost:3000/hook', { refuseUnresolved: true })).toBe('a name that resolves to a private or local address');
+    expect(await webhookTargetProblem('http://localhost:3000/hook', { refuseUnresolved: true })).toBe(
+      'a name that resolves to a private or local address',
+    );
     expect(await webhookTargetProblem('https://93.184.215.14/hook', { refuseUnresolved: true })).toBeNull();
-    expect(await webhookTargetProblem('https://no-such-host.invalid/hook', { refuseUnresolved: true })).toBe('a name that does not resolve');
+    expect(await webhookTargetProblem('https://no-such-host.invalid/hook', { refuseUnresolved: true })).toBe(
+      'a name that does not resolve',
+    );
     expect(await webhookTargetProblem('https://no-such-host.invalid/hook', { refuseUnresolved: false })).toBeNull();
-    expect(await webhookTargetProblem('https://user:pass@93.184.215.14/hook', { refuseUnresolved: true })).toBe('a URL with credentials in it');
+    expect(await webhookTargetProblem('https://user:pass@93.184.215.14/hook', { refuseUnresolved: true })).toBe(
+      'a URL with credentials in it',
+    );
   });
 
   it('connects only to addresses it checked: a name resolving to loopback never reaches the server', async () => {

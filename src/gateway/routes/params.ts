@@ -12,7 +12,10 @@ export function encodeCursor(parts: Record<string, string>): string {
   return Buffer.from(JSON.stringify(parts)).toString('base64url');
 }
 
-export function decodeCursor<T extends z.ZodType>(schema: T, cursor: string | undefined): z.infer<T> | undefined | null {
+export function decodeCursor<T extends z.ZodType>(
+  schema: T,
+  cursor: string | undefined,
+): z.infer<T> | undefined | null {
   if (cursor === undefined) return undefined;
   try {
     const result = schema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));

@@ -16,7 +16,10 @@ export const StoriesQuery = z.strictObject({
   epic_id: Uuid.optional(),
   agent_status: z.enum(AGENT_STATUSES).optional(),
   verified_status: z.enum(VERIFIED_STATUSES).optional(),
-  stalled: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  stalled: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
   ...Page,
 });
 export const ReadyQuery = z.strictObject({ project_id: Uuid.optional(), limit: Page.limit });
@@ -27,7 +30,10 @@ export const AuditQuery = z.strictObject({
   since: z.iso
     .datetime({ offset: true })
     .transform((v) => new Date(v))
-    .refine((d) => !Number.isNaN(d.getTime()) && d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, 'a time between the years 1 and 9999')
+    .refine(
+      (d) => !Number.isNaN(d.getTime()) && d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999,
+      'a time between the years 1 and 9999',
+    )
     .transform((d) => d.toISOString())
     .optional(),
   ...Page,
@@ -51,49 +57,92 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     return Object.fromEntries(rows.map((r) => [r.id, r.verified_status === 'verified']));
   }
 
-  book.add({ method: 'get', path: '/stories', summary: 'Stories, filtered, with cursor pagination', tag: 'Stories', query: StoriesQuery }, async (req, res) => {
-    const caller = callerOf(res);
-    const q = parseOr400(StoriesQuery, req.query, 'invalid_query');
-    const after = decodeCursor(StoryCursor, q.cursor);
-    if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-    const rows = await repo.listStories(pool, caller.tenantId, {
-      projectId: q.project_id,
-      epicId: q.epic_id,
-      agentStatus: q.agent_status,
-      verifiedStatus: q.verified_status,
-      stalled: q.stalled,
-      after: after?.p,
-      limit: q.limit,
-    });
-    const last = rows[rows.length - 1];
-    const next = rows.length === q.limit && last ? encodeCursor({ p: String(last.position) }) : null;
-    res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: next } });
-  });
+  book.add(
+    {
+      method: 'get',
+      path: '/stories',
+      summary: 'Stories, filtered, with cursor pagination',
+      tag: 'Stories',
+      query: StoriesQuery,
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const q = parseOr400(StoriesQuery, req.query, 'invalid_query');
+      const after = decodeCursor(StoryCursor, q.cursor);
+      if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      const rows = await repo.listStories(pool, caller.tenantId, {
+        projectId: q.project_id,
+        epicId: q.epic_id,
+        agentStatus: q.agent_status,
+        verifiedStatus: q.verified_status,
+        stalled: q.stalled,
+        after: after?.p,
+        limit: q.limit,
+      });
+      const last = rows[rows.length - 1];
+      const next = rows.length === q.limit && last ? encodeCursor({ p: String(last.position) }) : null;
+      res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: next } });
+    },
+  );
 
-  book.add({ method: 'get', path: '/stories/ready', summary: 'Stories not yet claimed whose dependencies are all verified', tag: 'Stories', query: ReadyQuery }, async (req, res) => {
-    const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
-    const rows = await repo.readyStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
-    res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
-  });
+  book.add(
+    {
+      method: 'get',
+      path: '/stories/ready',
+      summary: 'Stories not yet claimed whose dependencies are all verified',
+      tag: 'Stories',
+      query: ReadyQuery,
+    },
+    async (req, res) => {
+      const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
+      const rows = await repo.readyStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
+      res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
+    },
+  );
 
-  book.add({ method: 'get', path: '/stories/blocked', summary: 'Stories waiting on dependencies', tag: 'Stories', query: ReadyQuery }, async (req, res) => {
-    const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
-    const rows = await repo.blockedStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
-    res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
-  });
+  book.add(
+    {
+      method: 'get',
+      path: '/stories/blocked',
+      summary: 'Stories waiting on dependencies',
+      tag: 'Stories',
+      query: ReadyQuery,
+    },
+    async (req, res) => {
+      const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
+      const rows = await repo.blockedStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
+      res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
+    },
+  );
 
-  book.add({ method: 'get', path: '/stories/:id', summary: "A story, with next_actions for the caller's role", tag: 'Stories' }, async (req, res) => {
-    const caller = callerOf(res);
-    const story = await storyOr404(caller.tenantId, req.params.id);
-    res.json({ data: storyJson(story, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
-  });
+  book.add(
+    {
+      method: 'get',
+      path: '/stories/:id',
+      summary: "A story, with next_actions for the caller's role",
+      tag: 'Stories',
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const story = await storyOr404(caller.tenantId, req.params.id);
+      res.json({ data: storyJson(story, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
+    },
+  );
 
-  book.add({ method: 'get', path: '/stories/:id/history', summary: 'Every accepted transition and rejected attempt, oldest first', tag: 'Stories' }, async (req, res) => {
-    const caller = callerOf(res);
-    const story = await storyOr404(caller.tenantId, req.params.id);
-    const rows = await storyHistory(pool, caller.tenantId, story.id);
-    res.json({ data: rows.map(historyJson), meta: { limit: rows.length, next_cursor: null } });
-  });
+  book.add(
+    {
+      method: 'get',
+      path: '/stories/:id/history',
+      summary: 'Every accepted transition and rejected attempt, oldest first',
+      tag: 'Stories',
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const story = await storyOr404(caller.tenantId, req.params.id);
+      const rows = await storyHistory(pool, caller.tenantId, story.id);
+      res.json({ data: rows.map(historyJson), meta: { limit: rows.length, next_cursor: null } });
+    },
+  );
 
   for (const action of ACTIONS) {
     book.add(
@@ -113,44 +162,80 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
         const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
         const updated = withState(story, view.state, new Date());
         // The workflow's own view of its dependencies: no second trip to the database.
-        const dependsOn = Object.fromEntries(Object.entries(view.state.dependencies).map(([id, d]) => [id, d.verified]));
+        const dependsOn = Object.fromEntries(
+          Object.entries(view.state.dependencies).map(([id, d]) => [id, d.verified]),
+        );
         res.json({ data: storyJson(updated, { caller, dependsOn }) });
       },
     );
   }
 
   book.add(
-    { method: 'post', path: '/stories/:id/heartbeat', summary: 'The assignee keeps its claim alive (the lease runs lease_ttl_seconds from now)', tag: 'Lifecycle', body: z.strictObject({}), errors: ['not_assigned_agent', 'invalid_transition'] },
+    {
+      method: 'post',
+      path: '/stories/:id/heartbeat',
+      summary: 'The assignee keeps its claim alive (the lease runs lease_ttl_seconds from now)',
+      tag: 'Lifecycle',
+      body: z.strictObject({}),
+      errors: ['not_assigned_agent', 'invalid_transition'],
+    },
     async (req, res) => {
       const caller = callerOf(res);
       const story = await storyOr404(caller.tenantId, req.params.id);
       parseOr400(z.strictObject({}), req.body ?? {});
       const view = await commands.heartbeat(caller, story, res.locals.idempotencyKey as string | undefined);
-      res.json({ data: { story_id: story.id, lease_expires_at: view.leaseExpiresAt === null ? null : new Date(view.leaseExpiresAt).toISOString() } });
+      res.json({
+        data: {
+          story_id: story.id,
+          lease_expires_at: view.leaseExpiresAt === null ? null : new Date(view.leaseExpiresAt).toISOString(),
+        },
+      });
     },
   );
 
-  book.add({ method: 'get', path: '/audit/verify', summary: "Recompute the tenant's audit hash chain; report the first broken link", tag: 'Audit', roles: ['admin', 'orchestrator'] }, async (_req, res) => {
-    res.json({ data: await verifyAuditChain(pool, callerOf(res).tenantId) });
-  });
+  book.add(
+    {
+      method: 'get',
+      path: '/audit/verify',
+      summary: "Recompute the tenant's audit hash chain; report the first broken link",
+      tag: 'Audit',
+      roles: ['admin', 'orchestrator'],
+    },
+    async (_req, res) => {
+      res.json({ data: await verifyAuditChain(pool, callerOf(res).tenantId) });
+    },
+  );
 
-  book.add({ method: 'get', path: '/audit', summary: "The tenant's audit trail", tag: 'Audit', roles: ['admin', 'orchestrator'], query: AuditQuery }, async (req, res) => {
-    const q = parseOr400(AuditQuery, req.query, 'invalid_query');
-    const after = decodeCursor(AuditCursor, q.cursor);
-    if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-    const rows = await auditTrail(pool, callerOf(res).tenantId, {
-      projectId: q.project_id,
-      storyId: q.story_id,
-      since: q.since,
-      afterId: after?.a,
-      limit: q.limit,
-    });
-    const last = rows[rows.length - 1];
-    res.json({
-      data: rows.map(historyJson),
-      meta: { limit: q.limit, next_cursor: rows.length === q.limit && last ? encodeCursor({ a: String(last.id) }) : null },
-    });
-  });
+  book.add(
+    {
+      method: 'get',
+      path: '/audit',
+      summary: "The tenant's audit trail",
+      tag: 'Audit',
+      roles: ['admin', 'orchestrator'],
+      query: AuditQuery,
+    },
+    async (req, res) => {
+      const q = parseOr400(AuditQuery, req.query, 'invalid_query');
+      const after = decodeCursor(AuditCursor, q.cursor);
+      if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      const rows = await auditTrail(pool, callerOf(res).tenantId, {
+        projectId: q.project_id,
+        storyId: q.story_id,
+        since: q.since,
+        afterId: after?.a,
+        limit: q.limit,
+      });
+      const last = rows[rows.length - 1];
+      res.json({
+        data: rows.map(historyJson),
+        meta: {
+          limit: q.limit,
+          next_cursor: rows.length === q.limit && last ? encodeCursor({ a: String(last.id) }) : null,
+        },
+      });
+    },
+  );
 }
 
 const ACTION_SUMMARIES: Record<Action, string> = {

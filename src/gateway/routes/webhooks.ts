@@ -42,76 +42,136 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
     return hook;
   };
 
-  book.add({ method: 'post', path: '/webhooks', summary: 'Subscribe a URL to events; the signing secret is shown once', tag: 'Webhooks', roles: ['admin'], body: WebhookBody, status: 201 }, async (req, res) => {
-    const body = parseOr400(WebhookBody, req.body);
-    if (!deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS) {
-      const problem = await webhookTargetProblem(body.url, { refuseUnresolved: false });
-      if (problem) throw new ApiError('invalid_body', `The webhook URL points to ${problem}; webhooks go to public addresses only.`, { field: 'url' });
-    }
-    const tenantId = callerOf(res).tenantId;
-    const secret = `whsec_${randomBytes(24).toString('base64url')}`;
-    const rows = await inTransaction(pool, async (db) => {
-      // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
-      // flooding the shared delivery workers. Counted under a per-tenant lock, so concurrent
-      // subscriptions cannot all pass the count.
-      await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`, [tenantId]);
-      const { rows: count } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL', [tenantId]);
-      if (count[0]!.n >= MAX_WEBHOOKS_PER_TENANT) {
-        throw new ApiError('conflict', `A tenant has at most ${MAX_WEBHOOKS_PER_TENANT} webhooks; remove one first.`, { limit: MAX_WEBHOOKS_PER_TENANT });
+  book.add(
+    {
+      method: 'post',
+      path: '/webhooks',
+      summary: 'Subscribe a URL to events; the signing secret is shown once',
+      tag: 'Webhooks',
+      roles: ['admin'],
+      body: WebhookBody,
+      status: 201,
+    },
+    async (req, res) => {
+      const body = parseOr400(WebhookBody, req.body);
+      if (!deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS) {
+        const problem = await webhookTargetProblem(body.url, { refuseUnresolved: false });
+        if (problem)
+          throw new ApiError(
+            'invalid_body',
+            `The webhook URL points to ${problem}; webhooks go to public addresses only.`,
+            { field: 'url' },
+          );
       }
-      return (
-        await db.query<WebhookRow>(
-          'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
-          [tenantId, body.url, [...new Set(body.events)], secret],
-        )
-      ).rows;
-    });
-    res.status(201).json({ data: { ...webhookJson(rows[0]!), secret } });
-  });
+      const tenantId = callerOf(res).tenantId;
+      const secret = `whsec_${randomBytes(24).toString('base64url')}`;
+      const rows = await inTransaction(pool, async (db) => {
+        // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
+        // flooding the shared delivery workers. Counted under a per-tenant lock, so concurrent
+        // subscriptions cannot all pass the count.
+        await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`, [tenantId]);
+        const { rows: count } = await db.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL',
+          [tenantId],
+        );
+        if (count[0].n >= MAX_WEBHOOKS_PER_TENANT) {
+          throw new ApiError(
+            'conflict',
+            `A tenant has at most ${MAX_WEBHOOKS_PER_TENANT} webhooks; remove one first.`,
+            { limit: MAX_WEBHOOKS_PER_TENANT },
+          );
+        }
+        return (
+          await db.query<WebhookRow>(
+            'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
+            [tenantId, body.url, [...new Set(body.events)], secret],
+          )
+        ).rows;
+      });
+      res.status(201).json({ data: { ...webhookJson(rows[0]), secret } });
+    },
+  );
 
-  book.add({ method: 'get', path: '/webhooks', summary: 'Webhooks of the tenant', tag: 'Webhooks', roles: ['admin'] }, async (_req, res) => {
-    const { rows } = await pool.query<WebhookRow>('SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at', [callerOf(res).tenantId]);
-    res.json({ data: rows.map(webhookJson), meta: { limit: rows.length, next_cursor: null } });
-  });
+  book.add(
+    { method: 'get', path: '/webhooks', summary: 'Webhooks of the tenant', tag: 'Webhooks', roles: ['admin'] },
+    async (_req, res) => {
+      const { rows } = await pool.query<WebhookRow>(
+        'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at',
+        [callerOf(res).tenantId],
+      );
+      res.json({ data: rows.map(webhookJson), meta: { limit: rows.length, next_cursor: null } });
+    },
+  );
 
-  book.add({ method: 'get', path: '/webhooks/:id/deliveries', summary: 'Deliveries of a webhook, newest first, with every attempt', tag: 'Webhooks', roles: ['admin'] }, async (req, res) => {
-    const caller = callerOf(res);
-    const hook = await webhookOr404(caller.tenantId, req.params.id, true);
-    const { rows } = await pool.query(
-      `SELECT d.id, d.event, d.status, d.payload, d.created_at, d.finished_at,
+  book.add(
+    {
+      method: 'get',
+      path: '/webhooks/:id/deliveries',
+      summary: 'Deliveries of a webhook, newest first, with every attempt',
+      tag: 'Webhooks',
+      roles: ['admin'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const hook = await webhookOr404(caller.tenantId, req.params.id, true);
+      const { rows } = await pool.query(
+        `SELECT d.id, d.event, d.status, d.payload, d.created_at, d.finished_at,
          coalesce(json_agg(json_build_object('attempt', a.attempt, 'status_code', a.status_code, 'error', a.error,
            'duration_ms', a.duration_ms, 'attempted_at', a.attempted_at) ORDER BY a.attempt) FILTER (WHERE a.id IS NOT NULL), '[]') AS attempts
        FROM webhook_deliveries d LEFT JOIN webhook_attempts a ON a.delivery_id = d.id
        WHERE d.tenant_id = $1 AND d.webhook_id = $2 GROUP BY d.id ORDER BY d.created_at DESC LIMIT 200`,
-      [caller.tenantId, hook.id],
-    );
-    res.json({ data: rows, meta: { limit: 200, next_cursor: null } });
-  });
-
-  book.add({ method: 'post', path: '/webhooks/:id/test', summary: 'Send a test delivery to this webhook', tag: 'Webhooks', roles: ['admin'], status: 201 }, async (req, res) => {
-    const caller = callerOf(res);
-    const hook = await webhookOr404(caller.tenantId, req.params.id);
-    const sourceKey = `test:${randomUUID()}`;
-    await pool.query(
-      `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload) VALUES ($1, $2, 'webhook.test', $3, $4)`,
-      [caller.tenantId, hook.id, sourceKey, JSON.stringify({ message: 'test delivery' })],
-    );
-    // The delivery is committed: if Temporal cannot take it now, the worker's sweep starts it.
-    await dispatchPending(pool, deps.commands.webhooks, [sourceKey]).catch(() => undefined);
-    res.status(201).json({ data: { webhook_id: hook.id, event: 'webhook.test', source_key: sourceKey } });
-  });
-
-  book.add({ method: 'delete', path: '/webhooks/:id', summary: 'Remove a webhook: nothing more is sent to it, pending deliveries included', tag: 'Webhooks', roles: ['admin'] }, async (req, res) => {
-    const caller = callerOf(res);
-    const hook = await webhookOr404(caller.tenantId, req.params.id);
-    await inTransaction(pool, async (db) => {
-      await db.query('UPDATE webhooks SET disabled_at = now() WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL', [caller.tenantId, hook.id]);
-      // A delivery between attempts finds itself finished at its next attempt, and stops.
-      await db.query(
-        `UPDATE webhook_deliveries SET status = 'failed', finished_at = now() WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending'`,
         [caller.tenantId, hook.id],
       );
-    });
-    res.json({ data: webhookJson(hook) });
-  });
+      res.json({ data: rows, meta: { limit: 200, next_cursor: null } });
+    },
+  );
+
+  book.add(
+    {
+      method: 'post',
+      path: '/webhooks/:id/test',
+      summary: 'Send a test delivery to this webhook',
+      tag: 'Webhooks',
+      roles: ['admin'],
+      status: 201,
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const hook = await webhookOr404(caller.tenantId, req.params.id);
+      const sourceKey = `test:${randomUUID()}`;
+      await pool.query(
+        `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload) VALUES ($1, $2, 'webhook.test', $3, $4)`,
+        [caller.tenantId, hook.id, sourceKey, JSON.stringify({ message: 'test delivery' })],
+      );
+      // The delivery is committed: if Temporal cannot take it now, the worker's sweep starts it.
+      await dispatchPending(pool, deps.commands.webhooks, [sourceKey]).catch(() => undefined);
+      res.status(201).json({ data: { webhook_id: hook.id, event: 'webhook.test', source_key: sourceKey } });
+    },
+  );
+
+  book.add(
+    {
+      method: 'delete',
+      path: '/webhooks/:id',
+      summary: 'Remove a webhook: nothing more is sent to it, pending deliveries included',
+      tag: 'Webhooks',
+      roles: ['admin'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const hook = await webhookOr404(caller.tenantId, req.params.id);
+      await inTransaction(pool, async (db) => {
+        await db.query(
+          'UPDATE webhooks SET disabled_at = now() WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL',
+          [caller.tenantId, hook.id],
+        );
+        // A delivery between attempts finds itself finished at its next attempt, and stops.
+        await db.query(
+          `UPDATE webhook_deliveries SET status = 'failed', finished_at = now() WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending'`,
+          [caller.tenantId, hook.id],
+        );
+      });
+      res.json({ data: webhookJson(hook) });
+    },
+  );
 }
