@@ -1,0 +1,129 @@
+/** The gateway-to-workflow trust boundary: what a signed envelope proves, and what breaks it. */
+import { describe, expect, it } from 'vitest';
+import {
+  ENVELOPE_MAX_AGE_MS,
+  bodyDigest,
+  canonicalJson,
+  dependencyNewsProblem,
+  envelopeProblem,
+  fromBase64Url,
+  newSigningSeed,
+  signDependencyNews,
+  signEnvelope,
+  signingKeyFromSeed,
+  toBase64Url,
+} from '../../src/custody/identity.js';
+
+const key = signingKeyFromSeed(newSigningSeed());
+const other = signingKeyFromSeed(newSigningSeed());
+const WORKFLOW = 'story/t1/p1/1.1';
+const NOW = 1_760_000_000_000;
+const unsigned = {
+  updateId: 'u-1',
+  action: 'claim' as const,
+  actor: { agentId: 'a-1', role: 'agent' as const, tenantId: 't1' },
+  body: { b: 1, a: [1, 2] },
+  issuedAt: NOW,
+};
+
+describe('action envelopes', () => {
+  const envelope = signEnvelope(key, WORKFLOW, unsigned);
+
+  it('are accepted when signed by a trusted key, for this workflow, in time', () => {
+    expect(envelopeProblem(WORKFLOW, envelope, [key.publicKey], NOW)).toBeNull();
+    expect(envelopeProblem(WORKFLOW, envelope, [other.publicKey, key.publicKey], NOW + 1000)).toBeNull();
+  });
+
+  it('are refused when signed by a key the story does not trust', () => {
+    expect(envelopeProblem(WORKFLOW, envelope, [other.publicKey], NOW)).toBe('signature not from a trusted gateway');
+    expect(envelopeProblem(WORKFLOW, envelope, [], NOW)).toBe('signature not from a trusted gateway');
+  });
+
+  it('are bound to their workflow, update, action, actor, time and body', () => {
+    const tampered: Array<[string, unknown]> = [
+      ['another workflow', { ...envelope }],
+      ['another update', { ...envelope, updateId: 'u-2' }],
+      ['another action', { ...envelope, action: 'verify' }],
+      ['another agent', { ...envelope, actor: { ...envelope.actor, agentId: 'a-2' } }],
+      ['another role', { ...envelope, actor: { ...envelope.actor, role: 'orchestrator' } }],
+      ['another tenant', { ...envelope, actor: { ...envelope.actor, tenantId: 't2' } }],
+      ['another time', { ...envelope, issuedAt: NOW + 1 }],
+      ['another body', { ...envelope, body: { b: 2, a: [1, 2] } }],
+    ];
+    for (const [what, env] of tampered) {
+      const workflowId = what === 'another workflow' ? 'story/t1/p1/1.2' : WORKFLOW;
+      expect(envelopeProblem(workflowId, env, [key.publicKey], NOW), what).toBe('signature not from a trusted gateway');
+    }
+  });
+
+  it('do not depend on the order of keys in the body', () => {
+    const reordered = { ...envelope, body: { a: [1, 2], b: 1 } };
+    expect(envelopeProblem(WORKFLOW, reordered, [key.publicKey], NOW)).toBeNull();
+  });
+
+  it('expire: a captured envelope cannot be replayed later, nor one dated ahead', () => {
+    expect(envelopeProblem(WORKFLOW, envelope, [key.publicKey], NOW + ENVELOPE_MAX_AGE_MS + 1)).toBe('expired');
+    expect(envelopeProblem(WORKFLOW, envelope, [key.publicKey], NOW - ENVELOPE_MAX_AGE_MS - 1)).toBe('expired');
+  });
+
+  it('name what is missing or malformed, and never throw', () => {
+    const cases: Array<[unknown, string]> = [
+      [null, 'no envelope'],
+      ['text', 'no envelope'],
+      [{ ...envelope, updateId: '' }, 'bad update id'],
+      [{ ...envelope, updateId: 'x'.repeat(201) }, 'bad update id'],
+      [{ ...envelope, action: 7 }, 'no action'],
+      [{ ...envelope, actor: null }, 'no actor'],
+      [{ ...envelope, actor: { agentId: 'a-1' } }, 'bad actor'],
+      [{ ...envelope, issuedAt: Number.NaN }, 'no time'],
+      [{ ...envelope, signature: undefined }, 'unsigned'],
+      [{ ...envelope, signature: 'not base64!' }, 'bad signature'],
+      [{ ...envelope, signature: toBase64Url(new Uint8Array(63)) }, 'bad signature'],
+      [{ ...envelope, signature: toBase64Url(new Uint8Array(64)) }, 'signature not from a trusted gateway'],
+    ];
+    for (const [env, problem] of cases) expect(envelopeProblem(WORKFLOW, env, [key.publicKey], NOW)).toBe(problem);
+  });
+});
+
+describe('dependency news', () => {
+  const DEPENDENT = 'story/t1/p1/2.1';
+  const news = signDependencyNews(key, DEPENDENT, { storyId: 's-1', verified: true, seq: 3 });
+
+  it('counts only when signed by a trusted key for this dependent', () => {
+    expect(dependencyNewsProblem(DEPENDENT, news, [key.publicKey])).toBeNull();
+    expect(dependencyNewsProblem(DEPENDENT, news, [other.publicKey])).not.toBeNull();
+    expect(dependencyNewsProblem('story/t1/p1/2.2', news, [key.publicKey])).not.toBeNull();
+  });
+
+  it('cannot be flipped from rejected to verified or moved to another sequence', () => {
+    expect(dependencyNewsProblem(DEPENDENT, { ...news, verified: false }, [key.publicKey])).not.toBeNull();
+    expect(dependencyNewsProblem(DEPENDENT, { ...news, seq: 4 }, [key.publicKey])).not.toBeNull();
+    expect(dependencyNewsProblem(DEPENDENT, { ...news, storyId: 's-2' }, [key.publicKey])).not.toBeNull();
+  });
+});
+
+describe('encodings', () => {
+  it('base64url round-trips every length and refuses foreign alphabets', () => {
+    for (let n = 0; n < 70; n++) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 37 + n) & 0xff);
+      const text = toBase64Url(bytes);
+      expect(text).toBe(Buffer.from(bytes).toString('base64url'));
+      expect(fromBase64Url(text)).toEqual(bytes);
+    }
+    expect(fromBase64Url('ab+/')).toBeNull();
+    expect(fromBase64Url('abcde')).toBeNull();
+  });
+
+  it('canonical JSON sorts keys at every depth and drops undefined', () => {
+    expect(canonicalJson({ b: { d: 1, c: [{ z: 1, y: 2 }] }, a: undefined, e: null })).toBe(
+      '{"b":{"c":[{"y":2,"z":1}],"d":1},"e":null}',
+    );
+    expect(bodyDigest({ x: 1, y: 2 })).toBe(bodyDigest({ y: 2, x: 1 }));
+    expect(bodyDigest(undefined)).toBe(bodyDigest({}));
+  });
+
+  it('a signing key is 32 bytes of base64url', () => {
+    expect(() => signingKeyFromSeed('short')).toThrow(/32 bytes/);
+    expect(signingKeyFromSeed(toBase64Url(new Uint8Array(32))).publicKey).toHaveLength(43);
+  });
+});
