@@ -75,8 +75,13 @@ describe('npm start on embedded defaults', () => {
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: 'ok' });
     expect(first.output()).toContain(`Temporal UI  http://localhost:${ports.TEMPORAL_UI_PORT}`);
-    // Our metrics and the Temporal SDK's worker metrics, on one page.
-    const metrics = await fetch(`http://127.0.0.1:${ports.PORT}/metrics`).then((r) => r.text());
+    // Our metrics and the Temporal SDK's worker metrics, on one page. The SDK exports a metric
+    // once the worker has recorded it (its first polls), which can take a moment on a busy machine.
+    let metrics = '';
+    for (let attempt = 0; attempt < 30 && !/^temporal_\w+/m.test(metrics); attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+      metrics = await fetch(`http://127.0.0.1:${ports.PORT}/metrics`).then((r) => r.text());
+    }
     expect(metrics).toContain('custody_transitions_total');
     expect(metrics).toMatch(/^temporal_\w+/m);
     const ui = await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`);
