@@ -30,6 +30,7 @@ import {
   expireLease,
   holdsLease,
   isAwaitingOthers,
+  judge,
   newStoryState,
   type Decision,
   type Rejection,
@@ -154,11 +155,12 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     if (unstorable) return { ok: false, rejection: unstorable };
     // Accepted only if accepted both as the story stands and as it stands once an overdue lease
     // is expired: the handler judges the former, the clock the latter.
-    const now = decide(state, envelope.actor, action, envelope.body);
+    // `judge` adds the rules the handler must not re-run (histories from before them replay as they ran).
+    const now = judge(state, envelope.actor, action, envelope.body);
     if (!now.ok) return now;
     const judged = judgedState();
     if (judged === state) return now;
-    const late = decide(judged, envelope.actor, action, envelope.body);
+    const late = judge(judged, envelope.actor, action, envelope.body);
     return late.ok ? now : late;
   }
 

@@ -31,8 +31,20 @@ export const ACTIONS = [
   'reject',
   'unclaim',
   'force-unclaim',
+  'backfill',
+  'edit',
+  'delete',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
+
+/**
+ * Actions with a route of their own (`POST /stories/:id/<action>`); `edit` and `delete` reach the
+ * workflow through `PATCH` and `DELETE /stories/:id`, judged by the same rules.
+ */
+export const LIFECYCLE_ACTIONS = ACTIONS.filter((a) => a !== 'edit' && a !== 'delete') as Exclude<
+  Action,
+  'edit' | 'delete'
+>[];
 
 export function isAction(value: unknown): value is Action {
   return typeof value === 'string' && (ACTIONS as readonly string[]).includes(value);
@@ -52,4 +64,7 @@ export const EVENT_OF_ACTION: Record<Action | 'lease-expired' | 'stalled', strin
   reject: 'story.rejected',
   unclaim: 'story.unclaimed',
   'force-unclaim': 'story.force_unclaimed',
+  backfill: 'story.backfilled',
+  edit: 'story.updated',
+  delete: 'story.deleted',
 };

@@ -35,6 +35,38 @@ const artifact: Check = (value) => {
   return Object.keys(value).some((key) => key.length > 200) ? 'keys of at most 200 characters' : null;
 };
 
+const tokens: Check = (value) =>
+  typeof value !== 'number' || !Number.isInteger(value)
+    ? 'expected an integer'
+    : value < 0 || value > 1e15
+      ? 'out of range'
+      : null;
+
+const object =
+  (fields: Record<string, Field>): Check =>
+  (value) => {
+    const issues = shapeIssues(fields, value);
+    return issues.length === 0 ? null : issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  };
+
+const texts =
+  (max: number, each: number): Check =>
+  (value) =>
+    !Array.isArray(value)
+      ? 'expected an array'
+      : value.length > max
+        ? `at most ${max} items`
+        : value.some((v) => text(each)(v) !== null)
+          ? `strings of at most ${each} characters`
+          : null;
+
+const prNumber: Check = (value) =>
+  typeof value !== 'number' || !Number.isInteger(value)
+    ? 'expected an integer'
+    : value < 0 || value > 1_000_000_000
+      ? 'out of range'
+      : null;
+
 interface Field {
   check: Check;
   optional?: boolean;
@@ -45,24 +77,51 @@ const SHAPES: Record<Action, Record<string, Field>> = {
   claim: {},
   start: {},
   'request-review': {},
-  report: { artifact: { check: artifact, optional: true } },
+  report: {
+    artifact: { check: artifact, optional: true },
+    token_usage: {
+      check: (v) =>
+        object({
+          input_tokens: { check: tokens, optional: true },
+          output_tokens: { check: tokens, optional: true },
+          model_name: { check: text(200), optional: true },
+          cost_millicents: { check: tokens, optional: true },
+        })(v),
+      optional: true,
+    },
+  },
   'review-complete': {
     review_type: { check: text(64) },
-    findings_count: { check: count },
-    fixes_count: { check: count },
-    disproved_count: { check: count },
-    summary: { check: text(20_000) },
+    findings_count: { check: count, optional: true },
+    fixes_count: { check: count, optional: true },
+    disproved_count: { check: count, optional: true },
+    summary: { check: text(20_000), optional: true },
+    artifact: { check: artifact, optional: true },
   },
-  verify: { summary: { check: text(20_000), optional: true } },
+  verify: { summary: { check: text(20_000), optional: true }, review_type: { check: text(64), optional: true } },
   reject: { reason: { check: text(20_000), optional: true } },
   unclaim: {},
   'force-unclaim': { reason: { check: text(20_000), optional: true } },
+  backfill: {
+    reason: { check: text(20_000), optional: true },
+    evidence_url: { check: text(2000), optional: true },
+    pr_number: { check: prNumber, optional: true },
+  },
+  edit: {
+    title: { check: text(500), optional: true },
+    ac_count: { check: count, optional: true },
+    remove_dependencies: { check: texts(100, 64), optional: true },
+  },
+  delete: {},
 };
 
 /** The body's problems for `action` (an empty list when its shape is right). */
 export function bodyShapeIssues(action: Action, body: unknown): ShapeIssue[] {
+  return shapeIssues(SHAPES[action], body);
+}
+
+function shapeIssues(fields: Record<string, Field>, body: unknown): ShapeIssue[] {
   if (!isPlainObject(body)) return [{ path: '', message: 'expected an object' }];
-  const fields = SHAPES[action];
   const issues: ShapeIssue[] = [];
   for (const key of Object.keys(body)) {
     if (!Object.prototype.hasOwnProperty.call(fields, key)) issues.push({ path: key, message: 'unknown field' });

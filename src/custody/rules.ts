@@ -22,6 +22,8 @@ export interface ReviewRecord {
   disproved_count: number;
   summary: string;
   iteration: number;
+  /** The reported artifact this review is of (null when the report named none). */
+  artifact?: unknown;
 }
 
 export interface DependencyStatus {
@@ -49,6 +51,12 @@ export interface StoryState {
   /** The latest review; it counts for the current iteration only when its iteration matches. */
   review: ReviewRecord | null;
   dependencies: Record<string, DependencyStatus>;
+  /** What the latest report named (a string or an object); absent in states from before it was kept. */
+  artifact?: unknown;
+  /** Verified by `backfill` (work done before custody), not through the lifecycle. */
+  backfilled?: boolean;
+  /** Withdrawn while pending (`DELETE /stories/:id`): it takes no action any more. */
+  deleted?: boolean;
 }
 
 export interface Rejection {
@@ -96,6 +104,9 @@ export function newStoryState(facts: {
     iteration: 1,
     review: null,
     dependencies: Object.fromEntries(facts.dependsOn.map((id) => [id, { verified: false, seq: 0 }])),
+    artifact: null,
+    backfilled: false,
+    deleted: false,
   };
 }
 
@@ -123,7 +134,13 @@ const RULES: Record<Action, ActionRule> = {
   reject: { roles: ['orchestrator'], from: ['reported_done'], fromVerified: ['unverified', 'rejected', 'verified'] },
   unclaim: { roles: ['agent'], from: ['assigned', 'implementing'] },
   'force-unclaim': { roles: ['orchestrator', 'admin'], from: ['assigned', 'implementing', 'review_requested'] },
+  backfill: { roles: ['orchestrator'], from: ['pending', 'contracted'], fromVerified: ['unverified'] },
+  edit: { roles: ['admin', 'orchestrator'], from: ['pending'] },
+  delete: { roles: ['admin', 'orchestrator'], from: ['pending'] },
 };
+
+/** Edits and withdrawals are refused past `pending` with their own code: the story is being worked on. */
+const IN_PROGRESS_CODE: Partial<Record<Action, ErrorCode>> = { edit: 'story_in_progress', delete: 'story_in_progress' };
 
 function validActor(actor: unknown): actor is Actor {
   if (typeof actor !== 'object' || actor === null) return false;
@@ -161,6 +178,9 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
   if (!isAction(action)) {
     return rejectionOf('not_found', 'Unknown action.');
   }
+  if (state.deleted === true) {
+    return rejectionOf('not_found', 'Story not found.');
+  }
   const rule = RULES[action];
   if (!rule.roles.includes(actor.role)) {
     return rejectionOf('forbidden', `The ${actor.role} role may not ${action} a story.`, {
@@ -170,6 +190,14 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
   }
   const verifiedOk = (rule.fromVerified ?? NOT_VERIFIED).includes(state.verifiedStatus);
   if (!rule.from.includes(state.agentStatus) || !verifiedOk) {
+    const inProgress = IN_PROGRESS_CODE[action];
+    if (inProgress) {
+      return rejectionOf(inProgress, `Only a pending story may be changed; this one is ${describe(state)}.`, {
+        current_agent_status: state.agentStatus,
+        current_verified_status: state.verifiedStatus,
+        attempted_action: action,
+      });
+    }
     return rejectionOf('invalid_transition', `Cannot ${action} a story that is ${describe(state)}.`, {
       current_agent_status: state.agentStatus,
       current_verified_status: state.verifiedStatus,
@@ -248,6 +276,17 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
         );
       }
       return null;
+    case 'backfill':
+      // Backfill attests work done before custody: a story that anyone claimed (or that was ever
+      // rejected, so went through custody) cannot have its history laundered into `verified`.
+      if (state.implementerAgentIds.length > 0 || state.iteration > 1 || state.reportedByAgentId !== null) {
+        return rejectionOf('invalid_transition', 'Only a story that was never claimed may be backfilled.', {
+          current_agent_status: state.agentStatus,
+          current_verified_status: state.verifiedStatus,
+          attempted_action: action,
+        });
+      }
+      return null;
     default:
       return null;
   }
@@ -278,6 +317,50 @@ export function checkStorableBody(body: unknown): Rejection | null {
   return rejectionOf('invalid_body', 'The request body holds a NUL character or an unpaired surrogate.', {
     issues: [{ path, message: 'text that cannot be stored' }],
   });
+}
+
+/**
+ * Rules that came after histories were written (a blank review type; a review of another artifact
+ * than the one reported): like `checkStorableBody`, judged in the update validator only, so
+ * histories that accepted such a body replay as they ran. Run after `decide` accepted.
+ */
+export function checkLaterRules(state: StoryState, action: unknown, body: unknown): Rejection | null {
+  if (action !== 'review-complete' || typeof body !== 'object' || body === null) return null;
+  const b = body as { review_type?: unknown; artifact?: unknown };
+  if (typeof b.review_type !== 'string' || !hasLetterOrDigit(b.review_type)) {
+    return rejectionOf('review_required', 'A review needs a review_type (a letter or a digit at least).');
+  }
+  if (b.artifact !== undefined && canonicalJson(b.artifact) !== canonicalJson(state.artifact ?? null)) {
+    return rejectionOf('artifact_mismatch', 'The review names another artifact than the one reported.', {
+      reported_artifact: state.artifact ?? null,
+      reviewed_artifact: b.artifact,
+    });
+  }
+  return null;
+}
+
+/** Every custody rule for an action: what the update validator applies (`decide`, then the later rules). */
+export function judge(state: StoryState, actor: unknown, action: unknown, body: unknown): Decision {
+  const decision = decide(state, actor, action, body);
+  if (!decision.ok) return decision;
+  const later = checkLaterRules(state, action, body);
+  return later ? { ok: false, rejection: later } : decision;
+}
+
+function hasLetterOrDigit(value: string): boolean {
+  return /[\p{L}\p{N}]/u.test(value);
+}
+
+/** JSON with object keys sorted: two artifacts are the same when their canonical forms are. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }
 
 /** Decides one action. Never throws; never mutates `state`. */
@@ -321,9 +404,18 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
     case 'report':
       next.agentStatus = 'reported_done';
       next.reportedByAgentId = who.agentId;
+      next.artifact = data.artifact ?? null;
       break;
     case 'review-complete': {
-      const b = data as Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>;
+      const given = data as Partial<Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>>;
+      // loopctl's clients leave out the counts when there were no findings, and the summary.
+      const b = {
+        review_type: given.review_type ?? '',
+        findings_count: given.findings_count ?? 0,
+        fixes_count: given.fixes_count ?? 0,
+        disproved_count: given.disproved_count ?? 0,
+        summary: given.summary ?? '',
+      };
       const counts = [b.findings_count, b.fixes_count, b.disproved_count];
       if (counts.some((n) => n < 0) || b.fixes_count + b.disproved_count !== b.findings_count) {
         return reject(
@@ -336,10 +428,12 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
           },
         );
       }
-      if (isBlank(b.summary)) {
-        return reject('review_required', 'A review needs a summary.');
-      }
-      next.review = { ...b, reviewer_agent_id: who.agentId, iteration: state.iteration };
+      next.review = {
+        ...b,
+        reviewer_agent_id: who.agentId,
+        iteration: state.iteration,
+        artifact: state.artifact ?? null,
+      };
       next.reviewerAgentId = who.agentId;
       break;
     }
@@ -358,6 +452,8 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
         next.reportedByAgentId = null;
         next.reviewerAgentId = null;
         next.verifiedByAgentId = null;
+        next.artifact = null;
+        next.backfilled = false;
       } else {
         next.agentStatus = 'contracted';
       }
@@ -367,6 +463,29 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
     case 'unclaim':
       next.agentStatus = 'contracted';
       next.assignedAgentId = null;
+      break;
+    case 'backfill': {
+      const b = data as { reason?: string };
+      if (isBlank(b.reason)) return reject('reason_required', 'A backfill needs a reason.');
+      next.agentStatus = 'reported_done';
+      next.verifiedStatus = 'verified';
+      next.verifiedByAgentId = who.agentId;
+      next.backfilled = true;
+      break;
+    }
+    case 'edit': {
+      const b = data as { title?: string; ac_count?: number; remove_dependencies?: string[] };
+      if (b.title !== undefined) next.title = b.title;
+      if (b.ac_count !== undefined) next.acCount = b.ac_count;
+      if (b.remove_dependencies !== undefined) {
+        next.dependencies = Object.fromEntries(
+          Object.entries(state.dependencies).filter(([id]) => !b.remove_dependencies!.includes(id)),
+        );
+      }
+      break;
+    }
+    case 'delete':
+      next.deleted = true;
       break;
   }
 

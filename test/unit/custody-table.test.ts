@@ -15,6 +15,7 @@ import {
   applyDependencyStatus,
   availableActions,
   decide,
+  judge,
   newStoryState,
   type StoryState,
 } from '../../src/custody/rules.js';
@@ -148,6 +149,9 @@ const VALID_BODIES: Record<Action, unknown> = {
   reject: { reason: 'regression' },
   unclaim: {},
   'force-unclaim': { reason: 'agent vanished' },
+  backfill: { reason: 'shipped before custody', evidence_url: 'https://example.test/pr/7', pr_number: 7 },
+  edit: { title: 'Landing page, v2', ac_count: 3 },
+  delete: {},
 };
 
 /** The contract's lifecycle table, restated: which roles, from which states. */
@@ -162,7 +166,14 @@ const TABLE: Record<Action, { roles: string[]; from: AgentStatus[]; verified?: V
   reject: { roles: ['orchestrator'], from: ['reported_done'], verified: ['unverified', 'rejected', 'verified'] },
   unclaim: { roles: ['agent'], from: ['assigned', 'implementing'] },
   'force-unclaim': { roles: ['orchestrator', 'admin'], from: ['assigned', 'implementing', 'review_requested'] },
+  // Never claimed, never verified: the reachable shapes that pass are exactly the never-claimed ones.
+  backfill: { roles: ['orchestrator'], from: ['pending', 'contracted'], verified: ['unverified'] },
+  edit: { roles: ['admin', 'orchestrator'], from: ['pending'] },
+  delete: { roles: ['admin', 'orchestrator'], from: ['pending'] },
 };
+
+/** Edits and withdrawals of a story past pending have their own code. */
+const WRONG_STATE_CODE: Partial<Record<Action, string>> = { edit: 'story_in_progress', delete: 'story_in_progress' };
 
 /** The expected outcome: 'ok' or the error code, in the documented order of checks. */
 function oracle(shape: Shape, kind: ActorKind, action: Action): string {
@@ -172,7 +183,7 @@ function oracle(shape: Shape, kind: ActorKind, action: Action): string {
   const row = TABLE[action];
   if (!row.roles.includes(actor.role)) return 'forbidden';
   const verifiedOk = (row.verified ?? ['unverified', 'rejected']).includes(shape.verifiedStatus);
-  if (!row.from.includes(shape.agentStatus) || !verifiedOk) return 'invalid_transition';
+  if (!row.from.includes(shape.agentStatus) || !verifiedOk) return WRONG_STATE_CODE[action] ?? 'invalid_transition';
   const implementer =
     kind === 'implementer' || kind === 'earlier_implementer'
       ? kind === 'implementer'
@@ -230,6 +241,17 @@ function expectedEffect(shape: Shape, kind: ActorKind, action: Action): Partial<
     case 'unclaim':
     case 'force-unclaim':
       return { agentStatus: 'contracted', assignedAgentId: null };
+    case 'backfill':
+      return {
+        agentStatus: 'reported_done',
+        verifiedStatus: 'verified',
+        backfilled: true,
+        verifiedByAgentId: actor.agentId,
+      };
+    case 'edit':
+      return { agentStatus: shape.agentStatus, title: 'Landing page, v2', acCount: 3 };
+    case 'delete':
+      return { agentStatus: shape.agentStatus, deleted: true };
   }
 }
 
@@ -328,10 +350,10 @@ describe('custody rules: bodies', () => {
     expect(decision.ok ? 'ok' : decision.rejection.code).toBe('findings_math_mismatch');
   });
 
-  it('accepts findings that add up, and refuses an empty summary', () => {
+  it('accepts findings that add up, and a blank summary (loopctl clients send none; API.md v1.1)', () => {
     expect(decide(reported, ACTORS.reviewer, 'review-complete', review(5, 3, 2)).ok).toBe(true);
     const blank = decide(reported, ACTORS.reviewer, 'review-complete', review(0, 0, 0, '  '));
-    expect(blank.ok ? 'ok' : blank.rejection.code).toBe('review_required');
+    expect(blank.ok ? 'ok' : blank.rejection.code).toBe('ok');
   });
 
   it('matches a contract to the story, exactly', () => {
@@ -530,5 +552,90 @@ describe('custody rules: whole lifecycles', () => {
       );
       expect(decision.ok).toBe(false);
     }
+  });
+});
+
+describe('custody rules: loopctl bodies, backfill, edits', () => {
+  const fresh = () =>
+    newStoryState({
+      tenantId: TENANT,
+      projectId: 'p',
+      storyId: 's',
+      number: '1.1',
+      title: 'Landing page',
+      acCount: 2,
+      dependsOn: [],
+    });
+  const step = (state: StoryState, actor: unknown, action: Action, body: unknown = VALID_BODIES[action]) => {
+    const decision = judge(state, actor, action, body);
+    if (!decision.ok) throw new Error(`${action}: ${decision.rejection.code}`);
+    return decision.state;
+  };
+  const code = (d: ReturnType<typeof judge>) => (d.ok ? 'ok' : d.rejection.code);
+  const reported = (artifact: unknown) => {
+    let s = fresh();
+    for (const action of ['contract', 'claim', 'start', 'request-review'] as const)
+      s = step(s, ACTORS.implementer, action);
+    return step(s, ACTORS.reviewer, 'report', artifact === undefined ? {} : { artifact });
+  };
+  const pr = { artifact_type: 'pr', path: 'https://example.test/pr/9' };
+
+  it('takes a review without counts or summary (counts 0), bound to the reported artifact', () => {
+    const s = step(reported(pr), ACTORS.reviewer, 'review-complete', { review_type: 'single_reviewer' });
+    expect(s.review).toMatchObject({
+      findings_count: 0,
+      fixes_count: 0,
+      disproved_count: 0,
+      summary: '',
+      artifact: pr,
+    });
+    // Key order does not make another artifact.
+    const same = { path: pr.path, artifact_type: 'pr' };
+    expect(code(judge(reported(pr), ACTORS.reviewer, 'review-complete', { review_type: 'x', artifact: same }))).toBe(
+      'ok',
+    );
+  });
+
+  it('refuses a blank review_type (review_required) and a review of another artifact (artifact_mismatch)', () => {
+    for (const review_type of ['', '   ', '--'])
+      expect(code(judge(reported(pr), ACTORS.reviewer, 'review-complete', { review_type }))).toBe('review_required');
+    const other = judge(reported(pr), ACTORS.reviewer, 'review-complete', { review_type: 'x', artifact: 'main' });
+    expect(code(other)).toBe('artifact_mismatch');
+    expect(other.ok ? null : other.rejection.status).toBe(409);
+    // Nothing reported: naming an artifact in the review is a mismatch too.
+    expect(
+      code(judge(reported(undefined), ACTORS.reviewer, 'review-complete', { review_type: 'x', artifact: 'a' })),
+    ).toBe('artifact_mismatch');
+  });
+
+  it('backfills only a story nobody ever claimed, with a reason', () => {
+    expect(code(judge(fresh(), ACTORS.orchestrator, 'backfill', {}))).toBe('reason_required');
+    expect(code(judge(fresh(), ACTORS.orchestrator, 'backfill', { reason: ' ' }))).toBe('reason_required');
+    // Claimed then given back: contracted again, but it went through custody.
+    let s = step(fresh(), ACTORS.implementer, 'contract');
+    s = step(s, ACTORS.implementer, 'claim');
+    s = step(s, ACTORS.implementer, 'unclaim');
+    expect(s.agentStatus).toBe('contracted');
+    expect(code(judge(s, ACTORS.orchestrator, 'backfill', VALID_BODIES.backfill))).toBe('invalid_transition');
+    // Backfilled, then rejected: pending again, never backfillable again.
+    let b = step(fresh(), ACTORS.orchestrator, 'backfill');
+    expect(b).toMatchObject({ verifiedStatus: 'verified', backfilled: true });
+    b = step(b, ACTORS.orchestrator, 'reject', { reason: 'not actually done' });
+    expect(b).toMatchObject({ agentStatus: 'pending', verifiedStatus: 'rejected', backfilled: false });
+    expect(code(judge(b, ACTORS.orchestrator, 'backfill', VALID_BODIES.backfill))).toBe('invalid_transition');
+  });
+
+  it('edits change what a contract must match; a deleted story takes no action', () => {
+    const edited = step(fresh(), ACTORS.orchestrator, 'edit', { title: 'Home page', ac_count: 4 });
+    expect(code(judge(edited, ACTORS.implementer, 'contract', { story_title: 'Landing page', ac_count: 2 }))).toBe(
+      'contract_mismatch',
+    );
+    expect(code(judge(edited, ACTORS.implementer, 'contract', { story_title: 'Home page', ac_count: 4 }))).toBe('ok');
+    const withDep = newStoryState({ ...fresh(), acCount: 2, dependsOn: ['d1', 'd2'] });
+    const freed = step(withDep, ACTORS.orchestrator, 'edit', { remove_dependencies: ['d1'] });
+    expect(Object.keys(freed.dependencies)).toEqual(['d2']);
+    const gone = step(fresh(), ACTORS.admin, 'delete');
+    for (const action of ACTIONS)
+      expect(code(judge(gone, ACTORS.orchestrator, action, VALID_BODIES[action]))).toBe('not_found');
   });
 });
