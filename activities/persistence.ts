@@ -14,6 +14,7 @@ import { EVENT_OF_ACTION } from '../src/custody/actions.js';
 import { signDependencyNews, type SigningKey } from '../src/custody/identity.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
+import type { TransitionRecord } from '../workflows/messages.js';
 
 export function createStoryActivities(deps: {
   pool: pg.Pool;
@@ -39,7 +40,9 @@ export function createStoryActivities(deps: {
         await db.query(
           `UPDATE stories SET agent_status = $2, verified_status = $3, assigned_agent_id = $4,
              reported_by_agent_id = $5, reviewer_agent_id = $6, verified_by_agent_id = $7,
-             implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12, stalled = $13
+             implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12, stalled = $13,
+             title = $14, artifact = $15, backfilled = $16,
+             deleted_at = CASE WHEN $17::boolean THEN coalesce(deleted_at, $12::timestamptz) ELSE NULL END
            WHERE id = $1 AND version < $11`,
           [
             state.storyId,
@@ -55,8 +58,14 @@ export function createStoryActivities(deps: {
             batch.version,
             batch.transitions[batch.transitions.length - 1].occurredAt,
             batch.stalled ?? false,
+            state.title,
+            state.artifact === undefined || state.artifact === null ? null : JSON.stringify(state.artifact),
+            state.backfilled === true,
+            state.deleted === true,
           ],
         );
+        // An accepted edit also carries what only the read model keeps (description, criteria, …).
+        await applyEdits(db, state.storyId, batch.version, batch.transitions);
         // Audit rows last: each takes the tenant's audit-chain lock until the commit.
         for (const t of batch.transitions) {
           await db.query(
@@ -128,4 +137,39 @@ export function createStoryActivities(deps: {
       return rows.length;
     },
   };
+}
+
+const EDITABLE_CONTENT: Record<string, (v: unknown) => unknown> = {
+  description: (v) => (typeof v === 'string' ? v : null),
+  acceptance_criteria: (v) => JSON.stringify(Array.isArray(v) ? v : []),
+  estimated_hours: (v) => (typeof v === 'number' ? v : null),
+  metadata: (v) => JSON.stringify(v ?? {}),
+};
+
+/**
+ * Writes the content of accepted edits to the story's row and drops the dependencies an edit
+ * removed. Guarded like the projection: a batch older than the row's version writes nothing.
+ */
+async function applyEdits(db: pg.PoolClient, storyId: string, version: number, transitions: TransitionRecord[]) {
+  const current = await db.query<{ version: string }>('SELECT version FROM stories WHERE id = $1', [storyId]);
+  if (Number(current.rows[0]?.version) !== version) return;
+  for (const t of transitions) {
+    if (t.action !== 'edit') continue;
+    const body = (t.payload ?? {}) as { content?: Record<string, unknown>; remove_dependencies?: string[] };
+    const sets: string[] = [];
+    const values: unknown[] = [storyId];
+    for (const [field, encode] of Object.entries(EDITABLE_CONTENT)) {
+      if (body.content && Object.prototype.hasOwnProperty.call(body.content, field)) {
+        values.push(encode(body.content[field]));
+        sets.push(`${field} = $${values.length}`);
+      }
+    }
+    if (sets.length > 0) await db.query(`UPDATE stories SET ${sets.join(', ')} WHERE id = $1`, values);
+    if (body.remove_dependencies && body.remove_dependencies.length > 0) {
+      await db.query('DELETE FROM story_dependencies WHERE story_id = $1 AND depends_on_story_id::text = ANY($2)', [
+        storyId,
+        body.remove_dependencies,
+      ]);
+    }
+  }
 }

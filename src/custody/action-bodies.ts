@@ -53,6 +53,8 @@ export const ACTION_BODIES = {
     title: text(500).optional(),
     ac_count: count.optional(),
     remove_dependencies: z.array(text(64)).max(100).optional(),
+    /** Fields only the read model keeps (description, criteria, …), written with the transition. */
+    content: z.record(z.string().max(200), z.unknown()).optional(),
   }),
   delete: z.strictObject({}),
 } satisfies Record<Action, z.ZodType>;

@@ -111,6 +111,15 @@ const SHAPES: Record<Action, Record<string, Field>> = {
     title: { check: text(500), optional: true },
     ac_count: { check: count, optional: true },
     remove_dependencies: { check: texts(100, 64), optional: true },
+    content: {
+      check: (v) =>
+        !isPlainObject(v)
+          ? 'expected an object'
+          : Object.keys(v).some((k) => k.length > 200)
+            ? 'keys of at most 200 characters'
+            : null,
+      optional: true,
+    },
   },
   delete: {},
 };

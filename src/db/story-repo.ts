@@ -13,6 +13,11 @@ export interface ProjectRow {
   description: string | null;
   lease_ttl_seconds: number;
   stall_after_seconds: number;
+  repo_url: string | null;
+  tech_stack: string | null;
+  mission: string | null;
+  settings: Record<string, unknown>;
+  archived_at: Date | null;
   created_at: Date;
 }
 export interface EpicRow {
@@ -21,6 +26,7 @@ export interface EpicRow {
   number: number;
   title: string;
   description: string | null;
+  metadata: Record<string, unknown>;
   created_at: Date;
 }
 export interface StoryRow {
@@ -43,6 +49,15 @@ export interface StoryRow {
   iteration: number;
   review: ReviewRecord | null;
   stalled: boolean;
+  estimated_hours: string | null;
+  metadata: Record<string, unknown>;
+  artifact: unknown;
+  backfilled: boolean;
+  deleted_at: Date | null;
+  /** The number of its epic (lists sort by it). */
+  epic_number: number;
+  /** Its project is archived: read-only. */
+  project_archived: boolean;
   version: string;
   position: string;
   created_at: Date;
@@ -51,7 +66,14 @@ export interface StoryRow {
 
 const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.title, s.description, s.acceptance_criteria,
   s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
-  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.version, s.position, s.created_at, s.updated_at`;
+  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.version, s.position, s.created_at, s.updated_at,
+  s.estimated_hours, s.metadata, s.artifact, s.backfilled, s.deleted_at,
+  (SELECT e.number FROM epics e WHERE e.id = s.epic_id) AS epic_number,
+  (SELECT p.archived_at IS NOT NULL FROM projects p WHERE p.id = s.project_id) AS project_archived`;
+
+/** Epic number, then story number in natural order (1.2 before 1.10). */
+export const NATURAL_ORDER = `(SELECT e.number FROM epics e WHERE e.id = s.epic_id), s.number COLLATE natural_numbers, s.id`;
+const LIVE = 's.deleted_at IS NULL';
 
 export async function createProject(
   db: Queryable,
@@ -62,13 +84,29 @@ export async function createProject(
     description?: string | undefined;
     lease_ttl_seconds?: number | undefined;
     stall_after_seconds?: number | undefined;
+    repo_url?: string | undefined;
+    tech_stack?: string | undefined;
+    mission?: string | undefined;
+    settings?: Record<string, unknown> | undefined;
   },
 ): Promise<ProjectRow | null> {
   const { rows } = await db.query<ProjectRow>(
-    `INSERT INTO projects (tenant_id, name, slug, description, lease_ttl_seconds, stall_after_seconds)
-     VALUES ($1, $2, $3, $4, coalesce($5, 1800), coalesce($6, 86400))
+    `INSERT INTO projects (tenant_id, name, slug, description, lease_ttl_seconds, stall_after_seconds,
+       repo_url, tech_stack, mission, settings)
+     VALUES ($1, $2, $3, $4, coalesce($5, 1800), coalesce($6, 86400), $7, $8, $9, $10)
      ON CONFLICT (tenant_id, slug) DO NOTHING RETURNING *`,
-    [tenantId, p.name, p.slug, p.description ?? null, p.lease_ttl_seconds ?? null, p.stall_after_seconds ?? null],
+    [
+      tenantId,
+      p.name,
+      p.slug,
+      p.description ?? null,
+      p.lease_ttl_seconds ?? null,
+      p.stall_after_seconds ?? null,
+      p.repo_url ?? null,
+      p.tech_stack ?? null,
+      p.mission ?? null,
+      JSON.stringify(p.settings ?? {}),
+    ],
   );
   return rows[0] ?? null;
 }
@@ -91,13 +129,18 @@ export async function upsertEpic(
   db: Queryable,
   tenantId: string,
   projectId: string,
-  e: { number: number; title: string; description?: string | undefined },
+  e: {
+    number: number;
+    title: string;
+    description?: string | undefined;
+    metadata?: Record<string, unknown> | undefined;
+  },
 ): Promise<EpicRow> {
   const { rows } = await db.query<EpicRow>(
-    `INSERT INTO epics (tenant_id, project_id, number, title, description) VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO epics (tenant_id, project_id, number, title, description, metadata) VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (project_id, number) DO UPDATE SET number = excluded.number
-     RETURNING id, project_id, number, title, description, created_at`,
-    [tenantId, projectId, e.number, e.title, e.description ?? null],
+     RETURNING id, project_id, number, title, description, metadata, created_at`,
+    [tenantId, projectId, e.number, e.title, e.description ?? null, JSON.stringify(e.metadata ?? {})],
   );
   return rows[0];
 }
@@ -105,7 +148,7 @@ export async function upsertEpic(
 export async function listEpics(db: Queryable, tenantId: string, projectId: string): Promise<EpicRow[]> {
   return (
     await db.query<EpicRow>(
-      'SELECT id, project_id, number, title, description, created_at FROM epics WHERE tenant_id = $1 AND project_id = $2 ORDER BY number',
+      'SELECT id, project_id, number, title, description, metadata, created_at FROM epics WHERE tenant_id = $1 AND project_id = $2 ORDER BY number',
       [tenantId, projectId],
     )
   ).rows;
@@ -113,7 +156,7 @@ export async function listEpics(db: Queryable, tenantId: string, projectId: stri
 
 export async function getEpic(db: Queryable, tenantId: string, epicId: string): Promise<EpicRow | null> {
   const { rows } = await db.query<EpicRow>(
-    'SELECT id, project_id, number, title, description, created_at FROM epics WHERE tenant_id = $1 AND id = $2',
+    'SELECT id, project_id, number, title, description, metadata, created_at FROM epics WHERE tenant_id = $1 AND id = $2',
     [tenantId, epicId],
   );
   return rows[0] ?? null;
@@ -127,6 +170,8 @@ export interface NewStory {
   description?: string | undefined;
   acceptanceCriteria: unknown[];
   workflowId: string;
+  estimatedHours?: number | undefined;
+  metadata?: Record<string, unknown> | undefined;
 }
 
 /** Inserts the story unless one with that number exists; returns the row and whether it is new. */
@@ -136,8 +181,9 @@ export async function insertStory(
   s: NewStory,
 ): Promise<{ story: StoryRow; created: boolean }> {
   const inserted = await db.query<StoryRow>(
-    `INSERT INTO stories AS s (tenant_id, project_id, epic_id, number, title, description, acceptance_criteria, workflow_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, number) DO NOTHING RETURNING ${STORY_COLUMNS}`,
+    `INSERT INTO stories AS s (tenant_id, project_id, epic_id, number, title, description, acceptance_criteria, workflow_id,
+       estimated_hours, metadata)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (project_id, number) DO NOTHING RETURNING ${STORY_COLUMNS}`,
     [
       tenantId,
       s.projectId,
@@ -147,6 +193,8 @@ export async function insertStory(
       s.description ?? null,
       JSON.stringify(s.acceptanceCriteria),
       s.workflowId,
+      s.estimatedHours ?? null,
+      JSON.stringify(s.metadata ?? {}),
     ],
   );
   if (inserted.rows[0]) return { story: inserted.rows[0], created: true };
@@ -159,7 +207,7 @@ export async function insertStory(
 
 export async function getStory(db: Queryable, tenantId: string, storyId: string): Promise<StoryRow | null> {
   const { rows } = await db.query<StoryRow>(
-    `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = $2`,
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.id = $2 AND ${LIVE}`,
     [tenantId, storyId],
   );
   return rows[0] ?? null;
@@ -228,13 +276,18 @@ export interface StoryFilter {
   agentStatus?: string | undefined;
   verifiedStatus?: string | undefined;
   stalled?: boolean | undefined;
-  /** The `position` of the last story of the previous page. */
-  after?: string | undefined;
+  /** Stories to skip, in the list's natural order. */
+  offset?: number | undefined;
   limit: number;
 }
 
-export async function listStories(db: Queryable, tenantId: string, f: StoryFilter): Promise<StoryRow[]> {
-  const where = ['s.tenant_id = $1'];
+/** A page of stories in natural order (epic number, then story number), and how many match in all. */
+export async function listStories(
+  db: Queryable,
+  tenantId: string,
+  f: StoryFilter,
+): Promise<{ rows: StoryRow[]; total: number }> {
+  const where = ['s.tenant_id = $1', LIVE];
   const params: unknown[] = [tenantId];
   const add = (sql: string, value: unknown) => {
     params.push(value);
@@ -245,52 +298,126 @@ export async function listStories(db: Queryable, tenantId: string, f: StoryFilte
   if (f.agentStatus) add('s.agent_status = ?', f.agentStatus);
   if (f.verifiedStatus) add('s.verified_status = ?', f.verifiedStatus);
   if (f.stalled !== undefined) add('s.stalled = ?', f.stalled);
-  if (f.after) add('s.position > ?::bigint', f.after);
-  params.push(f.limit);
-  return (
-    await db.query<StoryRow>(
-      `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${where.join(' AND ')} ORDER BY s.position LIMIT $${params.length}`,
-      params,
-    )
-  ).rows;
+  const filter = where.join(' AND ');
+  const count = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stories s WHERE ${filter}`, params);
+  const rows = await db.query<StoryRow>(
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${filter} ORDER BY ${NATURAL_ORDER}
+     LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    [...params, f.limit, f.offset ?? 0],
+  );
+  return { rows: rows.rows, total: count.rows[0].n };
 }
 
 const UNVERIFIED_DEPENDENCY = `EXISTS (SELECT 1 FROM story_dependencies d JOIN stories dep ON dep.id = d.depends_on_story_id
    WHERE d.story_id = s.id AND dep.verified_status <> 'verified')`;
 
-/** Ready: not yet claimed this iteration (pending or contracted) and every dependency verified. */
-export async function readyStories(
+/** The unverified dependencies of each story, for `blocking_dependencies`. */
+export async function blockingDependencies(
   db: Queryable,
   tenantId: string,
-  projectId: string | undefined,
-  limit: number,
-): Promise<StoryRow[]> {
-  return (
-    await db.query<StoryRow>(
-      `SELECT ${STORY_COLUMNS} FROM stories s
-       WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR s.project_id = $2) AND s.agent_status IN ('pending', 'contracted')
-         AND s.verified_status <> 'verified' AND NOT ${UNVERIFIED_DEPENDENCY}
-       ORDER BY s.position LIMIT $3`,
-      [tenantId, projectId ?? null, limit],
-    )
-  ).rows;
+  storyIds: string[],
+): Promise<Map<string, { id: string; number: string; verified_status: string }[]>> {
+  const out = new Map<string, { id: string; number: string; verified_status: string }[]>();
+  if (storyIds.length === 0) return out;
+  const { rows } = await db.query<{ story_id: string; id: string; number: string; verified_status: string }>(
+    `SELECT d.story_id, dep.id, dep.number, dep.verified_status FROM story_dependencies d
+       JOIN stories dep ON dep.id = d.depends_on_story_id
+     WHERE d.tenant_id = $1 AND d.story_id = ANY($2::uuid[]) AND dep.verified_status <> 'verified'
+     ORDER BY dep.number COLLATE natural_numbers`,
+    [tenantId, storyIds],
+  );
+  for (const r of rows) {
+    const list = out.get(r.story_id) ?? [];
+    list.push({ id: r.id, number: r.number, verified_status: r.verified_status });
+    out.set(r.story_id, list);
+  }
+  return out;
 }
 
-export async function blockedStories(
+export interface TokenTotals {
+  input_tokens: number;
+  output_tokens: number;
+  cost_millicents: number;
+  reports: number;
+  models: string[];
+}
+
+/**
+ * Token usage as the accepted reports stated it, summed per story: read from the audit trail,
+ * where each accepted report is written once, so a retried report never counts twice.
+ */
+export async function tokenTotals(
   db: Queryable,
   tenantId: string,
-  projectId: string | undefined,
-  limit: number,
-): Promise<StoryRow[]> {
-  return (
-    await db.query<StoryRow>(
-      `SELECT ${STORY_COLUMNS} FROM stories s
-       WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR s.project_id = $2) AND s.agent_status IN ('pending', 'contracted')
-         AND s.verified_status <> 'verified' AND ${UNVERIFIED_DEPENDENCY}
-       ORDER BY s.position LIMIT $3`,
-      [tenantId, projectId ?? null, limit],
-    )
-  ).rows;
+  scope: { storyIds?: string[]; projectId?: string },
+): Promise<Map<string, TokenTotals>> {
+  const { rows } = await db.query<{
+    story_id: string;
+    input_tokens: string;
+    output_tokens: string;
+    cost_millicents: string;
+    reports: number;
+    models: string[] | null;
+  }>(
+    `SELECT a.story_id,
+       coalesce(sum((a.payload->'token_usage'->>'input_tokens')::numeric), 0) AS input_tokens,
+       coalesce(sum((a.payload->'token_usage'->>'output_tokens')::numeric), 0) AS output_tokens,
+       coalesce(sum((a.payload->'token_usage'->>'cost_millicents')::numeric), 0) AS cost_millicents,
+       count(*)::int AS reports,
+       array_remove(array_agg(DISTINCT a.payload->'token_usage'->>'model_name'), NULL) AS models
+     FROM audit_events a
+     WHERE a.tenant_id = $1 AND a.outcome = 'accepted' AND a.action = 'report' AND a.payload ? 'token_usage'
+       AND ($2::uuid[] IS NULL OR a.story_id = ANY($2::uuid[])) AND ($3::uuid IS NULL OR a.project_id = $3)
+     GROUP BY a.story_id`,
+    [tenantId, scope.storyIds ?? null, scope.projectId ?? null],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.story_id,
+      {
+        input_tokens: Number(r.input_tokens),
+        output_tokens: Number(r.output_tokens),
+        cost_millicents: Number(r.cost_millicents),
+        reports: r.reports,
+        models: r.models ?? [],
+      },
+    ]),
+  );
+}
+
+/** Ready: not yet claimed this iteration (pending or contracted) and every dependency verified. */
+export interface WaitingFilter {
+  projectId?: string | undefined;
+  epicId?: string | undefined;
+  limit: number;
+  offset?: number | undefined;
+}
+
+/** Ready: not yet claimed this iteration (pending or contracted) and every dependency verified. */
+export async function readyStories(db: Queryable, tenantId: string, f: WaitingFilter) {
+  return waitingStories(db, tenantId, f, `NOT ${UNVERIFIED_DEPENDENCY}`);
+}
+
+export async function blockedStories(db: Queryable, tenantId: string, f: WaitingFilter) {
+  return waitingStories(db, tenantId, f, UNVERIFIED_DEPENDENCY);
+}
+
+async function waitingStories(
+  db: Queryable,
+  tenantId: string,
+  f: WaitingFilter,
+  dependencyCondition: string,
+): Promise<{ rows: StoryRow[]; total: number }> {
+  const filter = `s.tenant_id = $1 AND ${LIVE} AND ($2::uuid IS NULL OR s.project_id = $2)
+    AND ($3::uuid IS NULL OR s.epic_id = $3) AND s.agent_status IN ('pending', 'contracted')
+    AND s.verified_status <> 'verified' AND ${dependencyCondition}`;
+  const params = [tenantId, f.projectId ?? null, f.epicId ?? null];
+  const count = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stories s WHERE ${filter}`, params);
+  const rows = await db.query<StoryRow>(
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${filter} ORDER BY ${NATURAL_ORDER} LIMIT $4 OFFSET $5`,
+    [...params, f.limit, f.offset ?? 0],
+  );
+  return { rows: rows.rows, total: count.rows[0].n };
 }
 
 export interface ProgressRow {
@@ -299,16 +426,17 @@ export interface ProgressRow {
   epic_title: string;
   agent_status: string;
   verified_status: string;
+  backfilled: boolean;
   count: number;
 }
 
 export async function progressCounts(db: Queryable, tenantId: string, projectId: string): Promise<ProgressRow[]> {
   return (
     await db.query<ProgressRow>(
-      `SELECT e.id AS epic_id, e.number AS epic_number, e.title AS epic_title, s.agent_status, s.verified_status, count(*)::int AS count
+      `SELECT e.id AS epic_id, e.number AS epic_number, e.title AS epic_title, s.agent_status, s.verified_status, s.backfilled, count(*)::int AS count
        FROM stories s JOIN epics e ON e.id = s.epic_id
-       WHERE s.tenant_id = $1 AND s.project_id = $2
-       GROUP BY e.id, e.number, e.title, s.agent_status, s.verified_status ORDER BY e.number`,
+       WHERE s.tenant_id = $1 AND s.project_id = $2 AND s.deleted_at IS NULL
+       GROUP BY e.id, e.number, e.title, s.agent_status, s.verified_status, s.backfilled ORDER BY e.number`,
       [tenantId, projectId],
     )
   ).rows;

@@ -162,7 +162,13 @@ export function createApp(deps: GatewayDeps): Express {
   app.get('/docs', swaggerUi.setup(document as swaggerUi.JsonObject, { customSiteTitle: 'custody API' }));
 
   const api = express.Router();
-  api.use(express.json({ limit: '256kb', type: ['application/json', 'application/*+json'] }));
+  // Imports carry a whole backlog (loopctl's clients send up to 5 MiB); everything else is small.
+  const jsonTypes = ['application/json', 'application/*+json'];
+  const smallJson = express.json({ limit: '256kb', type: jsonTypes });
+  const importJson = express.json({ limit: '5mb', type: jsonTypes });
+  api.use((req, res, next) =>
+    (req.method === 'POST' && /^\/projects\/[^/]+\/import\/?$/.test(req.path) ? importJson : smallJson)(req, res, next),
+  );
   api.use((req, _res, next) => {
     // No valid body nests deeper than a few levels; a deeper one is refused before anything
     // walks it recursively (hashing, validation, logging).

@@ -10,6 +10,7 @@ import { inTransaction } from '../db/pool.js';
 import {
   insertDependency,
   insertStory,
+  listEpics,
   projectDependencyEdges,
   projectStoriesByNumber,
   storiesByIds,
@@ -25,37 +26,70 @@ const storyNumber = z
   .transform(String)
   .pipe(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, 'a story number is like "2.1"'));
 
+/** An epic number: an integer, or (as loopctl's clients send it) the same as a numeric string. */
+export const EpicNumber = z
+  .union([z.number(), z.string().regex(/^\d{1,7}$/, 'an epic number is an integer')])
+  .transform(Number)
+  .pipe(z.number().int().min(0).max(1_000_000));
+
 const criterion = z.union([
   z.string().min(1).max(2000),
   z.strictObject({ id: z.union([z.string().max(64), z.number()]), description: z.string().min(1).max(2000) }),
 ]);
 
+const metadata = z.record(z.string().max(200), z.unknown());
+
 export const StoryInput = z.strictObject({
   number: storyNumber,
   title: z.string().min(1).max(500),
-  description: z.string().max(20_000).optional(),
-  acceptance_criteria: z.array(criterion).max(100),
+  description: z.string().max(20_000).nullish(),
+  acceptance_criteria: z.array(criterion).max(100).default([]),
   depends_on: z.array(storyNumber).max(100).optional(),
+  estimated_hours: z.number().min(0).max(100_000).nullish(),
+  metadata: metadata.nullish(),
 });
+export type StoryInput = z.infer<typeof StoryInput>;
 
+/**
+ * loopctl's import format (what its export and its MCP server send). `project`,
+ * `export_metadata` and `epic_dependencies` are accepted and not used: a project is created on
+ * its own, and custody orders work by story dependencies.
+ */
 export const ImportBody = z.strictObject({
   epics: z
     .array(
       z.strictObject({
-        number: z.number().int().min(0).max(1_000_000),
+        number: EpicNumber,
         title: z.string().min(1).max(500),
-        description: z.string().max(20_000).optional(),
-        stories: z.array(StoryInput).max(2000),
+        description: z.string().max(20_000).nullish(),
+        phase: z.unknown().optional(),
+        position: z.unknown().optional(),
+        metadata: metadata.nullish(),
+        stories: z.array(StoryInput).max(5000).default([]),
       }),
     )
     .min(1)
     .max(500),
+  story_dependencies: z
+    .array(z.strictObject({ story: storyNumber, depends_on: storyNumber }))
+    .max(50_000)
+    .optional(),
+  epic_dependencies: z.array(z.unknown()).max(10_000).optional(),
+  project: z.record(z.string(), z.unknown()).optional(),
+  export_metadata: z.record(z.string(), z.unknown()).optional(),
 });
-export type ImportBody = z.infer<typeof ImportBody>;
+export type ImportBody = z.input<typeof ImportBody>;
+type ParsedImport = z.output<typeof ImportBody>;
 
 export interface ImportResult {
   stories: StoryRow[];
   created: number;
+  epicsCreated: number;
+  updated: string[];
+  unchanged: string[];
+  skipped: string[];
+  orphaned: string[];
+  dependenciesCreated: number;
 }
 
 const START_CONCURRENCY = 16;
@@ -64,22 +98,83 @@ async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<v
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
 }
 
+/** JSON with object keys sorted, for comparing content. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+/** What an import compares: the story's content, not its lifecycle. */
+export function storyContent(s: {
+  title: string;
+  description?: string | null | undefined;
+  acceptance_criteria: unknown[];
+  estimated_hours?: number | string | null | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+}) {
+  return {
+    title: s.title,
+    description: s.description ?? null,
+    acceptance_criteria: s.acceptance_criteria,
+    estimated_hours: s.estimated_hours === null || s.estimated_hours === undefined ? null : Number(s.estimated_hours),
+    metadata: s.metadata ?? {},
+  };
+}
+
+export function sameContent(a: Parameters<typeof storyContent>[0], b: Parameters<typeof storyContent>[0]): boolean {
+  return canonical(storyContent(a)) === canonical(storyContent(b));
+}
+
+/** Edits a pending story through its workflow (the rules refuse once it is past pending). */
+export type StoryEditor = (story: StoryRow, content: ReturnType<typeof storyContent>) => Promise<'updated' | 'skipped'>;
+
 export async function importBacklog(
   deps: { pool: pg.Pool; commands: StoryCommands },
   tenant: { id: string; slug: string },
   project: ProjectRow,
-  backlog: ImportBody,
+  backlog: ParsedImport,
+  options: { merge?: boolean; edit?: StoryEditor } = {},
 ): Promise<ImportResult> {
   const { pool } = deps;
   const incoming = backlog.epics.flatMap((epic) => epic.stories.map((story) => ({ epic, story })));
   const seen = new Set<string>();
+  const repeated = new Set<string>();
   for (const { story } of incoming) {
-    if (seen.has(story.number)) {
-      throw new ApiError('invalid_body', `Story number ${story.number} appears twice in the backlog.`, {
-        number: story.number,
+    if (seen.has(story.number)) repeated.add(story.number);
+    seen.add(story.number);
+  }
+  if (repeated.size > 0) {
+    throw new ApiError('duplicate_story_number', 'A story number appears more than once in the backlog.', {
+      numbers: [...repeated],
+    });
+  }
+  const epicNumbers = new Set<number>();
+  for (const epic of backlog.epics) {
+    if (epicNumbers.has(epic.number)) {
+      throw new ApiError('duplicate_story_number', `Epic ${epic.number} appears more than once in the backlog.`, {
+        epic_number: epic.number,
       });
     }
-    seen.add(story.number);
+    epicNumbers.add(epic.number);
+  }
+  // Each story's dependencies: its own `depends_on` and the top-level `story_dependencies`.
+  const wanted = new Map<string, string[]>();
+  for (const { story } of incoming) wanted.set(story.number, [...new Set(story.depends_on ?? [])]);
+  for (const dep of backlog.story_dependencies ?? []) {
+    if (!seen.has(dep.story)) {
+      throw new ApiError('unknown_dependency', `story_dependencies names story ${dep.story}, not in the backlog.`, {
+        number: dep.story,
+        depends_on: dep.depends_on,
+      });
+    }
+    const list = wanted.get(dep.story)!;
+    if (!list.includes(dep.depends_on)) list.push(dep.depends_on);
   }
 
   const written = await inTransaction(pool, async (db) => {
@@ -87,36 +182,76 @@ export async function importBacklog(
     await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [project.id]);
     const existing = await projectStoriesByNumber(db, tenant.id, project.id);
     const known = new Set([...existing.keys(), ...seen]);
-    for (const { story } of incoming) {
-      for (const dep of story.depends_on ?? []) {
-        if (!known.has(dep)) {
+    for (const [number, list] of wanted) {
+      for (const dep of list) {
+        if (dep === number || !known.has(dep)) {
           throw new ApiError(
-            'invalid_body',
-            `Story ${story.number} depends on ${dep}, which is not in the project or the backlog.`,
-            {
-              number: story.number,
-              depends_on: dep,
-            },
+            dep === number ? 'dependency_cycle' : 'unknown_dependency',
+            dep === number
+              ? `Story ${number} depends on itself.`
+              : `Story ${number} depends on ${dep}, which is not in the project or the backlog.`,
+            dep === number ? { cycle: [number, number] } : { number, depends_on: dep },
           );
         }
       }
     }
+    // An existing number with other content is a conflict unless merging; a withdrawn story's number stays taken.
+    const conflicts: { number: string; reason: string }[] = [];
+    const toUpdate: { row: StoryRow; content: ReturnType<typeof storyContent> }[] = [];
+    const skipped: string[] = [];
+    const unchanged: string[] = [];
+    for (const { epic, story } of incoming) {
+      const row = existing.get(story.number);
+      if (!row) continue;
+      const same = sameContent(row, story) && row.epic_number === epic.number;
+      if (row.deleted_at) conflicts.push({ number: story.number, reason: 'deleted' });
+      else if (same) unchanged.push(story.number);
+      else if (!options.merge) conflicts.push({ number: story.number, reason: 'content_differs' });
+      else if (row.agent_status !== 'pending' || row.verified_status === 'verified' || row.epic_number !== epic.number)
+        skipped.push(story.number);
+      else toUpdate.push({ row, content: storyContent(story) });
+    }
+    if (conflicts.length > 0) {
+      throw new ApiError(
+        'duplicate_story_numbers',
+        'Stories with these numbers already exist with other content; import with ?merge=true to update the pending ones.',
+        { numbers: conflicts.map((c) => c.number), conflicts },
+      );
+    }
+
     const byId = new Map([...existing.values()].map((s) => [s.id, s.number]));
     const edges: [string, string][] = (await projectDependencyEdges(db, tenant.id, project.id)).map((e) => [
       byId.get(e.story_id)!,
       byId.get(e.depends_on_story_id)!,
     ]);
-    for (const { story } of incoming) for (const dep of story.depends_on ?? []) edges.push([story.number, dep]);
+    for (const [number, list] of wanted) for (const dep of list) edges.push([number, dep]);
     const cycle = findCycle(edges);
     if (cycle) throw new ApiError('dependency_cycle', `Dependencies form a cycle: ${cycle.join(' -> ')}.`, { cycle });
 
     const stories = new Map<string, StoryRow>();
     let created = 0;
+    let epicsCreated = 0;
     // Stories imported before: their workflows are running and learn new dependencies by signal.
     const alreadyRunning = new Set<string>();
     const epicIds = new Map<number, string>();
+    const existingEpics = new Set((await listEpics(db, tenant.id, project.id)).map((e) => e.number));
     for (const epic of backlog.epics) {
-      epicIds.set(epic.number, (await upsertEpic(db, tenant.id, project.id, epic)).id);
+      if (!existingEpics.has(epic.number)) epicsCreated++;
+      const row = await upsertEpic(db, tenant.id, project.id, {
+        number: epic.number,
+        title: epic.title,
+        description: epic.description ?? undefined,
+        metadata: epic.metadata ?? undefined,
+      });
+      if (options.merge && existingEpics.has(epic.number)) {
+        await db.query('UPDATE epics SET title = $2, description = $3, metadata = $4 WHERE id = $1', [
+          row.id,
+          epic.title,
+          epic.description ?? null,
+          JSON.stringify(epic.metadata ?? {}),
+        ]);
+      }
+      epicIds.set(epic.number, row.id);
     }
     for (const { epic, story } of incoming) {
       const result = await insertStory(db, tenant.id, {
@@ -124,8 +259,10 @@ export async function importBacklog(
         epicId: epicIds.get(epic.number)!,
         number: story.number,
         title: story.title,
-        description: story.description,
+        description: story.description ?? undefined,
         acceptanceCriteria: story.acceptance_criteria,
+        estimatedHours: story.estimated_hours ?? undefined,
+        metadata: story.metadata ?? undefined,
         workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
       });
       stories.set(story.number, result.story);
@@ -133,26 +270,66 @@ export async function importBacklog(
       else alreadyRunning.add(result.story.id);
     }
     const all = new Map([...existing, ...stories]);
-    for (const { story } of incoming) {
-      for (const dep of story.depends_on ?? []) {
-        await insertDependency(db, tenant.id, all.get(story.number)!.id, all.get(dep)!.id);
+    let dependenciesCreated = 0;
+    for (const [number, list] of wanted) {
+      for (const dep of list) {
+        if (await insertDependency(db, tenant.id, all.get(number)!.id, all.get(dep)!.id)) dependenciesCreated++;
       }
     }
     const dependsOn = new Map<string, StoryRow[]>();
-    for (const { story } of incoming) {
+    for (const [number, list] of wanted)
       dependsOn.set(
-        story.number,
-        (story.depends_on ?? []).map((n) => all.get(n)!),
+        number,
+        list.map((n) => all.get(n)!),
       );
-    }
-    return { stories: [...stories.values()], created, dependsOn, alreadyRunning };
+    const orphaned = [...existing.values()].filter((s) => !seen.has(s.number) && !s.deleted_at).map((s) => s.number);
+    return {
+      stories: [...stories.values()],
+      created,
+      epicsCreated,
+      dependsOn,
+      alreadyRunning,
+      toUpdate,
+      skipped,
+      unchanged,
+      orphaned,
+      dependenciesCreated,
+    };
   });
 
   await startWorkflows(deps, tenant.id, written.stories, written.dependsOn, written.alreadyRunning, {
     leaseTtlMs: project.lease_ttl_seconds * 1000,
     stallAfterMs: project.stall_after_seconds * 1000,
   });
-  return { stories: written.stories, created: written.created };
+  // Merged content reaches pending stories through their workflows: one that moved past pending
+  // meanwhile refuses, and is reported skipped; its workflow is never restarted.
+  const updated: string[] = [];
+  const skipped = [...written.skipped];
+  if (options.edit) {
+    const edit = options.edit;
+    await inBatches(written.toUpdate, START_CONCURRENCY, async ({ row, content }) => {
+      ((await edit(row, content)) === 'updated' ? updated : skipped).push(row.number);
+    });
+  }
+  const fresh = new Map(
+    (
+      await storiesByIds(
+        pool,
+        tenant.id,
+        written.stories.map((s) => s.id),
+      )
+    ).map((s) => [s.id, s]),
+  );
+  return {
+    stories: written.stories.map((s) => fresh.get(s.id) ?? s),
+    created: written.created,
+    epicsCreated: written.epicsCreated,
+    updated,
+    unchanged: written.unchanged,
+    skipped,
+    orphaned: written.orphaned,
+    dependenciesCreated: written.dependenciesCreated,
+  };
 }
 
 /**

@@ -1,8 +1,9 @@
 /** JSON shapes of the API's resources, built from database rows (and, after an action, workflow state). */
+import { LIFECYCLE_ACTIONS, type Action } from '../custody/actions.js';
 import { availableActions, type StoryState } from '../custody/rules.js';
 import type { AuditRow } from '../db/audit-repo.js';
 import type { AgentRow, ApiKeyRow, Caller, TenantRow } from '../db/identity-repo.js';
-import type { EpicRow, ProjectRow, StoryRow } from '../db/story-repo.js';
+import type { EpicRow, ProjectRow, StoryRow, TokenTotals } from '../db/story-repo.js';
 
 export const tenantJson = (t: TenantRow) => ({ id: t.id, name: t.name, slug: t.slug, created_at: t.created_at });
 export const agentJson = (a: AgentRow) => ({ id: a.id, name: a.name, role: a.role, created_at: a.created_at });
@@ -18,8 +19,14 @@ export const projectJson = (p: ProjectRow) => ({
   name: p.name,
   slug: p.slug,
   description: p.description,
+  repo_url: p.repo_url,
+  tech_stack: p.tech_stack,
+  mission: p.mission,
+  settings: p.settings,
   lease_ttl_seconds: p.lease_ttl_seconds,
   stall_after_seconds: p.stall_after_seconds,
+  status: p.archived_at ? 'archived' : 'active',
+  archived_at: p.archived_at,
   created_at: p.created_at,
 });
 export const epicJson = (e: EpicRow) => ({
@@ -28,6 +35,7 @@ export const epicJson = (e: EpicRow) => ({
   number: e.number,
   title: e.title,
   description: e.description,
+  metadata: e.metadata,
   created_at: e.created_at,
 });
 
@@ -49,6 +57,8 @@ export function stateOfRow(row: StoryRow, verifiedDependencies: Record<string, b
     verifiedByAgentId: row.verified_by_agent_id,
     iteration: row.iteration,
     review: row.review,
+    artifact: row.artifact ?? null,
+    backfilled: row.backfilled,
     dependencies: Object.fromEntries(
       Object.entries(verifiedDependencies).map(([id, verified]) => [id, { verified, seq: 0 }]),
     ),
@@ -68,11 +78,23 @@ export function withState(row: StoryRow, state: StoryState, updatedAt: Date = ro
     implementer_agent_ids: state.implementerAgentIds,
     iteration: state.iteration,
     review: state.review,
+    title: state.title,
+    artifact: state.artifact ?? null,
+    backfilled: state.backfilled === true,
     updated_at: updatedAt,
   };
 }
 
-export function storyJson(row: StoryRow, extra: { caller?: Caller; dependsOn?: Record<string, boolean> } = {}) {
+export interface StoryExtras {
+  caller?: Caller;
+  dependsOn?: Record<string, boolean>;
+  tokenUsage?: TokenTotals | null;
+  blocking?: { id: string; number: string; verified_status: string }[];
+}
+
+const ZERO_TOKENS: TokenTotals = { input_tokens: 0, output_tokens: 0, cost_millicents: 0, reports: 0, models: [] };
+
+export function storyJson(row: StoryRow, extra: StoryExtras = {}) {
   const json: Record<string, unknown> = {
     id: row.id,
     project_id: row.project_id,
@@ -89,15 +111,23 @@ export function storyJson(row: StoryRow, extra: { caller?: Caller; dependsOn?: R
     verified_by_agent_id: row.verified_by_agent_id,
     iteration: row.iteration,
     review: row.review,
+    artifact: row.artifact ?? null,
+    estimated_hours: row.estimated_hours === null ? null : Number(row.estimated_hours),
+    metadata: row.metadata,
+    backfilled: row.backfilled,
     stalled: row.stalled,
     workflow_id: row.workflow_id,
+    epic_number: row.epic_number,
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
+  if (extra.tokenUsage !== undefined) json.token_usage = extra.tokenUsage ?? ZERO_TOKENS;
   if (extra.dependsOn) json.depends_on = Object.keys(extra.dependsOn);
+  if (extra.blocking) json.blocking_dependencies = extra.blocking;
   if (extra.caller) {
     const actor = { agentId: extra.caller.agentId, role: extra.caller.role, tenantId: extra.caller.tenantId };
-    json.next_actions = availableActions(stateOfRow(row, extra.dependsOn), actor);
+    const offered = availableActions(stateOfRow(row, extra.dependsOn), actor);
+    json.next_actions = offered.filter((a) => (LIFECYCLE_ACTIONS as Action[]).includes(a));
   }
   return json;
 }

@@ -5,12 +5,17 @@ import { getTenant } from '../../db/identity-repo.js';
 import { inTransaction } from '../../db/pool.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
-import { ImportBody, StoryInput, importBacklog } from '../backlog.js';
+import { AGENT_STATUSES, VERIFIED_STATUSES } from '../../custody/actions.js';
+import { recordChange } from '../../db/change-audit.js';
+import { enqueueEvent, dispatchPending } from '../../webhooks/outbox.js';
+import { EpicNumber, ImportBody, StoryInput, importBacklog, type ImportResult, type StoryEditor } from '../backlog.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { epicJson, projectJson, storyJson } from '../views.js';
-import { Uuid, withUuid } from './params.js';
+import { OffsetPage, Uuid, pageMeta, startOf, withUuid } from './params.js';
+import type { Caller } from '../../db/identity-repo.js';
+import type { StoryRow } from '../../db/story-repo.js';
 
 export const ProjectBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
@@ -30,13 +35,62 @@ export const ProjectBody = z.strictObject({
     .min(1)
     .max(365 * 86_400)
     .optional(),
+  // loopctl's descriptive fields, stored and shown.
+  repo_url: z.string().max(2000).optional(),
+  tech_stack: z.string().max(2000).optional(),
+  mission: z.string().max(2000).optional(),
+  settings: z.record(z.string().max(200), z.unknown()).optional(),
+});
+export const ProjectPatch = z.strictObject({
+  name: z.string().trim().min(1).max(200).optional(),
+  description: z.string().max(20_000).nullable().optional(),
+  repo_url: z.string().max(2000).nullable().optional(),
+  tech_stack: z.string().max(2000).nullable().optional(),
+  mission: z.string().max(2000).nullable().optional(),
+  settings: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const EpicBody = z.strictObject({
-  number: z.number().int().min(0).max(1_000_000),
+  number: EpicNumber,
   title: z.string().min(1).max(500),
   description: z.string().max(20_000).optional(),
+  metadata: z.record(z.string().max(200), z.unknown()).optional(),
+});
+export const EpicPatch = z.strictObject({
+  title: z.string().min(1).max(500).optional(),
+  description: z.string().max(20_000).nullable().optional(),
+  metadata: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const DependencyBody = z.strictObject({ story_id: Uuid, depends_on_story_id: Uuid });
+export const ImportQuery = z.strictObject({ merge: z.enum(['true', 'false']).optional() });
+export const CreateStoryInProject = StoryInput.extend({ epic_number: EpicNumber });
+export const EpicStoriesQuery = z.strictObject({
+  agent_status: z.enum(AGENT_STATUSES).optional(),
+  verified_status: z.enum(VERIFIED_STATUSES).optional(),
+  ...OffsetPage,
+});
+export const ProgressQuery = z.strictObject({ include_cost: z.enum(['true', 'false']).optional() });
+
+/** Change rows for the audit trail: who did what, to which project or story. */
+function actorOf(caller: Caller) {
+  return { agentId: caller.agentId, role: caller.role };
+}
+
+/** A report of an import, in loopctl's terms and custody's. */
+function importSummary(projectId: string, result: ImportResult, merged: boolean) {
+  return {
+    project_id: projectId,
+    merged,
+    epics_created: result.epicsCreated,
+    stories_count: result.stories.length,
+    created_count: result.created,
+    stories_created: result.created,
+    stories_updated: result.updated,
+    stories_unchanged: result.unchanged,
+    skipped: result.skipped,
+    stories_orphaned: result.orphaned,
+    dependencies_created: result.dependenciesCreated,
+  };
+}
 
 export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool } = deps;
@@ -58,16 +112,27 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       path: '/projects',
       summary: 'Create a project',
       tag: 'Projects',
-      roles: ['admin'],
+      roles: ['admin', 'orchestrator'],
       body: ProjectBody,
       status: 201,
       errors: ['conflict'],
     },
     async (req, res) => {
+      const caller = callerOf(res);
       const body = parseOr400(ProjectBody, req.body);
-      const project = await repo.createProject(pool, callerOf(res).tenantId, body);
-      if (!project)
-        throw new ApiError('conflict', `A project with slug ${body.slug} already exists.`, { slug: body.slug });
+      const project = await inTransaction(pool, async (db) => {
+        const project = await repo.createProject(db, caller.tenantId, body);
+        if (!project)
+          throw new ApiError('conflict', `A project with slug ${body.slug} already exists.`, { slug: body.slug });
+        await recordChange(db, {
+          tenantId: caller.tenantId,
+          projectId: project.id,
+          action: 'project.created',
+          actor: actorOf(caller),
+          payload: body,
+        });
+        return project;
+      });
       res.status(201).json({ data: projectJson(project) });
     },
   );
@@ -88,26 +153,117 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'post',
       path: '/projects/:id/import',
-      summary: 'Import a backlog, all or nothing; starts one workflow per story; idempotent',
+      summary:
+        "Import a backlog in loopctl's format, all or nothing; starts one workflow per story; ?merge=true updates pending stories",
       tag: 'Projects',
       roles: ['admin', 'orchestrator'],
       body: ImportBody,
+      query: ImportQuery,
       status: 201,
-      errors: ['dependency_cycle'],
+      errors: [
+        'dependency_cycle',
+        'duplicate_story_numbers',
+        'duplicate_story_number',
+        'unknown_dependency',
+        'project_archived',
+      ],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const project = await writableProject(caller.tenantId, req.params.id);
+      const query = parseOr400(ImportQuery, req.query, 'invalid_query');
+      const body = parseOr400(ImportBody, req.body);
+      const merge = query.merge === 'true';
+      const result = await importBacklog(deps, await tenantOf(caller.tenantId), project, body, {
+        merge,
+        edit: editorFor(caller),
+      });
+      const summary = importSummary(project.id, result, merge);
+      const sourceKey = await recordChange(pool, {
+        tenantId: caller.tenantId,
+        projectId: project.id,
+        action: merge ? 'project.merged' : 'project.imported',
+        actor: actorOf(caller),
+        payload: summary,
+      });
+      await announce(caller.tenantId, 'project.imported', sourceKey, summary);
+      res.status(merge ? 200 : 201).json({ data: { ...summary, stories: result.stories.map((s) => storyJson(s)) } });
+    },
+  );
+
+  book.add(
+    {
+      method: 'get',
+      path: '/projects/:id/export',
+      summary: "The project's backlog in the import format (round-trips through import)",
+      tag: 'Projects',
+      roles: ['admin', 'orchestrator'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const project = await projectOr404(caller.tenantId, req.params.id);
-      const body = parseOr400(ImportBody, req.body);
-      const result = await importBacklog(deps, await tenantOf(caller.tenantId), project, body);
-      res.status(201).json({
-        data: {
-          project_id: project.id,
-          stories_count: result.stories.length,
-          created_count: result.created,
-          stories: result.stories.map((s) => storyJson(s)),
-        },
+      res.json({ data: await exportBacklog(caller.tenantId, project) });
+    },
+  );
+
+  book.add(
+    {
+      method: 'patch',
+      path: '/projects/:id',
+      summary: "Edit a project's descriptive fields",
+      tag: 'Projects',
+      roles: ['admin', 'orchestrator'],
+      body: ProjectPatch,
+      errors: ['project_archived'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const project = await writableProject(caller.tenantId, req.params.id);
+      const body = parseOr400(ProjectPatch, req.body);
+      const updated = await inTransaction(pool, async (db) => {
+        const sets: string[] = [];
+        const values: unknown[] = [project.id];
+        for (const [field, value] of Object.entries(body)) {
+          if (value === undefined) continue;
+          values.push(field === 'settings' ? JSON.stringify(value) : value);
+          sets.push(`${field} = $${values.length}`);
+        }
+        if (sets.length > 0) await db.query(`UPDATE projects SET ${sets.join(', ')} WHERE id = $1`, values);
+        await recordChange(db, {
+          tenantId: caller.tenantId,
+          projectId: project.id,
+          action: 'project.edited',
+          actor: actorOf(caller),
+          payload: body,
+        });
+        return (await repo.getProject(db, caller.tenantId, project.id))!;
       });
+      res.json({ data: projectJson(updated) });
+    },
+  );
+
+  book.add(
+    {
+      method: 'delete',
+      path: '/projects/:id',
+      summary: 'Archive a project: it becomes read-only; its stories and history are kept',
+      tag: 'Projects',
+      roles: ['admin'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const project = await projectOr404(caller.tenantId, req.params.id);
+      const archived = await inTransaction(pool, async (db) => {
+        await db.query('UPDATE projects SET archived_at = coalesce(archived_at, now()) WHERE id = $1', [project.id]);
+        await recordChange(db, {
+          tenantId: caller.tenantId,
+          projectId: project.id,
+          action: 'project.archived',
+          actor: actorOf(caller),
+        });
+        return (await repo.getProject(db, caller.tenantId, project.id))!;
+      });
+      res.json({ data: projectJson(archived) });
     },
   );
 
@@ -124,11 +280,22 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
     async (req, res) => {
       const caller = callerOf(res);
-      const project = await projectOr404(caller.tenantId, req.params.project_id);
+      const project = await writableProject(caller.tenantId, req.params.project_id);
       const body = parseOr400(EpicBody, req.body);
       const existing = (await repo.listEpics(pool, caller.tenantId, project.id)).find((e) => e.number === body.number);
       if (existing) throw new ApiError('conflict', `Epic ${body.number} already exists.`, { number: body.number });
-      res.status(201).json({ data: epicJson(await repo.upsertEpic(pool, caller.tenantId, project.id, body)) });
+      const epic = await inTransaction(pool, async (db) => {
+        const epic = await repo.upsertEpic(db, caller.tenantId, project.id, body);
+        await recordChange(db, {
+          tenantId: caller.tenantId,
+          projectId: project.id,
+          action: 'epic.created',
+          actor: actorOf(caller),
+          payload: { epic_id: epic.id, ...body },
+        });
+        return epic;
+      });
+      res.status(201).json({ data: epicJson(epic) });
     },
   );
 
@@ -157,21 +324,77 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: StoryInput,
       status: 201,
-      errors: ['conflict', 'dependency_cycle'],
+      errors: ['conflict', 'dependency_cycle', 'unknown_dependency'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
       if (!epic) throw notFound('Epic');
       const story = parseOr400(StoryInput, req.body);
-      const project = await projectOr404(caller.tenantId, epic.project_id);
-      const existing = await repo.projectStoriesByNumber(pool, caller.tenantId, project.id);
-      if (existing.has(story.number))
-        throw new ApiError('conflict', `Story ${story.number} already exists.`, { number: story.number });
-      const result = await importBacklog(deps, await tenantOf(caller.tenantId), project, {
-        epics: [{ number: epic.number, title: epic.title, stories: [story] }],
+      res.status(201).json({ data: await createOneStory(caller, epic, story) });
+    },
+  );
+
+  book.add(
+    {
+      method: 'post',
+      path: '/projects/:id/stories',
+      summary: "Create a story in the project's epic `epic_number` and start its workflow",
+      tag: 'Stories',
+      roles: ['admin', 'orchestrator'],
+      body: CreateStoryInProject,
+      status: 201,
+      errors: ['conflict', 'dependency_cycle', 'unknown_dependency'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const project = await projectOr404(caller.tenantId, req.params.id);
+      const { epic_number, ...story } = parseOr400(CreateStoryInProject, req.body);
+      const epic = (await repo.listEpics(pool, caller.tenantId, project.id)).find((e) => e.number === epic_number);
+      if (!epic) throw new ApiError('not_found', `Epic ${epic_number} not found in this project.`, { epic_number });
+      res.status(201).json({ data: await createOneStory(caller, epic, story) });
+    },
+  );
+
+  book.add(
+    {
+      method: 'patch',
+      path: '/epics/:epic_id',
+      summary: "Edit an epic's title, description or metadata",
+      tag: 'Projects',
+      roles: ['admin', 'orchestrator'],
+      body: EpicPatch,
+      errors: ['project_archived'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
+      if (!epic) throw notFound('Epic');
+      await writableProject(caller.tenantId, epic.project_id);
+      const body = parseOr400(EpicPatch, req.body);
+      const updated = await inTransaction(pool, async (db) => {
+        await db.query(
+          `UPDATE epics SET title = coalesce($2, title),
+             description = CASE WHEN $5 THEN $3 ELSE description END, metadata = coalesce($4, metadata)
+           WHERE id = $1`,
+          [
+            epic.id,
+            body.title ?? null,
+            body.description ?? null,
+            body.metadata === undefined ? null : JSON.stringify(body.metadata),
+            body.description !== undefined,
+          ],
+        );
+        await recordChange(db, {
+          tenantId: caller.tenantId,
+          projectId: epic.project_id,
+          action: 'epic.edited',
+          actor: actorOf(caller),
+          payload: { epic_id: epic.id, ...body },
+        });
+        return (await repo.getEpic(db, caller.tenantId, epic.id))!;
       });
-      res.status(201).json({ data: storyJson(result.stories[0], { caller }) });
+      res.json({ data: epicJson(updated) });
     },
   );
 
@@ -179,16 +402,25 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'get',
       path: '/epics/:epic_id/stories',
-      summary: 'Stories of an epic',
+      summary: 'Stories of an epic, filtered, in natural order',
       tag: 'Stories',
-      roles: ['admin', 'orchestrator'],
+      query: EpicStoriesQuery,
     },
     async (req, res) => {
       const caller = callerOf(res);
       const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
       if (!epic) throw notFound('Epic');
-      const stories = await repo.listStories(pool, caller.tenantId, { epicId: epic.id, limit: 5000 });
-      res.json({ data: stories.map((s) => storyJson(s)), meta: { limit: 5000, next_cursor: null } });
+      const q = parseOr400(EpicStoriesQuery, req.query, 'invalid_query');
+      const start = startOf(q);
+      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      const { rows, total } = await repo.listStories(pool, caller.tenantId, {
+        epicId: epic.id,
+        agentStatus: q.agent_status,
+        verifiedStatus: q.verified_status,
+        limit: q.limit,
+        offset: start,
+      });
+      res.json({ data: rows.map((s) => storyJson(s)), meta: pageMeta(q.limit, start, rows.length, total) });
     },
   );
 
@@ -201,18 +433,26 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: DependencyBody,
       status: 201,
-      errors: ['dependency_cycle'],
+      errors: ['dependency_cycle', 'cross_project_dependency'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const body = parseOr400(DependencyBody, req.body);
-      const { story, dependency } = await inTransaction(pool, async (db) => {
+      const { story, dependency, id } = await inTransaction(pool, async (db) => {
         const story = await repo.getStory(db, caller.tenantId, body.story_id);
         const dependency = await repo.getStory(db, caller.tenantId, body.depends_on_story_id);
         if (!story || !dependency) throw notFound('Story');
         if (story.project_id !== dependency.project_id) {
-          throw new ApiError('invalid_body', 'A story can only depend on a story of the same project.');
+          throw new ApiError('cross_project_dependency', 'A story can only depend on a story of the same project.', {
+            story_project_id: story.project_id,
+            depends_on_project_id: dependency.project_id,
+          });
         }
+        if (story.id === dependency.id) {
+          throw new ApiError('dependency_cycle', 'A story cannot depend on itself.', { cycle: [story.id, story.id] });
+        }
+        if (story.project_archived)
+          throw new ApiError('project_archived', 'The project is archived: it is read-only.', {});
         await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [story.project_id]);
         const edges: [string, string][] = (
           await repo.projectDependencyEdges(db, caller.tenantId, story.project_id)
@@ -221,13 +461,25 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         const cycle = findCycle(edges);
         if (cycle) throw new ApiError('dependency_cycle', 'This dependency would form a cycle.', { cycle });
         await repo.insertDependency(db, caller.tenantId, story.id, dependency.id);
-        return { story, dependency };
+        const { rows } = await db.query<{ id: string }>(
+          'SELECT id FROM story_dependencies WHERE story_id = $1 AND depends_on_story_id = $2',
+          [story.id, dependency.id],
+        );
+        await recordChange(db, {
+          tenantId: caller.tenantId,
+          projectId: story.project_id,
+          storyId: story.id,
+          action: 'dependency.added',
+          actor: actorOf(caller),
+          payload: { id: rows[0].id, story_id: story.id, depends_on_story_id: dependency.id },
+        });
+        return { story, dependency, id: rows[0].id };
       });
       // The dependent learns the dependency exists, and whether it is verified; re-read after the
       // commit so a verification in between is not missed.
       const fresh = (await repo.getStory(pool, caller.tenantId, dependency.id)) ?? dependency;
       await deps.commands.tellDependencyStatus(story.workflow_id, fresh);
-      res.status(201).json({ data: { story_id: story.id, depends_on_story_id: dependency.id } });
+      res.status(201).json({ data: { id, story_id: story.id, depends_on_story_id: dependency.id } });
     },
   );
 
@@ -235,44 +487,222 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'get',
       path: '/projects/:id/progress',
-      summary: 'Counts by status, per epic and in total, and % verified',
+      summary:
+        'Counts by every status (zeros included), per epic and in total, % verified; ?include_cost=true sums tokens',
       tag: 'Projects',
+      query: ProgressQuery,
     },
     async (req, res) => {
       const caller = callerOf(res);
       const project = await projectOr404(caller.tenantId, req.params.id);
-      const [rows, epics] = await Promise.all([
-        repo.progressCounts(pool, caller.tenantId, project.id),
-        repo.listEpics(pool, caller.tenantId, project.id),
-      ]);
-      const blank = () => ({
-        total: 0,
-        verified: 0,
-        by_agent_status: {} as Record<string, number>,
-        by_verified_status: {} as Record<string, number>,
-      });
-      const total = blank();
-      const perEpic = new Map(
-        epics.map((e) => [e.id, { epic_id: e.id, number: e.number, title: e.title, ...blank() }]),
-      );
-      for (const row of rows) {
-        for (const bucket of [total, perEpic.get(row.epic_id)!]) {
-          bucket.total += row.count;
-          if (row.verified_status === 'verified') bucket.verified += row.count;
-          bucket.by_agent_status[row.agent_status] = (bucket.by_agent_status[row.agent_status] ?? 0) + row.count;
-          bucket.by_verified_status[row.verified_status] =
-            (bucket.by_verified_status[row.verified_status] ?? 0) + row.count;
-        }
-      }
-      const pct = (b: { total: number; verified: number }) =>
-        b.total === 0 ? 0 : Math.round((1000 * b.verified) / b.total) / 10;
-      res.json({
-        data: {
-          project_id: project.id,
-          total: { ...total, percent_verified: pct(total) },
-          epics: [...perEpic.values()].map((e) => ({ ...e, percent_verified: pct(e) })),
-        },
-      });
+      const q = parseOr400(ProgressQuery, req.query, 'invalid_query');
+      res.json({ data: await progressOf(caller.tenantId, project.id, q.include_cost === 'true') });
     },
   );
+
+  book.add(
+    {
+      method: 'get',
+      path: '/epics/:epic_id/progress',
+      summary: "An epic's counts by every status, % verified",
+      tag: 'Projects',
+      roles: ['admin', 'orchestrator'],
+      query: ProgressQuery,
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
+      if (!epic) throw notFound('Epic');
+      const q = parseOr400(ProgressQuery, req.query, 'invalid_query');
+      const progress = await progressOf(caller.tenantId, epic.project_id, q.include_cost === 'true');
+      res.json({ data: progress.epics.find((e) => e.epic_id === epic.id) });
+    },
+  );
+
+  book.add(
+    {
+      method: 'delete',
+      path: '/story_dependencies/:id',
+      summary: 'Remove a dependency (while the dependent story is pending; its workflow is told)',
+      tag: 'Stories',
+      roles: ['admin', 'orchestrator'],
+      errors: ['story_in_progress'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const edge = await withUuid(req.params.id, async (id) => {
+        const { rows } = await pool.query<{ id: string; story_id: string; depends_on_story_id: string }>(
+          'SELECT id, story_id, depends_on_story_id FROM story_dependencies WHERE tenant_id = $1 AND id = $2',
+          [caller.tenantId, id],
+        );
+        return rows[0] ?? null;
+      });
+      if (!edge) throw notFound('Dependency');
+      const story = await repo.getStory(pool, caller.tenantId, edge.story_id);
+      if (!story) throw notFound('Dependency');
+      if (story.project_archived)
+        throw new ApiError('project_archived', 'The project is archived: it is read-only.', {});
+      // The workflow drops it first (refused past pending); its persistence removes the row.
+      await deps.commands.act(caller, story, 'edit', { remove_dependencies: [edge.depends_on_story_id] });
+      await recordChange(pool, {
+        tenantId: caller.tenantId,
+        projectId: story.project_id,
+        storyId: story.id,
+        action: 'dependency.removed',
+        actor: actorOf(caller),
+        payload: edge,
+      });
+      res.json({ data: { ...edge, removed: true } });
+    },
+  );
+
+  async function writableProject(tenantId: string, id: unknown) {
+    const project = await projectOr404(tenantId, id);
+    if (project.archived_at)
+      throw new ApiError('project_archived', 'The project is archived: it is read-only.', { project_id: project.id });
+    return project;
+  }
+
+  /** Webhook news of a change made outside a workflow, sent once its audit row is committed. */
+  async function announce(tenantId: string, event: string, sourceKey: string, data: unknown): Promise<void> {
+    await enqueueEvent(pool, tenantId, event, sourceKey, data);
+    await dispatchPending(pool, deps.commands.webhooks, [sourceKey]).catch(() => undefined);
+  }
+
+  /** Merged content goes to a pending story as an `edit` through its workflow. */
+  function editorFor(caller: Caller): StoryEditor {
+    return async (story: StoryRow, content) => {
+      try {
+        await deps.commands.act(caller, story, 'edit', {
+          title: content.title,
+          ac_count: content.acceptance_criteria.length,
+          content: {
+            description: content.description,
+            acceptance_criteria: content.acceptance_criteria,
+            estimated_hours: content.estimated_hours,
+            metadata: content.metadata,
+          },
+        });
+        return 'updated';
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 'story_in_progress') return 'skipped';
+        throw err;
+      }
+    };
+  }
+
+  async function createOneStory(caller: Caller, epic: repo.EpicRow, story: StoryInput) {
+    const project = await writableProject(caller.tenantId, epic.project_id);
+    const existing = await repo.projectStoriesByNumber(pool, caller.tenantId, project.id);
+    if (existing.has(story.number))
+      throw new ApiError('conflict', `Story ${story.number} already exists.`, { number: story.number });
+    const result = await importBacklog(deps, await tenantOf(caller.tenantId), project, {
+      epics: [{ number: epic.number, title: epic.title, stories: [story] }],
+    });
+    const created = result.stories[0];
+    await recordChange(pool, {
+      tenantId: caller.tenantId,
+      projectId: project.id,
+      storyId: created.id,
+      action: 'story.created',
+      actor: actorOf(caller),
+      payload: { epic_number: epic.number, ...story },
+    });
+    return storyJson(created, { caller });
+  }
+
+  async function exportBacklog(tenantId: string, project: repo.ProjectRow) {
+    const [epics, { rows: stories }, edges] = await Promise.all([
+      repo.listEpics(pool, tenantId, project.id),
+      repo.listStories(pool, tenantId, { projectId: project.id, limit: 1_000_000 }),
+      repo.projectDependencyEdges(pool, tenantId, project.id),
+    ]);
+    const numberOf = new Map(stories.map((s) => [s.id, s.number]));
+    const positionOf = new Map(stories.map((s, i) => [s.number, i]));
+    return {
+      export_metadata: { exported_at: new Date().toISOString(), project_id: project.id, format: 'loopctl' },
+      project: {
+        name: project.name,
+        slug: project.slug,
+        description: project.description,
+        repo_url: project.repo_url,
+        tech_stack: project.tech_stack,
+        status: project.archived_at ? 'archived' : 'active',
+        metadata: project.settings,
+      },
+      epics: epics.map((e) => ({
+        number: e.number,
+        title: e.title,
+        description: e.description,
+        metadata: e.metadata,
+        stories: stories
+          .filter((s) => s.epic_id === e.id)
+          .map((s) => ({
+            number: s.number,
+            title: s.title,
+            description: s.description,
+            acceptance_criteria: s.acceptance_criteria,
+            estimated_hours: s.estimated_hours === null ? null : Number(s.estimated_hours),
+            metadata: s.metadata,
+          })),
+      })),
+      // Only between live stories, in the stories' natural order.
+      story_dependencies: edges
+        .filter((d) => numberOf.has(d.story_id) && numberOf.has(d.depends_on_story_id))
+        .map((d) => ({ story: numberOf.get(d.story_id)!, depends_on: numberOf.get(d.depends_on_story_id)! }))
+        .sort(
+          (a, b) =>
+            positionOf.get(a.story)! - positionOf.get(b.story)! ||
+            positionOf.get(a.depends_on)! - positionOf.get(b.depends_on)!,
+        ),
+    };
+  }
+
+  async function progressOf(tenantId: string, projectId: string, includeCost: boolean) {
+    const [rows, epics] = await Promise.all([
+      repo.progressCounts(pool, tenantId, projectId),
+      repo.listEpics(pool, tenantId, projectId),
+    ]);
+    const zeros = (keys: readonly string[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<string, number>;
+    const blank = () => ({
+      total: 0,
+      verified: 0,
+      backfilled: 0,
+      by_agent_status: zeros(AGENT_STATUSES),
+      by_verified_status: zeros(VERIFIED_STATUSES),
+    });
+    const total = blank();
+    const perEpic = new Map(epics.map((e) => [e.id, { epic_id: e.id, number: e.number, title: e.title, ...blank() }]));
+    for (const row of rows) {
+      for (const bucket of [total, perEpic.get(row.epic_id)!]) {
+        bucket.total += row.count;
+        // Backfilled stories are verified by attestation, not through custody: counted apart.
+        if (row.backfilled) bucket.backfilled += row.count;
+        else if (row.verified_status === 'verified') bucket.verified += row.count;
+        bucket.by_agent_status[row.agent_status] = (bucket.by_agent_status[row.agent_status] ?? 0) + row.count;
+        bucket.by_verified_status[row.verified_status] =
+          (bucket.by_verified_status[row.verified_status] ?? 0) + row.count;
+      }
+    }
+    const pct = (b: { total: number; verified: number }) =>
+      b.total === 0 ? 0 : Math.round((1000 * b.verified) / b.total) / 10;
+    const progress = {
+      project_id: projectId,
+      total: { ...total, percent_verified: pct(total) },
+      epics: [...perEpic.values()].map((e) => ({ ...e, percent_verified: pct(e) })),
+      cost: undefined as unknown,
+    };
+    if (includeCost) {
+      const totals = await repo.tokenTotals(pool, tenantId, { projectId });
+      const sum = { input_tokens: 0, output_tokens: 0, cost_millicents: 0, reports: 0 };
+      for (const t of totals.values()) {
+        sum.input_tokens += t.input_tokens;
+        sum.output_tokens += t.output_tokens;
+        sum.cost_millicents += t.cost_millicents;
+        sum.reports += t.reports;
+      }
+      progress.cost = { ...sum, stories_with_usage: totals.size };
+    }
+    return progress;
+  }
 }

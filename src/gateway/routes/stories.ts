@@ -1,6 +1,6 @@
 /** Story reads (from the read model) and story actions (through the story's workflow). */
 import { z } from 'zod';
-import { ACTIONS, AGENT_STATUSES, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
+import { AGENT_STATUSES, LIFECYCLE_ACTIONS, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
 import { ACTION_BODIES } from '../../custody/action-bodies.js';
 import { auditTrail, storyHistory, verifyAuditChain } from '../../db/audit-repo.js';
 import * as repo from '../../db/story-repo.js';
@@ -9,7 +9,8 @@ import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
-import { Page, Uuid, decodeCursor, encodeCursor, withUuid } from './params.js';
+import { StoryInput } from '../backlog.js';
+import { OffsetPage, Page, Uuid, decodeCursor, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
 
 export const StoriesQuery = z.strictObject({
   project_id: Uuid.optional(),
@@ -20,9 +21,11 @@ export const StoriesQuery = z.strictObject({
     .enum(['true', 'false'])
     .transform((v) => v === 'true')
     .optional(),
-  ...Page,
+  /** loopctl's: each story with its summed token usage. */
+  include_token_totals: z.enum(['true', 'false']).optional(),
+  ...OffsetPage,
 });
-export const ReadyQuery = z.strictObject({ project_id: Uuid.optional(), limit: Page.limit });
+export const ReadyQuery = z.strictObject({ project_id: Uuid.optional(), epic_id: Uuid.optional(), ...OffsetPage });
 export const AuditQuery = z.strictObject({
   project_id: Uuid.optional(),
   story_id: Uuid.optional(),
@@ -39,7 +42,18 @@ export const AuditQuery = z.strictObject({
   ...Page,
 });
 
-const StoryCursor = z.strictObject({ p: z.string().regex(/^\d{1,18}$/) });
+export const StoryPatch = z.strictObject({
+  title: z.string().min(1).max(500).optional(),
+  description: z.string().max(20_000).nullable().optional(),
+  acceptance_criteria: StoryInput.shape.acceptance_criteria.unwrap().optional(),
+  estimated_hours: z.number().min(0).max(100_000).nullable().optional(),
+  metadata: z.record(z.string().max(200), z.unknown()).optional(),
+});
+export const VerifyAllBody = z.strictObject({
+  review_type: z.string().max(64).optional(),
+  summary: z.string().max(20_000).optional(),
+});
+
 const AuditCursor = z.strictObject({ a: z.string().regex(/^\d{1,18}$/) });
 
 export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
@@ -68,20 +82,25 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const q = parseOr400(StoriesQuery, req.query, 'invalid_query');
-      const after = decodeCursor(StoryCursor, q.cursor);
-      if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      const rows = await repo.listStories(pool, caller.tenantId, {
+      const start = startOf(q);
+      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      const { rows, total } = await repo.listStories(pool, caller.tenantId, {
         projectId: q.project_id,
         epicId: q.epic_id,
         agentStatus: q.agent_status,
         verifiedStatus: q.verified_status,
         stalled: q.stalled,
-        after: after?.p,
+        offset: start,
         limit: q.limit,
       });
-      const last = rows[rows.length - 1];
-      const next = rows.length === q.limit && last ? encodeCursor({ p: String(last.position) }) : null;
-      res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: next } });
+      const tokens =
+        q.include_token_totals === 'true'
+          ? await repo.tokenTotals(pool, caller.tenantId, { storyIds: rows.map((r) => r.id) })
+          : null;
+      res.json({
+        data: rows.map((s) => storyJson(s, tokens ? { tokenUsage: tokens.get(s.id) ?? null } : {})),
+        meta: pageMeta(q.limit, start, rows.length, total),
+      });
     },
   );
 
@@ -95,8 +114,11 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
     async (req, res) => {
       const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
-      const rows = await repo.readyStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
-      res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
+      const start = startOf(q);
+      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      const filter = { projectId: q.project_id, epicId: q.epic_id, limit: q.limit, offset: start };
+      const { rows, total } = await repo.readyStories(pool, callerOf(res).tenantId, filter);
+      res.json({ data: rows.map((s) => storyJson(s)), meta: pageMeta(q.limit, start, rows.length, total) });
     },
   );
 
@@ -110,8 +132,20 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
     async (req, res) => {
       const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
-      const rows = await repo.blockedStories(pool, callerOf(res).tenantId, q.project_id, q.limit);
-      res.json({ data: rows.map((s) => storyJson(s)), meta: { limit: q.limit, next_cursor: null } });
+      const start = startOf(q);
+      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      const tenantId = callerOf(res).tenantId;
+      const filter = { projectId: q.project_id, epicId: q.epic_id, limit: q.limit, offset: start };
+      const { rows, total } = await repo.blockedStories(pool, tenantId, filter);
+      const blocking = await repo.blockingDependencies(
+        pool,
+        tenantId,
+        rows.map((r) => r.id),
+      );
+      res.json({
+        data: rows.map((s) => storyJson(s, { blocking: blocking.get(s.id) ?? [] })),
+        meta: pageMeta(q.limit, start, rows.length, total),
+      });
     },
   );
 
@@ -125,7 +159,35 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const story = await storyOr404(caller.tenantId, req.params.id);
-      res.json({ data: storyJson(story, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
+      const tokens = await repo.tokenTotals(pool, caller.tenantId, { storyIds: [story.id] });
+      res.json({
+        data: storyJson(story, {
+          caller,
+          dependsOn: await dependencyStatus(caller.tenantId, story.id),
+          tokenUsage: tokens.get(story.id) ?? null,
+        }),
+      });
+    },
+  );
+
+  book.add(
+    {
+      method: 'get',
+      path: '/stories/:id/acceptance_criteria',
+      summary: "A story's acceptance criteria (what a contract's ac_count counts)",
+      tag: 'Stories',
+    },
+    async (req, res) => {
+      const story = await storyOr404(callerOf(res).tenantId, req.params.id);
+      res.json({
+        data: {
+          story_id: story.id,
+          number: story.number,
+          title: story.title,
+          ac_count: story.acceptance_criteria.length,
+          acceptance_criteria: story.acceptance_criteria,
+        },
+      });
     },
   );
 
@@ -144,7 +206,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
   );
 
-  for (const action of ACTIONS) {
+  for (const action of LIFECYCLE_ACTIONS) {
     book.add(
       {
         method: 'post',
@@ -159,6 +221,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
         const story = await storyOr404(caller.tenantId, req.params.id);
         // Shape only (the same schema the rules use); what the body means is the workflow's call.
         const body = parseOr400(ACTION_BODIES[action], req.body ?? {});
+        refuseIfArchived(story);
         const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
         const updated = withState(story, view.state, new Date());
         // The workflow's own view of its dependencies: no second trip to the database.
@@ -169,6 +232,112 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       },
     );
   }
+
+  book.add(
+    {
+      method: 'patch',
+      path: '/stories/:id',
+      summary: "Edit a pending story's content (409 story_in_progress once contracted); judged by its workflow",
+      tag: 'Stories',
+      roles: ['admin', 'orchestrator'],
+      body: StoryPatch,
+      errors: ['story_in_progress', 'project_archived'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const story = await storyOr404(caller.tenantId, req.params.id);
+      const body = parseOr400(StoryPatch, req.body);
+      refuseIfArchived(story);
+      const content: Record<string, unknown> = {};
+      for (const field of ['description', 'acceptance_criteria', 'estimated_hours', 'metadata'] as const) {
+        if (body[field] !== undefined) content[field] = body[field];
+      }
+      await commands.act(
+        caller,
+        story,
+        'edit',
+        {
+          ...(body.title !== undefined ? { title: body.title } : {}),
+          ...(body.acceptance_criteria !== undefined ? { ac_count: body.acceptance_criteria.length } : {}),
+          content,
+        },
+        res.locals.idempotencyKey as string | undefined,
+      );
+      res.json({ data: storyJson(await storyOr404(caller.tenantId, story.id), { caller }) });
+    },
+  );
+
+  book.add(
+    {
+      method: 'delete',
+      path: '/stories/:id',
+      summary: 'Withdraw a pending story (its row and history are kept); refused while others depend on it',
+      tag: 'Stories',
+      roles: ['admin', 'orchestrator'],
+      errors: ['story_in_progress', 'conflict', 'project_archived'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const story = await storyOr404(caller.tenantId, req.params.id);
+      refuseIfArchived(story);
+      const { rows: dependents } = await pool.query<{ id: string; number: string }>(
+        `SELECT s.id, s.number FROM story_dependencies d JOIN stories s ON s.id = d.story_id
+         WHERE d.tenant_id = $1 AND d.depends_on_story_id = $2 AND s.deleted_at IS NULL`,
+        [caller.tenantId, story.id],
+      );
+      if (dependents.length > 0) {
+        throw new ApiError('conflict', 'Other stories depend on this one; remove those dependencies first.', {
+          dependents,
+        });
+      }
+      await commands.act(caller, story, 'delete', {});
+      res.json({ data: { id: story.id, number: story.number, deleted: true } });
+    },
+  );
+
+  book.add(
+    {
+      method: 'post',
+      path: '/epics/:epic_id/verify-all',
+      summary: "Verify every reported story of the epic, each judged by the same gates; lists each story's outcome",
+      tag: 'Lifecycle',
+      roles: ['orchestrator'],
+      body: VerifyAllBody,
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
+      if (!epic) throw notFound('Epic');
+      const body = parseOr400(VerifyAllBody, req.body);
+      const { rows } = await repo.listStories(pool, caller.tenantId, { epicId: epic.id, limit: 100_000 });
+      const outcomes: { story_id: string; number: string; outcome: string; message?: string }[] = [];
+      for (const story of rows) {
+        if (story.verified_status === 'verified') {
+          outcomes.push({ story_id: story.id, number: story.number, outcome: 'already_verified' });
+          continue;
+        }
+        if (story.agent_status !== 'reported_done') {
+          outcomes.push({ story_id: story.id, number: story.number, outcome: 'not_reported' });
+          continue;
+        }
+        refuseIfArchived(story);
+        try {
+          await commands.act(caller, story, 'verify', body);
+          outcomes.push({ story_id: story.id, number: story.number, outcome: 'verified' });
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status >= 500) throw err;
+          outcomes.push({ story_id: story.id, number: story.number, outcome: err.code, message: err.message });
+        }
+      }
+      res.json({
+        data: {
+          epic_id: epic.id,
+          verified_count: outcomes.filter((o) => o.outcome === 'verified').length,
+          results: outcomes,
+        },
+      });
+    },
+  );
 
   book.add(
     {
@@ -238,6 +407,15 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
   );
 }
 
+/** An archived project is read-only: its stories take no action. */
+export function refuseIfArchived(story: { project_archived: boolean; project_id: string }): void {
+  if (story.project_archived) {
+    throw new ApiError('project_archived', 'The project is archived: it is read-only.', {
+      project_id: story.project_id,
+    });
+  }
+}
+
 const ACTION_SUMMARIES: Record<Action, string> = {
   contract: 'Contract a pending story: title and number of acceptance criteria must match',
   claim: 'Claim a contracted story whose dependencies are verified (one claimant wins)',
@@ -249,6 +427,9 @@ const ACTION_SUMMARIES: Record<Action, string> = {
   reject: 'Reject: back to pending, iteration + 1 (a reason is required)',
   unclaim: 'Give the story back (the assignee only)',
   'force-unclaim': 'Take the story back from its assignee (a reason is required)',
+  backfill: 'Mark a never-claimed story verified for work done before custody (backfilled: true; a reason is required)',
+  edit: 'Edit a pending story (PATCH /stories/:id)',
+  delete: 'Withdraw a pending story (DELETE /stories/:id)',
 };
 
 const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout'];
@@ -258,9 +439,18 @@ const ACTION_ERRORS: Record<Action, string[]> = {
   start: [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
   'request-review': [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
   report: [...COMMON_ACTION_ERRORS, 'self_report_blocked'],
-  'review-complete': [...COMMON_ACTION_ERRORS, 'self_review_blocked', 'findings_math_mismatch', 'review_required'],
+  'review-complete': [
+    ...COMMON_ACTION_ERRORS,
+    'self_review_blocked',
+    'findings_math_mismatch',
+    'review_required',
+    'artifact_mismatch',
+  ],
   verify: [...COMMON_ACTION_ERRORS, 'self_verify_blocked', 'verifier_is_reviewer', 'review_required'],
   reject: [...COMMON_ACTION_ERRORS, 'reason_required'],
   unclaim: [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
   'force-unclaim': [...COMMON_ACTION_ERRORS, 'reason_required'],
+  backfill: [...COMMON_ACTION_ERRORS, 'reason_required'],
+  edit: [...COMMON_ACTION_ERRORS, 'story_in_progress'],
+  delete: [...COMMON_ACTION_ERRORS, 'story_in_progress'],
 };
