@@ -10,7 +10,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type pg from 'pg';
 import { inTransaction } from '../src/db/pool.js';
 import { dependencyStatusSignal } from '../workflows/messages.js';
-import { EVENT_OF_ACTION } from '../src/custody/actions.js';
+import { eventsOfTransition } from '../src/custody/actions.js';
 import { signDependencyNews, type SigningKey } from '../src/custody/identity.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
@@ -29,8 +29,8 @@ export function createStoryActivities(deps: {
       const { state } = batch;
       const sourceKeys = batch.transitions.map((t) => `${batch.workflowId}:${t.updateId}`);
       await inTransaction(pool, async (db) => {
-        const story = await db.query<{ id: string }>(
-          'SELECT id FROM stories WHERE workflow_id = $1 AND tenant_id = $2 AND id = $3',
+        const story = await db.query<{ id: string; epic_id: string }>(
+          'SELECT id, epic_id FROM stories WHERE workflow_id = $1 AND tenant_id = $2 AND id = $3',
           [batch.workflowId, state.tenantId, state.storyId],
         );
         if (story.rowCount === 0) {
@@ -95,7 +95,15 @@ export function createStoryActivities(deps: {
               t.occurredAt,
             ],
           );
-          await enqueueEvent(db, state.tenantId, EVENT_OF_ACTION[t.action], `${batch.workflowId}:${t.updateId}`, {
+          const data = {
+            // loopctl's flat fields, then custody's.
+            story_id: state.storyId,
+            project_id: state.projectId,
+            epic_id: story.rows[0].epic_id,
+            old_status: t.from.agent_status,
+            new_status: t.to.agent_status,
+            verified_status: t.to.verified_status,
+            agent_id: t.actor.role === 'system' ? null : t.actor.agentId,
             story: { id: state.storyId, project_id: state.projectId, number: state.number, title: state.title },
             transition: {
               action: t.action,
@@ -106,8 +114,14 @@ export function createStoryActivities(deps: {
               actor: { agent_id: t.actor.agentId, role: t.actor.role },
             },
             occurred_at: t.occurredAt,
-          });
+          };
+          for (const event of eventsOfTransition(t.action, t.from, t.to))
+            await enqueueEvent(db, state.tenantId, event, `${batch.workflowId}:${t.updateId}`, data);
         }
+        const verifiedNow = batch.transitions.some(
+          (t) => t.to.verified_status === 'verified' && t.from.verified_status !== 'verified',
+        );
+        if (verifiedNow) await announceEpicCompleted(db, state.tenantId, story.rows[0].epic_id, sourceKeys.at(-1)!);
       });
       // After the commit: deliveries are started only for events that exist.
       await dispatchPending(pool, deps.webhooks, sourceKeys);
@@ -172,4 +186,23 @@ async function applyEdits(db: pg.PoolClient, storyId: string, version: number, t
       ]);
     }
   }
+}
+
+/** `epic.completed` once every live story of the epic is verified (keyed on the verifying transition). */
+async function announceEpicCompleted(db: pg.PoolClient, tenantId: string, epicId: string, sourceKey: string) {
+  const { rows } = await db.query<{ total: number; verified: number; project_id: string; number: number }>(
+    `SELECT count(*)::int AS total, count(*) FILTER (WHERE s.verified_status = 'verified')::int AS verified,
+       e.project_id, e.number
+     FROM epics e JOIN stories s ON s.epic_id = e.id AND s.deleted_at IS NULL
+     WHERE e.id = $1 GROUP BY e.project_id, e.number`,
+    [epicId],
+  );
+  const epic = rows[0];
+  if (!epic || epic.total === 0 || epic.total !== epic.verified) return;
+  await enqueueEvent(db, tenantId, 'epic.completed', sourceKey, {
+    epic_id: epicId,
+    project_id: epic.project_id,
+    number: epic.number,
+    stories_count: epic.total,
+  });
 }

@@ -57,10 +57,11 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
         await finish(deliveryId, 'failed');
         return;
       }
+      // loopctl's delivery format: receivers written for loopctl verify and read it unchanged.
       const body = JSON.stringify({
         id: deliveryId,
         event: delivery.event,
-        created_at: delivery.created_at,
+        timestamp: new Date(delivery.created_at).toISOString(),
         data: delivery.payload,
       });
       const attempt = Context.current().info.attempt;
@@ -74,6 +75,10 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
           {
             'content-type': 'application/json',
             'user-agent': 'custody-webhooks/1',
+            'x-signature-256': signBody(delivery.secret, body),
+            'x-webhook-id': deliveryId,
+            'x-webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+            // custody's earlier names for the same, for receivers written against them.
             'x-signature': signBody(delivery.secret, body),
             'x-custody-event': delivery.event,
             'x-custody-delivery': deliveryId,

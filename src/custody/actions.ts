@@ -68,3 +68,31 @@ export const EVENT_OF_ACTION: Record<Action | 'lease-expired' | 'stalled', strin
   edit: 'story.updated',
   delete: 'story.deleted',
 };
+
+/**
+ * loopctl's names for what a transition means, sent besides custody's own event: receivers
+ * written for loopctl subscribe to these. `story.status_changed` goes with every transition that
+ * changes a status; `epic.completed` when an epic's last story is verified.
+ */
+export const LOOPCTL_EVENTS = [
+  'story.status_changed',
+  'story.review_completed',
+  'artifact.reported',
+  'epic.completed',
+  'agent.registered',
+  'project.imported',
+  'webhook.test',
+] as const;
+
+export function eventsOfTransition(
+  action: Action | 'lease-expired' | 'stalled',
+  from: { agent_status: string; verified_status: string },
+  to: { agent_status: string; verified_status: string },
+): string[] {
+  const events = [EVENT_OF_ACTION[action]];
+  if (action === 'report') events.push('artifact.reported');
+  if (action === 'review-complete') events.push('story.review_completed');
+  if (from.agent_status !== to.agent_status || from.verified_status !== to.verified_status)
+    events.push('story.status_changed');
+  return events;
+}

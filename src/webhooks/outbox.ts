@@ -5,13 +5,12 @@
  */
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import type pg from 'pg';
-import { EVENT_OF_ACTION } from '../custody/actions.js';
+import { EVENT_OF_ACTION, LOOPCTL_EVENTS } from '../custody/actions.js';
 import { WEBHOOK_DELIVERY_WORKFLOW_TYPE, type WebhookDeliveryInput } from '../../workflows/webhook-messages.js';
 
-export const WEBHOOK_EVENTS = [...new Set([...Object.values(EVENT_OF_ACTION), 'custody.violation'])] as [
-  string,
-  ...string[],
-];
+export const WEBHOOK_EVENTS = [
+  ...new Set([...Object.values(EVENT_OF_ACTION), 'custody.violation', ...LOOPCTL_EVENTS]),
+] as [string, ...string[]];
 
 type Queryable = pg.Pool | pg.PoolClient;
 

@@ -8,6 +8,8 @@ import type { RouteBook } from '../route-book.js';
 import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
 import { withUuid } from './params.js';
+import { recordChange } from '../../db/change-audit.js';
+import { dispatchPending, enqueueEvent } from '../../webhooks/outbox.js';
 
 export const TenantBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
 export const AgentBody = z.strictObject({ name: z.string().trim().min(1).max(200), role: z.enum(ROLES) });
@@ -28,6 +30,12 @@ export function signupRoutes(book: RouteBook, deps: GatewayDeps): void {
       if (!deps.config.SIGNUP_ENABLED) throw new ApiError('forbidden', 'Signup is disabled on this server.');
       const body = parseOr400(TenantBody, req.body);
       const { tenant, agent, key, raw } = await repo.createTenant(deps.pool, body.name);
+      await recordChange(deps.pool, {
+        tenantId: tenant.id,
+        action: 'tenant.created',
+        actor: { agentId: agent.id, role: agent.role },
+        payload: { name: tenant.name, admin_agent_id: agent.id, api_key_id: key.id },
+      });
       res.status(201).json({
         data: { tenant: tenantJson(tenant), agent: agentJson(agent), api_key: { ...keyJson(key), key: raw } },
       });
@@ -59,7 +67,19 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
     async (req, res) => {
       const body = parseOr400(AgentBody, req.body);
-      const { agent, key, raw } = await repo.registerAgent(pool, callerOf(res).tenantId, body.name, body.role);
+      const caller = callerOf(res);
+      const { agent, key, raw } = await repo.registerAgent(pool, caller.tenantId, body.name, body.role);
+      const sourceKey = await recordChange(pool, {
+        tenantId: caller.tenantId,
+        action: 'agent.registered',
+        actor: { agentId: caller.agentId, role: caller.role },
+        payload: { agent_id: agent.id, name: agent.name, role: agent.role, api_key_id: key.id },
+      });
+      await enqueueEvent(pool, caller.tenantId, 'agent.registered', sourceKey, {
+        agent: agentJson(agent),
+        registered_by: caller.agentId,
+      });
+      await dispatchPending(pool, deps.commands.webhooks, [sourceKey]).catch(() => undefined);
       res.status(201).json({ data: { agent: agentJson(agent), api_key: { ...keyJson(key), key: raw } } });
     },
   );
@@ -111,6 +131,12 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       if (key.revoked_at) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
       const rotated = await repo.rotateKey(pool, caller.tenantId, key.id);
       if (!rotated) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
+      await recordChange(pool, {
+        tenantId: caller.tenantId,
+        action: 'api_key.rotated',
+        actor: { agentId: caller.agentId, role: caller.role },
+        payload: { api_key_id: key.id, new_api_key_id: rotated.key.id, agent_id: key.agent_id },
+      });
       res.json({ data: { api_key: { ...keyJson(rotated.key), key: rotated.raw }, rotated_from: key.id } });
     },
   );
@@ -121,6 +147,12 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const key = await withUuid(req.params.id, (id) => repo.revokeKey(pool, caller.tenantId, id));
       if (!key) throw notFound('API key');
+      await recordChange(pool, {
+        tenantId: caller.tenantId,
+        action: 'api_key.revoked',
+        actor: { agentId: caller.agentId, role: caller.role },
+        payload: { api_key_id: key.id, agent_id: key.agent_id },
+      });
       res.json({ data: keyJson(key) });
     },
   );

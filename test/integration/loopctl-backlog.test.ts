@@ -1,0 +1,297 @@
+/**
+ * Backlogs in loopctl's format: import all or nothing, 409 duplicate_story_numbers and merge,
+ * export round trips (a 1,000-story backlog too), the 422 codes, edits and withdrawals of pending
+ * stories through their workflows, archived projects, and an audit row for every change.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../support/stack.js';
+import { createTeam, type Team } from '../support/api.js';
+
+let stack: Stack;
+let team: Team;
+let slugs = 0;
+
+beforeAll(async () => {
+  stack = await startStack();
+  team = await createTeam(stack.api, 2, 'backlogs');
+});
+afterAll(async () => stack?.stop());
+
+async function newProject(): Promise<string> {
+  const r = await stack.api.post('/api/v1/projects', team.orchestrator.key, { name: 'P', slug: `p-${++slugs}` });
+  expect(r.status).toBe(201);
+  return r.body.data.id;
+}
+
+/** A call with the orchestrator's key. */
+const orchCall = (method: string, path: string, body?: unknown) =>
+  stack.api.call(method, path, { key: team.orchestrator.key, body });
+
+const importInto = (projectId: string, payload: unknown, merge = false) =>
+  stack.api.post(`/api/v1/projects/${projectId}/import${merge ? '?merge=true' : ''}`, team.orchestrator.key, payload);
+
+async function rowCounts(projectId: string) {
+  const { rows } = await stack.pool.query(
+    `SELECT (SELECT count(*)::int FROM stories WHERE project_id = $1) AS stories,
+       (SELECT count(*)::int FROM epics WHERE project_id = $1) AS epics,
+       (SELECT count(*)::int FROM story_dependencies d JOIN stories s ON s.id = d.story_id WHERE s.project_id = $1) AS deps`,
+    [projectId],
+  );
+  return rows[0];
+}
+
+const story = (number: string, title: string, extra: Record<string, unknown> = {}) => ({
+  number,
+  title,
+  acceptance_criteria: [`${title} works`],
+  ...extra,
+});
+
+describe('import in loopctl format', () => {
+  it('answers 422 with a stable code for duplicates, unknown dependencies and cycles, and writes nothing', async () => {
+    const projectId = await newProject();
+    const cases: [unknown, string][] = [
+      [
+        { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.1', 'b')] }] },
+        'duplicate_story_number',
+      ],
+      [
+        { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a', { depends_on: ['9.9'] })] }] },
+        'unknown_dependency',
+      ],
+      [
+        {
+          epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a')] }],
+          story_dependencies: [{ story: '1.1', depends_on: '4.4' }],
+        },
+        'unknown_dependency',
+      ],
+      [
+        {
+          epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b')] }],
+          story_dependencies: [
+            { story: '1.1', depends_on: '1.2' },
+            { story: '1.2', depends_on: '1.1' },
+          ],
+        },
+        'dependency_cycle',
+      ],
+    ];
+    for (const [payload, code] of cases) {
+      const r = await importInto(projectId, payload);
+      expect([r.status, r.body.error.code], JSON.stringify(payload)).toEqual([422, code]);
+    }
+    const bad = await importInto(projectId, { epics: [{ number: 'seven', title: 'E', stories: [] }] });
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'invalid_body']);
+    expect(await rowCounts(projectId)).toEqual({ stories: 0, epics: 0, deps: 0 });
+  });
+
+  it('refuses an existing number with other content (409 duplicate_story_numbers) unless merging; merge never restarts a workflow', async () => {
+    const projectId = await newProject();
+    const first = {
+      epics: [
+        {
+          number: '3',
+          title: 'E',
+          stories: [story('3.1', 'one'), story('3.2', 'two'), story('3.3', 'three'), story('3.4', 'four')],
+        },
+      ],
+    };
+    const created = await importInto(projectId, first);
+    expect(created.status).toBe(201);
+    const ids = new Map<string, any>(created.body.data.stories.map((s: any) => [s.number, s]));
+    // Same content again: nothing changes.
+    const again = await importInto(projectId, first);
+    expect(again.body.data).toMatchObject({ stories_created: 0, stories_unchanged: ['3.1', '3.2', '3.3', '3.4'] });
+
+    // 3.2 gets under way, so a merge must leave it alone.
+    const implementer = team.agents[0];
+    expect(
+      (await stack.api.act(ids.get('3.2').id, 'contract', implementer.key, { story_title: 'two', ac_count: 1 })).status,
+    ).toBe(200);
+
+    const changed = {
+      epics: [
+        {
+          number: 3,
+          title: 'E',
+          stories: [
+            story('3.1', 'one, reworded', { estimated_hours: 2 }),
+            story('3.2', 'two, reworded'),
+            story('3.3', 'three'),
+            story('3.5', 'five', { depends_on: ['3.1'] }),
+          ],
+        },
+      ],
+    };
+    const before = await rowCounts(projectId);
+    const conflict = await importInto(projectId, changed);
+    expect([conflict.status, conflict.body.error.code]).toEqual([409, 'duplicate_story_numbers']);
+    expect(conflict.body.error.context.numbers).toEqual(['3.1', '3.2']);
+    expect(await rowCounts(projectId)).toEqual(before); // 3.5 was not half-imported
+
+    const merged = await importInto(projectId, changed, true);
+    expect(merged.status).toBe(200);
+    expect(merged.body.data).toMatchObject({
+      stories_created: 1,
+      stories_updated: ['3.1'],
+      stories_unchanged: ['3.3'],
+      skipped: ['3.2'],
+      stories_orphaned: ['3.4'],
+      dependencies_created: 1,
+    });
+    const one = await stack.api.get(`/api/v1/stories/${ids.get('3.1').id}`, team.orchestrator.key);
+    expect(one.body.data).toMatchObject({
+      title: 'one, reworded',
+      estimated_hours: 2,
+      workflow_id: ids.get('3.1').workflow_id,
+    });
+    // The running workflow took the new title: a contract must match it.
+    expect(
+      (await stack.api.act(ids.get('3.1').id, 'contract', implementer.key, { story_title: 'one', ac_count: 1 })).body
+        .error.code,
+    ).toBe('contract_mismatch');
+    expect(
+      (
+        await stack.api.act(ids.get('3.1').id, 'contract', implementer.key, {
+          story_title: 'one, reworded',
+          ac_count: 1,
+        })
+      ).status,
+    ).toBe(200);
+    const two = await stack.api.get(`/api/v1/stories/${ids.get('3.2').id}`, team.orchestrator.key);
+    expect(two.body.data).toMatchObject({ title: 'two', agent_status: 'contracted' });
+    const { rows } = await stack.pool.query(
+      `SELECT count(*)::int AS n FROM audit_events WHERE project_id = $1 AND action IN ('project.imported', 'project.merged')`,
+      [projectId],
+    );
+    expect(rows[0].n).toBe(3);
+  });
+});
+
+describe('body limits', () => {
+  it('takes imports up to 5 MiB and nothing else past 256 KiB', async () => {
+    const projectId = await newProject();
+    const padding = 'x'.repeat(1_000);
+    const huge = {
+      epics: [
+        {
+          number: 1,
+          title: 'E',
+          stories: Array.from({ length: 5_600 }, (_, i) => story(`1.${i}`, `s${i}`, { description: padding })),
+        },
+      ],
+    };
+    const tooBig = await importInto(projectId, huge);
+    expect([tooBig.status, tooBig.body.error.code]).toEqual([413, 'body_too_large']);
+    const bigProject = await stack.api.post('/api/v1/projects', team.orchestrator.key, {
+      name: 'P',
+      slug: 'too-big',
+      description: 'x'.repeat(300 * 1024),
+    });
+    expect([bigProject.status, bigProject.body.error.code]).toEqual([413, 'body_too_large']);
+    expect(await rowCounts(projectId)).toEqual({ stories: 0, epics: 0, deps: 0 });
+  });
+});
+
+describe('edits, withdrawals, dependencies and archives', () => {
+  it('edits a pending story through its workflow, refuses once contracted, withdraws keeping history', async () => {
+    const projectId = await newProject();
+    const r = await importInto(projectId, {
+      epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b', { depends_on: ['1.1'] })] }],
+    });
+    const [a, b] = r.body.data.stories;
+    const edited = await orchCall('PATCH', `/api/v1/stories/${a.id}`, {
+      title: 'a2',
+      acceptance_criteria: ['x', 'y'],
+      description: 'now with more',
+    });
+    expect(edited.status).toBe(200);
+    expect(edited.body.data).toMatchObject({
+      title: 'a2',
+      acceptance_criteria: ['x', 'y'],
+      description: 'now with more',
+    });
+    const implementer = team.agents[0];
+    expect((await stack.api.act(a.id, 'contract', implementer.key, { story_title: 'a2', ac_count: 2 })).status).toBe(
+      200,
+    );
+    const late = await orchCall('PATCH', `/api/v1/stories/${a.id}`, { title: 'a3' });
+    expect([late.status, late.body.error.code]).toEqual([409, 'story_in_progress']);
+
+    // 1.2 depends on 1.1: 1.1 cannot be withdrawn; the dependency can go while 1.2 is pending.
+    expect((await orchCall('DELETE', `/api/v1/stories/${a.id}`)).status).toBe(409);
+    const deps = await stack.pool.query('SELECT id FROM story_dependencies WHERE story_id = $1', [b.id]);
+    const removed = await orchCall('DELETE', `/api/v1/story_dependencies/${deps.rows[0].id}`);
+    expect(removed.status).toBe(200);
+    expect((await stack.api.act(b.id, 'contract', implementer.key, { story_title: 'b', ac_count: 1 })).status).toBe(
+      200,
+    );
+    expect((await stack.api.act(b.id, 'claim', implementer.key)).status).toBe(200); // no longer blocked
+
+    const c = (
+      await stack.api.post(`/api/v1/projects/${projectId}/stories`, team.orchestrator.key, {
+        epic_number: '1',
+        number: '1.3',
+        title: 'c',
+      })
+    ).body.data;
+    expect((await orchCall('DELETE', `/api/v1/stories/${c.id}`)).status).toBe(200);
+    expect((await stack.api.get(`/api/v1/stories/${c.id}`, team.orchestrator.key)).status).toBe(404);
+    const history = await stack.pool.query('SELECT action FROM audit_events WHERE story_id = $1 ORDER BY id', [c.id]);
+    expect(history.rows.map((x) => x.action)).toEqual(['story.created', 'delete']);
+
+    const other = await newProject();
+    const foreign = (await importInto(other, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'z')] }] })).body
+      .data.stories[0];
+    const cross = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, {
+      story_id: b.id,
+      depends_on_story_id: foreign.id,
+    });
+    expect([cross.status, cross.body.error.code]).toEqual([422, 'cross_project_dependency']);
+  });
+
+  it('archives a project read-only, and writes an audit row for every change with who made it', async () => {
+    const projectId = await newProject();
+    await importInto(projectId, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a')] }] });
+    const patched = await orchCall('PATCH', `/api/v1/projects/${projectId}`, { mission: 'ship', tech_stack: 'ts' });
+    expect(patched.body.data).toMatchObject({ mission: 'ship', tech_stack: 'ts', status: 'active' });
+    const byOrchestrator = await orchCall('DELETE', `/api/v1/projects/${projectId}`);
+    expect(byOrchestrator.status).toBe(403); // archive is the admin's
+    const archived = await stack.api.call('DELETE', `/api/v1/projects/${projectId}`, { key: team.admin.key });
+    expect(archived.body.data.status).toBe('archived');
+    const refused = await importInto(projectId, { epics: [{ number: 1, title: 'E', stories: [story('1.2', 'b')] }] });
+    expect([refused.status, refused.body.error.code]).toEqual([409, 'project_archived']);
+    const list = await stack.api.get(`/api/v1/stories?project_id=${projectId}`, team.orchestrator.key);
+    expect(list.body.data).toHaveLength(1); // kept, readable
+    const act = await stack.api.act(list.body.data[0].id, 'contract', team.agents[0].key, {
+      story_title: 'a',
+      ac_count: 1,
+    });
+    expect([act.status, act.body.error.code]).toEqual([409, 'project_archived']);
+
+    const { rows } = await stack.pool.query(
+      'SELECT action, actor_agent_id FROM audit_events WHERE project_id = $1 AND story_id IS NULL ORDER BY id',
+      [projectId],
+    );
+    expect(rows).toEqual([
+      { action: 'project.created', actor_agent_id: team.orchestrator.id },
+      { action: 'project.imported', actor_agent_id: team.orchestrator.id },
+      { action: 'project.edited', actor_agent_id: team.orchestrator.id },
+      { action: 'project.archived', actor_agent_id: team.admin.id },
+    ]);
+    const keys = await stack.pool.query(
+      `SELECT action, actor_agent_id FROM audit_events WHERE tenant_id = $1 AND action IN ('tenant.created', 'agent.registered') ORDER BY id`,
+      [team.tenantId],
+    );
+    expect(keys.rows.map((r) => r.action)).toEqual([
+      'tenant.created',
+      'agent.registered',
+      'agent.registered',
+      'agent.registered',
+    ]);
+    expect(keys.rows.every((r) => r.actor_agent_id === team.admin.id)).toBe(true);
+    const chain = await stack.api.get('/api/v1/audit/verify', team.admin.key);
+    expect(chain.body.data.ok).toBe(true);
+  });
+});
