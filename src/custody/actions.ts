@@ -41,10 +41,9 @@ export type Action = (typeof ACTIONS)[number];
  * Actions with a route of their own (`POST /stories/:id/<action>`); `edit` and `delete` reach the
  * workflow through `PATCH` and `DELETE /stories/:id`, judged by the same rules.
  */
-export const LIFECYCLE_ACTIONS = ACTIONS.filter((a) => a !== 'edit' && a !== 'delete') as Exclude<
-  Action,
-  'edit' | 'delete'
->[];
+export const LIFECYCLE_ACTIONS = ACTIONS.filter(
+  (a): a is Exclude<Action, 'edit' | 'delete'> => a !== 'edit' && a !== 'delete',
+);
 
 export function isAction(value: unknown): value is Action {
   return typeof value === 'string' && (ACTIONS as readonly string[]).includes(value);

@@ -75,10 +75,14 @@ function loopctlTools(keys: { orch: string; agent?: string }) {
       if (a.epic_id) params.set('epic_id', a.epic_id);
       params.set('limit', String(Math.min(a.limit ?? 20, 20)));
       if (a.offset != null) params.set('offset', String(a.offset));
-      return apiCall(orch, 'GET', `/api/v1/stories?${params}`);
+      return apiCall(orch, 'GET', `/api/v1/stories?${params.toString()}`);
     },
     listReadyStories: (projectId: string) =>
-      apiCall(orch, 'GET', `/api/v1/stories/ready?${new URLSearchParams({ project_id: projectId, limit: '20' })}`),
+      apiCall(
+        orch,
+        'GET',
+        `/api/v1/stories/ready?${new URLSearchParams({ project_id: projectId, limit: '20' }).toString()}`,
+      ),
     getStory: (id: string) => apiCall(orch, 'GET', `/api/v1/stories/${id}`),
     getAcceptanceCriteria: (id: string) => apiCall(orch, 'GET', `/api/v1/stories/${id}/acceptance_criteria`),
     contractStory: (id: string, story_title: string, ac_count: number) =>
@@ -186,14 +190,10 @@ describe("loopctl's MCP server, request for request", () => {
     expect(imported).toMatchObject({ stories_created: 3, epics_created: 1, dependencies_created: 1 });
 
     // Natural order, offset and total_count, as list_stories pages.
-    const page = (await call('list_stories', orch.listStories({ project_id: project.id }), 200)) as any;
+    const page = await call('list_stories', orch.listStories({ project_id: project.id }), 200);
     expect(page.data.map((s: any) => s.number)).toEqual(['1.1', '1.2', '1.10']);
     expect(page.meta.total_count).toBe(3);
-    const second = (await call(
-      'list_stories',
-      orch.listStories({ project_id: project.id, limit: 1, offset: 1 }),
-      200,
-    )) as any;
+    const second = await call('list_stories', orch.listStories({ project_id: project.id, limit: 1, offset: 1 }), 200);
     expect(second.data.map((s: any) => s.number)).toEqual(['1.2']);
     expect(second.meta).toMatchObject({ total_count: 3, offset: 1 });
     const byNumber = new Map<string, any>(page.data.map((s: any) => [s.number, s]));
@@ -212,7 +212,7 @@ describe("loopctl's MCP server, request for request", () => {
     });
     expect(progress.total.by_verified_status).toEqual({ unverified: 3, verified: 0, rejected: 0 });
 
-    const ready = (await call('list_ready_stories', orch.listReadyStories(project.id), 200)) as any;
+    const ready = await call('list_ready_stories', orch.listReadyStories(project.id), 200);
     expect(ready.data.map((s: any) => s.number)).toEqual(['1.1', '1.10']);
     const blocked = await stack.api.get(`/api/v1/stories/blocked?project_id=${project.id}`, team.orchestrator.key);
     expect(blocked.body.data.map((s: any) => [s.number, s.blocking_dependencies])).toEqual([
@@ -275,7 +275,7 @@ describe("loopctl's MCP server, request for request", () => {
     const story = (await call('get_story', orch.getStory(first.id), 200)).data;
     expect(story.token_usage).toMatchObject({ input_tokens: 1200, output_tokens: 300, cost_millicents: 4500 });
     expect(story.artifact).toEqual({ artifact_type: 'pr', path: 'https://example.test/pr/1' });
-    const nowReady = (await call('list_ready_stories', orch.listReadyStories(project.id), 200)) as any;
+    const nowReady = await call('list_ready_stories', orch.listReadyStories(project.id), 200);
     expect(nowReady.data.map((s: any) => s.number)).toEqual(['1.2', '1.10']);
     await call('contract_story', impl.contractStory(dependent.id, 'Pay by card', 1), 200);
     await call('claim_story', impl.claimStory(dependent.id), 200);
