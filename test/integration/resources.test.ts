@@ -84,7 +84,15 @@ describe('a backlog from signup to progress', () => {
     const progress = await api.get(`/api/v1/projects/${team.projectId}/progress`, key);
     expect(progress.status).toBe(200);
     expect(progress.body.data.total).toMatchObject({ total: 12, verified: 8, percent_verified: 66.7 });
-    expect(progress.body.data.total.by_agent_status).toEqual({ pending: 4, reported_done: 8 });
+    // Every status key, zeros included (API.md v1.1).
+    expect(progress.body.data.total.by_agent_status).toEqual({
+      pending: 4,
+      contracted: 0,
+      assigned: 0,
+      implementing: 0,
+      review_requested: 0,
+      reported_done: 8,
+    });
     expect(progress.body.data.epics.map((e: any) => [e.number, e.total, e.verified])).toEqual([
       [1, 4, 4],
       [2, 4, 4],
@@ -102,7 +110,12 @@ describe('a backlog from signup to progress', () => {
     expect(rest.body.data).toHaveLength(3);
     expect(new Set([...list.body.data, ...rest.body.data].map((s: any) => s.id)).size).toBe(8);
     const audit = await api.get(`/api/v1/audit?project_id=${team.projectId}&limit=500`, team.orchestrator.key);
-    expect(audit.body.data.filter((e: any) => e.outcome === 'accepted')).toHaveLength(8 * 7);
+    // Story transitions; the project's creation and import have rows of their own.
+    expect(audit.body.data.filter((e: any) => e.outcome === 'accepted' && e.story_id !== null)).toHaveLength(8 * 7);
+    expect(audit.body.data.filter((e: any) => e.story_id === null).map((e: any) => e.action)).toEqual([
+      'project.created',
+      'project.imported',
+    ]);
   });
 
   it('imports the same backlog twice into 12 stories and 12 workflows', async () => {
@@ -214,7 +227,7 @@ describe('a backlog from signup to progress', () => {
         },
       ],
     });
-    expect(unknown.status).toBe(400);
+    expect([unknown.status, unknown.body.error.code]).toEqual([422, 'unknown_dependency']);
     const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM stories WHERE project_id = $1', [
       team.projectId,
     ]);
