@@ -84,6 +84,8 @@ type ParsedImport = z.output<typeof ImportBody>;
 export interface ImportResult {
   stories: StoryRow[];
   created: number;
+  /** The numbers of the stories this import created. */
+  createdNumbers: string[];
   epicsCreated: number;
   updated: string[];
   unchanged: string[];
@@ -230,6 +232,7 @@ export async function importBacklog(
 
     const stories = new Map<string, StoryRow>();
     let created = 0;
+    const createdNumbers: string[] = [];
     let epicsCreated = 0;
     // Stories imported before: their workflows are running and learn new dependencies by signal.
     const alreadyRunning = new Set<string>();
@@ -266,8 +269,10 @@ export async function importBacklog(
         workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
       });
       stories.set(story.number, result.story);
-      if (result.created) created++;
-      else alreadyRunning.add(result.story.id);
+      if (result.created) {
+        created++;
+        createdNumbers.push(story.number);
+      } else alreadyRunning.add(result.story.id);
     }
     const all = new Map([...existing, ...stories]);
     let dependenciesCreated = 0;
@@ -286,6 +291,7 @@ export async function importBacklog(
     return {
       stories: [...stories.values()],
       created,
+      createdNumbers,
       epicsCreated,
       dependsOn,
       alreadyRunning,
@@ -323,6 +329,7 @@ export async function importBacklog(
   return {
     stories: written.stories.map((s) => fresh.get(s.id) ?? s),
     created: written.created,
+    createdNumbers: written.createdNumbers,
     epicsCreated: written.epicsCreated,
     updated,
     unchanged: written.unchanged,

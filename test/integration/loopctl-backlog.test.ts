@@ -280,6 +280,11 @@ describe('edits, withdrawals, dependencies and archives', () => {
       { action: 'project.edited', actor_agent_id: team.orchestrator.id },
       { action: 'project.archived', actor_agent_id: team.admin.id },
     ]);
+    const imported = await stack.pool.query(
+      `SELECT payload FROM audit_events WHERE project_id = $1 AND action = 'project.imported'`,
+      [projectId],
+    );
+    expect(imported.rows[0].payload).toMatchObject({ created_numbers: ['1.1'], stories_created: 1 });
     const keys = await stack.pool.query(
       `SELECT action, actor_agent_id FROM audit_events WHERE tenant_id = $1 AND action IN ('tenant.created', 'agent.registered') ORDER BY id`,
       [team.tenantId],

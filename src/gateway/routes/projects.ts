@@ -184,7 +184,8 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         projectId: project.id,
         action: merge ? 'project.merged' : 'project.imported',
         actor: actorOf(caller),
-        payload: summary,
+        // Every story it created is named here: an import is their creation.
+        payload: { ...summary, created_numbers: result.createdNumbers },
       });
       await announce(caller.tenantId, 'project.imported', sourceKey, summary);
       res.status(merge ? 200 : 201).json({ data: { ...summary, stories: result.stories.map((s) => storyJson(s)) } });
