@@ -141,7 +141,10 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     { method: 'get', path: '/projects', summary: 'Projects of the tenant', tag: 'Projects' },
     async (_req, res) => {
       const projects = await repo.listProjects(pool, callerOf(res).tenantId);
-      res.json({ data: projects.map(projectJson), meta: { limit: projects.length, next_cursor: null } });
+      res.json({
+        data: projects.map(projectJson),
+        meta: { limit: projects.length, next_cursor: null, total_count: projects.length },
+      });
     },
   );
 
@@ -312,7 +315,10 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const project = await projectOr404(caller.tenantId, req.params.project_id);
       const epics = await repo.listEpics(pool, caller.tenantId, project.id);
-      res.json({ data: epics.map(epicJson), meta: { limit: epics.length, next_cursor: null } });
+      res.json({
+        data: epics.map(epicJson),
+        meta: { limit: epics.length, next_cursor: null, total_count: epics.length },
+      });
     },
   );
 

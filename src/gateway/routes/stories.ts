@@ -352,6 +352,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const story = await storyOr404(caller.tenantId, req.params.id);
       parseOr400(z.strictObject({}), req.body ?? {});
+      refuseIfArchived(story);
       const view = await commands.heartbeat(caller, story, res.locals.idempotencyKey as string | undefined);
       res.json({
         data: {
