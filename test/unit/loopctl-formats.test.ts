@@ -1,0 +1,83 @@
+/** The pure parts of loopctl compatibility: offset paging, story content comparison, import parsing, event names. */
+import { describe, expect, it } from 'vitest';
+import { eventsOfTransition } from '../../src/custody/actions.js';
+import { ImportBody, sameContent } from '../../src/gateway/backlog.js';
+import { pageMeta, startOf } from '../../src/gateway/routes/params.js';
+
+describe('offset paging', () => {
+  it('starts at the cursor, else at offset, and hands out a cursor while stories remain', () => {
+    expect(startOf({})).toBe(0);
+    expect(startOf({ offset: 40 })).toBe(40);
+    const meta = pageMeta(20, 40, 20, 65);
+    expect(meta).toMatchObject({ limit: 20, offset: 40, total_count: 65 });
+    expect(startOf({ cursor: meta.next_cursor!, offset: 3 })).toBe(60);
+    expect(pageMeta(20, 60, 5, 65).next_cursor).toBeNull();
+    expect(pageMeta(20, 0, 0, 0).next_cursor).toBeNull();
+    expect(startOf({ cursor: 'not-a-cursor' })).toBeNull();
+    expect(startOf({ cursor: Buffer.from('{"o":"-1"}').toString('base64url') })).toBeNull();
+  });
+});
+
+describe("loopctl's import format", () => {
+  it('accepts numeric-string epic numbers, criteria as strings or {id, description}, and its extra sections', () => {
+    const parsed = ImportBody.parse({
+      export_metadata: { exported_at: 'x' },
+      project: { name: 'p' },
+      epics: [
+        {
+          number: '72',
+          title: 'E',
+          phase: 'core',
+          position: 1,
+          stories: [{ number: 72.1, title: 'A', acceptance_criteria: ['a', { id: 'AC-1', description: 'b' }] }],
+        },
+      ],
+      story_dependencies: [{ story: '72.1', depends_on: '71.1' }],
+      epic_dependencies: [{ epic: 72, depends_on: 71 }],
+    });
+    expect(parsed.epics[0].number).toBe(72);
+    expect(parsed.epics[0].stories[0].number).toBe('72.1');
+    for (const number of ['seventy', '7.5', -1, 1.5])
+      expect(ImportBody.safeParse({ epics: [{ number, title: 'E', stories: [] }] }).success).toBe(false);
+    expect(ImportBody.safeParse({ epics: [{ number: 1, title: 'E', stories: [], owner: 'x' }] }).success).toBe(false);
+  });
+
+  it('compares content, not key order or absent-versus-empty fields', () => {
+    const a = { title: 't', acceptance_criteria: ['x'], metadata: { a: 1, b: [1, 2] }, estimated_hours: '2.5' };
+    expect(
+      sameContent(a, { title: 't', acceptance_criteria: ['x'], metadata: { b: [1, 2], a: 1 }, estimated_hours: 2.5 }),
+    ).toBe(true);
+    expect(
+      sameContent(
+        { title: 't', acceptance_criteria: [] },
+        { title: 't', acceptance_criteria: [], description: null, metadata: {} },
+      ),
+    ).toBe(true);
+    expect(sameContent(a, { ...a, acceptance_criteria: ['y'] })).toBe(false);
+    expect(sameContent(a, { ...a, metadata: { a: 2, b: [1, 2] } })).toBe(false);
+  });
+});
+
+describe("loopctl's event names", () => {
+  const at = (agent_status: string, verified_status = 'unverified') => ({ agent_status, verified_status });
+  it('adds story.status_changed to every status change, and loopctl names to reports and reviews', () => {
+    expect(eventsOfTransition('claim', at('contracted'), at('assigned'))).toEqual([
+      'story.claimed',
+      'story.status_changed',
+    ]);
+    expect(eventsOfTransition('report', at('review_requested'), at('reported_done'))).toEqual([
+      'story.reported',
+      'artifact.reported',
+      'story.status_changed',
+    ]);
+    expect(eventsOfTransition('review-complete', at('reported_done'), at('reported_done'))).toEqual([
+      'story.review_complete',
+      'story.review_completed',
+    ]);
+    expect(eventsOfTransition('backfill', at('pending'), at('reported_done', 'verified'))).toEqual([
+      'story.backfilled',
+      'story.status_changed',
+    ]);
+    expect(eventsOfTransition('edit', at('pending'), at('pending'))).toEqual(['story.updated']);
+  });
+});
