@@ -6,6 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { ACTIONS, type Action } from '../src/custody/actions.js';
 import type { ActionEnvelope } from '../src/custody/identity.js';
 import type { DependencyStatus, StoryState, Transition } from '../src/custody/rules.js';
+import type { ViolationNews } from '../src/custody/violation-news.js';
 
 export const STORY_WORKFLOW_TYPE = 'storyWorkflow';
 
@@ -69,6 +70,9 @@ export interface StoryWorkflowInput {
     leaseExpiresAt?: number | null;
     waitingSince?: number | null;
     stalled?: boolean;
+    /** Names of the agents that acted, by agent id, from signed envelopes (for the details shown). */
+    agentNames?: Record<string, string>;
+    violations?: number;
   };
 }
 
@@ -98,4 +102,6 @@ export const storyUpdates = Object.fromEntries(
 export const heartbeatUpdate = defineUpdate<StoryView, [ActionEnvelope]>('heartbeat');
 
 export const dependencyStatusSignal = defineSignal<[DependencyNews]>('dependencyStatus');
+/** The story's custody violations so far, from the gateway (signed; see src/custody/violation-news.ts). */
+export const custodyViolationsSignal = defineSignal<[ViolationNews]>('custodyViolations');
 export const storyQuery = defineQuery<StoryView>('story');

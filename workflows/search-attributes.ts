@@ -8,4 +8,15 @@ export const AssignedAgent = defineSearchAttributeKey('AssignedAgent', SearchAtt
 export const TenantId = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
 export const Stalled = defineSearchAttributeKey('Stalled', SearchAttributeType.KEYWORD);
 
-export const STORY_SEARCH_ATTRIBUTES = [StoryStatus, VerifiedStatus, ProjectId, AssignedAgent, TenantId, Stalled];
+/** How many custody violations (rejected attempts such as a self-review) the story has seen. */
+export const CustodyViolations = defineSearchAttributeKey('CustodyViolations', SearchAttributeType.INT);
+
+export const STORY_SEARCH_ATTRIBUTES = [
+  StoryStatus,
+  VerifiedStatus,
+  ProjectId,
+  AssignedAgent,
+  TenantId,
+  Stalled,
+  CustodyViolations,
+];

@@ -39,6 +39,7 @@ import {
 } from '../src/custody/rules.js';
 import {
   DEFAULT_SETTINGS,
+  custodyViolationsSignal,
   dependencyStatusSignal,
   heartbeatUpdate,
   storyQuery,
@@ -48,7 +49,16 @@ import {
   type StoryWorkflowInput,
   type TransitionRecord,
 } from './messages.js';
-import { AssignedAgent, ProjectId, Stalled, StoryStatus, TenantId, VerifiedStatus } from './search-attributes.js';
+import { trustedViolationCount } from '../src/custody/violation-news.js';
+import {
+  AssignedAgent,
+  CustodyViolations,
+  ProjectId,
+  Stalled,
+  StoryStatus,
+  TenantId,
+  VerifiedStatus,
+} from './search-attributes.js';
 
 // A database outage is retried until the database is back; bad data is not retried.
 const PERSISTENCE_RETRY = {
@@ -61,10 +71,17 @@ const PERSISTENCE_RETRY = {
 // accepts the update, so nothing reaches the database before the transition is in history. A
 // local activity would write during the task, and a task lost to a crash would leave a write for
 // a transition that, replayed, might be judged differently (an envelope expired meanwhile).
-const { persistTransitions, notifyDependents } = proxyActivities<StoryActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: PERSISTENCE_RETRY,
-});
+const ACTIVITY_OPTIONS = { startToCloseTimeout: '30 seconds', retry: PERSISTENCE_RETRY } as const;
+
+/** The activities with a one-line summary the Temporal UI shows for the event (say who and what). */
+const summarised = (summary: string) => proxyActivities<StoryActivities>({ ...ACTIVITY_OPTIONS, summary });
+
+/** Clock time for a summary: `14:05 UTC`, or the date too when it is not today. */
+function clockTime(ms: number, now: number): string {
+  const iso = new Date(ms).toISOString();
+  const sameDay = iso.slice(0, 10) === new Date(now).toISOString().slice(0, 10);
+  return `${sameDay ? '' : iso.slice(0, 10) + ' '}${iso.slice(11, 16)} UTC`;
+}
 
 /** How long the outbox waits before trying again after a non-retryable persistence failure. */
 const PERSISTENCE_RETRY_AFTER = '1 minute';
@@ -100,6 +117,11 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   let leaseExpiresAt: number | null = input.carried?.leaseExpiresAt ?? null;
   let waitingSince: number | null = input.carried?.waitingSince ?? null;
   let stalled = input.carried?.stalled ?? false;
+  // Display only: who each agent id is, as the gateway signed it into the agent's envelopes.
+  const agentNames: Record<string, string> = { ...input.carried?.agentNames };
+  let violations = input.carried?.violations ?? 0;
+  const nameOf = (agentId: string | null | undefined): string =>
+    !agentId ? '—' : (agentNames[agentId] ?? (agentId === 'system' ? 'system' : agentId));
 
   const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated, leaseExpiresAt, stalled });
 
@@ -208,6 +230,10 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
         stalled ? '**stalled: waiting too long for review or verification**' : '',
         leaseExpiresAt !== null ? `claim lease until ${new Date(leaseExpiresAt).toISOString()}` : '',
         persistenceFailing ? '**persistence failing: the read model is behind; retrying**' : '',
+        `custody chain: implementer \`${nameOf(state.assignedAgentId ?? state.implementerAgentIds.at(-1))}\` → ` +
+          `reporter \`${nameOf(state.reportedByAgentId)}\` → reviewer \`${nameOf(state.reviewerAgentId)}\` → ` +
+          `verifier \`${nameOf(state.verifiedByAgentId)}\``,
+        violations > 0 ? `**custody violations: ${violations}** (rejected attempts, such as a self-review)` : '',
       ]
         .filter(Boolean)
         .join('\n\n'),
@@ -228,6 +254,9 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
         const decision = decide(state, envelope.actor, action, envelope.body);
         if (!decision.ok) throw rejectionFailure(decision.rejection);
         processed.set(envelope.updateId, { seq: seq + 1, bodyDigest: bodyDigest(envelope.body), action });
+        // Signed with the rest of the envelope (the validator checked it); shown, never judged.
+        if (typeof envelope.actor.name === 'string')
+          agentNames[envelope.actor.agentId] = envelope.actor.name.slice(0, 100);
         const mySeq = apply(
           decision.state,
           decision.transition,
@@ -256,6 +285,15 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     state = applyDependencyStatus(state, news.storyId, { verified: news.verified, seq: news.seq });
   });
   setHandler(storyQuery, () => view(false));
+  // The gateway coalesces these (one per story per minute at most), so a flood of rejected
+  // attempts cannot flood this history; the count is a total, so only a higher one changes anything.
+  setHandler(custodyViolationsSignal, (news) => {
+    const count = trustedViolationCount(workflowId, news, input.trustedKeys);
+    if (count === null || count <= violations || !patched('custody-violations')) return;
+    violations = count;
+    upsertSearchAttributes([{ key: CustodyViolations, value: count }]);
+    publish();
+  });
 
   if (keepsTime) {
     setHandler(
@@ -293,7 +331,9 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     for (;;) {
       await condition(() => leaseExpiresAt !== null);
       const deadline = leaseExpiresAt!;
-      const moved = await condition(() => leaseExpiresAt !== deadline, Math.max(1, deadline - Date.now()));
+      const moved = await condition(() => leaseExpiresAt !== deadline, Math.max(1, deadline - Date.now()), {
+        summary: `claim lease of ${nameOf(state.assignedAgentId)} until ${clockTime(deadline, Date.now())}`,
+      });
       if (moved) continue;
       const expiry = expireLease(state);
       // The actor is time itself; the payload says whose claim ended.
@@ -308,9 +348,11 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     for (;;) {
       await condition(() => waitingSince !== null && !stalled);
       const since = waitingSince!;
+      const waitingFor = state.agentStatus === 'review_requested' ? 'review' : 'verification';
       const moved = await condition(
         () => waitingSince !== since,
         Math.max(1, since + settings.stallAfterMs - Date.now()),
+        { summary: `waiting for ${waitingFor} since ${clockTime(since, Date.now())}` },
       );
       if (moved || !isAwaitingOthers(state)) continue;
       stalled = true;
@@ -324,6 +366,14 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     }
   }
 
+  /** "persist review-complete by reviewer-1, seq 6"; a batch names its last transition and its range. */
+  function persistSummary(batch: TransitionRecord[]): string {
+    const last = batch[batch.length - 1];
+    const what = `${last.action} by ${nameOf(last.actor.agentId)}`;
+    if (batch.length === 1) return `persist ${what}, seq ${last.seq}`;
+    return `persist ${batch.length} transitions up to ${what}, seq ${batch[0].seq}–${last.seq}`;
+  }
+
   /** Drains the outbox into the database, oldest first, as many transitions per activity as are waiting. */
   async function persistOutbox(): Promise<never> {
     for (;;) {
@@ -331,7 +381,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       const batch = outbox.slice();
       const last = batch[batch.length - 1];
       try {
-        await persistTransitions({
+        await summarised(persistSummary(batch)).persistTransitions({
           workflowId,
           runId: workflowInfo().runId,
           state,
@@ -342,7 +392,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       } catch {
         persistenceFailing = true;
         publish();
-        await sleep(PERSISTENCE_RETRY_AFTER);
+        await sleep(PERSISTENCE_RETRY_AFTER, { summary: 'persistence failed: trying again in a minute' });
         continue;
       }
       const verifiedChange = batch.some(
@@ -350,7 +400,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       );
       if (verifiedChange) {
         // Before the update returns: once a verify is answered, its dependents can be claimed.
-        await notifyDependents({
+        await summarised(`tell the dependents of ${state.number}: ${last.to.verified_status}`).notifyDependents({
           tenantId: state.tenantId,
           storyId: state.storyId,
           verified: last.to.verified_status === 'verified',
@@ -387,6 +437,16 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     facts: input.facts,
     trustedKeys: input.trustedKeys,
     settings: input.settings,
-    carried: { state, seq, outbox, processed: remembered, leaseExpiresAt, waitingSince, stalled },
+    carried: {
+      state,
+      seq,
+      outbox,
+      processed: remembered,
+      leaseExpiresAt,
+      waitingSince,
+      stalled,
+      agentNames,
+      violations,
+    },
   });
 }

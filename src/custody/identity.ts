@@ -56,6 +56,9 @@ function envelopeMessage(workflowId: string, env: Omit<ActionEnvelope, 'signatur
     env.actor.role,
     String(env.issuedAt),
     bodyDigest(env.body),
+    // The agent's display name (what the Temporal UI shows), signed when given; absent, the
+    // message is the one envelopes had before names (a shorter array, so never ambiguous).
+    ...(typeof env.actor.name === 'string' ? [env.actor.name] : []),
   ];
   return new TextEncoder().encode(JSON.stringify(fields));
 }
@@ -130,6 +133,7 @@ export function envelopeProblem(
   if (typeof actor.agentId !== 'string' || typeof actor.tenantId !== 'string' || typeof actor.role !== 'string') {
     return 'bad actor';
   }
+  if (actor.name !== undefined && typeof actor.name !== 'string') return 'bad actor';
   if (typeof e.issuedAt !== 'number' || !Number.isFinite(e.issuedAt)) return 'no time';
   if (Math.abs(nowMs - e.issuedAt) > ENVELOPE_MAX_AGE_MS) return 'expired';
   if (typeof e.signature !== 'string') return 'unsigned';

@@ -12,6 +12,8 @@ export interface Actor {
   agentId: string;
   role: Role;
   tenantId: string;
+  /** The agent's name, for display only (signed with the rest); the rules never read it. */
+  name?: string;
 }
 
 export interface ReviewRecord {

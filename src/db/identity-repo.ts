@@ -30,6 +30,9 @@ export interface Caller {
   agentId: string;
   role: Role;
   keyId: string;
+  /** For display (the Temporal UI's identity, the board), never for decisions. */
+  agentName?: string;
+  tenantSlug?: string;
 }
 
 type Queryable = pg.Pool | pg.PoolClient;
@@ -161,13 +164,29 @@ export async function revokeKey(pool: pg.Pool, tenantId: string, keyId: string):
 /** The caller a raw key stands for, or null for an unknown or revoked key. */
 export async function callerForKey(pool: pg.Pool, rawKey: string): Promise<Caller | null> {
   const digest = keyDigest(rawKey);
-  const { rows } = await pool.query<{ id: string; key_hash: Buffer; tenant_id: string; agent_id: string; role: Role }>(
-    `SELECT k.id, k.key_hash, k.tenant_id, k.agent_id, a.role
+  const { rows } = await pool.query<{
+    id: string;
+    key_hash: Buffer;
+    tenant_id: string;
+    agent_id: string;
+    role: Role;
+    agent_name: string;
+    tenant_slug: string;
+  }>(
+    `SELECT k.id, k.key_hash, k.tenant_id, k.agent_id, a.role, a.name AS agent_name, t.slug AS tenant_slug
      FROM api_keys k JOIN agents a ON a.id = k.agent_id AND a.tenant_id = k.tenant_id
+     JOIN tenants t ON t.id = k.tenant_id
      WHERE k.key_hash = $1 AND k.revoked_at IS NULL`,
     [digest],
   );
   const row = rows[0];
   if (!row || row.key_hash.length !== digest.length || !timingSafeEqual(row.key_hash, digest)) return null;
-  return { tenantId: row.tenant_id, agentId: row.agent_id, role: row.role, keyId: row.id };
+  return {
+    tenantId: row.tenant_id,
+    agentId: row.agent_id,
+    role: row.role,
+    keyId: row.id,
+    agentName: row.agent_name,
+    tenantSlug: row.tenant_slug,
+  };
 }

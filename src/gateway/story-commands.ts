@@ -3,7 +3,7 @@
  * it to the story's workflow as an update. The custody rules run in the workflow, not here.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowClient, WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { Action } from '../custody/actions.js';
 import { signDependencyNews, signEnvelope, type SigningKey } from '../custody/identity.js';
@@ -28,6 +28,7 @@ import { ApiError } from './errors.js';
 import { auditWriteFailures, rejections, transitionSeconds, transitions } from '../observability/metrics.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../webhooks/outbox.js';
+import { ViolationSignals } from './violation-signals.js';
 
 export interface StoryCommandsOptions {
   client: Client;
@@ -37,6 +38,8 @@ export interface StoryCommandsOptions {
   deadlineMs: number;
   workflowSettings?: Partial<StoryWorkflowSettings>;
   webhooks: WebhookDispatch;
+  /** At most one violation-count signal per story this often (ms). */
+  violationSignalIntervalMs?: number;
 }
 
 /** Readable in the Temporal UI, unique per tenant, project and story number. */
@@ -55,8 +58,56 @@ export function updateIdFor(caller: Caller, idempotencyKey: string | undefined):
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What the Temporal UI shows as the identity of an update the caller sent: `reviewer-1 (agent) @ acme`. */
+export function temporalIdentityOf(caller: Caller): string {
+  return `${caller.agentName ?? caller.agentId} (${caller.role}) @ ${caller.tenantSlug ?? caller.tenantId}`;
+}
+
+/**
+ * Workflow clients by identity, all on the one connection: Temporal takes the identity per client,
+ * and a client is a few objects (the connection is what is expensive). The least recently used
+ * goes first once there are more than `max`.
+ */
+export class IdentityClients {
+  private readonly clients = new Map<string, WorkflowClient>();
+  constructor(
+    private readonly client: Client,
+    private readonly max = 256,
+  ) {}
+
+  for(identity: string): WorkflowClient {
+    let found = this.clients.get(identity);
+    if (found) {
+      this.clients.delete(identity);
+    } else {
+      const { namespace, dataConverter, interceptors } = this.client.options;
+      found = new WorkflowClient({
+        connection: this.client.connection,
+        namespace,
+        dataConverter,
+        interceptors: interceptors.workflow,
+        identity,
+      });
+      if (this.clients.size >= this.max) this.clients.delete(this.clients.keys().next().value!);
+    }
+    this.clients.set(identity, found);
+    return found;
+  }
+}
+
 export class StoryCommands {
-  constructor(private readonly options: StoryCommandsOptions) {}
+  private readonly identityClients: IdentityClients;
+  private readonly violations: ViolationSignals;
+
+  constructor(private readonly options: StoryCommandsOptions) {
+    this.identityClients = new IdentityClients(options.client);
+    this.violations = new ViolationSignals(
+      options.client,
+      options.pool,
+      options.signingKey,
+      options.violationSignalIntervalMs,
+    );
+  }
 
   /** The gateway's signing secret, from which other gateway-only keys are derived. */
   get signingSecret(): Uint8Array {
@@ -84,11 +135,12 @@ export class StoryCommands {
     const envelope = signEnvelope(signingKey, story.workflow_id, {
       updateId,
       action,
-      actor: { tenantId: caller.tenantId, agentId: caller.agentId, role: caller.role },
+      actor: { tenantId: caller.tenantId, agentId: caller.agentId, role: caller.role, name: caller.agentName },
       body,
       issuedAt: Date.now(),
     });
-    const handle = client.workflow.getHandle(story.workflow_id);
+    // Sent as the agent, so the update's event in the Temporal UI says who acted.
+    const handle = this.identityClients.for(temporalIdentityOf(caller)).getHandle(story.workflow_id);
     const deadline = Date.now() + deadlineMs;
     const endTimer = transitionSeconds.startTimer({ action });
     for (let attempt = 0; ; attempt++) {
@@ -170,8 +222,10 @@ export class StoryCommands {
         await sleep(100 * 2 ** attempt);
       }
     }
+    if (!violation) return;
+    this.violations.raised(story);
     // A delivery not started here is started by the worker's sweep.
-    if (violation) await dispatchPending(pool, webhooks, [sourceKey]).catch(() => undefined);
+    await dispatchPending(pool, webhooks, [sourceKey]).catch(() => undefined);
   }
 
   /** Starts the story's workflow, or leaves the running one alone: safe to call again. */

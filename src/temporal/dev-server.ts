@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
+import { SearchAttributeType } from '@temporalio/common';
 import { STORY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
 
 export interface DevServerOptions {
@@ -33,7 +34,9 @@ export function devServerArgs(options: DevServerOptions): string[] {
   else args.push('--headless');
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
-  for (const key of STORY_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
+  for (const key of STORY_SEARCH_ATTRIBUTES) {
+    args.push('--search-attribute', `${key.name}=${key.type === SearchAttributeType.INT ? 'Int' : 'Keyword'}`);
+  }
   // Claim races send dozens of concurrent updates to one story; the default admits 10 in flight.
   args.push('--dynamic-config-value', 'history.maxInFlightUpdates=200');
   // The dev server has one history shard, whose transfer queue is read at most 20 times a second

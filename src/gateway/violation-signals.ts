@@ -1,0 +1,77 @@
+/**
+ * Tells a story's workflow how many custody violations it has seen, so ops can search for them
+ * (the CustodyViolations search attribute) and see the count in the story's details.
+ *
+ * Bounded: a flood of rejected attempts must not flood the story's history. Per story, at most one
+ * signal per interval; rejections in between are coalesced into the next one, which carries the
+ * total read from the audit table at the time it is sent (not a delta), so it is always the latest
+ * count and a lost signal is made good by the next. Best effort: the audit rows are the record.
+ */
+import type { Client } from '@temporalio/client';
+import type pg from 'pg';
+import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
+import type { SigningKey } from '../custody/identity.js';
+import { signViolationNews } from '../custody/violation-news.js';
+import type { StoryRow } from '../db/story-repo.js';
+import { custodyViolationsSignal } from '../../workflows/messages.js';
+
+interface StoryEntry {
+  lastSentAt: number;
+  timer: NodeJS.Timeout | null;
+  sending: Promise<void> | null;
+}
+
+export async function violationCount(db: pg.Pool, tenantId: string, storyId: string): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM audit_events
+     WHERE tenant_id = $1 AND story_id = $2 AND outcome = 'rejected' AND code = ANY($3)`,
+    [tenantId, storyId, [...CUSTODY_VIOLATIONS]],
+  );
+  return Number(rows[0].n);
+}
+
+export class ViolationSignals {
+  private readonly stories = new Map<string, StoryEntry>();
+
+  constructor(
+    private readonly client: Client,
+    private readonly pool: pg.Pool,
+    private readonly signingKey: SigningKey,
+    private readonly intervalMs = 60_000,
+  ) {}
+
+  /** A violation was recorded for the story: its count reaches the workflow within one interval. */
+  raised(story: StoryRow): void {
+    const now = Date.now();
+    this.forget(now);
+    const entry = this.stories.get(story.workflow_id) ?? { lastSentAt: 0, timer: null, sending: null };
+    this.stories.set(story.workflow_id, entry);
+    if (entry.timer) return; // one is already due: it will carry this one too
+    const wait = Math.max(0, entry.lastSentAt + this.intervalMs - now);
+    entry.timer = setTimeout(() => {
+      entry.timer = null;
+      entry.lastSentAt = Date.now();
+      entry.sending = this.send(story).finally(() => (entry.sending = null));
+    }, wait);
+    entry.timer.unref();
+  }
+
+  private async send(story: StoryRow): Promise<void> {
+    try {
+      const count = await violationCount(this.pool, story.tenant_id, story.id);
+      await this.client.workflow
+        .getHandle(story.workflow_id)
+        .signal(custodyViolationsSignal, signViolationNews(this.signingKey, story.workflow_id, count));
+    } catch {
+      // Best effort: the next violation sends the total again, and the audit table has every one.
+    }
+  }
+
+  /** Stories whose interval is over and nothing is due are dropped, so the map stays small. */
+  private forget(now: number): void {
+    if (this.stories.size < 1000) return;
+    for (const [id, entry] of this.stories) {
+      if (!entry.timer && !entry.sending && entry.lastSentAt + this.intervalMs < now) this.stories.delete(id);
+    }
+  }
+}
