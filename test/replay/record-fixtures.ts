@@ -29,6 +29,8 @@ const stack = await startStack({
   temporalAddress: server.address,
   workflowBundlePath: bundlePath,
   workflowSettings: { maxTransitionsPerRun: 6 },
+  // Violation counts reach the story within the recording (the gateway's default is a minute).
+  violationSignalIntervalMs: 300,
 });
 
 try {
@@ -69,6 +71,8 @@ try {
       await stack.api.act(storyId, 'start', implementer.key);
       await stack.api.act(storyId, 'request-review', implementer.key);
       await stack.api.act(storyId, 'report', implementer.key); // self-report: rejected
+      await stack.api.act(storyId, 'report', implementer.key); // again: one coalesced violation count
+      await new Promise((r) => setTimeout(r, 1000));
       await stack.api.act(storyId, 'report', reviewer.key);
       await stack.api.act(storyId, 'review-complete', reviewer.key, {
         review_type: 'standard',

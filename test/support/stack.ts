@@ -47,6 +47,8 @@ export interface StackOptions {
   /** Outside vitest (scripts), the Temporal server and bundle to use; inside, the run's own. */
   temporalAddress?: string;
   workflowBundlePath?: string;
+  /** At most one violation-count signal per story this often (the gateway's default: a minute). */
+  violationSignalIntervalMs?: number;
   /** Settings of the gateway beyond the database and Temporal addresses (e.g. RATE_LIMIT_PER_MINUTE). */
   env?: Record<string, string>;
 }
@@ -102,6 +104,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     deadlineMs: options.deadlineMs ?? 20_000,
     workflowSettings: options.workflowSettings,
     webhooks: { client, taskQueue, retry: WEBHOOK_RETRY },
+    violationSignalIntervalMs: options.violationSignalIntervalMs,
   });
   const logs: string[] = [];
   const logger = createLogger('info', { write: (line: string) => void logs.push(line) });
