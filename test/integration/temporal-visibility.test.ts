@@ -1,0 +1,144 @@
+/**
+ * What ops see of a story in Temporal, read back from the real server: who sent each update (the
+ * event identity), what each activity and timer is for (summaries), the custody chain by agent
+ * names (current details), and the CustodyViolations search attribute, raised by a bounded number
+ * of history events however many attempts are rejected.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTeam, driveToVerified, importBacklog, type Team } from '../support/api.js';
+import { startStack, type Stack } from '../support/stack.js';
+import { CustodyViolations } from '../../workflows/search-attributes.js';
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+type Payload = NonNullable<NonNullable<HistoryEvent['userMetadata']>['summary']>;
+// History event types, as the proto enum numbers them.
+const UPDATE_ACCEPTED = 41;
+const SIGNALED = 26;
+const SIGNAL_INTERVAL_MS = 2000;
+
+let stack: Stack;
+let team: Team;
+let stories: Map<string, any>;
+beforeAll(async () => {
+  stack = await startStack({ violationSignalIntervalMs: SIGNAL_INTERVAL_MS });
+  team = await createTeam(stack.api, 2, 'acme');
+  stories = await importBacklog(stack.api, team, {
+    epics: [
+      {
+        number: 1,
+        title: 'Ops',
+        stories: ['Identities', 'Violations', 'Forged'].map((title, i) => ({
+          number: `1.${i + 1}`,
+          title,
+          acceptance_criteria: ['a'],
+        })),
+      },
+    ],
+  });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const decode = (payload: Payload | null | undefined): string =>
+  payload?.data ? JSON.parse(Buffer.from(payload.data).toString('utf8')) : '';
+
+async function events(workflowId: string) {
+  const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+  return history.events ?? [];
+}
+
+async function currentDetails(workflowId: string): Promise<string> {
+  const meta = await stack.client.workflow
+    .getHandle(workflowId)
+    .query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+  return meta.currentDetails ?? '';
+}
+
+describe('a story in the Temporal UI', () => {
+  it('names the acting agent on each update, summarises activities and timers, and shows the chain by name', async () => {
+    const story = stories.get('1.1');
+    const tenantSlug = story.workflow_id.split('/')[1];
+    const [implementer, reviewer] = team.agents;
+    await driveToVerified(stack.api, story, {
+      implementer: implementer.key,
+      reviewer: reviewer.key,
+      verifier: team.orchestrator.key,
+    });
+
+    const all = await events(story.workflow_id);
+    const accepted = all
+      .filter((e) => e.eventType === UPDATE_ACCEPTED)
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.meta!.identity);
+    expect(accepted).toEqual([
+      `agent-1 (agent) @ ${tenantSlug}`, // contract
+      `agent-1 (agent) @ ${tenantSlug}`, // claim
+      `agent-1 (agent) @ ${tenantSlug}`, // start
+      `agent-1 (agent) @ ${tenantSlug}`, // request-review
+      `agent-2 (agent) @ ${tenantSlug}`, // report
+      `agent-2 (agent) @ ${tenantSlug}`, // review-complete
+      `orchestrator (orchestrator) @ ${tenantSlug}`, // verify
+    ]);
+
+    const summaries = all.map((e) => decode(e.userMetadata?.summary)).filter(Boolean);
+    expect(summaries).toContain('persist review-complete by agent-2, seq 6');
+    expect(summaries).toContain('persist verify by orchestrator, seq 7');
+    expect(summaries.some((s) => /^claim lease of agent-1 until \d\d:\d\d UTC$/.test(s))).toBe(true);
+    expect(summaries.some((s) => /^waiting for review since \d\d:\d\d UTC$/.test(s))).toBe(true);
+    expect(summaries.some((s) => /^waiting for verification since \d\d:\d\d UTC$/.test(s))).toBe(true);
+
+    expect(await currentDetails(story.workflow_id)).toContain(
+      'custody chain: implementer `agent-1` → reporter `agent-2` → reviewer `agent-2` → verifier `orchestrator`',
+    );
+  });
+
+  it('counts custody violations in a search attribute, with a bounded number of events for a flood', async () => {
+    const story = stories.get('1.2');
+    const [implementer] = team.agents;
+    await stack.api.act(story.id, 'contract', implementer.key, { story_title: story.title, ac_count: 1 });
+    await stack.api.act(story.id, 'claim', implementer.key);
+    await stack.api.act(story.id, 'start', implementer.key);
+    await stack.api.act(story.id, 'request-review', implementer.key);
+    const started = Date.now();
+    // The implementer tries to report its own work, 12 times at once: 12 custody violations.
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, () => stack.api.act(story.id, 'report', implementer.key, { artifact: 'x' })),
+    );
+    expect(replies.map((r) => r.body.error?.code)).toEqual(Array(12).fill('self_report_blocked'));
+
+    const handle = stack.client.workflow.getHandle(story.workflow_id);
+    let count: number | undefined;
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline;) {
+      count = (await handle.describe()).typedSearchAttributes.get(CustodyViolations);
+      if (count === 12) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(count).toBe(12);
+    const elapsed = Date.now() - started;
+    const signals = (await events(story.workflow_id)).filter((e) => e.eventType === SIGNALED);
+    // At most one signal per interval: the first at once, the rest coalesced into the next.
+    expect(signals.length).toBeGreaterThanOrEqual(1);
+    expect(signals.length).toBeLessThanOrEqual(1 + Math.ceil(elapsed / SIGNAL_INTERVAL_MS));
+    expect(signals.length).toBeLessThanOrEqual(3);
+    expect(await currentDetails(story.workflow_id)).toContain('**custody violations: 12**');
+
+    // Ops find it by the attribute.
+    const found: string[] = [];
+    const query = `TenantId = "${team.tenantId}" AND CustodyViolations > 0`;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && found.length === 0;) {
+      for await (const wf of stack.client.workflow.list({ query })) found.push(wf.workflowId);
+      if (found.length === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(found).toEqual([story.workflow_id]);
+  });
+
+  it('ignores a violation count that the gateway did not sign', async () => {
+    const story = stories.get('1.3');
+    const handle = stack.client.workflow.getHandle(story.workflow_id);
+    await handle.signal('custodyViolations', { count: 99, signature: 'A'.repeat(86) });
+    await handle.query('story'); // the signal has been handled once a later query is answered
+    expect((await handle.describe()).typedSearchAttributes.get(CustodyViolations)).toBeUndefined();
+    expect(await currentDetails(story.workflow_id)).not.toContain('violations');
+  });
+});
