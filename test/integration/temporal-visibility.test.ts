@@ -69,7 +69,7 @@ describe('a story in the Temporal UI', () => {
 
     const all = await events(story.workflow_id);
     const accepted = all
-      .filter((e) => e.eventType === UPDATE_ACCEPTED)
+      .filter((e) => Number(e.eventType) === UPDATE_ACCEPTED)
       .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.meta!.identity);
     expect(accepted).toEqual([
       `agent-1 (agent) @ ${tenantSlug}`, // contract
@@ -116,7 +116,7 @@ describe('a story in the Temporal UI', () => {
     }
     expect(count).toBe(12);
     const elapsed = Date.now() - started;
-    const signals = (await events(story.workflow_id)).filter((e) => e.eventType === SIGNALED);
+    const signals = (await events(story.workflow_id)).filter((e) => Number(e.eventType) === SIGNALED);
     // At most one signal per interval: the first at once, the rest coalesced into the next.
     expect(signals.length).toBeGreaterThanOrEqual(1);
     expect(signals.length).toBeLessThanOrEqual(1 + Math.ceil(elapsed / SIGNAL_INTERVAL_MS));
