@@ -41,6 +41,14 @@ const schema = z.object({
   EMBEDDED_POSTGRES_PORT: port.default(54329),
   /** Where the progress page links each story's history (the Temporal Web UI). */
   TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
+  /** Whether the board links each story to its history in the Temporal UI: for operators only (that UI has no login). */
+  BOARD_TEMPORAL_LINKS: bool.default(false),
+  /** How long a board sign-in lasts. */
+  BOARD_SESSION_HOURS: z.coerce
+    .number()
+    .min(0.01)
+    .max(24 * 30)
+    .default(8),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   /** Where a worker process exports the Temporal SDK's Prometheus metrics (127.0.0.1:PORT); unset: off. */
   TEMPORAL_METRICS_PORT: port.optional(),

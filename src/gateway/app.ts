@@ -15,7 +15,7 @@ import { httpSeconds, metricsText } from '../observability/metrics.js';
 import { ApiError, errorMiddleware } from './errors.js';
 import { authenticate, idempotency, idempotencySealKey } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { progressPage } from './progress-page.js';
+import { boardRoutes } from './board.js';
 import { RouteBook } from './route-book.js';
 import { identityRoutes, signupRoutes } from './routes/identity.js';
 import { projectRoutes } from './routes/projects.js';
@@ -144,14 +144,7 @@ export function createApp(deps: GatewayDeps): Express {
     const ok = database === 'ok' && temporal === 'ok';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks: { database, temporal } });
   });
-  const page = progressPage(deps.config.TEMPORAL_UI_URL, deps.config.TEMPORAL_NAMESPACE);
-  app.get('/', (_req, res) => {
-    res.setHeader(
-      'Content-Security-Policy',
-      "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-    );
-    res.type('html').send(page);
-  });
+  boardRoutes(app, deps);
   app.get('/metrics', async (_req, res) => {
     res.type('text/plain; version=0.0.4').send(await metricsText(deps.sdkMetricsUrl));
   });
