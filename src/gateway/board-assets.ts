@@ -17,15 +17,15 @@ nav.projects a[aria-current] { font-weight: 700; color: #1b1f23; }
 .filters label { display: flex; flex-direction: column; font-size: .85rem; color: #424a53; }
 select, input, button { font: inherit; padding: .3rem .5rem; }
 main { padding: 0 1rem 1rem; } h1 { font-size: 1.35rem; } h2 { font-size: 1rem; margin: .2rem 0 .5rem; }
-.muted { color: #424a53; } .error { color: #a40e26; font-weight: 600; }
+#live { padding: 0 1rem; } .muted { color: #424a53; } .error { color: #a40e26; font-weight: 600; }
 .epics { display: grid; gap: .3rem; max-width: 56rem; }
 .epic { display: grid; grid-template-columns: 18rem 1fr 8rem; gap: .8rem; align-items: center; }
 .epic progress { width: 100%; height: .9rem; accent-color: #1a7f37; }
 .columns { display: grid; grid-template-columns: repeat(7, minmax(11rem, 1fr)); gap: .6rem; overflow-x: auto; margin-top: 1rem; }
-.column { background: #eaeef2; border-radius: 6px; padding: .5rem; min-height: 6rem; }
+.column { background: #eaeef2; border-radius: 6px; padding: .5rem; min-height: 6rem; min-width: 0; }
 .cards { list-style: none; margin: 0; padding: 0; display: grid; gap: .5rem; }
 .card { display: grid; gap: .25rem; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: .5rem;
-  color: #1b1f23; text-decoration: none; }
+  color: #1b1f23; text-decoration: none; overflow-wrap: anywhere; }
 .card:hover { border-color: #0550ae; } .card .num { font-weight: 700; } .holder { font-size: .85rem; color: #424a53; }
 .badges { display: flex; flex-wrap: wrap; gap: .25rem; }
 .badge { font-size: .78rem; border-radius: 999px; padding: 0 .5rem; border: 1px solid; }
@@ -35,7 +35,7 @@ main { padding: 0 1rem 1rem; } h1 { font-size: 1.35rem; } h2 { font-size: 1rem; 
 .chain { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: .1rem .4rem; font-size: .8rem; }
 .chain li + li::before { content: '→ '; color: #424a53; } .chain .role { color: #424a53; }
 .facts { display: grid; grid-template-columns: 9rem 1fr; gap: .3rem 1rem; max-width: 60rem; }
-.facts dt { font-weight: 600; } .facts dd { margin: 0; }
+.facts dt { font-weight: 600; } .facts dd { margin: 0; overflow-wrap: anywhere; }
 .timeline { list-style: none; padding: 0; max-width: 60rem; }
 .entry { display: flex; flex-wrap: wrap; gap: .5rem; padding: .4rem .6rem; border-left: 4px solid #1a7f37; background: #fff;
   margin-bottom: .3rem; }

@@ -17,6 +17,10 @@ export const BOARD_COLUMNS = [
   ['verified', 'Verified'],
 ] as const;
 
+/** Whether the story is held now (claimed, or being implemented): the read model keeps the last assignee after. */
+export const isHeld = (s: { assigned_agent_id: string | null; agent_status: string }): boolean =>
+  s.assigned_agent_id !== null && (s.agent_status === 'assigned' || s.agent_status === 'implementing');
+
 export const boardStatusOf = (s: { agent_status: string; verified_status: string }): string =>
   s.verified_status === 'verified' ? 'verified' : s.agent_status;
 
@@ -88,11 +92,20 @@ export function signInPage(error?: string): string {
 
 export function notFoundPage(): string {
   return html`<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Not found · custody</title><link rel="stylesheet" href="/board/board.css"></head>
-<body><main id="main" class="signin"><h1>Not found</h1><p>There is no such story here.</p>
-<p><a href="/">Back to the board</a></p></main></body>
-</html>`.markup;
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <title>Not found · custody</title>
+        <link rel="stylesheet" href="/board/board.css" />
+      </head>
+      <body>
+        <main id="main" class="signin">
+          <h1>Not found</h1>
+          <p>There is no such story here.</p>
+          <p><a href="/">Back to the board</a></p>
+        </main>
+      </body>
+    </html>`.markup;
 }
 
 export interface Names {
@@ -183,7 +196,7 @@ export function boardMain(m: BoardModel): Html {
                 <a class="card" href="/board/stories/${s.id}" data-story="${s.number}">
                   <span class="head"><span class="num">${s.number}</span> <span class="title">${s.title}</span></span>
                   <span class="holder"
-                    >${s.assigned_agent_id ? html`held by ${m.names.of(s.assigned_agent_id)}` : 'not held'}</span
+                    >${isHeld(s) ? html`held by ${m.names.of(s.assigned_agent_id)}` : 'not held'}</span
                   >
                   ${badges(s, m.leases.get(s.id))} ${chain(s, m.names)}
                 </a>
@@ -294,7 +307,7 @@ export function storyMain(m: StoryModel): Html {
       <dt>Status</dt>
       <dd class="status">${story.agent_status} / ${story.verified_status}, iteration ${story.iteration}</dd>
       <dt>Held by</dt>
-      <dd>${story.assigned_agent_id ? m.names.of(story.assigned_agent_id) : 'nobody'}</dd>
+      <dd>${isHeld(story) ? m.names.of(story.assigned_agent_id) : 'nobody'}</dd>
       <dt>Badges</dt>
       <dd>${badges(story, m.leaseUntil)}</dd>
       <dt>Custody chain</dt>

@@ -28,6 +28,7 @@ import {
   BOARD_COLUMNS,
   boardMain,
   boardPage,
+  isHeld,
   notFoundPage,
   signInPage,
   storyMain,
@@ -186,7 +187,7 @@ export function boardRoutes(app: Express, deps: BoardDeps): void {
       project ? listEpics(pool, session.tenantId, project.id) : [],
       project ? boardStories(pool, session.tenantId, project.id) : [],
     ]);
-    const held = stories.filter((s) => s.assigned_agent_id);
+    const held = stories.filter(isHeld);
     const leaseMap = new Map(await Promise.all(held.map(async (s) => [s.id, await leaseOf(s.workflow_id)] as const)));
     const model = { projects, project, epics, stories, agents: names.list, filters, leases: leaseMap, names };
     if (fragment(req)) return send(res, 200, boardMain(model).markup);
@@ -199,12 +200,11 @@ export function boardRoutes(app: Express, deps: BoardDeps): void {
     const id = req.params.id;
     const story = /^[0-9a-f-]{36}$/i.test(id) ? await boardStory(pool, session.tenantId, id) : null;
     const project = story ? (await listProjects(pool, session.tenantId)).find((p) => p.id === story.project_id) : null;
-    if (!story || !project)
-      return send(res, 404, notFoundPage());
+    if (!story || !project) return send(res, 404, notFoundPage());
     const [names, timeline, leaseUntil] = await Promise.all([
       namesFor(session.tenantId),
       storyTimeline(pool, session.tenantId, story.id),
-      story.assigned_agent_id ? leaseOf(story.workflow_id) : null,
+      isHeld(story) ? leaseOf(story.workflow_id) : null,
     ]);
     const temporalUrl = config.BOARD_TEMPORAL_LINKS
       ? `${config.TEMPORAL_UI_URL}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(story.workflow_id)}`

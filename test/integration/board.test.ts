@@ -75,8 +75,8 @@ describe('the board', () => {
     expect(cookies).toHaveLength(1);
     expect(cookies[0]).toMatchObject({ name: 'custody_board', httpOnly: true, sameSite: 'Strict', path: '/' });
     expect(cookies[0].value).not.toContain(team.orchestrator.key);
-    const stored = await page.evaluate(
-      () => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }),
+    const stored = await page.evaluate<string>(
+      'JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })',
     );
     expect(stored).not.toContain('cust_');
     expect(await text(page, 'header .who')).toContain('signed in as orchestrator (orchestrator)');
@@ -93,7 +93,7 @@ describe('the board', () => {
     const story = stories.get('1.1');
     const [implementer, reviewer] = team.agents;
     const polls = async () => Number(await page.getAttribute('#main', 'data-polled'));
-    await page.waitForFunction(() => document.getElementById('main')!.dataset.polled);
+    await page.waitForFunction("document.getElementById('main').dataset.polled");
 
     await stack.api.act(story.id, 'contract', implementer.key, { story_title: story.title, ac_count: 1 });
     await page.waitForSelector(card('contracted', '1.1'), { timeout: 10_000 });
@@ -157,7 +157,7 @@ describe('the board', () => {
     await page.goto(`${stack.baseUrl}/board/stories/${story.id}`);
     await page.waitForSelector('.timeline');
     expect(await page.$$('.entry.rejected')).toHaveLength(0);
-    await page.waitForFunction(() => document.getElementById('main')!.dataset.polled);
+    await page.waitForFunction("document.getElementById('main').dataset.polled");
 
     const selfReport = await stack.api.act(story.id, 'report', implementer.key, {
       artifact: 'https://example.test/pr/7',
