@@ -39,7 +39,7 @@ const schema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   /** Port of the embedded PostgreSQL that `npm start` runs when DATABASE_URL is not set. */
   EMBEDDED_POSTGRES_PORT: port.default(54329),
-  /** Where the progress page links each story's history (the Temporal Web UI). */
+  /** Where the board links each story's history (the Temporal Web UI), when BOARD_TEMPORAL_LINKS is on. */
   TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
   /** Whether the board links each story to its history in the Temporal UI: for operators only (that UI has no login). */
   BOARD_TEMPORAL_LINKS: bool.default(false),

@@ -26,7 +26,7 @@ const HealthBody = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.r
 
 /** Operational routes outside the API router, declared here for the document and the route test. */
 export const OPERATIONAL_ROUTES: { method: 'get'; path: string; summary: string }[] = [
-  { method: 'get', path: '/', summary: 'The progress page (HTML)' },
+  { method: 'get', path: '/', summary: 'The board (HTML; sign in with an API key)' },
   { method: 'get', path: '/health', summary: '200 when Temporal and the database answer, else 503' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics (text format)' },
   { method: 'get', path: '/api/v1/openapi', summary: 'This document' },

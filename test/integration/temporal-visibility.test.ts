@@ -28,7 +28,7 @@ beforeAll(async () => {
       {
         number: 1,
         title: 'Ops',
-        stories: ['Identities', 'Violations', 'Forged'].map((title, i) => ({
+        stories: ['Identities', 'Violations', 'Forged', 'Held'].map((title, i) => ({
           number: `1.${i + 1}`,
           title,
           acceptance_criteria: ['a'],
@@ -140,5 +140,38 @@ describe('a story in the Temporal UI', () => {
     await handle.query('story'); // the signal has been handled once a later query is answered
     expect((await handle.describe()).typedSearchAttributes.get(CustodyViolations)).toBeUndefined();
     expect(await currentDetails(story.workflow_id)).not.toContain('violations');
+  });
+
+  it("answers the README's saved list queries", async () => {
+    const [implementer] = team.agents;
+    const held = stories.get('1.4');
+    await stack.api.act(held.id, 'contract', implementer.key, { story_title: held.title, ac_count: 1 });
+    expect((await stack.api.act(held.id, 'claim', implementer.key)).status).toBe(200);
+    const number = (workflowId: string) => workflowId.split('/').at(-1);
+    const list = async (query: string) => {
+      const found: string[] = [];
+      for await (const wf of stack.client.workflow.list({ query: `TenantId = "${team.tenantId}" AND (${query})` })) {
+        found.push(number(wf.workflowId)!);
+      }
+      return found.sort();
+    };
+    const expected: [string, string[]][] = [
+      ['StoryStatus="review_requested"', ['1.2']],
+      ['StoryStatus="reported_done" AND VerifiedStatus="unverified"', []],
+      ['VerifiedStatus="verified"', ['1.1']],
+      ['Stalled="true"', []],
+      ['CustodyViolations > 0', ['1.2']],
+      [`AssignedAgent="${implementer.id}" AND StoryStatus IN ("assigned", "implementing")`, ['1.4']],
+    ];
+    for (const [query, numbers] of expected) {
+      let found: string[] = [];
+      // Visibility follows the history within moments.
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+        found = await list(query);
+        if (JSON.stringify(found) === JSON.stringify(numbers)) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect([query, found]).toEqual([query, numbers]);
+    }
   });
 });
