@@ -12,11 +12,8 @@ describe('html', () => {
 
   it('keeps nested templates as markup, joins arrays, and drops null, undefined and booleans', () => {
     const items = ['a<b', 'c'].map((t) => html`<li>${t}</li>`);
-    expect(
-      html`<ul>
-          ${items}
-        </ul>
-        ${null}${undefined}${false}${0}`.markup,
-    ).toBe('<ul><li>a&lt;b</li><li>c</li></ul>0');
+    // prettier-ignore
+    const markup = html`<ul>${items}</ul>${null}${undefined}${false}${0}`.markup;
+    expect(markup).toBe('<ul><li>a&lt;b</li><li>c</li></ul>0');
   });
 });
