@@ -218,15 +218,15 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       // Upserts must repeat exactly on replay: histories from before stalls never set this key.
       ...(keepsTime ? [{ key: Stalled, value: stalled ? 'true' : null }] : []),
     ]);
-    const holder = state.assignedAgentId ? `held by agent \`${state.assignedAgentId}\`` : 'not held';
+    const holder = state.assignedAgentId ? `held by \`${nameOf(state.assignedAgentId)}\`` : 'not held';
     setCurrentDetails(
       [
         `**${state.number} ${state.title}**`,
         `status: \`${state.agentStatus}\` / \`${state.verifiedStatus}\`, iteration ${state.iteration}, ${holder}`,
         state.review && state.review.iteration === state.iteration
-          ? `reviewed by \`${state.review.reviewer_agent_id}\``
+          ? `reviewed by \`${nameOf(state.review.reviewer_agent_id)}\``
           : 'not reviewed this iteration',
-        state.verifiedByAgentId ? `verified by \`${state.verifiedByAgentId}\`` : '',
+        state.verifiedByAgentId ? `verified by \`${nameOf(state.verifiedByAgentId)}\`` : '',
         stalled ? '**stalled: waiting too long for review or verification**' : '',
         leaseExpiresAt !== null ? `claim lease until ${new Date(leaseExpiresAt).toISOString()}` : '',
         persistenceFailing ? '**persistence failing: the read model is behind; retrying**' : '',

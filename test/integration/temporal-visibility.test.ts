@@ -88,9 +88,12 @@ describe('a story in the Temporal UI', () => {
     expect(summaries.some((s) => /^waiting for review since \d\d:\d\d UTC$/.test(s))).toBe(true);
     expect(summaries.some((s) => /^waiting for verification since \d\d:\d\d UTC$/.test(s))).toBe(true);
 
-    expect(await currentDetails(story.workflow_id)).toContain(
+    const details = await currentDetails(story.workflow_id);
+    expect(details).toContain(
       'custody chain: implementer `agent-1` → reporter `agent-2` → reviewer `agent-2` → verifier `orchestrator`',
     );
+    expect(details).toContain('reviewed by `agent-2`');
+    expect(details).toContain('verified by `orchestrator`');
   });
 
   it('counts custody violations in a search attribute, with a bounded number of events for a flood', async () => {
