@@ -14,5 +14,14 @@ CREATE TABLE board_sessions (
 );
 CREATE INDEX board_sessions_expiry ON board_sessions (expires_at);
 
+-- When a story's violation count was last signalled to its workflow, by any gateway: the gate
+-- that keeps it to one signal per story per interval across processes.
+CREATE TABLE violation_signals (
+  story_id uuid PRIMARY KEY REFERENCES stories (id),
+  tenant_id uuid NOT NULL REFERENCES tenants (id),
+  sent_at timestamptz NOT NULL
+);
+
 -- Down Migration
+DROP TABLE violation_signals;
 DROP TABLE board_sessions;

@@ -3,9 +3,10 @@
  * (the CustodyViolations search attribute) and see the count in the story's details.
  *
  * Bounded: a flood of rejected attempts must not flood the story's history. Per story, at most one
- * signal per interval; rejections in between are coalesced into the next one, which carries the
- * total read from the audit table at the time it is sent (not a delta), so it is always the latest
- * count and a lost signal is made good by the next. Best effort: the audit rows are the record.
+ * signal per interval, across every gateway process (a row per story in the database is the gate);
+ * rejections in between are coalesced into the next one, which carries the total read from the
+ * audit table at the time it is sent (not a delta), so it is always the latest count and a lost
+ * signal is made good by the next. Best effort: the audit rows are the record.
  */
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
@@ -47,17 +48,41 @@ export class ViolationSignals {
     const entry = this.stories.get(story.workflow_id) ?? { lastSentAt: 0, timer: null, sending: null };
     this.stories.set(story.workflow_id, entry);
     if (entry.timer) return; // one is already due: it will carry this one too
-    const wait = Math.max(0, entry.lastSentAt + this.intervalMs - now);
+    // A little past the interval: the database's clock, which the gate reads, is not quite this one.
+    const slack = Math.min(1000, this.intervalMs / 10);
+    this.schedule(story, entry, Math.max(0, entry.lastSentAt + this.intervalMs + slack - now));
+  }
+
+  private schedule(story: StoryRow, entry: StoryEntry, waitMs: number): void {
     entry.timer = setTimeout(() => {
+      // Cleared before the count is read: a violation recorded from now on schedules the next one.
       entry.timer = null;
       entry.lastSentAt = Date.now();
-      entry.sending = this.send(story).finally(() => (entry.sending = null));
-    }, wait);
+      entry.sending = this.send(story)
+        .then((sent) => {
+          // Another gateway signalled the story within the interval: this count goes a little later.
+          if (!sent && !entry.timer) this.schedule(story, entry, this.intervalMs / 4);
+        })
+        .finally(() => (entry.sending = null));
+    }, waitMs);
     entry.timer.unref();
   }
 
-  private async send(story: StoryRow): Promise<void> {
+  /** Takes the story's turn if no gateway signalled it within the interval. */
+  private async turn(story: StoryRow): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO violation_signals (story_id, tenant_id, sent_at) VALUES ($1, $2, now())
+       ON CONFLICT (story_id) DO UPDATE SET sent_at = now()
+       WHERE violation_signals.sent_at <= now() - $3 * interval '1 millisecond'`,
+      [story.id, story.tenant_id, this.intervalMs],
+    );
+    return rowCount === 1;
+  }
+
+  /** False when it was not this gateway's turn; true when sent, or when sending failed (not retried). */
+  private async send(story: StoryRow): Promise<boolean> {
     try {
+      if (!(await this.turn(story))) return false;
       const count = await violationCount(this.pool, story.tenant_id, story.id);
       await this.client.workflow
         .getHandle(story.workflow_id)
@@ -65,6 +90,7 @@ export class ViolationSignals {
     } catch {
       // Best effort: the next violation sends the total again, and the audit table has every one.
     }
+    return true;
   }
 
   /** Stories whose interval is over and nothing is due are dropped, so the map stays small. */

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeam, driveToVerified, importBacklog, type Team } from '../support/api.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { CustodyViolations } from '../../workflows/search-attributes.js';
+import { getStory } from '../../src/db/story-repo.js';
+import { ViolationSignals } from '../../src/gateway/violation-signals.js';
 
 type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
 type Payload = NonNullable<NonNullable<HistoryEvent['userMetadata']>['summary']>;
@@ -28,7 +30,7 @@ beforeAll(async () => {
       {
         number: 1,
         title: 'Ops',
-        stories: ['Identities', 'Violations', 'Forged', 'Held'].map((title, i) => ({
+        stories: ['Identities', 'Violations', 'Forged', 'Held', 'Gate'].map((title, i) => ({
           number: `1.${i + 1}`,
           title,
           acceptance_criteria: ['a'],
@@ -176,5 +178,21 @@ describe('a story in the Temporal UI', () => {
       }
       expect([query, found]).toEqual([query, numbers]);
     }
+  });
+
+  it('gives one story one signal per interval across gateway processes, the others coalesced into the next', async () => {
+    const story = (await getStory(stack.pool, team.tenantId, stories.get('1.5').id))!;
+    const signalCount = async () =>
+      (await events(story.workflow_id)).filter((e) => Number(e.eventType) === SIGNALED).length;
+    // Two gateways (each with its own in-process throttle) on one database.
+    const gateways = [1, 2].map(() => new ViolationSignals(stack.client, stack.pool, stack.signingKey, 3000));
+    const started = Date.now();
+    for (const gateway of gateways) gateway.raised(story);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await signalCount()).toBe(1);
+    // The second gateway's count goes once the interval is over, not before.
+    while ((await signalCount()) < 2 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 200));
+    expect(await signalCount()).toBe(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
   });
 });
