@@ -262,6 +262,22 @@ describe('the board', () => {
     expect(replayLive.status).toBe(401);
     await context.close();
   });
+  it("ends a key's sessions when the key is revoked", async () => {
+    const registered = await stack.api.post('/api/v1/agents/register', team.admin.key, { name: 'temp', role: 'agent' });
+    const { key, id: keyId } = registered.body.data.api_key;
+    const login = await fetch(`${stack.baseUrl}/board/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: stack.baseUrl },
+      body: `key=${encodeURIComponent(key)}`,
+      redirect: 'manual',
+    });
+    expect(login.status).toBe(303);
+    const cookie = login.headers.get('set-cookie')!.split(';')[0];
+    expect(await (await fetch(`${stack.baseUrl}/`, { headers: { cookie } })).text()).toContain('signed in as');
+    expect((await stack.api.call('DELETE', `/api/v1/api_keys/${keyId}`, { key: team.admin.key })).status).toBe(200);
+    const after = await fetch(`${stack.baseUrl}/`, { headers: { cookie } });
+    expect(await after.text()).toContain('id="key"');
+  });
 });
 
 async function driveToVerifiedFrom(story: { id: string }, implementerKey: string, reviewerKey: string) {
