@@ -126,7 +126,7 @@ try {
     deadlineMs: config.UPDATE_DEADLINE_MS,
     webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },
   });
-  // The progress page links to the UI this process started, unless told otherwise.
+  // The board links (for operators, BOARD_TEMPORAL_LINKS) to the UI this process started, unless told otherwise.
   const appConfig = process.env.TEMPORAL_UI_URL || !temporal.ui ? config : { ...config, TEMPORAL_UI_URL: temporal.ui };
   const server = createApp({ config: appConfig, pool, client, commands, logger, sdkMetricsUrl }).listen(
     config.PORT,
