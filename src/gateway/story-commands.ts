@@ -59,7 +59,7 @@ export function updateIdFor(caller: Caller, idempotencyKey: string | undefined):
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the Temporal UI shows as the identity of an update the caller sent: `reviewer-1 (agent) @ acme`. */
-export function temporalIdentityOf(caller: Caller): string {
+function temporalIdentityOf(caller: Caller): string {
   return `${caller.agentName ?? caller.agentId} (${caller.role}) @ ${caller.tenantSlug ?? caller.tenantId}`;
 }
 

@@ -22,7 +22,7 @@ interface StoryEntry {
   sending: Promise<void> | null;
 }
 
-export async function violationCount(db: pg.Pool, tenantId: string, storyId: string): Promise<number> {
+async function violationCount(db: pg.Pool, tenantId: string, storyId: string): Promise<number> {
   const { rows } = await db.query<{ n: string }>(
     `SELECT count(*) AS n FROM audit_events
      WHERE tenant_id = $1 AND story_id = $2 AND outcome = 'rejected' AND code = ANY($3)`,
