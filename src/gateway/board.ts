@@ -38,7 +38,7 @@ import {
   type PageFrame,
 } from './board-views.js';
 
-export const SESSION_COOKIE = 'custody_board';
+const SESSION_COOKIE = 'custody_board';
 const LEASE_CACHE_MS = 2000;
 
 export interface BoardDeps {
