@@ -5,7 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { ACTIONS, type Action } from '../src/custody/actions.js';
 import type { ActionEnvelope } from '../src/custody/identity.js';
-import type { DependencyStatus, StoryState, Transition } from '../src/custody/rules.js';
+import type { DependencyStatus, ExpiredLease, StoryState, Transition } from '../src/custody/rules.js';
 import type { ViolationNews } from '../src/custody/violation-news.js';
 
 export const STORY_WORKFLOW_TYPE = 'storyWorkflow';
@@ -73,6 +73,8 @@ export interface StoryWorkflowInput {
     /** Names of the agents that acted, by agent id, from signed envelopes (for the details shown). */
     agentNames?: Record<string, string>;
     violations?: number;
+    /** The last claim that ran out (its holder is told `lease_expired`). */
+    expiredLease?: ExpiredLease | null;
   };
 }
 

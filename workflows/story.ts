@@ -28,11 +28,13 @@ import {
   checkStorableBody,
   decide,
   expireLease,
+  explainByLease,
   holdsLease,
   isAwaitingOthers,
   judge,
   newStoryState,
   type Decision,
+  type ExpiredLease,
   type Rejection,
   type StoryState,
   type Transition,
@@ -122,6 +124,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   let violations = input.carried?.violations ?? 0;
   const nameOf = (agentId: string | null | undefined): string =>
     !agentId ? '—' : (agentNames[agentId] ?? (agentId === 'system' ? 'system' : agentId));
+  // Whose claim ran out last, so its holder's next call is told why it is refused (validators only).
+  let expiredLease: ExpiredLease | null = input.carried?.expiredLease ?? null;
 
   const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated, leaseExpiresAt, stalled });
 
@@ -138,11 +142,13 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     transitionsThisRun++;
     if (transition.action !== 'stalled') {
       if (keepsTime) {
-        leaseExpiresAt = !holdsLease(state)
-          ? null
-          : transition.action === 'claim' || leaseExpiresAt === null
-            ? Date.now() + settings.leaseTtlMs
-            : leaseExpiresAt;
+        // A project without leases (lease_ttl 0, refused by the API before it meant that) sets no clock.
+        leaseExpiresAt =
+          !holdsLease(state) || settings.leaseTtlMs <= 0
+            ? null
+            : transition.action === 'claim' || leaseExpiresAt === null
+              ? Date.now() + settings.leaseTtlMs
+              : leaseExpiresAt;
         waitingSince = isAwaitingOthers(state) ? Date.now() : null;
       }
       stalled = false;
@@ -179,11 +185,31 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     // is expired: the handler judges the former, the clock the latter.
     // `judge` adds the rules the handler must not re-run (histories from before them replay as they ran).
     const now = judge(state, envelope.actor, action, envelope.body);
-    if (!now.ok) return now;
+    if (!now.ok) return byLease(now.rejection, state, envelope.actor, action, expiredLease);
     const judged = judgedState();
     if (judged === state) return now;
     const late = judge(judged, envelope.actor, action, envelope.body);
-    return late.ok ? now : late;
+    return late.ok ? now : byLease(late.rejection, judged, envelope.actor, action, overdueLease());
+  }
+
+  function byLease(
+    refusal: Rejection,
+    judged: StoryState,
+    actor: unknown,
+    action: string,
+    expired: ExpiredLease | null,
+  ): Decision {
+    return { ok: false, rejection: explainByLease(refusal, judged, actor, action, expired) };
+  }
+
+  /** The claim whose deadline has passed though its timer has not fired yet, as it will be recorded. */
+  function overdueLease(): ExpiredLease | null {
+    if (leaseExpiresAt === null || state.assignedAgentId === null) return null;
+    return {
+      agentId: state.assignedAgentId,
+      expiredAt: new Date(leaseExpiresAt).toISOString(),
+      iteration: state.iteration,
+    };
   }
 
   /**
@@ -301,7 +327,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       (envelope: ActionEnvelope): StoryView => {
         const rejection = checkHeartbeat(state, envelope.actor);
         if (rejection) throw rejectionFailure(rejection);
-        leaseExpiresAt = Date.now() + settings.leaseTtlMs;
+        leaseExpiresAt = settings.leaseTtlMs > 0 ? Date.now() + settings.leaseTtlMs : null;
         publish();
         return view(false);
       },
@@ -316,12 +342,21 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
                   message: "The caller's identity could not be verified.",
                   context: {},
                 }
-              : (checkHeartbeat(state, envelope.actor) ?? checkHeartbeat(judgedState(), envelope.actor));
+              : heartbeatRefusal(envelope.actor);
           if (rejection) throw rejectionFailure(rejection);
         },
         description: 'heartbeat: the assignee keeps its claim alive',
       },
     );
+  }
+
+  /** A heartbeat is judged as the story stands and as it stands once an overdue lease is expired. */
+  function heartbeatRefusal(actor: unknown): Rejection | null {
+    const now = checkHeartbeat(state, actor);
+    if (now) return explainByLease(now, state, actor, 'heartbeat', expiredLease);
+    const judged = judgedState();
+    const late = judged === state ? null : checkHeartbeat(judged, actor);
+    return late && explainByLease(late, judged, actor, 'heartbeat', overdueLease());
   }
 
   const SYSTEM = { agentId: 'system', role: 'system' };
@@ -338,8 +373,14 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       const expiry = expireLease(state);
       // The actor is time itself; the payload says whose claim ended.
       const details = { lease_expired_at: new Date(deadline).toISOString(), previous_assignee: state.assignedAgentId };
-      if (expiry) apply(expiry.state, expiry.transition, `lease-expired:${seq + 1}`, SYSTEM, details);
-      else leaseExpiresAt = null;
+      if (expiry) {
+        expiredLease = {
+          agentId: state.assignedAgentId!,
+          expiredAt: details.lease_expired_at,
+          iteration: state.iteration,
+        };
+        apply(expiry.state, expiry.transition, `lease-expired:${seq + 1}`, SYSTEM, details);
+      } else leaseExpiresAt = null;
     }
   }
 
@@ -447,6 +488,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       stalled,
       agentNames,
       violations,
+      expiredLease,
     },
   });
 }

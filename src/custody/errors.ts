@@ -16,6 +16,7 @@ export const ERROR_STATUS = {
   self_review_blocked: 409,
   self_verify_blocked: 409,
   verifier_is_reviewer: 409,
+  lease_expired: 409,
   conflict: 409,
   story_in_progress: 409,
   artifact_mismatch: 409,

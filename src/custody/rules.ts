@@ -554,3 +554,39 @@ export function expireLease(state: StoryState): { state: StoryState; transition:
     },
   };
 }
+
+/** The last claim that ran out: its holder's next call is told so, with when (409 `lease_expired`). */
+export interface ExpiredLease {
+  agentId: string;
+  /** ISO time the lease ended. */
+  expiredAt: string;
+  /** The iteration it was held in: a later iteration is another story for the holder. */
+  iteration: number;
+}
+
+/** What only the holder of a claim does; a former holder refused one of these lost the claim to time. */
+const HOLDER_ACTIONS: ReadonlySet<string> = new Set(['start', 'request-review', 'unclaim', 'heartbeat']);
+
+/**
+ * A refusal, explained by the lease when that is why: the caller held the claim until its lease ran
+ * out, tries what only a holder may, and was refused only because it no longer holds the story
+ * (`invalid_transition` or `not_assigned_agent`). Any other refusal is returned unchanged.
+ */
+export function explainByLease(
+  refusal: Rejection,
+  state: StoryState,
+  actor: unknown,
+  action: string,
+  expired: ExpiredLease | null,
+): Rejection {
+  if (expired === null || !HOLDER_ACTIONS.has(action)) return refusal;
+  if (refusal.code !== 'invalid_transition' && refusal.code !== 'not_assigned_agent') return refusal;
+  if (!validActor(actor) || actor.tenantId !== state.tenantId || actor.agentId !== expired.agentId) return refusal;
+  if (expired.iteration !== state.iteration || state.assignedAgentId === actor.agentId) return refusal;
+  return rejectionOf('lease_expired', `Your claim on this story expired at ${expired.expiredAt}: claim it again.`, {
+    expired_at: expired.expiredAt,
+    current_agent_status: state.agentStatus,
+    current_verified_status: state.verifiedStatus,
+    attempted_action: action,
+  });
+}

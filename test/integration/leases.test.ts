@@ -68,8 +68,18 @@ describe('claim leases', () => {
       actor: { agent_id: null, role: 'system' },
       payload: { previous_assignee: holder.id },
     });
-    expect((await stack.api.act(story.id, 'start', holder.key)).body.error.code).toBe('invalid_transition');
+    // The former holder is told why: its claim ran out, and when.
+    const late = await stack.api.act(story.id, 'start', holder.key);
+    expect(late.status).toBe(409);
+    expect(late.body.error).toMatchObject({
+      code: 'lease_expired',
+      context: { expired_at: history.at(-1).payload.lease_expired_at, attempted_action: 'start' },
+    });
+    const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
+    expect(beat.body.error.code).toBe('lease_expired');
     expect((await stack.api.act(story.id, 'claim', other.key)).status).toBe(200);
+    // Someone else holds it now: the former holder still hears that its own claim ran out.
+    expect((await stack.api.act(story.id, 'start', holder.key)).body.error.code).toBe('lease_expired');
   });
 
   it('keeps a claim alive while its assignee heartbeats; only the assignee may', async () => {
@@ -121,7 +131,9 @@ describe('a request that arrives after the lease ran out', () => {
     await stack.startWorker();
     const [started, beat, claimed] = await Promise.all([late, lateBeat, lateClaim]);
     expect(started.status, JSON.stringify(started.body)).toBe(409);
+    expect(started.body.error.code).toBe('lease_expired');
     expect(beat.status, JSON.stringify(beat.body)).toBe(409);
+    expect(beat.body.error.code).toBe('lease_expired');
     expect(claimed.status, JSON.stringify(claimed.body)).toBe(409);
     await until('the lease to expire', async () =>
       (await storyRow(story.id)).agent_status === 'contracted' ? true : undefined,
@@ -129,6 +141,36 @@ describe('a request that arrives after the lease ran out', () => {
     const history = (await stack.api.get(`/api/v1/stories/${story.id}/history`, holder.key)).body.data;
     expect(history.filter((e: any) => e.action === 'start' && e.outcome === 'accepted')).toHaveLength(0);
     expect(history.filter((e: any) => e.action === 'lease-expired')).toHaveLength(1);
+  });
+});
+
+describe('a project without leases (lease_ttl_seconds 0)', () => {
+  it('never expires a claim, and heartbeats answer lease_expires_at null', async () => {
+    const project = await stack.api.post('/api/v1/projects', team.admin.key, {
+      name: 'No clock',
+      slug: 'no-clock',
+      lease_ttl_seconds: 0,
+    });
+    expect(project.status, JSON.stringify(project.body)).toBe(201);
+    expect(project.body.data.lease_ttl_seconds).toBe(0);
+    const holder = team.agents[0];
+    const r = await stack.api.post(`/api/v1/projects/${project.body.data.id}/import`, team.orchestrator.key, {
+      epics: [{ number: 1, title: 'E', stories: [{ number: '1.1', title: 'Forever', acceptance_criteria: ['a'] }] }],
+    });
+    const story = r.body.data.stories[0];
+    expect(
+      (await stack.api.act(story.id, 'contract', holder.key, { story_title: 'Forever', ac_count: 1 })).status,
+    ).toBe(200);
+    expect((await stack.api.act(story.id, 'claim', holder.key)).status).toBe(200);
+    // Longer than the other project's lease, and than a lease of 0 would be.
+    await sleep(TTL_SECONDS * 1000 + 1000);
+    const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
+    expect(beat.status, JSON.stringify(beat.body)).toBe(200);
+    expect(beat.body.data.lease_expires_at).toBeNull();
+    expect((await stack.api.act(story.id, 'start', holder.key)).status).toBe(200);
+    expect((await storyRow(story.id)).agent_status).toBe('implementing');
+    const view = await stack.client.workflow.getHandle(story.workflow_id).query(storyQuery);
+    expect(view.leaseExpiresAt).toBeNull();
   });
 });
 

@@ -14,7 +14,10 @@ import {
 import {
   applyDependencyStatus,
   availableActions,
+  checkHeartbeat,
   decide,
+  expireLease,
+  explainByLease,
   judge,
   newStoryState,
   type StoryState,
@@ -637,5 +640,75 @@ describe('custody rules: loopctl bodies, backfill, edits', () => {
     const gone = step(fresh(), ACTORS.admin, 'delete');
     for (const action of ACTIONS)
       expect(code(judge(gone, ACTORS.orchestrator, action, VALID_BODIES[action]))).toBe('not_found');
+  });
+});
+
+describe('custody rules: a claim that ran out', () => {
+  const claimed = () => {
+    let s = newStoryState({
+      tenantId: TENANT,
+      projectId: 'p',
+      storyId: 's',
+      number: '1.1',
+      title: 'Landing page',
+      acCount: 2,
+      dependsOn: [],
+    });
+    for (const action of ['contract', 'claim'] as const) {
+      const d = decide(s, ACTORS.implementer, action, VALID_BODIES[action]);
+      if (!d.ok) throw new Error(action);
+      s = d.state;
+    }
+    return s;
+  };
+  const EXPIRED_AT = '2026-01-01T00:00:00.000Z';
+  const expired = (state: StoryState) => ({ agentId: IMPLEMENTER, expiredAt: EXPIRED_AT, iteration: state.iteration });
+
+  it('tells the former holder lease_expired (409, with when) for what only a holder does', () => {
+    const after = expireLease(claimed())!.state;
+    for (const action of ['start', 'unclaim'] as const) {
+      const d = decide(after, ACTORS.implementer, action, VALID_BODIES[action]);
+      expect(d.ok).toBe(false);
+      if (d.ok) continue;
+      expect(d.rejection.code).toBe('invalid_transition');
+      const explained = explainByLease(d.rejection, after, ACTORS.implementer, action, expired(after));
+      expect(explained).toMatchObject({
+        code: 'lease_expired',
+        status: 409,
+        context: { expired_at: EXPIRED_AT, attempted_action: action, current_agent_status: 'contracted' },
+      });
+    }
+    const beat = checkHeartbeat(after, ACTORS.implementer)!;
+    expect(explainByLease(beat, after, ACTORS.implementer, 'heartbeat', expired(after)).code).toBe('lease_expired');
+  });
+
+  it('leaves every other refusal as it was', () => {
+    const after = expireLease(claimed())!.state;
+    const lease = expired(after);
+    // Someone else's refusal, an action no holder takes, a later iteration, no expiry on record.
+    const other = checkHeartbeat(after, ACTORS.other_agent)!;
+    expect(explainByLease(other, after, ACTORS.other_agent, 'heartbeat', lease).code).toBe('invalid_transition');
+    const report = decide(after, ACTORS.implementer, 'report', VALID_BODIES.report);
+    if (report.ok) throw new Error('report accepted');
+    expect(explainByLease(report.rejection, after, ACTORS.implementer, 'report', lease).code).toBe(
+      report.rejection.code,
+    );
+    const later = { ...after, iteration: after.iteration + 1 };
+    const start = decide(later, ACTORS.implementer, 'start', VALID_BODIES.start);
+    if (start.ok) throw new Error('start accepted');
+    expect(explainByLease(start.rejection, later, ACTORS.implementer, 'start', lease).code).toBe('invalid_transition');
+    expect(explainByLease(start.rejection, after, ACTORS.implementer, 'start', null).code).toBe('invalid_transition');
+    expect(explainByLease(start.rejection, after, null, 'start', lease).code).toBe('invalid_transition');
+  });
+
+  it('is not the answer once the former holder claims again', () => {
+    const after = expireLease(claimed())!.state;
+    const again = decide(after, ACTORS.implementer, 'claim', VALID_BODIES.claim);
+    if (!again.ok) throw new Error('claim refused');
+    const review = decide(again.state, ACTORS.implementer, 'request-review', VALID_BODIES['request-review']);
+    if (review.ok) throw new Error('request-review accepted before start');
+    expect(
+      explainByLease(review.rejection, again.state, ACTORS.implementer, 'request-review', expired(after)).code,
+    ).toBe('invalid_transition');
   });
 });

@@ -21,11 +21,11 @@ export const ProjectBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   slug: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes'),
   description: z.string().max(20_000).optional(),
-  /** Seconds a claim lives without a heartbeat (default 30 minutes). */
+  /** Seconds a claim lives without a heartbeat (default 30 minutes); 0 = no lease, a claim never expires. */
   lease_ttl_seconds: z
     .number()
     .int()
-    .min(1)
+    .min(0)
     .max(30 * 86_400)
     .optional(),
   /** Seconds a story may wait on review or verification before it is stalled (default a day). */
