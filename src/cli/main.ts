@@ -1,11 +1,14 @@
 /**
  * `custody`: the command line for humans. Configuration from the environment (CUSTODY_URL or
- * LOOPCTL_SERVER; CUSTODY_API_KEY or LOOPCTL_API_KEY) or the flags --url and --key. Errors are
- * one line, `error <code>: <message>`, and exit code 1.
+ * LOOPCTL_SERVER; CUSTODY_API_KEY or LOOPCTL_API_KEY) or the flags --url and --key. An error is
+ * `error <code>: <message>` and its context, one detail a line. Exit codes: 0 done; 1 the service
+ * refused (a 4xx); 2 bad usage (unknown command, missing option); 3 the service could not answer
+ * (unreachable, 5xx, timeout).
  */
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { CustodyApiError, CustodyClient, query } from '../clients/http.js';
+import { InitError, initRepository } from './init.js';
 
 interface Story {
   id: string;
@@ -16,6 +19,22 @@ interface Story {
   iteration: number;
   assigned_agent_id: string | null;
   next_actions?: string[];
+}
+interface Project {
+  id: string;
+  name: string;
+  slug: string;
+  description: string | null;
+  lease_ttl_seconds: number;
+  stall_after_seconds: number;
+}
+interface HistoryRow {
+  action: string;
+  outcome: string;
+  code: string | null;
+  actor: { agent_id: string | null; role: string };
+  occurred_at: string;
+  story_id?: string | null;
 }
 interface Progress {
   total: { total: number; verified: number; percent_verified: number };
@@ -125,31 +144,23 @@ program
   });
 
 program
-  .command('story <id>')
-  .description('a story and its history')
-  .action(async (id: string) => {
+  .command('story <story>')
+  .description('a story and its history (a story is its id, or project/number: web/1.2)')
+  .action(async (ref: string) => {
     const c = client();
-    const [story, history] = await Promise.all([
+    const id = await resolveStory(c, ref);
+    const [story, history, names] = await Promise.all([
       c.get<Story>(`/stories/${encodeURIComponent(id)}`),
-      c.get<
-        {
-          action: string;
-          outcome: string;
-          code: string | null;
-          actor: { agent_id: string | null; role: string };
-          occurred_at: string;
-        }[]
-      >(`/stories/${encodeURIComponent(id)}/history`),
+      c.get<HistoryRow[]>(`/stories/${encodeURIComponent(id)}/history`),
+      agentNames(c),
     ]);
     print({ story, history }, () => {
       out(storyLine(story));
+      const assignee = story.assigned_agent_id ? nameOf(names, story.assigned_agent_id) : 'nobody';
       out(
-        `iteration ${story.iteration}, assigned to ${story.assigned_agent_id ?? 'nobody'}; next: ${(story.next_actions ?? []).join(', ') || 'nothing'}`,
+        `iteration ${story.iteration}, assigned to ${assignee}; next: ${(story.next_actions ?? []).join(', ') || 'nothing'}`,
       );
-      for (const h of history)
-        out(
-          `  ${h.occurred_at}  ${h.action.padEnd(16)} ${h.outcome === 'accepted' ? 'accepted' : `rejected (${h.code})`}  by ${h.actor.role} ${h.actor.agent_id ?? ''}`,
-        );
+      for (const h of history) out(historyLine(h, names));
     });
   });
 
@@ -216,20 +227,359 @@ const ACTIONS: [string, string, (o: Record<string, string | undefined>) => unkno
   ],
 ];
 for (const [action, description, body, options] of ACTIONS) {
-  const command = program.command(`${action} <story-id>`).description(description);
+  const command = program.command(`${action} <story>`).description(`${description} (story: id or project/number)`);
   for (const option of options) command.addOption(option);
-  command.action(async (storyId: string, opts: Record<string, string | undefined>) => {
-    const story = await client().post<Story>(`/stories/${encodeURIComponent(storyId)}/${action}`, body(opts));
+  command.action(async (ref: string, opts: Record<string, string | undefined>) => {
+    const c = client();
+    const id = await resolveStory(c, ref);
+    const story = await c.post<Story>(`/stories/${encodeURIComponent(id)}/${action}`, body(opts));
     print(story, () => out(storyLine(story)));
   });
 }
 
+program
+  .command('heartbeat <story>')
+  .description('keep your claim on a story alive for another lease')
+  .action(async (ref: string) => {
+    const c = client();
+    const id = await resolveStory(c, ref);
+    const data = await c.post<{ story_id: string; lease_expires_at: string | null }>(
+      `/stories/${encodeURIComponent(id)}/heartbeat`,
+    );
+    print(data, () =>
+      out(data.lease_expires_at ? `claim held until ${data.lease_expires_at}` : 'claim held (no lease)'),
+    );
+  });
+
+const project = program.command('project').description('projects');
+project
+  .command('create <name>')
+  .description('create a project (admin or orchestrator)')
+  .requiredOption('--slug <slug>', 'lowercase letters, digits and dashes')
+  .option('--description <text>')
+  .option('--lease-ttl <seconds>', 'how long a claim lives without a heartbeat (0 = no lease)')
+  .action(async (name: string, o: { slug: string; description?: string; leaseTtl?: string }) => {
+    const data = await client().post<Project>('/projects', {
+      name,
+      slug: o.slug,
+      ...(o.description !== undefined ? { description: o.description } : {}),
+      ...(o.leaseTtl !== undefined ? { lease_ttl_seconds: Number(o.leaseTtl) } : {}),
+    });
+    print(data, () => out(projectLine(data)));
+  });
+project
+  .command('list')
+  .description('projects of the tenant')
+  .action(async () => {
+    const data = await client().get<Project[]>('/projects');
+    print(data, () => (data.length ? data.forEach((p) => out(projectLine(p))) : out('no projects')));
+  });
+project
+  .command('show <project>')
+  .description('a project (its slug or id) and its progress')
+  .action(async (ref: string) => {
+    const c = client();
+    const p = await resolveProject(c, ref);
+    const progress = await c.get<Progress>(`/projects/${encodeURIComponent(p.id)}/progress`);
+    print({ project: p, progress }, () => {
+      out(projectLine(p));
+      if (p.description) out(p.description);
+      out(
+        `lease ${p.lease_ttl_seconds ? `${p.lease_ttl_seconds} s` : 'none'}, stalled after ${p.stall_after_seconds} s`,
+      );
+      printProgress(progress);
+    });
+  });
+
+program
+  .command('epic')
+  .description('epics')
+  .command('create <project> <number> <title>')
+  .description('create an epic in a project (slug or id)')
+  .option('--description <text>')
+  .action(async (ref: string, number: string, title: string, o: { description?: string }) => {
+    const c = client();
+    const p = await resolveProject(c, ref);
+    const data = await c.post<{ id: string; number: number; title: string }>(
+      `/projects/${encodeURIComponent(p.id)}/epics`,
+      { number: Number(number), title, ...(o.description !== undefined ? { description: o.description } : {}) },
+    );
+    print(data, () => out(`epic ${data.number} ${data.title}  (${data.id})`));
+  });
+
+program
+  .command('blocked')
+  .description('stories waiting on dependencies that are not verified')
+  .option('--project <project>', 'one project (slug or id)')
+  .action(async (o: { project?: string }) => {
+    const c = client();
+    const projectId = o.project ? (await resolveProject(c, o.project)).id : undefined;
+    const data = await c.get<(Story & { blocking_dependencies?: { number: string }[] })[]>(
+      `/stories/blocked${query({ project_id: projectId })}`,
+    );
+    print(data, () =>
+      data.length
+        ? data.forEach((s) =>
+            out(
+              `${storyLine(s)}${s.blocking_dependencies ? `  waits on ${s.blocking_dependencies.map((d) => d.number).join(', ')}` : ''}`,
+            ),
+          )
+        : out('no blocked stories'),
+    );
+  });
+
+program
+  .command('awaiting <what>')
+  .description('stories awaiting review (review_requested) or verification (reported_done, not verified)')
+  .option('--project <project>', 'one project (slug or id)')
+  .action(async (what: string, o: { project?: string }) => {
+    if (what !== 'review' && what !== 'verification') throw new UsageError('awaiting takes review or verification');
+    const c = client();
+    const projectId = o.project ? (await resolveProject(c, o.project)).id : undefined;
+    const filter =
+      what === 'review'
+        ? { agent_status: 'review_requested' }
+        : { agent_status: 'reported_done', verified_status: 'unverified' };
+    const data = await allPages<Story>(c, '/stories', { project_id: projectId, ...filter });
+    print(data, () => (data.length ? data.forEach((s) => out(storyLine(s))) : out(`nothing awaits ${what}`)));
+  });
+
+program
+  .command('audit')
+  .description("the tenant's audit trail (admin or orchestrator)")
+  .option('--project <project>', 'one project (slug or id)')
+  .option('--story <story>', 'one story (id or project/number)')
+  .option('--since <time>', 'ISO time')
+  .option('--limit <n>', 'at most', '50')
+  .action(async (o: { project?: string; story?: string; since?: string; limit: string }) => {
+    const c = client();
+    const projectId = o.project ? (await resolveProject(c, o.project)).id : undefined;
+    const storyId = o.story ? await resolveStory(c, o.story) : undefined;
+    const [page, names] = await Promise.all([
+      c.page<HistoryRow>(
+        `/audit${query({ project_id: projectId, story_id: storyId, since: o.since, limit: o.limit })}`,
+      ),
+      agentNames(c),
+    ]);
+    print(page, () => {
+      for (const h of page.data) out(historyLine(h, names));
+      if (page.meta.next_cursor) out(`(more: --since, or the API's cursor ${page.meta.next_cursor})`);
+    });
+  });
+
+const webhooks = program.command('webhooks').description('webhooks (admin)');
+webhooks
+  .command('list')
+  .description('webhooks of the tenant')
+  .action(async () => {
+    const data = await client().get<{ id: string; url: string; events: string[] }[]>('/webhooks');
+    print(data, () =>
+      data.length ? data.forEach((w) => out(`${w.id}  ${w.url}  ${w.events.join(',')}`)) : out('no webhooks'),
+    );
+  });
+webhooks
+  .command('create <url>')
+  .description('subscribe a URL to events; its signing secret is shown once')
+  .requiredOption('--events <events>', 'comma-separated event names')
+  .option('--project <project>', 'one project (slug or id)')
+  .action(async (url: string, o: { events: string; project?: string }) => {
+    const c = client();
+    const projectId = o.project ? (await resolveProject(c, o.project)).id : undefined;
+    const data = await c.post<{ id: string; secret: string }>('/webhooks', {
+      url,
+      events: o.events.split(',').map((e) => e.trim()),
+      ...(projectId ? { project_id: projectId } : {}),
+    });
+    print(data, () =>
+      out(`webhook ${data.id}
+signing secret (shown once): ${data.secret}`),
+    );
+  });
+webhooks
+  .command('deliveries <webhook-id>')
+  .description("a webhook's delivery attempts")
+  .action(async (id: string) => {
+    const data = await client().get<{ event: string; status: string; attempts: number }[]>(
+      `/webhooks/${encodeURIComponent(id)}/deliveries`,
+    );
+    print(data, () =>
+      data.length ? data.forEach((d) => out(`${d.event}  ${d.status}  ${d.attempts} attempts`)) : out('no deliveries'),
+    );
+  });
+webhooks
+  .command('test <webhook-id>')
+  .description('send a test event')
+  .action(async (id: string) => {
+    const data = await client().post(`/webhooks/${encodeURIComponent(id)}/test`);
+    print(data, () => out('test event sent'));
+  });
+webhooks
+  .command('delete <webhook-id>')
+  .description('remove a webhook')
+  .action(async (id: string) => {
+    const data = await client().request('DELETE', `/webhooks/${encodeURIComponent(id)}`);
+    print(data, () => out(`removed ${id}`));
+  });
+
+program
+  .command('whoami')
+  .description('the agent, role and tenant of the key')
+  .action(async () => {
+    const c = client();
+    const [me, tenant] = await Promise.all([
+      c.get<{ id: string; name: string; role: string; key_id: string }>('/agents/me'),
+      c.get<{ id: string; name: string }>('/tenants/me'),
+    ]);
+    print({ agent: me, tenant }, () =>
+      out(`${me.name} (${me.role}, agent ${me.id}, key ${me.key_id}) in tenant ${tenant.name} (${tenant.id})`),
+    );
+  });
+
+program
+  .command('init [dir]')
+  .description(
+    'set up a repository for orchestration: .mcp.json (server "loopctl"), the Stop and PreToolUse hooks, a CLAUDE.md section; with an admin key, the project and its three agents',
+  )
+  .option(
+    '--admin-key <key>',
+    'creates the project and its orchestrator, implementer and reviewer (default: $CUSTODY_ADMIN_KEY)',
+  )
+  .option('--project <name>', 'project name (default: the directory name)')
+  .option('--slug <slug>', 'project slug (default: from the name)')
+  .option('--lease-ttl <seconds>', "the project's lease_ttl_seconds (0 = no lease)")
+  .option('--force', 'replace files of ours that were changed')
+  .action(
+    async (
+      dir: string | undefined,
+      o: { adminKey?: string; project?: string; slug?: string; leaseTtl?: string; force?: boolean },
+    ) => {
+      const env = process.env;
+      const result = await initRepository({
+        dir: dir ?? '.',
+        url: program.opts().url as string,
+        adminKey: o.adminKey ?? env.CUSTODY_ADMIN_KEY,
+        projectName: o.project,
+        projectSlug: o.slug,
+        leaseTtlSeconds: o.leaseTtl === undefined ? undefined : Number(o.leaseTtl),
+        keys: {
+          LOOPCTL_ORCH_KEY: env.LOOPCTL_ORCH_KEY,
+          LOOPCTL_AGENT_KEY: env.LOOPCTL_AGENT_KEY,
+          LOOPCTL_REVIEW_KEY: env.LOOPCTL_REVIEW_KEY,
+        },
+        force: o.force,
+      });
+      print(result, () => {
+        if (result.project)
+          out(`project ${result.project.slug} (${result.project.id})${result.project.created ? ' created' : ''}`);
+        for (const a of result.agents) out(`agent ${a.name} (${a.role}, ${a.id}) registered`);
+        for (const [file, outcome] of Object.entries(result.files)) out(`${file.padEnd(52)} ${outcome}`);
+        for (const w of result.warnings) out(`warning: ${w}`);
+        out('.mcp.json holds API keys: keep it out of version control.');
+      });
+    },
+  );
+
+function projectLine(p: Project): string {
+  return `${p.slug.padEnd(20)} ${p.name}  (${p.id})`;
+}
+
+function printProgress(data: Progress): void {
+  for (const e of data.epics)
+    out(
+      `Epic ${String(e.number).padEnd(4)} ${bar(e.percent_verified)} ${String(e.verified).padStart(4)}/${e.total} verified  ${e.title}`,
+    );
+  out(
+    `Total     ${bar(data.total.percent_verified)} ${String(data.total.verified).padStart(4)}/${data.total.total} verified (${data.total.percent_verified}%)`,
+  );
+}
+
+class UsageError extends Error {}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A project by id or slug. */
+async function resolveProject(c: CustodyClient, ref: string): Promise<Project> {
+  if (UUID.test(ref)) return c.get<Project>(`/projects/${encodeURIComponent(ref)}`);
+  const found = (await c.get<Project[]>('/projects')).find((p) => p.slug === ref);
+  if (!found) throw new CustodyApiError(404, 'not_found', `No project with the slug ${ref}.`, { project: ref });
+  return found;
+}
+
+/** A story by id, or as `project/number` (the project by slug or id). */
+async function resolveStory(c: CustodyClient, ref: string): Promise<string> {
+  if (UUID.test(ref)) return ref;
+  const slash = ref.lastIndexOf('/');
+  if (slash <= 0) throw new UsageError(`a story is its id or project/number (web/1.2), not ${ref}`);
+  const p = await resolveProject(c, ref.slice(0, slash));
+  const number = ref.slice(slash + 1);
+  const stories = await allPages<Story>(c, '/stories', { project_id: p.id });
+  const found = stories.find((s) => s.number === number);
+  if (!found) throw new CustodyApiError(404, 'not_found', `No story ${number} in project ${p.slug}.`, { story: ref });
+  return found.id;
+}
+
+async function allPages<T>(c: CustodyClient, path: string, params: Record<string, string | undefined>): Promise<T[]> {
+  const rows: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await c.page<T>(`${path}${query({ ...params, limit: 500, cursor })}`);
+    rows.push(...page.data);
+    cursor = page.meta.next_cursor ?? undefined;
+  } while (cursor);
+  return rows;
+}
+
+/** Agent names by id, when the key may list agents (admin, orchestrator); else ids are shown. */
+async function agentNames(c: CustodyClient): Promise<Map<string, string>> {
+  try {
+    const agents = await c.get<{ id: string; name: string }[]>('/agents');
+    return new Map(agents.map((a) => [a.id, a.name]));
+  } catch (err) {
+    if (err instanceof CustodyApiError && err.status === 403) return new Map();
+    throw err;
+  }
+}
+
+const nameOf = (names: Map<string, string>, id: string) => names.get(id) ?? id;
+
+function historyLine(h: HistoryRow, names: Map<string, string>): string {
+  const who = h.actor.agent_id ? `${nameOf(names, h.actor.agent_id)} (${h.actor.role})` : h.actor.role;
+  const outcome = h.outcome === 'accepted' ? 'accepted' : `rejected (${h.code})`;
+  return `  ${h.occurred_at}  ${h.action.padEnd(16)} ${outcome}  by ${who}`;
+}
+
+/** An error's context, one detail a line: `expected.title: Home`. */
+function contextLines(context: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(context).flatMap(([k, v]) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? contextLines(v as Record<string, unknown>, `${prefix}${k}.`)
+      : [`  ${prefix}${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`],
+  );
+}
+
+const EXIT = { refused: 1, usage: 2, unavailable: 3 } as const;
+
+program.exitOverride();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CustodyApiError) {
-    process.stderr.write(`error ${err.code}: ${err.message}\n`);
-    process.exit(1);
+  const fail = (code: string, message: string, context: Record<string, unknown>, exit: number): never => {
+    if (json()) process.stderr.write(`${escapeC1(JSON.stringify({ error: { code, message, context } }))}\n`);
+    else {
+      const lines = [`error ${code}: ${message}`, ...contextLines(context)];
+      process.stderr.write(`${lines.join('\n').replace(CONTROL, '\ufffd')}\n`);
+    }
+    process.exit(exit);
+  };
+  if (err instanceof CommanderError) {
+    // Help and version are not errors; commander has printed what it had to say.
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
   }
+  if (err instanceof CustodyApiError) {
+    const unavailable = err.status === 0 || err.status >= 500;
+    fail(err.code, err.message, err.context, unavailable ? EXIT.unavailable : EXIT.refused);
+  }
+  if (err instanceof UsageError) fail('usage', err.message, {}, EXIT.usage);
+  if (err instanceof InitError) fail('init', err.message, {}, EXIT.refused);
   throw err;
 }

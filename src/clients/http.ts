@@ -1,4 +1,13 @@
 /** A small client of the HTTP API, shared by the MCP server and the CLI. */
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface PageMeta {
+  limit?: number;
+  next_cursor?: string | null;
+  total_count?: number;
+  offset?: number;
+}
+
 export class CustodyApiError extends Error {
   constructor(
     readonly status: number,
@@ -16,7 +25,17 @@ export class CustodyClient {
     private readonly key: string | undefined,
   ) {}
 
-  async request<T = unknown>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  async request<T = unknown>(method: Method, path: string, body?: unknown): Promise<T> {
+    return (await this.send<T>(method, path, body)).data as T;
+  }
+
+  /** A list: its rows and its `meta` (limit, next_cursor, total_count where the route counts). */
+  async page<T = unknown>(path: string): Promise<{ data: T[]; meta: PageMeta }> {
+    const body = await this.send<T[]>('GET', path);
+    return { data: body.data ?? [], meta: body.meta ?? {} };
+  }
+
+  private async send<T>(method: Method, path: string, body?: unknown): Promise<{ data?: T; meta?: PageMeta }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.key) headers.authorization = `Bearer ${this.key}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -36,7 +55,11 @@ export class CustodyClient {
       );
     }
     const text = await res.text();
-    let json: { data?: T; error?: { code?: string; message?: string; context?: Record<string, unknown> } };
+    let json: {
+      data?: T;
+      meta?: PageMeta;
+      error?: { code?: string; message?: string; context?: Record<string, unknown> };
+    };
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
@@ -54,7 +77,7 @@ export class CustodyClient {
         json.error?.context,
       );
     }
-    return json.data as T;
+    return json;
   }
 
   get<T = unknown>(path: string): Promise<T> {

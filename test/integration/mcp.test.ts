@@ -15,7 +15,6 @@ const TOOLS = [
   'list_stories',
   'list_ready_stories',
   'get_story',
-  'get_story_history',
   'get_acceptance_criteria',
   'create_story',
   'import_stories',
@@ -27,6 +26,16 @@ const TOOLS = [
   'review_complete',
   'verify_story',
   'reject_story',
+  'backfill_story',
+  'verify_all_in_epic',
+  'get_story_history',
+  'heartbeat_story',
+  'unclaim_story',
+  'force_unclaim_story',
+  'list_blocked_stories',
+  'get_audit',
+  'create_epic',
+  'add_dependency',
 ];
 
 let stack: Stack;
@@ -52,7 +61,7 @@ const text = (r: unknown) => (r as Result).content.map((c) => c.text).join('\n')
 
 beforeAll(async () => {
   stack = await startStack();
-  team = await createTeam(stack.api, 2, 'mcp');
+  team = await createTeam(stack.api, 3, 'mcp');
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
@@ -70,6 +79,8 @@ describe('the MCP server', () => {
     });
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual([...TOOLS].sort());
+    // Each description names the key its tool uses.
+    for (const t of tools) expect(t.description, t.name).toMatch(/Uses LOOPCTL_(AGENT|REVIEW|ORCH)_KEY/);
 
     const call = async (name: string, args: Record<string, unknown>) => {
       const result = (await client.callTool({ name, arguments: args })) as Result;
@@ -77,7 +88,14 @@ describe('the MCP server', () => {
       return JSON.parse(text(result));
     };
     const ready = await call('list_ready_stories', { limit: 1 });
-    expect(ready).toHaveLength(1);
+    expect(ready.data).toHaveLength(1);
+    expect(ready.meta).toMatchObject({ count: 1, limit: 1 });
+    // As loopctl's seed writes it.
+    const seeded = await call('list_stories', { status: 'ready' });
+    expect(seeded.data.map((s: { id: string }) => s.id)).toContain(story.id);
+    expect(Object.keys(seeded.data[0]).sort()).toEqual(
+      ['agent_status', 'assigned_agent_id', 'epic_id', 'id', 'number', 'title', 'verified_status'].sort(),
+    );
     const criteria = await call('get_acceptance_criteria', { story_id: story.id });
     await call('contract_story', { story_id: story.id, story_title: story.title, ac_count: criteria.length });
     await call('claim_story', { story_id: story.id });
@@ -98,10 +116,11 @@ describe('the MCP server', () => {
     const blocked = (await selfish.callTool({ name: 'verify_story', arguments: { story_id: story.id } })) as Result;
     expect(blocked.isError).toBe(true);
     expect(text(blocked)).toMatch(/^forbidden: /);
+    expect(text(blocked)).toMatch(/\nnext step: /);
 
     const verified = await call('verify_story', { story_id: story.id, summary: 'done' });
     expect(verified).toMatchObject({ verified_status: 'verified', verified_by_agent_id: team.orchestrator.id });
-    const history = await call('get_story_history', { story_id: story.id });
+    const history = (await call('get_story_history', { story_id: story.id })).data;
     expect(
       history.filter((h: { outcome: string }) => h.outcome === 'accepted').map((h: { action: string }) => h.action),
     ).toEqual(['contract', 'claim', 'start', 'request-review', 'report', 'review-complete', 'verify']);
@@ -134,5 +153,130 @@ describe('the MCP server', () => {
     expect(r.isError).toBe(true);
     expect(text(r)).toMatch(/^verifier_is_reviewer: /);
     expect(text(r)).toContain('LOOPCTL_REVIEW_KEY');
+  });
+});
+
+describe('the MCP server: lists', () => {
+  it('pages with offset and cursor, filters by agent_status, and explains a bad status', async () => {
+    const backlog = {
+      epics: [
+        {
+          number: 5,
+          title: 'Many',
+          stories: ['5.1', '5.2', '5.3'].map((number) => ({
+            number,
+            title: `S ${number}`,
+            acceptance_criteria: ['a'],
+          })),
+        },
+      ],
+    };
+    await importBacklog(stack.api, team, backlog);
+    const client = await mcp({ LOOPCTL_ORCH_KEY: team.orchestrator.key });
+    const call = async (args: Record<string, unknown>) => {
+      const result = (await client.callTool({ name: 'list_stories', arguments: args })) as Result;
+      expect(result.isError, text(result)).toBeFalsy();
+      return JSON.parse(text(result));
+    };
+    const first = await call({ project_id: team.projectId, agent_status: 'pending', limit: 2 });
+    expect(first.data).toHaveLength(2);
+    expect(first.meta.next_cursor).toEqual(expect.any(String));
+    expect(first.meta.next_offset).toBe(2);
+    const next = await call({
+      project_id: team.projectId,
+      agent_status: 'pending',
+      limit: 2,
+      cursor: first.meta.next_cursor,
+    });
+    expect(next.data.map((s: { id: string }) => s.id)).not.toContain(first.data[0].id);
+    expect(next.data.every((s: { agent_status: string }) => s.agent_status === 'pending')).toBe(true);
+    const wrong = (await client.callTool({ name: 'list_stories', arguments: { status: 'done-ish' } })) as Result;
+    expect(wrong.isError).toBe(true);
+    expect(text(wrong)).toMatch(/^invalid_arguments: .*\nnext step: /s);
+  });
+});
+
+describe('the MCP server: claims outlive the lease while it runs', () => {
+  const LEASE = 2;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('an MCP-only session with three keys finishes an implementation longer than three leases', async () => {
+    const [implementer, reviewer] = team.agents;
+    const client = await mcp({
+      LOOPCTL_AGENT_KEY: implementer.key,
+      LOOPCTL_REVIEW_KEY: reviewer.key,
+      LOOPCTL_ORCH_KEY: team.orchestrator.key,
+    });
+    const call = async (name: string, args: Record<string, unknown>) => {
+      const result = (await client.callTool({ name, arguments: args })) as Result;
+      expect(result.isError, `${name}: ${text(result)}`).toBeFalsy();
+      return JSON.parse(text(result));
+    };
+    const project = await call('create_project', { name: 'Short leases', slug: 'short', lease_ttl_seconds: LEASE });
+    expect(project.lease_ttl_seconds).toBe(LEASE);
+    await call('import_stories', {
+      project_id: project.id,
+      payload: {
+        epics: [
+          { number: 1, title: 'E', stories: [{ number: '1.1', title: 'Long', acceptance_criteria: ['a', 'b'] }] },
+        ],
+      },
+    });
+    const [story] = (await call('list_stories', { project_id: project.id, status: 'ready' })).data;
+    await call('contract_story', { story_id: story.id, story_title: 'Long', ac_count: 2 });
+    await call('claim_story', { story_id: story.id });
+    await call('start_story', { story_id: story.id });
+    // The implementation: three and a half leases without a word from the agent.
+    await sleep(LEASE * 3500);
+    expect((await call('get_story', { story_id: story.id })).agent_status).toBe('implementing');
+    await call('request_review', { story_id: story.id });
+    await call('report_story', { story_id: story.id, artifact_type: 'pr', artifact_path: 'https://example.test/pr/1' });
+    await call('review_complete', { story_id: story.id, review_type: 'single_reviewer', summary: 'fine' });
+    expect(await call('verify_story', { story_id: story.id, summary: 'done' })).toMatchObject({
+      verified_status: 'verified',
+    });
+    const history = (await call('get_story_history', { story_id: story.id })).data as { action: string }[];
+    expect(history.map((h) => h.action)).not.toContain('lease-expired');
+  });
+
+  it('keeps alive a claim the key held before the server started, and says lease_expired for one already lost', async () => {
+    const [, , third] = team.agents;
+    // Longer than the other lease: the server must be up (and find the claim) before it runs out.
+    const HELD_LEASE = 4;
+    const project = await stack.api.post('/api/v1/projects', team.orchestrator.key, {
+      name: 'Held',
+      slug: 'held',
+      lease_ttl_seconds: HELD_LEASE,
+    });
+    expect(project.status, JSON.stringify(project.body)).toBe(201);
+    const imported = await stack.api.post(`/api/v1/projects/${project.body.data.id}/import`, team.orchestrator.key, {
+      epics: [
+        {
+          number: 1,
+          title: 'E',
+          stories: ['1.1', '1.2'].map((number) => ({ number, title: number, acceptance_criteria: ['a'] })),
+        },
+      ],
+    });
+    const [kept, lost] = imported.body.data.stories as { id: string; title: string }[];
+    for (const s of [kept, lost]) {
+      expect((await stack.api.act(s.id, 'contract', third.key, { story_title: s.title, ac_count: 1 })).status).toBe(
+        200,
+      );
+    }
+    expect((await stack.api.act(lost.id, 'claim', third.key)).status).toBe(200);
+    await sleep(HELD_LEASE * 1000 + 1500);
+    expect((await stack.api.act(kept.id, 'claim', third.key)).status).toBe(200);
+    const client = await mcp({ LOOPCTL_AGENT_KEY: third.key });
+    await sleep(HELD_LEASE * 2500);
+    const start = async (id: string) =>
+      (await client.callTool({ name: 'start_story', arguments: { story_id: id } })) as Result;
+    const started = await start(kept.id);
+    expect(started.isError, text(started)).toBeFalsy();
+    const refused = await start(lost.id);
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toMatch(/^lease_expired: /);
+    expect(text(refused)).toMatch(/"expired_at":"/);
+    expect(text(refused)).toMatch(/next step: .*claim_story again/);
   });
 });

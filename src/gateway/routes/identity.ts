@@ -98,6 +98,17 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
   );
 
+  // Before `/agents/:id`, which would take `me` for an id.
+  book.add(
+    { method: 'get', path: '/agents/me', summary: "The caller's own agent and key (whoami)", tag: 'Agents' },
+    async (_req, res) => {
+      const caller = callerOf(res);
+      const agent = await repo.getAgent(pool, caller.tenantId, caller.agentId);
+      if (!agent) throw notFound('Agent');
+      res.json({ data: { ...agentJson(agent), tenant_id: caller.tenantId, key_id: caller.keyId } });
+    },
+  );
+
   book.add(
     {
       method: 'get',
