@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// The MCP server's launcher: runs the TypeScript source through tsx.
-import { register } from 'tsx/esm/api';
-
-register();
-await import(new URL('../src/mcp/server.ts', import.meta.url).href);
+// The MCP server, compiled to dist/ (`npm run build:clients`; npm pack and npm install build it).
+await import('../dist/mcp/server.js');

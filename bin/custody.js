@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// The CLI's launcher: runs the TypeScript source through tsx.
-import { register } from 'tsx/esm/api';
-
-register();
-await import(new URL('../src/cli/main.ts', import.meta.url).href);
+// The CLI, compiled to dist/ (`npm run build:clients`; npm pack and npm install build it).
+await import('../dist/cli/main.js');

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
+import { buildClients } from '../src/bin/build-clients.js';
 import { locateTemporalCli } from '../src/temporal/cli.js';
 import { startDevServer, type DevServer } from '../src/temporal/dev-server.js';
 import { WORKFLOWS_PATH } from '../src/worker.js';
@@ -34,6 +35,8 @@ export async function freePort(): Promise<number> {
 let server: DevServer | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // The MCP server and the CLI are tested as shipped: compiled afresh (esbuild, tens of ms).
+  await buildClients();
   const executable = await locateTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH || undefined });
   if (!executable)
     throw new Error('no Temporal CLI: install Go so the dev server can be built, or set TEMPORAL_CLI_PATH');
