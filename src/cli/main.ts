@@ -399,11 +399,15 @@ webhooks
   .command('deliveries <webhook-id>')
   .description("a webhook's delivery attempts")
   .action(async (id: string) => {
-    const data = await client().get<{ event: string; status: string; attempts: number }[]>(
+    const data = await client().get<{ event: string; status: string; created_at: string; attempts: unknown[] }[]>(
       `/webhooks/${encodeURIComponent(id)}/deliveries`,
     );
     print(data, () =>
-      data.length ? data.forEach((d) => out(`${d.event}  ${d.status}  ${d.attempts} attempts`)) : out('no deliveries'),
+      data.length
+        ? data.forEach((d) =>
+            out(`${d.created_at}  ${d.event.padEnd(24)} ${d.status.padEnd(10)} ${d.attempts.length} attempts`),
+          )
+        : out('no deliveries'),
     );
   });
 webhooks

@@ -147,3 +147,81 @@ describe('the custody CLI', () => {
     expect((parsed.data ?? parsed).find((s: any) => s.number === '7.1').title).toBe(hostile);
   });
 });
+
+describe('the custody CLI: projects, names and details', () => {
+  it('creates and shows projects, names stories as project/number, shows agent names and error details', async () => {
+    const orch = team.orchestrator.key;
+    const [impl, rev] = team.agents;
+    const created = await custody(['--json', 'project', 'create', 'Docs', '--slug', 'docs', '--lease-ttl', '0'], orch);
+    expect(created.code, created.stderr).toBe(0);
+    const project = JSON.parse(created.stdout);
+    expect(project).toMatchObject({ slug: 'docs', lease_ttl_seconds: 0 });
+    expect((await custody(['project', 'list'], impl.key)).stdout).toMatch(/^docs\s+Docs/m);
+    const epic = await custody(['epic', 'create', 'docs', '1', 'Guides'], orch);
+    expect(epic.stdout).toMatch(/^epic 1 Guides/);
+    const imported = await stack.api.post(`/api/v1/projects/${project.id}/import`, orch, {
+      epics: [
+        {
+          number: 1,
+          title: 'Guides',
+          stories: [
+            { number: '1.1', title: 'Install', acceptance_criteria: ['a', 'b'] },
+            { number: '1.2', title: 'Use', acceptance_criteria: ['a'], depends_on: ['1.1'] },
+          ],
+        },
+      ],
+    });
+    expect(imported.status, JSON.stringify(imported.body)).toBe(201);
+
+    // A contract mismatch shows what was expected.
+    const mismatch = await custody(['contract', 'docs/1.1', '--title', 'Instal', '--ac-count', '3'], impl.key);
+    expect(mismatch.code).toBe(1);
+    expect(mismatch.stderr).toMatch(/^error contract_mismatch: /);
+    expect(mismatch.stderr).toMatch(/expected\.story_title: Install/);
+    const mismatchJson = await custody(['--json', 'contract', 'docs/1.1', '--title', 'X', '--ac-count', '1'], impl.key);
+    expect(JSON.parse(mismatchJson.stderr).error).toMatchObject({ code: 'contract_mismatch' });
+
+    for (const [args, key] of [
+      [['contract', 'docs/1.1', '--title', 'Install', '--ac-count', '2'], impl.key],
+      [['claim', `${project.id}/1.1`], impl.key],
+      [['heartbeat', 'docs/1.1'], impl.key],
+      [['start', 'docs/1.1'], impl.key],
+      [['request-review', 'docs/1.1'], impl.key],
+    ] as const) {
+      const r = await custody([...args], key);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
+    const awaiting = await custody(['--json', 'awaiting', 'review', '--project', 'docs'], orch);
+    expect(JSON.parse(awaiting.stdout).map((s: { number: string }) => s.number)).toEqual(['1.1']);
+    expect((await custody(['awaiting', 'verification', '--project', 'docs'], orch)).stdout).toContain(
+      'nothing awaits verification',
+    );
+    const blocked = await custody(['--json', 'blocked', '--project', 'docs'], orch);
+    expect(JSON.parse(blocked.stdout).map((s: { number: string }) => s.number)).toEqual(['1.2']);
+
+    // History with names (the orchestrator may list agents).
+    const story = await custody(['story', 'docs/1.1'], orch);
+    expect(story.stdout).toMatch(/claim\s+accepted {2}by agent-1 \(agent\)/);
+    const audit = await custody(['audit', '--story', 'docs/1.1'], orch);
+    expect(audit.stdout).toMatch(/start\s+accepted {2}by agent-1/);
+
+    const whoami = await custody(['--json', 'whoami'], rev.key);
+    expect(JSON.parse(whoami.stdout)).toMatchObject({
+      agent: { id: rev.id, role: 'agent' },
+      tenant: { id: team.tenantId },
+    });
+    const show = await custody(['project', 'show', 'docs'], impl.key);
+    expect(show.stdout).toContain('lease none');
+    expect(show.stdout).toContain('0/2 verified');
+
+    // Exit codes: 2 for bad usage, 3 when the service cannot be reached.
+    expect((await custody(['story', 'not-a-ref'], orch)).code).toBe(2);
+    expect((await custody(['no-such-command'], orch)).code).toBe(2);
+    const away = await new Promise<number>((resolve) =>
+      execFile(process.execPath, [BIN, '--url', 'http://127.0.0.1:9', '--key', orch, 'whoami'], (err) =>
+        resolve(err ? ((err as { code?: number }).code ?? 1) : 0),
+      ),
+    );
+    expect(away).toBe(3);
+  });
+});
