@@ -79,6 +79,18 @@ export function jsonDepthExceeds(value: unknown, max: number): boolean {
   return false;
 }
 
+/** The API's routes: the public ones (no key) and the rest. Declaring them touches none of `deps`. */
+export function routeBooks(deps: GatewayDeps): [RouteBook, RouteBook] {
+  const publicBook = new RouteBook(API_PREFIX);
+  const book = new RouteBook(API_PREFIX);
+  signupRoutes(publicBook, deps);
+  identityRoutes(book, deps);
+  projectRoutes(book, deps);
+  storyRoutes(book, deps);
+  webhookRoutes(book, deps);
+  return [publicBook, book];
+}
+
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -121,13 +133,7 @@ export function createApp(deps: GatewayDeps): Express {
     next();
   });
 
-  const publicBook = new RouteBook(API_PREFIX);
-  const book = new RouteBook(API_PREFIX);
-  signupRoutes(publicBook, deps);
-  identityRoutes(book, deps);
-  projectRoutes(book, deps);
-  storyRoutes(book, deps);
-  webhookRoutes(book, deps);
+  const [publicBook, book] = routeBooks(deps);
   const document = buildOpenApiDocument([publicBook, book]);
 
   app.get('/health', async (_req, res) => {

@@ -103,7 +103,7 @@ describe('the custody CLI', () => {
     expect(progress.stdout).toContain('[##########..........]    1/2 verified');
   });
 
-  it('prints one line with the code for a refused action, and exits 1', async () => {
+  it('prints the code and the details of a refused action, and exits 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'custody-cli-'));
     const file = join(dir, 'one.json');
     writeFileSync(
