@@ -5,32 +5,79 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { ERROR_STATUS } from '../custody/errors.js';
+import { HealthJson, OPERATIONS } from './response-schemas.js';
 import type { RouteBook, RouteSpec } from './route-book.js';
 
 // zod-to-openapi reads metadata through `.openapi()`, which it adds to zod's types.
 extendZodWithOpenApi(z);
 
-const ErrorBody = z.object({
-  error: z.object({
-    status: z.number().int(),
-    code: z.enum(Object.keys(ERROR_STATUS) as [string, ...string[]]),
-    message: z.string(),
-    context: z.record(z.string(), z.unknown()),
-  }),
-});
+const ErrorBody = z
+  .object({
+    error: z.object({
+      status: z.number().int().openapi({ example: 409 }),
+      code: z.enum(Object.keys(ERROR_STATUS) as [string, ...string[]]).openapi({ example: 'invalid_transition' }),
+      message: z.string().openapi({ example: 'Cannot start a story that is contracted.' }),
+      context: z.record(z.string(), z.unknown()).openapi({
+        example: {
+          current_agent_status: 'contracted',
+          current_verified_status: 'unverified',
+          attempted_action: 'start',
+        },
+      }),
+    }),
+  })
+  .openapi('Error');
+/** A route with no declared shape yet (one added without an entry in OPERATIONS; the unit test says which). */
 const DataBody = z.object({
   data: z.unknown(),
   meta: z.object({ limit: z.number(), next_cursor: z.string().nullable() }).optional(),
 });
-const HealthBody = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()) });
 
 /** Operational routes outside the API router, declared here for the document and the route test. */
-export const OPERATIONAL_ROUTES: { method: 'get'; path: string; summary: string }[] = [
-  { method: 'get', path: '/', summary: 'The board (HTML; sign in with an API key)' },
-  { method: 'get', path: '/health', summary: '200 when Temporal and the database answer, else 503' },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics (text format)' },
-  { method: 'get', path: '/api/v1/openapi', summary: 'This document' },
-  { method: 'get', path: '/docs', summary: 'A rendered reference of this document' },
+export const OPERATIONAL_ROUTES: {
+  method: 'get';
+  path: string;
+  summary: string;
+  operationId: string;
+  content: Record<string, { schema: z.ZodType }>;
+  unavailable?: boolean;
+}[] = [
+  {
+    method: 'get',
+    path: '/',
+    summary: 'The board (HTML; sign in with an API key)',
+    operationId: 'getBoard',
+    content: { 'text/html': { schema: z.string() } },
+  },
+  {
+    method: 'get',
+    path: '/health',
+    summary: '200 when Temporal and the database answer, else 503',
+    operationId: 'getHealth',
+    content: { 'application/json': { schema: HealthJson } },
+    unavailable: true,
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics (text format)',
+    operationId: 'getMetrics',
+    content: { 'text/plain': { schema: z.string() } },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/openapi',
+    summary: 'This document',
+    operationId: 'getOpenApiDocument',
+    content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+  },
+  {
+    method: 'get',
+    path: '/docs',
+    summary: 'A rendered reference of this document',
+    operationId: 'getDocs',
+    content: { 'text/html': { schema: z.string() } },
+  },
 ];
 
 const COMMON_ERRORS = [
@@ -54,7 +101,11 @@ export function toOpenApiPath(path: string): { path: string; params: string[] } 
 
 function register(registry: OpenAPIRegistry, prefix: string, spec: RouteSpec): void {
   const { path, params } = toOpenApiPath(prefix + spec.path);
-  const errorCodes = [...new Set([...COMMON_ERRORS, ...(spec.errors ?? [])])];
+  const publicRoute = spec.auth === false;
+  // A route that takes no key never answers 401 or 403 for one.
+  const common = publicRoute ? COMMON_ERRORS.filter((c) => c !== 'unauthorized' && c !== 'forbidden') : COMMON_ERRORS;
+  const errorCodes = [...new Set([...common, ...(spec.errors ?? [])])];
+  const operation = OPERATIONS[`${spec.method.toUpperCase()} ${spec.path}`];
   const byStatus = new Map<number, string[]>();
   for (const code of errorCodes) {
     const status = ERROR_STATUS[code as keyof typeof ERROR_STATUS];
@@ -63,10 +114,11 @@ function register(registry: OpenAPIRegistry, prefix: string, spec: RouteSpec): v
   registry.registerPath({
     method: spec.method,
     path,
+    operationId: operation?.operationId ?? derivedOperationId(spec),
     summary: spec.summary,
     description: spec.roles ? `Roles: ${spec.roles.join(', ')}.` : undefined,
     tags: [spec.tag],
-    security: spec.auth === false ? [] : [{ bearer: [] }],
+    security: publicRoute ? [] : [{ bearer: [] }],
     request: {
       params: params.length ? z.object(Object.fromEntries(params.map((p) => [p, z.string()]))) : undefined,
       query: spec.query as z.ZodObject | undefined,
@@ -83,7 +135,10 @@ function register(registry: OpenAPIRegistry, prefix: string, spec: RouteSpec): v
       body: spec.body ? { content: { 'application/json': { schema: spec.body } } } : undefined,
     },
     responses: {
-      [spec.status ?? 200]: { description: 'Success', content: { 'application/json': { schema: DataBody } } },
+      [spec.status ?? 200]: {
+        description: 'Success',
+        content: { 'application/json': { schema: operation?.response ?? DataBody } },
+      },
       ...Object.fromEntries(
         [...byStatus].map(([status, codes]) => [
           status,
@@ -106,13 +161,15 @@ export function buildOpenApiDocument(books: RouteBook[]): Record<string, unknown
     registry.registerPath({
       method: route.method,
       path: route.path,
+      operationId: route.operationId,
       summary: route.summary,
       tags: ['Operations'],
+      security: [],
       responses: {
-        200: {
-          description: 'Success',
-          content: { 'application/json': { schema: route.path === '/health' ? HealthBody : z.unknown() } },
-        },
+        200: { description: 'Success', content: route.content },
+        ...(route.unavailable
+          ? { 503: { description: 'Temporal or the database does not answer', content: route.content } }
+          : {}),
       },
     });
   }
@@ -123,7 +180,15 @@ export function buildOpenApiDocument(books: RouteBook[]): Record<string, unknown
       version: '1',
       description:
         'A structural chain of custody for AI-agent orchestrators. Every story is a Temporal workflow; every action is judged by custody rules.',
+      license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' },
     },
+    security: [{ bearer: [] }],
     servers: [{ url: '/' }],
   }) as unknown as Record<string, unknown>;
+}
+
+/** `post /stories/:id/heartbeat` → `postStoriesIdHeartbeat`: for a route not yet in OPERATIONS. */
+function derivedOperationId(spec: RouteSpec): string {
+  const words = spec.path.split(/[^A-Za-z0-9]+/).filter(Boolean);
+  return spec.method + words.map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 }

@@ -235,6 +235,15 @@ describe('a backlog from signup to progress', () => {
   });
 });
 
+/** JSON with keys sorted, to compare content regardless of key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
+}
+
 /** Every documented route, with path parameters filled from `ids`. */
 async function documentedRoutes(): Promise<{ method: string; path: string; params: string[] }[]> {
   const doc = (await stack.api.get('/api/v1/openapi')).body;
@@ -385,6 +394,44 @@ describe('OpenAPI', () => {
     const documented = (await documentedRoutes()).map((r) => `${r.method} ${r.path}`).sort();
     expect(routerRoutes(app)).toEqual(documented);
     expect(documented.length).toBeGreaterThan(30);
+  });
+
+  it('answers in the shapes it documents', async () => {
+    const { OPERATIONS } = await import('../../src/gateway/response-schemas.js');
+    const team = await createTeam(stack.api, 2, 'shapes');
+    const stories = await importBacklog(stack.api, team, {
+      epics: [{ number: 1, title: 'E', stories: [{ number: '1.1', title: 'Shape', acceptance_criteria: ['a'] }] }],
+    });
+    const story = stories.get('1.1');
+    await lifecycle(team, story);
+    const [epic] = (await stack.api.get(`/api/v1/projects/${team.projectId}/epics`, team.admin.key)).body.data;
+    const calls: [string, string][] = [
+      ['GET /tenants/me', '/tenants/me'],
+      ['GET /agents/me', '/agents/me'],
+      ['GET /agents', '/agents'],
+      ['GET /agents/:id', `/agents/${team.agents[0].id}`],
+      ['GET /projects', '/projects'],
+      ['GET /projects/:id', `/projects/${team.projectId}`],
+      ['GET /projects/:id/progress', `/projects/${team.projectId}/progress`],
+      ['GET /projects/:project_id/epics', `/projects/${team.projectId}/epics`],
+      ['GET /epics/:epic_id/stories', `/epics/${epic.id}/stories`],
+      ['GET /stories', `/stories?project_id=${team.projectId}`],
+      ['GET /stories/ready', '/stories/ready'],
+      ['GET /stories/blocked', '/stories/blocked'],
+      ['GET /stories/:id', `/stories/${story.id}`],
+      ['GET /stories/:id/history', `/stories/${story.id}/history`],
+      ['GET /audit', '/audit'],
+      ['GET /audit/verify', '/audit/verify'],
+      ['GET /webhooks', '/webhooks'],
+    ];
+    for (const [route, path] of calls) {
+      const r = await stack.api.get(`/api/v1${path}`, team.admin.key);
+      expect(r.status, `${route}: ${JSON.stringify(r.body)}`).toBe(200);
+      const parsed = OPERATIONS[route].response.safeParse(r.body);
+      expect(parsed.success, `${route}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
+      // And nothing undocumented: every field of each item is in the documented shape.
+      expect(canonical(r.body), route).toBe(canonical(parsed.data));
+    }
   });
 
   it('serves a valid 3.1 document and renders it at /docs', async () => {

@@ -1,0 +1,278 @@
+/**
+ * What each route answers, as zod schemas for the OpenAPI document: the shapes `views.ts` and the
+ * route handlers build, with examples taken from a real session, so /docs shows true examples.
+ * `test/unit/openapi.test.ts` holds every route to having one; `test/integration/resources.test.ts`
+ * checks real answers against them.
+ */
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { ACTIONS, AGENT_STATUSES, ROLES, VERIFIED_STATUSES } from '../custody/actions.js';
+
+extendZodWithOpenApi(z);
+
+const id = (example: string) => z.uuid().openapi({ example });
+const time = z.iso.datetime().openapi({ example: '2026-12-01T02:31:07.412Z' });
+const TENANT_ID = '0b8f3a52-1c4e-4d6b-9a77-2f0c1e5d8a10';
+const AGENT_ID = '5d2c9e71-8b3a-4f60-a1d4-7e9b0c3f2a65';
+const PROJECT_ID = 'c41e7a08-62f9-4b1d-8e35-9a0d7c2b6f14';
+const EPIC_ID = 'e7a3b5c1-0d92-4e8f-b6a4-13c5d7e9f021';
+const STORY_ID = '9f1d2b3c-4a5e-4f60-8b7a-6c5d4e3f2a1b';
+
+export const TenantJson = z
+  .object({ id: id(TENANT_ID), name: z.string().openapi({ example: 'acme' }), slug: z.string(), created_at: time })
+  .openapi('Tenant');
+
+export const AgentJson = z
+  .object({
+    id: id(AGENT_ID),
+    name: z.string().openapi({ example: 'shop-implementer' }),
+    role: z.enum(ROLES),
+    created_at: time,
+  })
+  .openapi('Agent');
+
+export const ApiKeyJson = z
+  .object({
+    id: id('2a4c6e80-1b3d-4f57-9a8c-0e2d4f6a8b1c'),
+    agent_id: id(AGENT_ID),
+    prefix: z.string().openapi({ example: 'cust_3kq9' }),
+    created_at: time,
+    revoked_at: time.nullable(),
+  })
+  .openapi('ApiKey');
+
+/** A key as it is shown once: with its secret. */
+export const NewApiKeyJson = ApiKeyJson.extend({
+  key: z.string().openapi({ example: 'cust_3kq9x7…' }),
+}).openapi('NewApiKey');
+
+export const SignupJson = z.object({ tenant: TenantJson, agent: AgentJson, api_key: NewApiKeyJson });
+export const RegisteredJson = z.object({ agent: AgentJson, api_key: NewApiKeyJson });
+export const AgentWithKeysJson = AgentJson.extend({ api_keys: z.array(ApiKeyJson) });
+export const MeJson = AgentJson.extend({
+  tenant_id: id(TENANT_ID),
+  key_id: id('2a4c6e80-1b3d-4f57-9a8c-0e2d4f6a8b1c'),
+});
+export const RotatedJson = z.object({ api_key: NewApiKeyJson, rotated_from: z.uuid() });
+
+export const ProjectJson = z
+  .object({
+    id: id(PROJECT_ID),
+    name: z.string().openapi({ example: 'Shop' }),
+    slug: z.string().openapi({ example: 'shop' }),
+    description: z.string().nullable(),
+    lease_ttl_seconds: z.number().int().openapi({ example: 1800, description: '0 = no lease' }),
+    stall_after_seconds: z.number().int().openapi({ example: 86400 }),
+    created_at: time,
+  })
+  .openapi('Project');
+
+export const EpicJson = z
+  .object({
+    id: id(EPIC_ID),
+    project_id: id(PROJECT_ID),
+    number: z.number().int().openapi({ example: 1 }),
+    title: z.string().openapi({ example: 'Checkout' }),
+    description: z.string().nullable(),
+    created_at: time,
+  })
+  .openapi('Epic');
+
+const ReviewJson = z
+  .object({
+    reviewer_agent_id: z.uuid(),
+    review_type: z.string().openapi({ example: 'single_reviewer' }),
+    findings_count: z.number().int(),
+    fixes_count: z.number().int(),
+    disproved_count: z.number().int(),
+    summary: z.string(),
+    iteration: z.number().int(),
+  })
+  .openapi('Review');
+
+export const StoryJson = z
+  .object({
+    id: id(STORY_ID),
+    project_id: id(PROJECT_ID),
+    epic_id: id(EPIC_ID),
+    number: z.string().openapi({ example: '1.2' }),
+    title: z.string().openapi({ example: 'Pay by card' }),
+    description: z.string().nullable(),
+    acceptance_criteria: z
+      .array(z.union([z.string(), z.object({ id: z.string(), description: z.string() })]))
+      .openapi({ example: ['A card payment succeeds', 'A declined card shows why'] }),
+    agent_status: z.enum(AGENT_STATUSES),
+    verified_status: z.enum(VERIFIED_STATUSES),
+    assigned_agent_id: z.uuid().nullable(),
+    reported_by_agent_id: z.uuid().nullable(),
+    reviewer_agent_id: z.uuid().nullable(),
+    verified_by_agent_id: z.uuid().nullable(),
+    iteration: z.number().int().openapi({ example: 1 }),
+    review: ReviewJson.nullable(),
+    stalled: z.boolean(),
+    workflow_id: z.string().openapi({ example: `story-${STORY_ID}` }),
+    created_at: time,
+    updated_at: time,
+    depends_on: z.array(z.uuid()).optional().openapi({ description: 'On a single story: the ids it depends on' }),
+    next_actions: z
+      .array(z.enum(ACTIONS))
+      .optional()
+      .openapi({ description: "On a single story: what the caller's key may do now", example: ['contract'] }),
+  })
+  .openapi('Story');
+
+export const ImportJson = z.object({
+  project_id: z.uuid(),
+  stories_count: z.number().int(),
+  created_count: z.number().int(),
+  stories: z.array(StoryJson),
+});
+
+export const DependencyJson = z.object({ story_id: z.uuid(), depends_on_story_id: z.uuid() });
+
+const Counts = {
+  total: z.number().int(),
+  verified: z.number().int(),
+  by_agent_status: z.record(z.string(), z.number().int()).openapi({ example: { pending: 3, contracted: 1 } }),
+  by_verified_status: z.record(z.string(), z.number().int()).openapi({ example: { unverified: 4 } }),
+  percent_verified: z.number().openapi({ example: 25 }),
+};
+export const ProgressJson = z
+  .object({
+    project_id: z.uuid(),
+    total: z.object(Counts),
+    epics: z.array(z.object({ epic_id: z.uuid(), number: z.number().int(), title: z.string(), ...Counts })),
+  })
+  .openapi('Progress');
+
+export const HistoryJson = z
+  .object({
+    id: z.string().openapi({ example: '1042' }),
+    story_id: z.uuid().nullable(),
+    action: z.string().openapi({ example: 'claim' }),
+    outcome: z.enum(['accepted', 'rejected']),
+    code: z.string().nullable().openapi({ description: 'The error code of a rejected attempt' }),
+    actor: z.object({ agent_id: z.uuid().nullable(), role: z.string().nullable().openapi({ example: 'agent' }) }),
+    from: z.object({ agent_status: z.string().nullable(), verified_status: z.string().nullable() }),
+    to: z.object({ agent_status: z.string().nullable(), verified_status: z.string().nullable() }).nullable(),
+    iteration: z.number().int().nullable(),
+    payload: z.unknown(),
+    seq: z.number().int().nullable(),
+    update_id: z.string().nullable(),
+    workflow_id: z.string().nullable(),
+    run_id: z.string().nullable(),
+    occurred_at: time,
+  })
+  .openapi('HistoryEntry');
+
+export const HeartbeatJson = z.object({
+  story_id: z.uuid(),
+  lease_expires_at: time.nullable().openapi({ description: 'null when the project has no lease' }),
+});
+
+export const ChainReportJson = z.object({
+  ok: z.boolean(),
+  rows_checked: z.number().int(),
+  first_broken: z
+    .object({
+      id: z.string(),
+      chain_seq: z.number().int(),
+      reason: z.enum(['hash_mismatch', 'prev_hash_mismatch', 'missing_row']),
+    })
+    .nullable(),
+  head: z.object({ chain_seq: z.number().int(), hash: z.string() }).nullable(),
+});
+
+export const WebhookJson = z
+  .object({
+    id: z.uuid(),
+    url: z.url().openapi({ example: 'https://hooks.example.com/custody' }),
+    events: z.array(z.string()).openapi({ example: ['story.verified'] }),
+    created_at: time,
+  })
+  .openapi('Webhook');
+export const NewWebhookJson = WebhookJson.extend({ secret: z.string().openapi({ description: 'Shown once' }) });
+export const DeliveryJson = z
+  .object({
+    id: z.uuid(),
+    event: z.string(),
+    status: z.string().openapi({ example: 'delivered' }),
+    payload: z.unknown(),
+    created_at: time,
+    finished_at: time.nullable(),
+    attempts: z.array(
+      z.object({
+        attempt: z.number().int(),
+        status_code: z.number().int().nullable(),
+        error: z.string().nullable(),
+        duration_ms: z.number().int().nullable(),
+        attempted_at: time,
+      }),
+    ),
+  })
+  .openapi('WebhookDelivery');
+export const WebhookTestJson = z.object({
+  webhook_id: z.uuid(),
+  event: z.literal('webhook.test'),
+  source_key: z.string(),
+});
+
+export const HealthJson = z.object({
+  status: z.enum(['ok', 'unavailable']),
+  checks: z.object({ database: z.string(), temporal: z.string() }),
+});
+
+const listOf = (item: z.ZodType) =>
+  z.object({
+    data: z.array(item),
+    meta: z.object({
+      limit: z.number().int(),
+      next_cursor: z.string().nullable().openapi({ description: 'Pass as cursor for the next page; null at the end' }),
+    }),
+  });
+const one = (item: z.ZodType) => z.object({ data: item });
+
+/** A route's operationId and what it answers on success, keyed by `METHOD path` (express syntax, under /api/v1). */
+export const OPERATIONS: Record<string, { operationId: string; response: z.ZodType }> = {
+  'POST /tenants': { operationId: 'createTenant', response: one(SignupJson) },
+  'GET /tenants/me': { operationId: 'getTenant', response: one(TenantJson) },
+  'POST /agents/register': { operationId: 'registerAgent', response: one(RegisteredJson) },
+  'GET /agents': { operationId: 'listAgents', response: listOf(AgentJson) },
+  'GET /agents/me': { operationId: 'whoami', response: one(MeJson) },
+  'GET /agents/:id': { operationId: 'getAgent', response: one(AgentWithKeysJson) },
+  'POST /api_keys/:id/rotate': { operationId: 'rotateApiKey', response: one(RotatedJson) },
+  'DELETE /api_keys/:id': { operationId: 'revokeApiKey', response: one(ApiKeyJson) },
+  'POST /projects': { operationId: 'createProject', response: one(ProjectJson) },
+  'GET /projects': { operationId: 'listProjects', response: listOf(ProjectJson) },
+  'GET /projects/:id': { operationId: 'getProject', response: one(ProjectJson) },
+  'POST /projects/:id/import': { operationId: 'importStories', response: one(ImportJson) },
+  'POST /projects/:project_id/epics': { operationId: 'createEpic', response: one(EpicJson) },
+  'GET /projects/:project_id/epics': { operationId: 'listEpics', response: listOf(EpicJson) },
+  'POST /epics/:epic_id/stories': { operationId: 'createStory', response: one(StoryJson) },
+  'GET /epics/:epic_id/stories': { operationId: 'listEpicStories', response: listOf(StoryJson) },
+  'POST /story_dependencies': { operationId: 'addDependency', response: one(DependencyJson) },
+  'GET /projects/:id/progress': { operationId: 'getProgress', response: one(ProgressJson) },
+  'GET /stories': { operationId: 'listStories', response: listOf(StoryJson) },
+  'GET /stories/ready': { operationId: 'listReadyStories', response: listOf(StoryJson) },
+  'GET /stories/blocked': { operationId: 'listBlockedStories', response: listOf(StoryJson) },
+  'GET /stories/:id': { operationId: 'getStory', response: one(StoryJson) },
+  'GET /stories/:id/history': { operationId: 'getStoryHistory', response: listOf(HistoryJson) },
+  'POST /stories/:id/heartbeat': { operationId: 'heartbeatStory', response: one(HeartbeatJson) },
+  'GET /audit/verify': { operationId: 'verifyAuditChain', response: one(ChainReportJson) },
+  'GET /audit': { operationId: 'getAudit', response: listOf(HistoryJson) },
+  'POST /webhooks': { operationId: 'createWebhook', response: one(NewWebhookJson) },
+  'GET /webhooks': { operationId: 'listWebhooks', response: listOf(WebhookJson) },
+  'GET /webhooks/:id/deliveries': { operationId: 'listWebhookDeliveries', response: listOf(DeliveryJson) },
+  'POST /webhooks/:id/test': { operationId: 'testWebhook', response: one(WebhookTestJson) },
+  'DELETE /webhooks/:id': { operationId: 'deleteWebhook', response: one(WebhookJson) },
+  ...Object.fromEntries(
+    ACTIONS.map((action) => [
+      `POST /stories/:id/${action}`,
+      { operationId: `${camel(action)}Story`, response: one(StoryJson) },
+    ]),
+  ),
+};
+
+function camel(text: string): string {
+  return text.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+}
