@@ -280,3 +280,60 @@ describe('the MCP server: claims outlive the lease while it runs', () => {
     expect(text(refused)).toMatch(/next step: .*claim_story again/);
   });
 });
+
+describe('the MCP server: the rest of the tools whose routes exist', () => {
+  it('creates epics, stories and dependencies, lists blocked stories, heartbeats, unclaims and reads the audit', async () => {
+    const [implementer, , other] = team.agents;
+    const client = await mcp({ LOOPCTL_AGENT_KEY: other.key, LOOPCTL_ORCH_KEY: team.orchestrator.key });
+    const call = async (name: string, args: Record<string, unknown>) => {
+      const result = (await client.callTool({ name, arguments: args })) as Result;
+      expect(result.isError, `${name}: ${text(result)}`).toBeFalsy();
+      return JSON.parse(text(result));
+    };
+    expect((await call('get_tenant', {})).id).toBe(team.tenantId);
+    const projects = await call('list_projects', {});
+    expect(projects.map((p: { id: string }) => p.id)).toContain(team.projectId);
+    const epic = await call('create_epic', { project_id: team.projectId, number: 8, title: 'Tools' });
+    const first = await call('create_story', {
+      epic_id: epic.id,
+      number: '8.1',
+      title: 'First',
+      acceptance_criteria: ['a'],
+    });
+    const second = await call('create_story', {
+      epic_id: epic.id,
+      number: '8.2',
+      title: 'Second',
+      acceptance_criteria: ['a'],
+    });
+    await call('add_dependency', { story_id: second.id, depends_on_story_id: first.id });
+    const blocked = await call('list_blocked_stories', { project_id: team.projectId });
+    expect(blocked.data.map((s: { id: string }) => s.id)).toContain(second.id);
+    const progress = await call('get_progress', { project_id: team.projectId });
+    expect(progress.epics.find((e: { number: number }) => e.number === 8)).toMatchObject({ total: 2, verified: 0 });
+
+    await call('contract_story', { story_id: first.id, story_title: 'First', ac_count: 1 });
+    await call('claim_story', { story_id: first.id });
+    const beat = await call('heartbeat_story', { story_id: first.id });
+    expect(Date.parse(beat.lease_expires_at)).toBeGreaterThan(Date.now());
+    expect((await call('unclaim_story', { story_id: first.id })).agent_status).toBe('contracted');
+    await call('claim_story', { story_id: first.id });
+    const taken = await call('force_unclaim_story', { story_id: first.id, reason: 'reassigning' });
+    expect(taken).toMatchObject({ agent_status: 'contracted', assigned_agent_id: null });
+    // Another agent's heartbeat: refused, and said so with the next step.
+    const stranger = await mcp({ LOOPCTL_AGENT_KEY: implementer.key });
+    const refused = (await stranger.callTool({ name: 'heartbeat_story', arguments: { story_id: first.id } })) as Result;
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toMatch(/^invalid_transition: .*\ncontext: .*\nnext step: /s);
+
+    const audit = await call('get_audit', { story_id: first.id });
+    expect(audit.data.map((r: { action: string }) => r.action)).toEqual(
+      expect.arrayContaining(['contract', 'claim', 'unclaim', 'force-unclaim']),
+    );
+    const rejected = (await client.callTool({
+      name: 'reject_story',
+      arguments: { story_id: first.id, reason: 'not done' },
+    })) as Result;
+    expect(text(rejected)).toMatch(/^invalid_transition: /);
+  });
+});
