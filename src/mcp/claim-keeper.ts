@@ -27,10 +27,15 @@ export class ClaimKeeper {
     private readonly log: (line: string) => void = () => {},
   ) {}
 
-  /** Watches a story this key claimed: a heartbeat now tells the lease, then one every third of it. */
-  hold(storyId: string): void {
+  /**
+   * Watches a story this key claimed: a heartbeat every third of the lease. When the lease's end is
+   * not known yet (a claim, a start), a heartbeat now tells it.
+   */
+  hold(storyId: string, leaseExpiresAt?: string | null): void {
     if (this.stopped) return;
-    this.schedule(storyId, 0);
+    if (leaseExpiresAt === null) this.release(storyId);
+    else if (leaseExpiresAt === undefined) this.schedule(storyId, 0);
+    else this.scheduleBefore(storyId, leaseExpiresAt);
   }
 
   /** Stops watching a story (its claim ended). */
@@ -70,6 +75,12 @@ export class ClaimKeeper {
     this.timers.set(storyId, setTimeout(() => void this.beat(storyId), delayMs).unref());
   }
 
+  /** Right after a heartbeat the lease has its whole length to run: a third of it is a third of the lease. */
+  private scheduleBefore(storyId: string, leaseExpiresAt: string): void {
+    const remaining = Date.parse(leaseExpiresAt) - Date.now();
+    this.schedule(storyId, Math.max(MIN_INTERVAL_MS, remaining / 3));
+  }
+
   private async beat(storyId: string): Promise<void> {
     if (this.stopped || !this.timers.has(storyId)) return;
     try {
@@ -82,8 +93,7 @@ export class ClaimKeeper {
         this.release(storyId);
         return;
       }
-      const remaining = Date.parse(answer.lease_expires_at) - Date.now();
-      this.schedule(storyId, Math.max(MIN_INTERVAL_MS, remaining / 3));
+      this.scheduleBefore(storyId, answer.lease_expires_at);
     } catch (err) {
       if (err instanceof CustodyApiError && CLAIM_OVER.has(err.code)) {
         this.log(`claim on ${storyId} is over (${err.code}); no longer kept alive`);

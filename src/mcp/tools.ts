@@ -156,12 +156,17 @@ export function createMcpServer(env: McpEnv, keeper?: ClaimKeeper): McpServer {
   const offset = z.number().int().min(0).optional().describe('Skip this many (offset paging).');
   const cursor = z.string().optional().describe('The next_cursor of the previous page (cursor paging).');
   const path = (...parts: string[]) => parts.map((p) => `/${encodeURIComponent(p)}`).join('');
-  const act = (action: string, after?: (storyId: string) => void) => async (c: CustodyClient, args: object) => {
-    const { story_id, ...body } = args as { story_id: string } & Record<string, unknown>;
-    const story = await c.post(`${path('stories', story_id)}/${action}`, stripUndefined(body));
-    after?.(story_id);
-    return story;
-  };
+  const act =
+    (action: string, after?: (storyId: string, answer: Record<string, unknown>) => void) =>
+    async (c: CustodyClient, args: object) => {
+      const { story_id, ...body } = args as { story_id: string } & Record<string, unknown>;
+      const answer = await c.post<Record<string, unknown>>(
+        `${path('stories', story_id)}/${action}`,
+        stripUndefined(body),
+      );
+      after?.(story_id, answer);
+      return answer;
+    };
   const list = async (c: CustodyClient, route: string, params: Record<string, string | number | undefined>) =>
     compactPage(
       await c.page<Record<string, unknown>>(`${route}${query(params)}`),
@@ -375,7 +380,7 @@ export function createMcpServer(env: McpEnv, keeper?: ClaimKeeper): McpServer {
     "Keep your claim alive for another lease (the project's lease_ttl_seconds). This server already does it every third of the lease while it runs.",
     'agent',
     storyId,
-    act('heartbeat', (story) => keeper?.hold(story)),
+    act('heartbeat', (story, answer) => keeper?.hold(story, answer.lease_expires_at as string | null)),
   );
   tool(
     'request_review',

@@ -2,7 +2,7 @@
  * The package works outside this checkout: `npm pack`, install the tarball into a directory of its
  * own, and run `npx custody --help` and an MCP `tools/list` there, with tsx removed so only the
  * compiled JavaScript can run. The installed dependencies are kept between runs (keyed on the
- * lockfile) so a rerun reinstalls only the package itself.
+ * runtime dependencies) so a rerun reinstalls only the package itself.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,11 +27,10 @@ describe('the packed package', () => {
     expect(paths).toEqual(expect.arrayContaining(['bin/custody.js', 'bin/custody-mcp.js', 'dist/cli/main.js']));
     expect(paths.some((p) => p.startsWith('test/'))).toBe(false);
 
-    const lock = createHash('sha256')
-      .update(readFileSync(join(ROOT, 'package-lock.json')))
-      .digest('hex')
-      .slice(0, 16);
-    const dir = join(homedir(), '.cache', 'custody', `pack-install-${lock}`);
+    // Keyed on the runtime dependencies: what an install of the tarball brings in.
+    const { dependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: object };
+    const key = createHash('sha256').update(JSON.stringify(dependencies)).digest('hex').slice(0, 16);
+    const dir = join(homedir(), '.cache', 'custody', `pack-install-${key}`);
     mkdirSync(dir, { recursive: true });
     if (!existsSync(join(dir, 'package.json')))
       writeFileSync(join(dir, 'package.json'), '{"name":"pack-check","private":true}\n');
