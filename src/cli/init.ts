@@ -69,8 +69,14 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
     const haveKeys =
       existingEnv?.LOOPCTL_PROJECT_ID === project.id &&
       KEY_NAMES.every((k) => typeof existingEnv?.[k] === 'string' && existingEnv[k] !== '');
+    const otherProject = existingEnv !== undefined && existingEnv.LOOPCTL_PROJECT_ID !== project.id;
     if (haveKeys && !options.force) {
       for (const k of KEY_NAMES) keys[k] ??= existingEnv[k];
+    } else if (otherProject && !options.force) {
+      // .mcp.json will be kept as it is: agents minted now would have keys nobody ever sees.
+      result.warnings.push(
+        `.mcp.json already configures loopctl for another project (${existingEnv.LOOPCTL_PROJECT_ID ?? 'none'}): no agents registered; --force replaces it.`,
+      );
     } else {
       for (const [keyName, role, suffix] of AGENTS) {
         if (keys[keyName]) continue;

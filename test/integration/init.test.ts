@@ -149,6 +149,20 @@ describe('custody init', () => {
     expect((await guard('orch-1', 'Read')).code).toBe(0);
     expect((await guard('someone-else', 'Write')).code).toBe(0);
 
+    // A repository whose .mcp.json already points loopctl elsewhere: kept, and no agents minted for nothing.
+    const other = mkdtempSync(join(tmpdir(), 'custody-init-'));
+    const theirs = { mcpServers: { loopctl: { command: 'npx', args: ['loopctl-mcp-server'], env: {} } } };
+    writeFileSync(join(other, '.mcp.json'), JSON.stringify(theirs));
+    const agentsBefore = (await stack.api.get('/api/v1/agents', adminKey)).body.data.length;
+    const declined = JSON.parse(
+      (await custody(['--json', 'init', other, '--admin-key', adminKey, '--project', 'Shop'])).stdout,
+    );
+    expect(declined.files['.mcp.json']).toMatch(/^kept/);
+    expect(declined.agents).toEqual([]);
+    expect(declined.warnings.join('\n')).toContain('another project');
+    expect(JSON.parse(readFileSync(join(other, '.mcp.json'), 'utf8'))).toEqual(theirs);
+    expect((await stack.api.get('/api/v1/agents', adminKey)).body.data.length).toBe(agentsBefore);
+
     // The server .mcp.json names starts and serves the tools.
     const client = new Client({ name: 'init-test', version: '1' });
     await client.connect(
