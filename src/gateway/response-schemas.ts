@@ -6,7 +6,7 @@
  */
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { ACTIONS, AGENT_STATUSES, ROLES, VERIFIED_STATUSES } from '../custody/actions.js';
+import { AGENT_STATUSES, LIFECYCLE_ACTIONS, ROLES, VERIFIED_STATUSES } from '../custody/actions.js';
 
 extendZodWithOpenApi(z);
 
@@ -61,8 +61,14 @@ export const ProjectJson = z
     name: z.string().openapi({ example: 'Shop' }),
     slug: z.string().openapi({ example: 'shop' }),
     description: z.string().nullable(),
+    repo_url: z.string().nullable(),
+    tech_stack: z.string().nullable(),
+    mission: z.string().nullable(),
+    settings: z.record(z.string(), z.unknown()).nullable(),
     lease_ttl_seconds: z.number().int().openapi({ example: 1800, description: '0 = no lease' }),
     stall_after_seconds: z.number().int().openapi({ example: 86400 }),
+    status: z.enum(['active', 'archived']),
+    archived_at: time.nullable(),
     created_at: time,
   })
   .openapi('Project');
@@ -74,6 +80,7 @@ export const EpicJson = z
     number: z.number().int().openapi({ example: 1 }),
     title: z.string().openapi({ example: 'Checkout' }),
     description: z.string().nullable(),
+    metadata: z.unknown(),
     created_at: time,
   })
   .openapi('Epic');
@@ -109,13 +116,35 @@ export const StoryJson = z
     verified_by_agent_id: z.uuid().nullable(),
     iteration: z.number().int().openapi({ example: 1 }),
     review: ReviewJson.nullable(),
+    artifact: z
+      .union([z.string(), z.record(z.string(), z.unknown())])
+      .nullable()
+      .openapi({ example: { artifact_type: 'pr', path: 'https://github.com/acme/shop/pull/7' } }),
+    estimated_hours: z.number().nullable(),
+    metadata: z.unknown(),
+    backfilled: z.boolean(),
     stalled: z.boolean(),
     workflow_id: z.string().openapi({ example: `story-${STORY_ID}` }),
+    epic_number: z.number().int().openapi({ example: 1 }),
     created_at: time,
     updated_at: time,
+    token_usage: z
+      .object({
+        input_tokens: z.number().int(),
+        output_tokens: z.number().int(),
+        cost_millicents: z.number().int(),
+        reports: z.number().int(),
+        models: z.array(z.string()),
+      })
+      .optional()
+      .openapi({ description: 'On a single story: the tokens its reports declared' }),
     depends_on: z.array(z.uuid()).optional().openapi({ description: 'On a single story: the ids it depends on' }),
+    blocking_dependencies: z
+      .array(z.object({ id: z.uuid(), number: z.string(), verified_status: z.enum(VERIFIED_STATUSES) }))
+      .optional()
+      .openapi({ description: 'On blocked stories: the dependencies not verified yet' }),
     next_actions: z
-      .array(z.enum(ACTIONS))
+      .array(z.enum(LIFECYCLE_ACTIONS))
       .optional()
       .openapi({ description: "On a single story: what the caller's key may do now", example: ['contract'] }),
   })
@@ -128,20 +157,65 @@ export const ImportJson = z.object({
   stories: z.array(StoryJson),
 });
 
-export const DependencyJson = z.object({ story_id: z.uuid(), depends_on_story_id: z.uuid() });
+export const DependencyJson = z.object({ id: z.uuid().optional(), story_id: z.uuid(), depends_on_story_id: z.uuid() });
+export const RemovedDependencyJson = z.object({
+  id: z.uuid(),
+  story_id: z.uuid(),
+  depends_on_story_id: z.uuid(),
+  removed: z.literal(true),
+});
+export const CriteriaJson = z.object({
+  story_id: z.uuid(),
+  number: z.string(),
+  title: z.string(),
+  ac_count: z.number().int(),
+  acceptance_criteria: StoryJson.shape.acceptance_criteria,
+});
+export const DeletedStoryJson = z.object({ id: z.uuid(), number: z.string(), deleted: z.literal(true) });
+export const VerifyAllJson = z.object({
+  epic_id: z.uuid(),
+  verified_count: z.number().int(),
+  results: z.array(
+    z.object({
+      story_id: z.uuid(),
+      number: z.string(),
+      outcome: z.string().openapi({ description: '`verified`, or the error code that refused it' }),
+      message: z.string().optional(),
+    }),
+  ),
+});
+/** The import format (loopctl's), so an export can be imported again. */
+export const ExportJson = z.object({
+  epics: z.array(z.record(z.string(), z.unknown())),
+  story_dependencies: z.array(z.object({ story: z.string(), depends_on: z.string() })).optional(),
+});
 
 const Counts = {
   total: z.number().int(),
   verified: z.number().int(),
+  backfilled: z.number().int().openapi({ description: 'Verified by attestation, not through custody' }),
   by_agent_status: z.record(z.string(), z.number().int()).openapi({ example: { pending: 3, contracted: 1 } }),
   by_verified_status: z.record(z.string(), z.number().int()).openapi({ example: { unverified: 4 } }),
   percent_verified: z.number().openapi({ example: 25 }),
 };
+export const EpicProgressJson = z
+  .object({ epic_id: z.uuid(), number: z.number().int(), title: z.string(), ...Counts })
+  .openapi('EpicProgress');
 export const ProgressJson = z
   .object({
     project_id: z.uuid(),
     total: z.object(Counts),
-    epics: z.array(z.object({ epic_id: z.uuid(), number: z.number().int(), title: z.string(), ...Counts })),
+    epics: z.array(EpicProgressJson),
+    cost: z
+      .object({
+        input_tokens: z.number().int(),
+        output_tokens: z.number().int(),
+        cost_millicents: z.number().int(),
+        reports: z.number().int(),
+        stories_with_usage: z.number().int(),
+      })
+      .optional()
+      .openapi({ description: 'With ?include_cost=true' }),
   })
   .openapi('Progress');
 
@@ -228,6 +302,8 @@ const listOf = (item: z.ZodType) =>
     meta: z.object({
       limit: z.number().int(),
       next_cursor: z.string().nullable().openapi({ description: 'Pass as cursor for the next page; null at the end' }),
+      offset: z.number().int().optional(),
+      total_count: z.number().int().optional(),
     }),
   });
 const one = (item: z.ZodType) => z.object({ data: item });
@@ -265,8 +341,19 @@ export const OPERATIONS: Record<string, { operationId: string; response: z.ZodTy
   'GET /webhooks/:id/deliveries': { operationId: 'listWebhookDeliveries', response: listOf(DeliveryJson) },
   'POST /webhooks/:id/test': { operationId: 'testWebhook', response: one(WebhookTestJson) },
   'DELETE /webhooks/:id': { operationId: 'deleteWebhook', response: one(WebhookJson) },
+  'GET /projects/:id/export': { operationId: 'exportProject', response: one(ExportJson) },
+  'PATCH /projects/:id': { operationId: 'updateProject', response: one(ProjectJson) },
+  'DELETE /projects/:id': { operationId: 'archiveProject', response: one(ProjectJson) },
+  'POST /projects/:id/stories': { operationId: 'createProjectStory', response: one(StoryJson) },
+  'PATCH /epics/:epic_id': { operationId: 'updateEpic', response: one(EpicJson) },
+  'GET /epics/:epic_id/progress': { operationId: 'getEpicProgress', response: one(EpicProgressJson) },
+  'DELETE /story_dependencies/:id': { operationId: 'removeDependency', response: one(RemovedDependencyJson) },
+  'GET /stories/:id/acceptance_criteria': { operationId: 'getAcceptanceCriteria', response: one(CriteriaJson) },
+  'PATCH /stories/:id': { operationId: 'updateStory', response: one(StoryJson) },
+  'DELETE /stories/:id': { operationId: 'deleteStory', response: one(DeletedStoryJson) },
+  'POST /epics/:epic_id/verify-all': { operationId: 'verifyAllInEpic', response: one(VerifyAllJson) },
   ...Object.fromEntries(
-    ACTIONS.map((action) => [
+    LIFECYCLE_ACTIONS.map((action) => [
       `POST /stories/:id/${action}`,
       { operationId: `${camel(action)}Story`, response: one(StoryJson) },
     ]),
