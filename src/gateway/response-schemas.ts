@@ -94,6 +94,10 @@ const ReviewJson = z
     disproved_count: z.number().int(),
     summary: z.string(),
     iteration: z.number().int(),
+    artifact: z
+      .unknown()
+      .optional()
+      .openapi({ description: 'The reported artifact this review is of (null when the report named none)' }),
   })
   .openapi('Review');
 

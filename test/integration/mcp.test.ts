@@ -242,7 +242,7 @@ describe('the MCP server: claims outlive the lease while it runs', () => {
   it('keeps alive a claim the key held before the server started, and says lease_expired for one already lost', async () => {
     const [, , third] = team.agents;
     // Longer than the other lease: the server must be up (and find the claim) before it runs out.
-    const HELD_LEASE = 4;
+    const HELD_LEASE = 6;
     const project = await stack.api.post('/api/v1/projects', team.orchestrator.key, {
       name: 'Held',
       slug: 'held',
