@@ -35,12 +35,16 @@ const DataBody = z.object({
 
 /** Operational routes outside the API router, declared here for the document and the route test. */
 export const OPERATIONAL_ROUTES: {
-  method: 'get';
+  method: 'get' | 'post';
   path: string;
   summary: string;
   operationId: string;
   content: Record<string, { schema: z.ZodType }>;
   unavailable?: boolean;
+  /** A form post answers with a redirect (303) instead of a page. */
+  redirects?: boolean;
+  /** The 4xx answers of the route, by status. */
+  refusals?: Record<number, string>;
 }[] = [
   {
     method: 'get',
@@ -48,6 +52,46 @@ export const OPERATIONAL_ROUTES: {
     summary: 'The board (HTML; sign in with an API key)',
     operationId: 'getBoard',
     content: { 'text/html': { schema: z.string() } },
+  },
+  {
+    method: 'get',
+    path: '/board/stories/{id}',
+    summary: "A story's page on the board: its custody chain and every attempt (HTML)",
+    operationId: 'getBoardStory',
+    content: { 'text/html': { schema: z.string() } },
+    refusals: { 404: 'No such story in the signed-in tenant' },
+  },
+  {
+    method: 'post',
+    path: '/board/login',
+    summary: 'Signs in to the board with an API key (form field `key`); sets the session cookie',
+    operationId: 'boardLogin',
+    content: { 'text/html': { schema: z.string() } },
+    redirects: true,
+    refusals: { 401: 'The key is not valid', 403: 'The form was posted from another site' },
+  },
+  {
+    method: 'post',
+    path: '/board/logout',
+    summary: "Ends the board session (form field `csrf`: the session's token)",
+    operationId: 'boardLogout',
+    content: { 'text/html': { schema: z.string() } },
+    redirects: true,
+    refusals: { 403: 'The CSRF token is missing or wrong, or the form came from another site' },
+  },
+  {
+    method: 'get',
+    path: '/board/board.css',
+    summary: "The board's style sheet",
+    operationId: 'getBoardCss',
+    content: { 'text/css': { schema: z.string() } },
+  },
+  {
+    method: 'get',
+    path: '/board/board.js',
+    summary: "The board's script",
+    operationId: 'getBoardJs',
+    content: { 'text/javascript': { schema: z.string() } },
   },
   {
     method: 'get',
@@ -165,8 +209,19 @@ export function buildOpenApiDocument(books: RouteBook[]): Record<string, unknown
       summary: route.summary,
       tags: ['Operations'],
       security: [],
+      ...(route.path.includes('{id}')
+        ? { request: { params: z.object({ id: z.string().uuid().openapi({ description: "The story's id" }) }) } }
+        : {}),
       responses: {
-        200: { description: 'Success', content: route.content },
+        ...(route.redirects
+          ? { 303: { description: 'Done: back to the board', headers: { Location: { schema: { type: 'string' } } } } }
+          : { 200: { description: 'Success', content: route.content } }),
+        ...Object.fromEntries(
+          Object.entries(route.refusals ?? {}).map(([status, why]) => [
+            status,
+            { description: why, content: route.content },
+          ]),
+        ),
         ...(route.unavailable
           ? { 503: { description: 'Temporal or the database does not answer', content: route.content } }
           : {}),
