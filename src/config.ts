@@ -28,8 +28,14 @@ const schema = z.object({
   SIGNUP_ENABLED: bool.default(true),
   /** Let webhooks target loopback, private and link-local addresses (a receiver on this machine). */
   WEBHOOK_ALLOW_PRIVATE_TARGETS: bool.default(false),
-  /** Requests per minute per API key (signup: per client address); 0 turns limiting off. */
+  /** Requests per minute per agent, all its keys together (rotating a key keeps the budget); 0 turns every limit off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
+  /** Requests per minute per tenant, all its agents together. */
+  RATE_LIMIT_TENANT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(6000),
+  /** Requests per minute per client address, counted before authentication. */
+  RATE_LIMIT_ADDRESS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(6000),
+  /** Refused keys (401) per minute per client address; past it the address is refused before any key lookup. */
+  RATE_LIMIT_FAILED_AUTH_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(60),
   /** Webhook retries: first delay, doubling after, and the budget of attempts per delivery. */
   WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
@@ -56,6 +62,8 @@ const schema = z.object({
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** Story workflows a worker keeps in memory between tasks (about 0.5 MB each). */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).max(100_000).default(250),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (the metrics show every tenant's activity). */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -130,17 +130,18 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'post',
       path: '/api_keys/:id/rotate',
-      summary: 'Rotate a key: a new raw key for the same agent; the old one stops working',
+      summary: "Rotate one of the caller's own keys: a new raw key; the old one stops working",
       tag: 'Keys',
       errors: ['conflict'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const key = await withUuid(req.params.id, (id) => repo.getKey(pool, caller.tenantId, id));
-      // Only the admin or the key's own agent may rotate it; to anyone else it does not exist.
-      if (!key || (caller.role !== 'admin' && key.agent_id !== caller.agentId)) throw notFound('API key');
+      // Only the key's own agent may rotate it, an admin included: a new secret goes to nobody else
+      // (an admin revokes other agents' keys). To anyone else it does not exist.
+      if (!key || key.agent_id !== caller.agentId) throw notFound('API key');
       if (key.revoked_at) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
-      const rotated = await repo.rotateKey(pool, caller.tenantId, key.id);
+      const rotated = await repo.rotateKey(pool, caller, key.id);
       if (!rotated) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
       await recordChange(pool, {
         tenantId: caller.tenantId,
@@ -153,10 +154,12 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
   );
 
   book.add(
-    { method: 'delete', path: '/api_keys/:id', summary: 'Revoke a key', tag: 'Keys', roles: ['admin'] },
+    { method: 'delete', path: '/api_keys/:id', summary: "Revoke a key (an admin, or the key's own agent)", tag: 'Keys' },
     async (req, res) => {
       const caller = callerOf(res);
-      const key = await withUuid(req.params.id, (id) => repo.revokeKey(pool, caller.tenantId, id));
+      const found = await withUuid(req.params.id, (id) => repo.getKey(pool, caller.tenantId, id));
+      if (!found || (caller.role !== 'admin' && found.agent_id !== caller.agentId)) throw notFound('API key');
+      const key = await repo.revokeKey(pool, caller, found.id);
       if (!key) throw notFound('API key');
       await recordChange(pool, {
         tenantId: caller.tenantId,

@@ -55,6 +55,7 @@ export const VerifyAllBody = z.strictObject({
 });
 
 const AuditCursor = z.strictObject({ a: z.string().regex(/^\d{1,18}$/) });
+export const HistoryQuery = z.strictObject({ ...Page });
 
 export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool, commands } = deps;
@@ -195,14 +196,21 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'get',
       path: '/stories/:id/history',
-      summary: 'Every accepted transition and rejected attempt, oldest first',
+      summary: 'Every accepted transition and rejected attempt, oldest first, a page at a time',
       tag: 'Stories',
+      query: HistoryQuery,
     },
     async (req, res) => {
       const caller = callerOf(res);
+      const q = parseOr400(HistoryQuery, req.query, 'invalid_query');
+      const after = decodeCursor(AuditCursor, q.cursor);
+      if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
       const story = await storyOr404(caller.tenantId, req.params.id);
-      const rows = await storyHistory(pool, caller.tenantId, story.id);
-      res.json({ data: rows.map(historyJson), meta: { limit: rows.length, next_cursor: null } });
+      const page = await storyHistory(pool, caller.tenantId, story.id, { afterSeq: after?.a, limit: q.limit });
+      res.json({
+        data: page.rows.map(historyJson),
+        meta: { limit: q.limit, next_cursor: page.nextAfter === null ? null : encodeCursor({ a: page.nextAfter }) },
+      });
     },
   );
 
@@ -389,20 +397,16 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const q = parseOr400(AuditQuery, req.query, 'invalid_query');
       const after = decodeCursor(AuditCursor, q.cursor);
       if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      const rows = await auditTrail(pool, callerOf(res).tenantId, {
+      const page = await auditTrail(pool, callerOf(res).tenantId, {
         projectId: q.project_id,
         storyId: q.story_id,
         since: q.since,
-        afterId: after?.a,
+        afterSeq: after?.a,
         limit: q.limit,
       });
-      const last = rows[rows.length - 1];
       res.json({
-        data: rows.map(historyJson),
-        meta: {
-          limit: q.limit,
-          next_cursor: rows.length === q.limit && last ? encodeCursor({ a: String(last.id) }) : null,
-        },
+        data: page.rows.map(historyJson),
+        meta: { limit: q.limit, next_cursor: page.nextAfter === null ? null : encodeCursor({ a: page.nextAfter }) },
       });
     },
   );
