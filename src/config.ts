@@ -63,7 +63,10 @@ const schema = z.object({
   /** Story workflows a worker keeps in memory between tasks (about 0.5 MB each). */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).max(100_000).default(250),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (the metrics show every tenant's activity). */
-  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  METRICS_TOKEN: z
+    .string()
+    .regex(/^\S{16,}$/, 'must be at least 16 characters, no spaces')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

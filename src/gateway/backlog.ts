@@ -20,6 +20,7 @@ import {
 } from '../db/story-repo.js';
 import { ApiError } from './errors.js';
 import { storyWorkflowId, type StoryCommands } from './story-commands.js';
+import { notBlank } from './routes/params.js';
 
 const storyNumber = z
   .union([z.string(), z.number()])
@@ -41,7 +42,7 @@ const metadata = z.record(z.string().max(200), z.unknown());
 
 export const StoryInput = z.strictObject({
   number: storyNumber,
-  title: z.string().min(1).max(500),
+  title: notBlank(500),
   description: z.string().max(20_000).nullish(),
   acceptance_criteria: z.array(criterion).max(100).default([]),
   depends_on: z.array(storyNumber).max(100).optional(),
@@ -60,7 +61,7 @@ export const ImportBody = z.strictObject({
     .array(
       z.strictObject({
         number: EpicNumber,
-        title: z.string().min(1).max(500),
+        title: notBlank(500),
         description: z.string().max(20_000).nullish(),
         phase: z.unknown().optional(),
         position: z.unknown().optional(),

@@ -7,12 +7,12 @@ import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
-import { withUuid } from './params.js';
+import { notBlank, withUuid } from './params.js';
 import { recordChange } from '../../db/change-audit.js';
 import { dispatchPending, enqueueEvent } from '../../webhooks/outbox.js';
 
-export const TenantBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
-export const AgentBody = z.strictObject({ name: z.string().trim().min(1).max(200), role: z.enum(ROLES) });
+export const TenantBody = z.strictObject({ name: notBlank(200, true) });
+export const AgentBody = z.strictObject({ name: notBlank(200, true), role: z.enum(ROLES) });
 
 /** Signup is the one call without a key; its book is mounted before authentication. */
 export function signupRoutes(book: RouteBook, deps: GatewayDeps): void {

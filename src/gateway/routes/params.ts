@@ -3,6 +3,10 @@ import { z } from 'zod';
 
 export const Uuid = z.uuid();
 
+/** Text that must not be blank: at most `max` characters, at least one letter or digit ("\u200b" is blank). */
+export const notBlank = (max: number, trim = false) =>
+  (trim ? z.string().trim() : z.string()).max(max).regex(/[\p{L}\p{N}]/u, 'must hold at least one letter or digit');
+
 /** `limit` and `cursor` for lists: limit 1..500, default 50. */
 export const Page = {
   limit: z.coerce.number().int().min(1).max(500).default(50),

@@ -13,12 +13,12 @@ import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { epicJson, projectJson, storyJson } from '../views.js';
-import { OffsetPage, Uuid, pageMeta, startOf, withUuid } from './params.js';
+import { OffsetPage, Uuid, notBlank, pageMeta, startOf, withUuid } from './params.js';
 import type { Caller } from '../../db/identity-repo.js';
 import type { StoryRow } from '../../db/story-repo.js';
 
 export const ProjectBody = z.strictObject({
-  name: z.string().trim().min(1).max(200),
+  name: notBlank(200, true),
   slug: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes'),
   description: z.string().max(20_000).optional(),
   /** Seconds a claim lives without a heartbeat (default 30 minutes); 0 = no lease, a claim never expires. */
@@ -42,7 +42,7 @@ export const ProjectBody = z.strictObject({
   settings: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const ProjectPatch = z.strictObject({
-  name: z.string().trim().min(1).max(200).optional(),
+  name: notBlank(200, true).optional(),
   description: z.string().max(20_000).nullable().optional(),
   repo_url: z.string().max(2000).nullable().optional(),
   tech_stack: z.string().max(2000).nullable().optional(),
@@ -51,12 +51,12 @@ export const ProjectPatch = z.strictObject({
 });
 export const EpicBody = z.strictObject({
   number: EpicNumber,
-  title: z.string().min(1).max(500),
+  title: notBlank(500),
   description: z.string().max(20_000).optional(),
   metadata: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const EpicPatch = z.strictObject({
-  title: z.string().min(1).max(500).optional(),
+  title: notBlank(500).optional(),
   description: z.string().max(20_000).nullable().optional(),
   metadata: z.record(z.string().max(200), z.unknown()).optional(),
 });

@@ -10,7 +10,7 @@ import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
 import { StoryInput } from '../backlog.js';
-import { OffsetPage, Page, Uuid, decodeCursor, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
+import { OffsetPage, Page, Uuid, decodeCursor, notBlank, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
 
 export const StoriesQuery = z.strictObject({
   project_id: Uuid.optional(),
@@ -43,7 +43,7 @@ export const AuditQuery = z.strictObject({
 });
 
 export const StoryPatch = z.strictObject({
-  title: z.string().min(1).max(500).optional(),
+  title: notBlank(500).optional(),
   description: z.string().max(20_000).nullable().optional(),
   acceptance_criteria: StoryInput.shape.acceptance_criteria.unwrap().optional(),
   estimated_hours: z.number().min(0).max(100_000).nullable().optional(),
