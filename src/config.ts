@@ -36,6 +36,17 @@ const schema = z.object({
   RATE_LIMIT_ADDRESS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(6000),
   /** Refused keys (401) per minute per client address; past it the address is refused before any key lookup. */
   RATE_LIMIT_FAILED_AUTH_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(60),
+  /** Per-tenant quotas; past one, creates answer 403 quota_exceeded (stored bytes: story and audit rows as written). */
+  QUOTA_AGENTS: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  QUOTA_PROJECTS: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  QUOTA_STORIES: z.coerce.number().int().min(1).max(100_000_000).default(50_000),
+  QUOTA_WEBHOOKS: z.coerce.number().int().min(1).max(10_000).default(25),
+  QUOTA_STORED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 50)
+    .default(1024 ** 3),
   /** Webhook retries: first delay, doubling after, and the budget of attempts per delivery. */
   WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),

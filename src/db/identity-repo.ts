@@ -5,6 +5,7 @@ import type { Role } from '../custody/actions.js';
 import { recordKeyEvent } from './audit-repo.js';
 import { keyDigest, keyLabel, newRawKey } from './keys.js';
 import { inTransaction } from './pool.js';
+import { enforceQuota, type Quotas } from './quotas.js';
 
 export interface TenantRow {
   id: string;
@@ -92,8 +93,10 @@ export async function registerAgent(
   tenantId: string,
   name: string,
   role: Role,
+  quotas: Quotas,
 ): Promise<{ agent: AgentRow; key: ApiKeyRow; raw: string }> {
   return inTransaction(pool, async (db) => {
+    await enforceQuota(db, tenantId, quotas, 'agents', 1);
     const agent = (
       await db.query<AgentRow>(
         'INSERT INTO agents (tenant_id, name, role) VALUES ($1, $2, $3) RETURNING id, tenant_id, name, role, created_at',

@@ -6,7 +6,9 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { findCycle } from '../custody/dependency-graph.js';
+import type { Config } from '../config.js';
 import { inTransaction } from '../db/pool.js';
+import { enforceQuota, quotasOf } from '../db/quotas.js';
 import {
   insertDependency,
   insertStory,
@@ -138,11 +140,11 @@ export function sameContent(a: Parameters<typeof storyContent>[0], b: Parameters
 export type StoryEditor = (story: StoryRow, content: ReturnType<typeof storyContent>) => Promise<'updated' | 'skipped'>;
 
 export async function importBacklog(
-  deps: { pool: pg.Pool; commands: StoryCommands },
+  deps: { pool: pg.Pool; commands: StoryCommands; config: Config },
   tenant: { id: string; slug: string },
   project: ProjectRow,
   backlog: ParsedImport,
-  options: { merge?: boolean; edit?: StoryEditor } = {},
+  options: { merge?: boolean; edit?: StoryEditor; exact?: boolean } = {},
 ): Promise<ImportResult> {
   const { pool } = deps;
   const incoming = backlog.epics.flatMap((epic) => epic.stories.map((story) => ({ epic, story })));
@@ -184,6 +186,18 @@ export async function importBacklog(
     // Serializes imports into one project, so the cycle check sees every committed edge.
     await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [project.id]);
     const existing = await projectStoriesByNumber(db, tenant.id, project.id);
+    if (options.exact) {
+      const taken = incoming.find(({ story }) => existing.has(story.number));
+      if (taken) {
+        const number = taken.story.number;
+        throw new ApiError('conflict', `Story ${number} already exists.`, {
+          number,
+          existing_id: existing.get(number)!.id,
+        });
+      }
+    }
+    const newCount = incoming.filter(({ story }) => !existing.has(story.number)).length;
+    await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
     const known = new Set([...existing.keys(), ...seen]);
     for (const [number, list] of wanted) {
       for (const dep of list) {

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { ROLES } from '../../custody/actions.js';
 import * as repo from '../../db/identity-repo.js';
+import { quotasOf } from '../../db/quotas.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
@@ -64,11 +65,12 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin'],
       body: AgentBody,
       status: 201,
+      errors: ['quota_exceeded'],
     },
     async (req, res) => {
       const body = parseOr400(AgentBody, req.body);
       const caller = callerOf(res);
-      const { agent, key, raw } = await repo.registerAgent(pool, caller.tenantId, body.name, body.role);
+      const { agent, key, raw } = await repo.registerAgent(pool, caller.tenantId, body.name, body.role, quotasOf(deps.config));
       const sourceKey = await recordChange(pool, {
         tenantId: caller.tenantId,
         action: 'agent.registered',

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AGENT_STATUSES, LIFECYCLE_ACTIONS, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
 import { ACTION_BODIES } from '../../custody/action-bodies.js';
 import { auditTrail, storyHistory, verifyAuditChain } from '../../db/audit-repo.js';
+import { enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
@@ -230,6 +231,8 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
         // Shape only (the same schema the rules use); what the body means is the workflow's call.
         const body = parseOr400(ACTION_BODIES[action], req.body ?? {});
         refuseIfArchived(story);
+        // A tenant past its stored-bytes quota writes nothing more, rejected attempts included.
+        await enforceStoredBytes(pool, caller.tenantId, quotasOf(deps.config));
         const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
         const updated = withState(story, view.state, new Date());
         // The workflow's own view of its dependencies: no second trip to the database.
@@ -437,7 +440,7 @@ const ACTION_SUMMARIES: Record<Action, string> = {
   delete: 'Withdraw a pending story (DELETE /stories/:id)',
 };
 
-const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout'];
+const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout', 'quota_exceeded'];
 const ACTION_ERRORS: Record<Action, string[]> = {
   contract: [...COMMON_ACTION_ERRORS, 'contract_mismatch'],
   claim: [...COMMON_ACTION_ERRORS, 'dependencies_not_met'],
