@@ -162,7 +162,12 @@ export async function rotateKey(
       action: 'api_key.rotated',
       actorAgentId: caller.agentId,
       actorRole: caller.role,
-      payload: { api_key_id: keyId, prefix: rows[0].prefix, agent_id: rows[0].agent_id, new_api_key_id: rotated.key.id },
+      payload: {
+        api_key_id: keyId,
+        prefix: rows[0].prefix,
+        agent_id: rows[0].agent_id,
+        new_api_key_id: rotated.key.id,
+      },
     });
     return rotated;
   });
@@ -187,7 +192,13 @@ export async function revokeKey(pool: pg.Pool, caller: Caller, keyId: string): P
         payload: { api_key_id: row.id, prefix: row.prefix, agent_id: row.agent_id },
       });
     }
-    return { id: row.id, agent_id: row.agent_id, prefix: row.prefix, created_at: row.created_at, revoked_at: row.revoked_at };
+    return {
+      id: row.id,
+      agent_id: row.agent_id,
+      prefix: row.prefix,
+      created_at: row.created_at,
+      revoked_at: row.revoked_at,
+    };
   });
 }
 

@@ -67,11 +67,7 @@ export async function enforceQuota(
 }
 
 /** Refuses anything that would store more once the tenant's stored bytes have reached the quota. */
-export async function enforceStoredBytes(
-  db: pg.Pool | pg.PoolClient,
-  tenantId: string,
-  quotas: Quotas,
-): Promise<void> {
+export async function enforceStoredBytes(db: pg.Pool | pg.PoolClient, tenantId: string, quotas: Quotas): Promise<void> {
   const used = await storedBytes(db, tenantId);
   if (used >= quotas.stored_bytes) throw quotaExceeded('stored_bytes', quotas.stored_bytes, used, 0);
 }

@@ -66,9 +66,7 @@ function limiter(
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     keyGenerator: keyOf,
-    ...(onlyFailures
-      ? { skipSuccessfulRequests: true, requestWasSuccessful: (_req, res) => !onlyFailures(res) }
-      : {}),
+    ...(onlyFailures ? { skipSuccessfulRequests: true, requestWasSuccessful: (_req, res) => !onlyFailures(res) } : {}),
     handler: (_req, res, next) => {
       const retryAfter = String(res.getHeader('Retry-After') ?? '60');
       next(

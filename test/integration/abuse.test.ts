@@ -398,3 +398,157 @@ describe('idempotency keys', () => {
     expect(rows[0].n).toBe(Number(rows[0].version));
   });
 });
+
+describe('quotas', () => {
+  const quotaError = (r: { status: number; body: any }, resource: string, limit: number) => {
+    expect(r.status).toBe(403);
+    expect(r.body.error.code).toBe('quota_exceeded');
+    expect(r.body.error.context).toMatchObject({ resource, limit });
+  };
+
+  it('hold a tenant to its agents, projects, stories and webhooks, concurrent creates included', async () => {
+    const env = {
+      QUOTA_AGENTS: '4',
+      QUOTA_PROJECTS: '2',
+      QUOTA_STORIES: '3',
+      QUOTA_WEBHOOKS: '1',
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    };
+    await withGateway(env, async (api) => {
+      const signup = await api.post('/api/v1/tenants', undefined, { name: 'quota' });
+      const admin = signup.body.data.api_key.key as string;
+      const register = (i: number) => api.post('/api/v1/agents/register', admin, { name: `a${i}`, role: 'agent' });
+      expect((await register(0)).status).toBe(201);
+      // Six at once for the last two places (the admin is the first agent).
+      const racing = await Promise.all([1, 2, 3, 4, 5, 6].map(register));
+      expect(racing.map((r) => r.status).sort()).toEqual([201, 201, 403, 403, 403, 403]);
+      quotaError(
+        racing.find((r) => r.status === 403)!,
+        'agents',
+        4,
+      );
+      const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM agents WHERE tenant_id = $1', [
+        signup.body.data.tenant.id,
+      ]);
+      expect(rows[0].n).toBe(4);
+
+      const project = async (slug: string) => api.post('/api/v1/projects', admin, { name: slug, slug });
+      const p1 = await project('one');
+      expect(p1.status).toBe(201);
+      expect((await project('two')).status).toBe(201);
+      quotaError(await project('three'), 'projects', 2);
+
+      const importStories = (numbers: string[]) =>
+        api.post(`/api/v1/projects/${p1.body.data.id}/import`, admin, {
+          epics: [
+            {
+              number: 1,
+              title: 'E',
+              stories: numbers.map((number) => ({ number, title: number, acceptance_criteria: [] })),
+            },
+          ],
+        });
+      expect((await importStories(['1.1', '1.2'])).status).toBe(201);
+      // All or nothing: two more would make four.
+      const over = await importStories(['1.3', '1.4']);
+      quotaError(over, 'stories', 3);
+      expect(over.body.error.context).toMatchObject({ used: 2, requested: 2 });
+      // Importing what exists again costs nothing.
+      expect((await importStories(['1.1', '1.2'])).status).toBe(201);
+      expect((await importStories(['1.3'])).status).toBe(201);
+      const epicId = (await api.get(`/api/v1/projects/${p1.body.data.id}/epics`, admin)).body.data[0].id;
+      quotaError(
+        await api.post(`/api/v1/epics/${epicId}/stories`, admin, {
+          number: '1.9',
+          title: 'x',
+          acceptance_criteria: [],
+        }),
+        'stories',
+        3,
+      );
+
+      const hook = (i: number) =>
+        api.post('/api/v1/webhooks', admin, { url: `http://127.0.0.1:9/q${i}`, events: ['story.verified'] });
+      expect((await hook(1)).status).toBe(201);
+      quotaError(await hook(2), 'webhooks', 1);
+    });
+  });
+
+  it('stop a tenant writing once its stored bytes reach the quota; other tenants carry on', async () => {
+    const t = await createTeam(stack.api, 1, 'quota-bytes');
+    const [story] = await freshStories(1, t);
+    const usage = async () =>
+      Number(
+        (await stack.pool.query('SELECT stored_bytes FROM tenant_usage WHERE tenant_id = $1', [t.tenantId])).rows[0]
+          .stored_bytes,
+      );
+    const start = await usage();
+    expect(start).toBeGreaterThan(0);
+    const quota = start + 4000;
+    await withGateway({ QUOTA_STORED_BYTES: String(quota) }, async (api) => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await api.act(story.id, 'report', t.agents[0].key, { artifact: { blob: 'z'.repeat(200_000) } });
+        statuses.push(r.status);
+        if (r.status === 403) quotaError(r, 'stored_bytes', quota);
+      }
+      // About 1.5 KB per rejected attempt: three fit, then the tenant is refused before anything is written.
+      expect(statuses.filter((s) => s === 409).length).toBeGreaterThanOrEqual(2);
+      expect(statuses.slice(-3)).toEqual([403, 403, 403]);
+      const spent = await usage();
+      expect(spent).toBeLessThan(quota + 2048);
+      quotaError(
+        await api.post(`/api/v1/projects/${t.projectId}/import`, t.orchestrator.key, {
+          epics: [{ number: 1, title: 'E', stories: [{ number: '9.9', title: 'x', acceptance_criteria: [] }] }],
+        }),
+        'stored_bytes',
+        quota,
+      );
+      expect(await usage()).toBe(spent);
+      // Another tenant (as small as this one was) is not touched by this one's quota.
+      const u = await createTeam(stack.api, 1, 'quota-bytes-other');
+      const [theirs] = await freshStories(1, u);
+      expect((await api.act(theirs.id, 'report', u.agents[0].key, {})).status).toBe(409);
+    });
+  });
+});
+
+describe('exact creates', () => {
+  it('give one 201 per story or epic number; every other concurrent creator gets a 409 with the existing id', async () => {
+    const t = await createTeam(stack.api, 1, 'exact');
+    const epics = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        stack.api.post(`/api/v1/projects/${t.projectId}/epics`, t.orchestrator.key, { number: 7, title: `E${i}` }),
+      ),
+    );
+    const epicWinners = epics.filter((r) => r.status === 201);
+    expect(epicWinners).toHaveLength(1);
+    const epicId = epicWinners[0].body.data.id;
+    for (const r of epics.filter((r) => r.status !== 201)) {
+      expect(r.status).toBe(409);
+      expect(r.body.error).toMatchObject({ code: 'conflict', context: { number: 7, existing_id: epicId } });
+    }
+    const stories = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        stack.api.post(`/api/v1/epics/${epicId}/stories`, t.orchestrator.key, {
+          number: '7.1',
+          title: `Caller ${i}`,
+          acceptance_criteria: [],
+        }),
+      ),
+    );
+    const winners = stories.filter((r) => r.status === 201);
+    expect(winners).toHaveLength(1);
+    const storyId = winners[0].body.data.id;
+    for (const r of stories.filter((r) => r.status !== 201)) {
+      expect(r.status).toBe(409);
+      expect(r.body.error).toMatchObject({ code: 'conflict', context: { number: '7.1', existing_id: storyId } });
+    }
+    const stored = await stack.api.get(`/api/v1/stories/${storyId}`, t.orchestrator.key);
+    expect(stored.body.data.title).toBe(winners[0].body.data.title);
+    const { rows } = await stack.pool.query(`SELECT count(*)::int AS n FROM stories WHERE tenant_id = $1`, [
+      t.tenantId,
+    ]);
+    expect(rows[0].n).toBe(1);
+  });
+});

@@ -287,10 +287,12 @@ describe('races and retries', () => {
     // here: the API gives new keys only by rotation) to rotate its first with and to replay.
     const agent = team.agents[21];
     const second = newRawKey();
-    await stack.pool.query(
-      'INSERT INTO api_keys (tenant_id, agent_id, prefix, key_hash) VALUES ($1, $2, $3, $4)',
-      [team.tenantId, agent.id, keyLabel(second), keyDigest(second)],
-    );
+    await stack.pool.query('INSERT INTO api_keys (tenant_id, agent_id, prefix, key_hash) VALUES ($1, $2, $3, $4)', [
+      team.tenantId,
+      agent.id,
+      keyLabel(second),
+      keyDigest(second),
+    ]);
     const headers = { 'Idempotency-Key': `rotate-${agent.keyId}` };
     const path = `/api/v1/api_keys/${agent.keyId}/rotate`;
     const answers = await Promise.all(Array.from({ length: 8 }, () => stack.api.post(path, second, {}, headers)));

@@ -156,7 +156,12 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
   );
 
   book.add(
-    { method: 'delete', path: '/api_keys/:id', summary: "Revoke a key (an admin, or the key's own agent)", tag: 'Keys' },
+    {
+      method: 'delete',
+      path: '/api_keys/:id',
+      summary: "Revoke a key (an admin, or the key's own agent)",
+      tag: 'Keys',
+    },
     async (req, res) => {
       const caller = callerOf(res);
       const found = await withUuid(req.params.id, (id) => repo.getKey(pool, caller.tenantId, id));
