@@ -26,7 +26,10 @@ export interface StoryActivities {
 }
 
 export interface WebhookActivities {
-  /** One attempt: POSTs the signed delivery; throws (to be retried) unless the receiver answers 2xx. */
-  deliverWebhook(deliveryId: string): Promise<void>;
+  /**
+   * One attempt: POSTs the signed delivery; throws (to be retried) unless the receiver answers 2xx.
+   * 'busy': the tenant already has its share of deliveries in flight; nothing was sent, try later.
+   */
+  deliverWebhook(deliveryId: string): Promise<void | 'busy'>;
   finishDelivery(deliveryId: string, status: 'delivered' | 'failed'): Promise<void>;
 }

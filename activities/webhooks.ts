@@ -1,6 +1,6 @@
 /** Webhook deliveries: each attempt signed with the webhook's secret and recorded. */
 import { createHmac } from 'node:crypto';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type pg from 'pg';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -8,14 +8,28 @@ import { isIP } from 'node:net';
 import { AddressNotAllowedError, hostOf, isPrivateAddress, pinnedLookup } from '../src/webhooks/targets.js';
 import type { WebhookActivities } from './types.js';
 
-const ATTEMPT_TIMEOUT_MS = 10_000;
+/** Bounds of one attempt: the configured timeout is held to these (the workflow allows 30 s per attempt). */
+export const WEBHOOK_TIMEOUT_BOUNDS_MS = { min: 100, max: 25_000, default: 10_000 };
 
 export function signBody(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
-export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTargets: boolean }): WebhookActivities {
+export function createWebhookActivities(deps: {
+  pool: pg.Pool;
+  allowPrivateTargets: boolean;
+  /** Deliveries of one tenant in flight at once in this worker (its share of the delivery slots). */
+  tenantConcurrency?: number;
+  /** The longest one attempt may take, connecting and waiting for the answer included. */
+  attemptTimeoutMs?: number;
+  /** Attempts per delivery in all (the retry budget); counted from the recorded attempts. */
+  maximumAttempts?: number;
+}): WebhookActivities {
   const { pool } = deps;
+  const tenantConcurrency = deps.tenantConcurrency ?? 4;
+  const { min, max } = WEBHOOK_TIMEOUT_BOUNDS_MS;
+  const attemptTimeoutMs = Math.min(max, Math.max(min, deps.attemptTimeoutMs ?? WEBHOOK_TIMEOUT_BOUNDS_MS.default));
+  const inFlight = new Map<string, number>();
   const finish = (deliveryId: string, status: 'delivered' | 'failed') =>
     pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [
       deliveryId,
@@ -34,8 +48,9 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
       [deliveryId, attempt, statusCode, error, durationMs],
     );
   return {
-    async deliverWebhook(deliveryId: string): Promise<void> {
+    async deliverWebhook(deliveryId: string): Promise<void | 'busy'> {
       const { rows } = await pool.query<{
+        tenant_id: string;
         url: string;
         secret: string;
         event: string;
@@ -44,7 +59,7 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
         status: string;
         removed: boolean;
       }>(
-        `SELECT w.url, w.secret, d.event, d.payload, d.created_at, d.status, w.disabled_at IS NOT NULL AS removed
+        `SELECT d.tenant_id, w.url, w.secret, d.event, d.payload, d.created_at, d.status, w.disabled_at IS NOT NULL AS removed
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1`,
         [deliveryId],
       );
@@ -64,40 +79,16 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
         timestamp: new Date(delivery.created_at).toISOString(),
         data: delivery.payload,
       });
-      const attempt = Context.current().info.attempt;
-      const started = Date.now();
-      let statusCode: number | null = null;
-      let error: string | null = null;
+      // One tenant's slow or hanging receivers hold at most its share of this worker's slots.
+      const tenant = delivery.tenant_id;
+      if ((inFlight.get(tenant) ?? 0) >= tenantConcurrency) return 'busy';
+      inFlight.set(tenant, (inFlight.get(tenant) ?? 0) + 1);
       try {
-        statusCode = await post(
-          delivery.url,
-          body,
-          {
-            'content-type': 'application/json',
-            'user-agent': 'custody-webhooks/1',
-            'x-signature-256': signBody(delivery.secret, body),
-            'x-webhook-id': deliveryId,
-            'x-webhook-timestamp': String(Math.floor(Date.now() / 1000)),
-            // custody's earlier names for the same, for receivers written against them.
-            'x-signature': signBody(delivery.secret, body),
-            'x-custody-event': delivery.event,
-            'x-custody-delivery': deliveryId,
-          },
-          deps.allowPrivateTargets,
-        );
-      } catch (err) {
-        if (err instanceof AddressNotAllowedError) {
-          await recordAttempt(deliveryId, attempt, null, 'address_not_allowed', Date.now() - started);
-          throw ApplicationFailure.nonRetryable(
-            `the webhook URL points to a private or local address`,
-            'AddressNotAllowed',
-          );
-        }
-        error = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.name) : 'error';
-      }
-      await recordAttempt(deliveryId, attempt, statusCode, error, Date.now() - started);
-      if (statusCode === null || statusCode < 200 || statusCode >= 300) {
-        throw ApplicationFailure.retryable(`delivery attempt ${attempt} got ${statusCode ?? error}`, 'DeliveryFailed');
+        await attemptDelivery(deliveryId, delivery, body);
+      } finally {
+        const left = (inFlight.get(tenant) ?? 1) - 1;
+        if (left > 0) inFlight.set(tenant, left);
+        else inFlight.delete(tenant);
       }
     },
 
@@ -105,6 +96,57 @@ export function createWebhookActivities(deps: { pool: pg.Pool; allowPrivateTarge
       await finish(deliveryId, status);
     },
   };
+
+  async function attemptDelivery(
+    deliveryId: string,
+    delivery: { url: string; secret: string; event: string },
+    body: string,
+  ): Promise<void> {
+    // Numbered from the recorded attempts, not Temporal's attempt counter: a 'busy' answer ends
+    // the activity, and the next one starts counting again from 1.
+    const { rows } = await pool.query<{ n: number }>(
+      'SELECT coalesce(max(attempt), 0)::int AS n FROM webhook_attempts WHERE delivery_id = $1',
+      [deliveryId],
+    );
+    const attempt = rows[0].n + 1;
+    if (deps.maximumAttempts !== undefined && attempt > deps.maximumAttempts)
+      throw ApplicationFailure.nonRetryable(`the retry budget of ${deps.maximumAttempts} attempts is spent`, 'Spent');
+    const started = Date.now();
+    let statusCode: number | null = null;
+    let error: string | null = null;
+    try {
+      statusCode = await post(
+        delivery.url,
+        body,
+        {
+          'content-type': 'application/json',
+          'user-agent': 'custody-webhooks/1',
+          'x-signature-256': signBody(delivery.secret, body),
+          'x-webhook-id': deliveryId,
+          'x-webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+          // custody's earlier names for the same, for receivers written against them.
+          'x-signature': signBody(delivery.secret, body),
+          'x-custody-event': delivery.event,
+          'x-custody-delivery': deliveryId,
+        },
+        deps.allowPrivateTargets,
+        attemptTimeoutMs,
+      );
+    } catch (err) {
+      if (err instanceof AddressNotAllowedError) {
+        await recordAttempt(deliveryId, attempt, null, 'address_not_allowed', Date.now() - started);
+        throw ApplicationFailure.nonRetryable(
+          `the webhook URL points to a private or local address`,
+          'AddressNotAllowed',
+        );
+      }
+      error = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.name) : 'error';
+    }
+    await recordAttempt(deliveryId, attempt, statusCode, error, Date.now() - started);
+    if (statusCode === null || statusCode < 200 || statusCode >= 300) {
+      throw ApplicationFailure.retryable(`delivery attempt ${attempt} got ${statusCode ?? error}`, 'DeliveryFailed');
+    }
+  }
 }
 
 /**
@@ -117,6 +159,7 @@ function post(
   body: string,
   headers: Record<string, string>,
   allowPrivateTargets: boolean,
+  timeoutMs: number,
 ): Promise<number> {
   const target = new URL(url);
   const host = hostOf(target);
@@ -129,7 +172,7 @@ function post(
       {
         method: 'POST',
         headers: { ...headers, 'content-length': Buffer.byteLength(body) },
-        signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
         ...(allowPrivateTargets ? {} : { lookup: pinnedLookup }),
       },
       (res) => {

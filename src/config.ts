@@ -50,6 +50,11 @@ const schema = z.object({
   /** Webhook retries: first delay, doubling after, and the budget of attempts per delivery. */
   WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  /** The longest one delivery attempt may take (connect, send, first answer). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(25_000).default(10_000),
+  /** Deliveries in flight per worker process (their own task queue and slots), and per tenant within them. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(100),
+  WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
   UPDATE_DEADLINE_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
   CUSTODY_DATA_DIR: z.string().min(1).default('.data'),
   TEMPORAL_PORT: port.default(7233),
@@ -116,6 +121,15 @@ export function requireSetting<K extends keyof Config>(config: Config, key: K): 
     process.exit(1);
   }
   return value;
+}
+
+/** The webhook worker's settings, as `createStoryWorker` takes them. */
+export function webhookWorkerSettings(config: Config) {
+  return {
+    webhookConcurrency: config.WEBHOOK_CONCURRENCY,
+    webhookTenantConcurrency: config.WEBHOOK_TENANT_CONCURRENCY,
+    webhookTimeoutMs: config.WEBHOOK_TIMEOUT_MS,
+  };
 }
 
 /** The webhook retry policy the configuration asks for. */
