@@ -6,7 +6,8 @@ import { ActivityFailure, proxyActivities, sleep } from '@temporalio/workflow';
 import type { WebhookActivities } from '../activities/types.js';
 import type { WebhookDeliveryInput } from './webhook-messages.js';
 
-const BUSY_WAIT_MS = 1000;
+const BUSY_WAIT_MS = 500;
+const MAX_BUSY_WAIT_MS = 30_000;
 
 export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Promise<'delivered' | 'failed'> {
   const { deliverWebhook } = proxyActivities<WebhookActivities>({
@@ -23,9 +24,10 @@ export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Prom
     retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
   });
   try {
-    // While the tenant has its share of deliveries in flight, wait without spending an attempt.
-    // (Histories from before the share existed completed with no result: the loop ends at once.)
-    while ((await deliverWebhook(input.deliveryId)) === 'busy') await sleep(BUSY_WAIT_MS);
+    // While the tenant has its share of deliveries in flight, wait (longer each time) without
+    // spending an attempt. Histories from before the share completed with no result: no wait.
+    for (let waits = 0; (await deliverWebhook(input.deliveryId)) === 'busy'; waits++)
+      await sleep(Math.min(BUSY_WAIT_MS * 2 ** waits, MAX_BUSY_WAIT_MS));
     await finishDelivery(input.deliveryId, 'delivered');
     return 'delivered';
   } catch (err) {

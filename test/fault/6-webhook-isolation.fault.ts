@@ -1,0 +1,167 @@
+/**
+ * Fault 6: one tenant's webhook receivers hang (accept the connection, never answer). Deliveries
+ * run on their own task queue and worker, with a per-tenant share of the slots, so another
+ * tenant's transitions must take as long as they do when nobody has webhooks at all.
+ *
+ * Tenant A keeps driving its own stories in both phases (the same load); in the second it has
+ * webhooks on every event, all pointing at a receiver that hangs. Tenant B's transition latency
+ * (sequential requests, median and p99) is measured in each phase and printed.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTeam, type Team } from '../support/api.js';
+import { Harness, sleep } from './harness.js';
+
+const B_TRANSITIONS = Number(process.env.FAULT_B_TRANSITIONS ?? 60);
+const A_HOOKS = 5;
+
+let h: Harness;
+let a: Team;
+let b: Team;
+let hanging: Server;
+const sockets = new Set<Socket>();
+let open = 0;
+let maxOpen = 0;
+let accepted = 0;
+
+beforeAll(async () => {
+  h = await Harness.start({
+    name: 'webhook-isolation',
+    env: { WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', WEBHOOK_TIMEOUT_MS: '10000', WEBHOOK_TENANT_CONCURRENCY: '4' },
+  });
+  a = await createTeam(h.api, 2, 'hooks-a');
+  b = await createTeam(h.api, 1, 'quiet-b');
+  // A receiver that takes every connection and never answers.
+  hanging = createServer((socket) => {
+    sockets.add(socket);
+    accepted++;
+    maxOpen = Math.max(maxOpen, ++open);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      open--;
+      sockets.delete(socket);
+    });
+  });
+  await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+});
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  hanging?.close();
+  await h?.stop();
+});
+
+let storyCounter = 0;
+async function importStories(team: Team, count: number): Promise<any[]> {
+  const stories = Array.from({ length: count }, () => {
+    const n = ++storyCounter;
+    return { number: `1.${n}`, title: `Story ${n}`, acceptance_criteria: ['works'] };
+  });
+  const r = await h.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, {
+    epics: [{ number: 1, title: 'Work', stories }],
+  });
+  expect(r.status).toBe(201);
+  return r.body.data.stories;
+}
+
+/** Tenant A's steady load until `stop` is set: claim, start, unclaim, over and over. */
+async function tenantALoad(stop: { done: boolean }): Promise<number> {
+  const stories = await importStories(a, 2);
+  const agent = a.agents[0];
+  for (const s of stories) {
+    const r = await h.api.act(s.id, 'contract', agent.key, { story_title: s.title, ac_count: 1 });
+    expect(r.status).toBe(200);
+  }
+  let count = 0;
+  while (!stop.done) {
+    for (const s of stories) {
+      for (const action of ['claim', 'start', 'unclaim']) {
+        if (stop.done) return count;
+        const r = await h.api.act(s.id, action, agent.key, {});
+        expect(r.status).toBe(200);
+        count++;
+        await sleep(150);
+      }
+    }
+  }
+  return count;
+}
+
+/** B's latency per transition (ms), sequential, contract → claim → start → request-review per story. */
+async function tenantBLatencies(): Promise<number[]> {
+  const stories = await importStories(b, Math.ceil(B_TRANSITIONS / 4));
+  const agent = b.agents[0];
+  const latencies: number[] = [];
+  for (const s of stories) {
+    const steps: [string, unknown][] = [
+      ['contract', { story_title: s.title, ac_count: 1 }],
+      ['claim', {}],
+      ['start', {}],
+      ['request-review', {}],
+    ];
+    for (const [action, body] of steps) {
+      const started = performance.now();
+      const r = await h.api.act(s.id, action, agent.key, body);
+      latencies.push(performance.now() - started);
+      expect(r.status, `${action}: ${JSON.stringify(r.body)}`).toBe(200);
+    }
+  }
+  return latencies;
+}
+
+const quantile = (values: number[], q: number) => {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+};
+const figures = (values: number[]) => ({
+  n: values.length,
+  median_ms: Math.round(quantile(values, 0.5)),
+  p99_ms: Math.round(quantile(values, 0.99)),
+});
+
+async function phase(): Promise<{ b: ReturnType<typeof figures>; a_transitions: number }> {
+  const stop = { done: false };
+  const load = tenantALoad(stop);
+  await sleep(1000);
+  const latencies = await tenantBLatencies();
+  stop.done = true;
+  return { b: figures(latencies), a_transitions: await load };
+}
+
+describe("fault 6: one tenant's hanging webhooks", () => {
+  it("leave another tenant's transition latency as it is with no webhooks", async () => {
+    // Warm-up: the first workflows and connections of a fresh stack are slower than the rest.
+    await tenantBLatencies();
+    const without = await phase();
+    const port = (hanging.address() as { port: number }).port;
+    for (let i = 0; i < A_HOOKS; i++) {
+      const r = await h.api.post('/api/v1/webhooks', a.admin.key, {
+        url: `http://127.0.0.1:${port}/hang-${i}`,
+        events: ['story.status_changed', 'story.review_requested', 'custody.violation'],
+      });
+      expect(r.status).toBe(201);
+    }
+    const withHanging = await phase();
+    const { rows } = await h.pool.query<{ pending: number; total: number }>(
+      `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*)::int AS total
+       FROM webhook_deliveries d JOIN agents ag ON ag.tenant_id = d.tenant_id WHERE ag.id = $1`,
+      [a.admin.id],
+    );
+    const report = {
+      tenant_b_without_webhooks: without.b,
+      tenant_b_with_a_hanging: withHanging.b,
+      tenant_a_transitions: { without: without.a_transitions, with_hanging: withHanging.a_transitions },
+      tenant_a_deliveries: rows[0],
+      hanging_receiver: { connections_accepted: accepted, most_open_at_once: maxOpen },
+    };
+    console.log(`fault 6: webhook isolation\n${JSON.stringify(report, null, 2)}`);
+    // A's receivers really hung, and no more of them at once than A's share.
+    expect(accepted).toBeGreaterThan(0);
+    expect(rows[0].pending).toBeGreaterThan(0);
+    expect(maxOpen).toBeLessThanOrEqual(4);
+    // B is unchanged within noise: with slots shared, each of its transitions would wait on A's
+    // 10-second attempts.
+    expect(withHanging.b.median_ms).toBeLessThan(without.b.median_ms * 2 + 50);
+    expect(withHanging.b.p99_ms).toBeLessThan(Math.max(without.b.p99_ms * 3, without.b.p99_ms + 1000));
+    expect(h.unexpectedExits()).toEqual([]);
+  });
+});
