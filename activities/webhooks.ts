@@ -29,7 +29,9 @@ export function createWebhookActivities(deps: {
   const tenantConcurrency = deps.tenantConcurrency ?? 4;
   const { min, max } = WEBHOOK_TIMEOUT_BOUNDS_MS;
   const attemptTimeoutMs = Math.min(max, Math.max(min, deps.attemptTimeoutMs ?? WEBHOOK_TIMEOUT_BOUNDS_MS.default));
-  const inFlight = new Map<string, number>();
+  // An attempt may wait for its tenant's slot as long as the activity's 30 s leave after the attempt.
+  const slots = new TenantSlots(tenantConcurrency, tenantConcurrency * 4);
+  const waitBudgetMs = Math.max(0, 28_000 - attemptTimeoutMs);
   const finish = (deliveryId: string, status: 'delivered' | 'failed') =>
     pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [
       deliveryId,
@@ -79,16 +81,14 @@ export function createWebhookActivities(deps: {
         timestamp: new Date(delivery.created_at).toISOString(),
         data: delivery.payload,
       });
-      // One tenant's slow or hanging receivers hold at most its share of this worker's slots.
+      // One tenant's slow or hanging receivers hold at most its share of this worker's slots; a
+      // few more of its deliveries wait here for a turn, the rest are told to come back later.
       const tenant = delivery.tenant_id;
-      if ((inFlight.get(tenant) ?? 0) >= tenantConcurrency) return 'busy';
-      inFlight.set(tenant, (inFlight.get(tenant) ?? 0) + 1);
+      if (!(await slots.acquire(tenant, waitBudgetMs))) return 'busy';
       try {
         await attemptDelivery(deliveryId, delivery, body);
       } finally {
-        const left = (inFlight.get(tenant) ?? 1) - 1;
-        if (left > 0) inFlight.set(tenant, left);
-        else inFlight.delete(tenant);
+        slots.release(tenant);
       }
     },
 
@@ -146,6 +146,51 @@ export function createWebhookActivities(deps: {
     if (statusCode === null || statusCode < 200 || statusCode >= 300) {
       throw ApplicationFailure.retryable(`delivery attempt ${attempt} got ${statusCode ?? error}`, 'DeliveryFailed');
     }
+  }
+}
+
+/** At most `perTenant` holders per tenant; up to `waitersPerTenant` more wait in line (FIFO). */
+class TenantSlots {
+  private readonly held = new Map<string, number>();
+  private readonly waiting = new Map<string, ((ok: boolean) => void)[]>();
+
+  constructor(
+    private readonly perTenant: number,
+    private readonly waitersPerTenant: number,
+  ) {}
+
+  /** True once the caller holds a slot; false if the line is full or `maxWaitMs` passed first. */
+  acquire(tenant: string, maxWaitMs: number): Promise<boolean> {
+    const held = this.held.get(tenant) ?? 0;
+    if (held < this.perTenant) {
+      this.held.set(tenant, held + 1);
+      return Promise.resolve(true);
+    }
+    const line = this.waiting.get(tenant) ?? [];
+    if (line.length >= this.waitersPerTenant || maxWaitMs <= 0) return Promise.resolve(false);
+    this.waiting.set(tenant, line);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        const at = line.indexOf(turn);
+        if (at >= 0) line.splice(at, 1);
+        resolve(false);
+      }, maxWaitMs);
+      const turn = (ok: boolean) => {
+        clearTimeout(timer);
+        resolve(ok);
+      };
+      line.push(turn);
+    });
+  }
+
+  /** Hands the slot to the next in line, or frees it. */
+  release(tenant: string): void {
+    const next = this.waiting.get(tenant)?.shift();
+    if (next) return next(true);
+    if (this.waiting.get(tenant)?.length === 0) this.waiting.delete(tenant);
+    const held = (this.held.get(tenant) ?? 1) - 1;
+    if (held > 0) this.held.set(tenant, held);
+    else this.held.delete(tenant);
   }
 }
 

@@ -6,8 +6,8 @@ import { ActivityFailure, proxyActivities, sleep } from '@temporalio/workflow';
 import type { WebhookActivities } from '../activities/types.js';
 import type { WebhookDeliveryInput } from './webhook-messages.js';
 
-const BUSY_WAIT_MS = 500;
-const MAX_BUSY_WAIT_MS = 30_000;
+const BUSY_WAIT_MS = 5_000;
+const MAX_BUSY_WAIT_MS = 5 * 60_000;
 
 export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Promise<'delivered' | 'failed'> {
   const { deliverWebhook } = proxyActivities<WebhookActivities>({

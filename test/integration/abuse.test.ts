@@ -552,3 +552,50 @@ describe('exact creates', () => {
     expect(rows[0].n).toBe(1);
   });
 });
+
+describe('webhook deliveries', () => {
+  it("hold a tenant to its share of deliveries in flight, on the webhooks' own task queue", async () => {
+    const t = await createTeam(stack.api, 1, 'hooks-share');
+    const sockets = new Set<import('node:net').Socket>();
+    let open = 0;
+    let most = 0;
+    let accepted = 0;
+    const { createServer } = await import('node:net');
+    // Takes every connection and never answers.
+    const hanging = createServer((socket) => {
+      sockets.add(socket);
+      accepted++;
+      most = Math.max(most, ++open);
+      socket.on('error', () => undefined);
+      // Read (and drop) what comes, so a client that gives up is seen closing.
+      socket.resume();
+      socket.on('close', () => open--);
+    });
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+    try {
+      const port = (hanging.address() as { port: number }).port;
+      for (let i = 0; i < 10; i++) {
+        const r = await stack.api.post('/api/v1/webhooks', t.admin.key, {
+          url: `http://127.0.0.1:${port}/h${i}`,
+          events: ['story.contracted'],
+        });
+        expect(r.status).toBe(201);
+      }
+      const [story] = await freshStories(1, t);
+      expect(
+        (await stack.api.act(story.id, 'contract', t.agents[0].key, { story_title: story.title, ac_count: 1 })).status,
+      ).toBe(200);
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(accepted).toBeGreaterThan(0);
+      expect(most).toBe(4);
+      const { rows } = await stack.pool.query(
+        `SELECT count(*)::int AS n FROM webhook_deliveries WHERE tenant_id = $1 AND status = 'pending'`,
+        [t.tenantId],
+      );
+      expect(rows[0].n).toBe(10);
+    } finally {
+      for (const s of sockets) s.destroy();
+      hanging.close();
+    }
+  });
+});
