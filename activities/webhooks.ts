@@ -1,6 +1,7 @@
 /** Webhook deliveries: each attempt signed with the webhook's secret and recorded. */
 import { createHmac } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 import type pg from 'pg';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -50,7 +51,7 @@ export function createWebhookActivities(deps: {
       [deliveryId, attempt, statusCode, error, durationMs],
     );
   return {
-    async deliverWebhook(deliveryId: string): Promise<void | 'busy'> {
+    async deliverWebhook(deliveryId: string, retry?: WebhookDeliveryInput['retry']): Promise<void> {
       const { rows } = await pool.query<{
         tenant_id: string;
         url: string;
@@ -82,11 +83,19 @@ export function createWebhookActivities(deps: {
         data: delivery.payload,
       });
       // One tenant's slow or hanging receivers hold at most its share of this worker's slots; a
-      // few more of its deliveries wait here for a turn, the rest are told to come back later.
+      // few more of its deliveries wait here for a turn, the rest come back later (a retry kept on
+      // the Temporal server, which spends no attempt of the budget: attempts are counted below).
       const tenant = delivery.tenant_id;
-      if (!(await slots.acquire(tenant, waitBudgetMs))) return 'busy';
+      if (!(await slots.acquire(tenant, waitBudgetMs))) {
+        const busyRetry = Context.current().info.attempt;
+        throw ApplicationFailure.create({
+          message: "the tenant's share of deliveries is in flight; this one waits its turn",
+          type: 'TenantBusy',
+          nextRetryDelay: Math.min(1000 * 2 ** Math.min(busyRetry, 6), 60_000),
+        });
+      }
       try {
-        await attemptDelivery(deliveryId, delivery, body);
+        await attemptDelivery(deliveryId, delivery, body, retry);
       } finally {
         slots.release(tenant);
       }
@@ -101,6 +110,7 @@ export function createWebhookActivities(deps: {
     deliveryId: string,
     delivery: { url: string; secret: string; event: string },
     body: string,
+    retry: WebhookDeliveryInput['retry'] | undefined,
   ): Promise<void> {
     // Numbered from the recorded attempts, not Temporal's attempt counter: a 'busy' answer ends
     // the activity, and the next one starts counting again from 1.
@@ -109,8 +119,9 @@ export function createWebhookActivities(deps: {
       [deliveryId],
     );
     const attempt = rows[0].n + 1;
-    if (deps.maximumAttempts !== undefined && attempt > deps.maximumAttempts)
-      throw ApplicationFailure.nonRetryable(`the retry budget of ${deps.maximumAttempts} attempts is spent`, 'Spent');
+    const budget = retry?.maximumAttempts ?? deps.maximumAttempts;
+    if (budget !== undefined && attempt > budget)
+      throw ApplicationFailure.nonRetryable(`the retry budget of ${budget} attempts is spent`, 'Spent');
     const started = Date.now();
     let statusCode: number | null = null;
     let error: string | null = null;
@@ -144,7 +155,14 @@ export function createWebhookActivities(deps: {
     }
     await recordAttempt(deliveryId, attempt, statusCode, error, Date.now() - started);
     if (statusCode === null || statusCode < 200 || statusCode >= 300) {
-      throw ApplicationFailure.retryable(`delivery attempt ${attempt} got ${statusCode ?? error}`, 'DeliveryFailed');
+      const message = `delivery attempt ${attempt} got ${statusCode ?? error}`;
+      if (budget !== undefined && attempt >= budget) throw ApplicationFailure.nonRetryable(message, 'DeliveryFailed');
+      // Backoff by real attempts (Temporal's attempt count includes turns waited).
+      throw ApplicationFailure.create({
+        message,
+        type: 'DeliveryFailed',
+        ...(retry ? { nextRetryDelay: Math.min(retry.initialIntervalMs * 2 ** (attempt - 1), 3_600_000) } : {}),
+      });
     }
   }
 }
