@@ -1,5 +1,4 @@
 /** The audit trail: accepted transitions (written by the persistence activity) and rejected attempts. */
-import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { summariseRejectedBody } from '../custody/rejected-body.js';
 import type { Rejection } from '../custody/rules.js';
@@ -28,24 +27,6 @@ export interface AuditRow {
   occurred_at: Date;
   /** The row's number in its tenant's audit trail (1, 2, 3…): what the API shows as its id. */
   chain_seq: string;
-}
-
-/** An API key event (`api_key.rotated`, `api_key.revoked`), with who did it. In the caller's transaction. */
-export async function recordKeyEvent(
-  db: pg.Pool | pg.PoolClient,
-  entry: {
-    tenantId: string;
-    action: 'api_key.rotated' | 'api_key.revoked';
-    actorAgentId: string;
-    actorRole: string;
-    payload: Record<string, unknown>;
-  },
-): Promise<void> {
-  await db.query(
-    `INSERT INTO audit_events (tenant_id, update_id, outcome, action, actor_agent_id, actor_role, payload, occurred_at)
-     VALUES ($1, $2, 'accepted', $3, $4, $5, $6, now())`,
-    [entry.tenantId, randomUUID(), entry.action, entry.actorAgentId, entry.actorRole, JSON.stringify(entry.payload)],
-  );
 }
 
 export async function recordRejection(

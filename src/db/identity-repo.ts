@@ -2,7 +2,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
 import type { Role } from '../custody/actions.js';
-import { recordKeyEvent } from './audit-repo.js';
+import { recordChange } from './change-audit.js';
 import { keyDigest, keyLabel, newRawKey } from './keys.js';
 import { inTransaction } from './pool.js';
 import { enforceQuota, type Quotas } from './quotas.js';
@@ -141,7 +141,7 @@ export async function getKey(pool: pg.Pool, tenantId: string, keyId: string): Pr
 }
 
 /**
- * Issues a new key for the key's own agent and revokes the old one, atomically, with the audit row.
+ * Issues a new key for the key's own agent and revokes the old one, with its audit row, atomically.
  * Only that agent may: nobody else ever receives its secret (null for anyone else's key).
  */
 export async function rotateKey(
@@ -157,11 +157,10 @@ export async function rotateKey(
     );
     if (!rows[0]) return null;
     const rotated = await insertKey(db, caller.tenantId, rows[0].agent_id);
-    await recordKeyEvent(db, {
+    await recordChange(db, {
       tenantId: caller.tenantId,
       action: 'api_key.rotated',
-      actorAgentId: caller.agentId,
-      actorRole: caller.role,
+      actor: { agentId: caller.agentId, role: caller.role },
       payload: {
         api_key_id: keyId,
         prefix: rows[0].prefix,
@@ -184,11 +183,10 @@ export async function revokeKey(pool: pg.Pool, caller: Caller, keyId: string): P
     const row = rows[0];
     if (!row) return null;
     if (row.newly) {
-      await recordKeyEvent(db, {
+      await recordChange(db, {
         tenantId: caller.tenantId,
         action: 'api_key.revoked',
-        actorAgentId: caller.agentId,
-        actorRole: caller.role,
+        actor: { agentId: caller.agentId, role: caller.role },
         payload: { api_key_id: row.id, prefix: row.prefix, agent_id: row.agent_id },
       });
     }

