@@ -69,6 +69,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // Tests deliver webhooks to receivers on this machine unless a test says otherwise.
   const config = parseConfig({
     WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    // Every test request comes from one address: per-address limits only where a test sets them.
+    RATE_LIMIT_ADDRESS_PER_MINUTE: '1000000',
+    RATE_LIMIT_FAILED_AUTH_PER_MINUTE: '1000000',
     ...options.env,
     DATABASE_URL: db.url,
     TEMPORAL_ADDRESS: address,
