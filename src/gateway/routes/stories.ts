@@ -51,8 +51,8 @@ export const StoryPatch = z.strictObject({
   metadata: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const VerifyAllBody = z.strictObject({
-  review_type: z.string().max(64).optional(),
-  summary: z.string().max(20_000).optional(),
+  review_type: notBlank(64).optional(),
+  summary: notBlank(20_000).optional(),
 });
 
 const AuditCursor = z.strictObject({ a: z.string().regex(/^\d{1,18}$/) });
