@@ -1,6 +1,7 @@
 /** The persistence activities' contract, imported by the workflow as types only. */
 import type { StoryState } from '../src/custody/rules.js';
 import type { TransitionRecord } from '../workflows/messages.js';
+import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 
 export interface PersistBatch {
   workflowId: string;
@@ -26,7 +27,10 @@ export interface StoryActivities {
 }
 
 export interface WebhookActivities {
-  /** One attempt: POSTs the signed delivery; throws (to be retried) unless the receiver answers 2xx. */
-  deliverWebhook(deliveryId: string): Promise<void>;
+  /**
+   * One attempt: POSTs the signed delivery; throws (to be retried) unless the receiver answers 2xx.
+   * `retry`: the budget in real attempts and the backoff (deliveries started before it: Temporal's).
+   */
+  deliverWebhook(deliveryId: string, retry?: WebhookDeliveryInput['retry']): Promise<void>;
   finishDelivery(deliveryId: string, status: 'delivered' | 'failed'): Promise<void>;
 }

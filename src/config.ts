@@ -28,11 +28,33 @@ const schema = z.object({
   SIGNUP_ENABLED: bool.default(true),
   /** Let webhooks target loopback, private and link-local addresses (a receiver on this machine). */
   WEBHOOK_ALLOW_PRIVATE_TARGETS: bool.default(false),
-  /** Requests per minute per API key (signup: per client address); 0 turns limiting off. */
+  /** Requests per minute per agent, all its keys together (rotating a key keeps the budget); 0 turns every limit off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
+  /** Requests per minute per tenant, all its agents together. */
+  RATE_LIMIT_TENANT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(6000),
+  /** Requests per minute per client address, counted before authentication. */
+  RATE_LIMIT_ADDRESS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(6000),
+  /** Refused keys (401) per minute per client address; past it the address is refused before any key lookup. */
+  RATE_LIMIT_FAILED_AUTH_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(60),
+  /** Per-tenant quotas; past one, creates answer 403 quota_exceeded (stored bytes: story and audit rows as written). */
+  QUOTA_AGENTS: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  QUOTA_PROJECTS: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  QUOTA_STORIES: z.coerce.number().int().min(1).max(100_000_000).default(50_000),
+  QUOTA_WEBHOOKS: z.coerce.number().int().min(1).max(10_000).default(25),
+  QUOTA_STORED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 50)
+    .default(1024 ** 3),
   /** Webhook retries: first delay, doubling after, and the budget of attempts per delivery. */
   WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  /** The longest one delivery attempt may take (connect, send, first answer). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(25_000).default(10_000),
+  /** Deliveries in flight per worker process (their own task queue and slots), and per tenant within them. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(100),
+  WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
   UPDATE_DEADLINE_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
   CUSTODY_DATA_DIR: z.string().min(1).default('.data'),
   TEMPORAL_PORT: port.default(7233),
@@ -56,6 +78,11 @@ const schema = z.object({
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** Story workflows a worker keeps in memory between tasks (about 0.5 MB each). */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).max(100_000).default(250),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (the metrics show every tenant's activity). */
+  METRICS_TOKEN: z
+    .string()
+    .regex(/^\S{16,}$/, 'must be at least 16 characters, no spaces')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -94,6 +121,15 @@ export function requireSetting<K extends keyof Config>(config: Config, key: K): 
     process.exit(1);
   }
   return value;
+}
+
+/** The webhook worker's settings, as `createStoryWorker` takes them. */
+export function webhookWorkerSettings(config: Config) {
+  return {
+    webhookConcurrency: config.WEBHOOK_CONCURRENCY,
+    webhookTenantConcurrency: config.WEBHOOK_TENANT_CONCURRENCY,
+    webhookTimeoutMs: config.WEBHOOK_TIMEOUT_MS,
+  };
 }
 
 /** The webhook retry policy the configuration asks for. */

@@ -1,4 +1,8 @@
-/** The story worker: runs story workflows and their persistence activities. */
+/**
+ * The story worker: runs story workflows and their persistence activities on the stories' task
+ * queue, and, in the same process, a second Temporal worker with its own task queue and slots for
+ * webhook deliveries, so a tenant's slow receivers never hold a slot story persistence needs.
+ */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +15,7 @@ import { createStoryActivities } from '../activities/persistence.js';
 import { createWebhookActivities } from '../activities/webhooks.js';
 import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 import type { SigningKey } from './custody/identity.js';
-import { dispatchForgotten } from './webhooks/outbox.js';
+import { dispatchForgotten, webhookTaskQueueOf } from './webhooks/outbox.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 const BUNDLER = fileURLToPath(new URL('./bin/bundle-workflows.ts', import.meta.url));
@@ -59,41 +63,93 @@ export interface StoryWorkerOptions {
   maxCachedWorkflows?: number;
   /** How often webhook deliveries committed but never started are looked for (default 30 s). */
   deliverySweepMs?: number;
+  /** Webhook deliveries in flight at once in this process, all tenants (default 100). */
+  webhookConcurrency?: number;
+  /** Webhook deliveries of one tenant in flight at once in this process (default 4). */
+  webhookTenantConcurrency?: number;
+  /** The longest one delivery attempt may take (default 10 s, at most 25 s). */
+  webhookTimeoutMs?: number;
+}
+
+/** What runs and stops the story worker and the webhook worker together. */
+export interface StoryWorkers {
+  run(): Promise<void>;
+  shutdown(): void;
+  getState(): ReturnType<Worker['getState']>;
+}
+
+/** Runs both workers; when either stops (or fails), the other is shut down too. */
+function together(stories: Worker, webhooks: Worker): StoryWorkers {
+  const shutdown = () => {
+    for (const w of [stories, webhooks]) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  return {
+    async run() {
+      const results = await Promise.allSettled(
+        [stories, webhooks].map((w) =>
+          w.run().finally(() => {
+            shutdown();
+          }),
+        ),
+      );
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
+    shutdown,
+    getState() {
+      const webhookState = webhooks.getState();
+      return webhookState === 'FAILED' ? webhookState : stories.getState();
+    },
+  };
 }
 
 export async function createStoryWorker(
   options: StoryWorkerOptions,
-): Promise<{ worker: Worker; connection: NativeConnection }> {
+): Promise<{ worker: StoryWorkers; connection: NativeConnection }> {
   const connection = await NativeConnection.connect({ address: options.address });
   const builtHere = options.workflowBundle ? null : await bundleWorkflowsInChild();
   // Once the worker has read the bundle (or failed to), one built for this start is not needed again.
-  const worker = await Worker.create({
-    connection,
-    namespace: options.namespace,
-    taskQueue: options.taskQueue,
-    workflowBundle: options.workflowBundle ?? { codePath: builtHere! },
-    ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
-    activities: {
-      ...createStoryActivities({
+  const workflowBundle = options.workflowBundle ?? { codePath: builtHere! };
+  const [stories, webhooks] = await Promise.all([
+    Worker.create({
+      connection,
+      namespace: options.namespace,
+      taskQueue: options.taskQueue,
+      workflowBundle,
+      ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
+      activities: createStoryActivities({
         pool: options.pool,
         client: options.client,
         webhooks: { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry },
         signingKey: options.signingKey,
       }),
-      ...createWebhookActivities({
+    }),
+    Worker.create({
+      connection,
+      namespace: options.namespace,
+      taskQueue: webhookTaskQueueOf(options.taskQueue),
+      workflowBundle,
+      // Delivery workflows are short: a small cache, and slots of their own.
+      maxCachedWorkflows: 100,
+      maxConcurrentActivityTaskExecutions: options.webhookConcurrency ?? 100,
+      activities: createWebhookActivities({
         pool: options.pool,
         allowPrivateTargets: options.allowPrivateWebhookTargets ?? false,
+        tenantConcurrency: options.webhookTenantConcurrency ?? 4,
+        attemptTimeoutMs: options.webhookTimeoutMs,
+        maximumAttempts: options.webhookRetry.maximumAttempts,
       }),
-    },
-  }).finally(() => {
+    }),
+  ]).finally(() => {
     if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });
   });
+  const worker = together(stories, webhooks);
   sweepForgottenDeliveries(worker, options);
   return { worker, connection };
 }
 
 /** Now and then, while the worker runs, starts webhook deliveries that were committed but never started. */
-function sweepForgottenDeliveries(worker: Worker, options: StoryWorkerOptions): void {
+function sweepForgottenDeliveries(worker: StoryWorkers, options: StoryWorkerOptions): void {
   const dispatch = { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry };
   const everyMs = options.deliverySweepMs ?? 30_000;
   const timer = setInterval(() => {

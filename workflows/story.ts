@@ -26,6 +26,7 @@ import {
   applyDependencyStatus,
   checkHeartbeat,
   checkStorableBody,
+  checkMeaningfulText,
   decide,
   expireLease,
   explainByLease,
@@ -186,6 +187,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     // `judge` adds the rules the handler must not re-run (histories from before them replay as they ran).
     const now = judge(state, envelope.actor, action, envelope.body);
     if (!now.ok) return byLease(now.rejection, state, envelope.actor, action, expiredLease);
+    const meaningless = checkMeaningfulText(action, envelope.body);
+    if (meaningless) return { ok: false, rejection: meaningless };
     const judged = judgedState();
     if (judged === state) return now;
     const late = judge(judged, envelope.actor, action, envelope.body);

@@ -6,6 +6,8 @@ import { ActivityFailure, proxyActivities } from '@temporalio/workflow';
 import type { WebhookActivities } from '../activities/types.js';
 import type { WebhookDeliveryInput } from './webhook-messages.js';
 
+const BACKSTOP_FACTOR = 50;
+
 export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Promise<'delivered' | 'failed'> {
   const { deliverWebhook } = proxyActivities<WebhookActivities>({
     startToCloseTimeout: '30 seconds',
@@ -13,7 +15,10 @@ export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Prom
       initialInterval: input.retry.initialIntervalMs,
       backoffCoefficient: 2,
       maximumInterval: '1 hour',
-      maximumAttempts: input.retry.maximumAttempts,
+      // The budget is counted by the activity in real attempts (it ends the delivery past it): a
+      // turn missed while the tenant had its share of deliveries in flight is a retry here too,
+      // kept on the server (no history), so this is only a backstop.
+      maximumAttempts: input.retry.maximumAttempts * BACKSTOP_FACTOR,
     },
   });
   const { finishDelivery } = proxyActivities<WebhookActivities>({
@@ -21,7 +26,7 @@ export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Prom
     retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
   });
   try {
-    await deliverWebhook(input.deliveryId);
+    await deliverWebhook(input.deliveryId, input.retry);
     await finishDelivery(input.deliveryId, 'delivered');
     return 'delivered';
   } catch (err) {

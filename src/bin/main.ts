@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import exitHook from 'async-exit-hook';
-import { webhookRetry, loadConfigOrExit } from '../config.js';
+import { webhookRetry, webhookWorkerSettings, loadConfigOrExit } from '../config.js';
 import { newSigningSeed, signingKeyFromSeed } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
@@ -108,6 +108,7 @@ try {
     pool,
     client,
     webhookRetry: webhookRetry(config),
+    ...webhookWorkerSettings(config),
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
     ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),

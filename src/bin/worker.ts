@@ -1,5 +1,5 @@
 /** `npm run worker`: the story worker as its own process, configured by the environment only. */
-import { webhookRetry, loadConfigOrExit, requireSetting } from '../config.js';
+import { webhookRetry, webhookWorkerSettings, loadConfigOrExit, requireSetting } from '../config.js';
 import { signingKeyFromSeed } from '../custody/identity.js';
 import { createPool } from '../db/pool.js';
 import { connectClient } from '../temporal/client.js';
@@ -22,6 +22,7 @@ const { worker, connection } = await createStoryWorker({
   pool,
   client,
   webhookRetry: webhookRetry(config),
+  ...webhookWorkerSettings(config),
   maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
   allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
   ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),

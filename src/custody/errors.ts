@@ -8,6 +8,7 @@ export const ERROR_STATUS = {
   invalid_header: 400,
   unauthorized: 401,
   forbidden: 403,
+  quota_exceeded: 403,
   not_assigned_agent: 403,
   not_found: 404,
   invalid_transition: 409,

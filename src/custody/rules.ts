@@ -157,8 +157,40 @@ function validActor(actor: unknown): actor is Actor {
   );
 }
 
+/**
+ * Blank as `decide` has always judged it (whitespace only). It stays so because `decide` runs again
+ * on replay; the stricter test (`lacksLetterOrDigit`) runs in the update validator only.
+ */
 function isBlank(value: string | undefined): boolean {
   return value === undefined || value.trim().length === 0;
+}
+
+/** Text that must not be blank holds at least one letter or digit: "\u200b" or "--" is blank. */
+export function lacksLetterOrDigit(value: string | undefined): boolean {
+  return value === undefined || !/[\p{L}\p{N}]/u.test(value);
+}
+
+/**
+ * Refuses reasons, review types and summaries with no letter or digit (invisible or punctuation-only
+ * text). Apart from `decide`, like `checkStorableBody`: histories that accepted such text before
+ * this check existed must replay as they ran, so it runs in the update validator only.
+ */
+export function checkMeaningfulText(action: unknown, body: unknown): Rejection | null {
+  const data = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  // Text that is given but blank; whether it may be absent is `decide`'s and the schema's call.
+  const blank = (key: string) => typeof data[key] === 'string' && lacksLetterOrDigit(data[key]);
+  switch (action) {
+    case 'review-complete':
+      if (blank('review_type') || blank('summary'))
+        return rejectionOf('review_required', 'A review type and a summary must hold a letter or digit.');
+      return null;
+    case 'reject':
+    case 'force-unclaim':
+      if (blank('reason')) return rejectionOf('reason_required', `A ${action} needs a reason with a letter or digit.`);
+      return null;
+    default:
+      return null;
+  }
 }
 
 export function hasReviewThisIteration(state: StoryState): boolean {

@@ -1,13 +1,15 @@
 /** The audit trail: accepted transitions (written by the persistence activity) and rejected attempts. */
 import type pg from 'pg';
+import { summariseRejectedBody } from '../custody/rejected-body.js';
 import type { Rejection } from '../custody/rules.js';
 
 export interface AuditRow {
   id: string;
   tenant_id: string;
-  project_id: string;
-  story_id: string;
-  workflow_id: string;
+  /** Null for events of no story (API keys). */
+  project_id: string | null;
+  story_id: string | null;
+  workflow_id: string | null;
   run_id: string | null;
   update_id: string;
   seq: string | null;
@@ -23,6 +25,8 @@ export interface AuditRow {
   iteration: number | null;
   payload: unknown;
   occurred_at: Date;
+  /** The row's number in its tenant's audit trail (1, 2, 3…): what the API shows as its id. */
+  chain_seq: string;
 }
 
 export async function recordRejection(
@@ -61,18 +65,72 @@ export async function recordRejection(
       entry.agentStatus,
       entry.verifiedStatus,
       entry.iteration,
-      JSON.stringify(entry.payload ?? {}),
+      // Never the whole body: a rejected attempt costs the append-only trail about 1 KiB.
+      JSON.stringify({ body: summariseRejectedBody(entry.payload) }),
     ],
   );
 }
 
-export async function storyHistory(pool: pg.Pool, tenantId: string, storyId: string): Promise<AuditRow[]> {
-  return (
-    await pool.query<AuditRow>(
-      'SELECT * FROM audit_events WHERE tenant_id = $1 AND story_id = $2 ORDER BY occurred_at, id',
-      [tenantId, storyId],
-    )
-  ).rows;
+/** Bytes of payload one page of history or audit may carry (one row more than this at most). */
+export const AUDIT_PAGE_PAYLOAD_BYTES = 1024 * 1024;
+
+export interface AuditPage {
+  rows: AuditRow[];
+  /** The tenant's audit sequence number of the last row returned, when more rows follow. */
+  nextAfter: string | null;
+}
+
+/**
+ * One page of a tenant's audit rows in the order they were written (the tenant's own audit
+ * sequence, `chain_seq`), at most `limit` rows and about `AUDIT_PAGE_PAYLOAD_BYTES` of payload:
+ * rows are taken while the payload before them stays under the cap, so a page always holds one.
+ */
+async function auditPage(
+  pool: pg.Pool,
+  tenantId: string,
+  f: {
+    projectId?: string | undefined;
+    storyId?: string | undefined;
+    since?: string | undefined;
+    afterSeq?: string | undefined;
+    limit: number;
+  },
+): Promise<AuditPage> {
+  const { rows } = await pool.query<AuditRow & { fetched: string }>(
+    `WITH page AS (
+       SELECT e.*, octet_length(e.payload::text) AS size,
+         sum(octet_length(e.payload::text)) OVER (ORDER BY e.chain_seq) AS running
+       FROM audit_events e
+       WHERE e.tenant_id = $1 AND ($2::uuid IS NULL OR e.project_id = $2) AND ($3::uuid IS NULL OR e.story_id = $3)
+         AND ($4::timestamptz IS NULL OR e.occurred_at >= $4) AND ($5::bigint IS NULL OR e.chain_seq > $5)
+       ORDER BY e.chain_seq LIMIT $6
+     )
+     SELECT p.*, (SELECT count(*) FROM page) AS fetched FROM page p WHERE p.running - p.size < $7 ORDER BY p.chain_seq`,
+    [
+      tenantId,
+      f.projectId ?? null,
+      f.storyId ?? null,
+      f.since ?? null,
+      f.afterSeq ?? null,
+      f.limit + 1,
+      AUDIT_PAGE_PAYLOAD_BYTES,
+    ],
+  );
+  const fetched = rows.length > 0 ? Number(rows[0].fetched) : 0;
+  const page = rows.slice(0, f.limit);
+  const more = fetched > page.length;
+  const last = page[page.length - 1];
+  return { rows: page, nextAfter: more && last ? String(last.chain_seq) : null };
+}
+
+/** A story's accepted transitions and rejected attempts, oldest first, a page at a time. */
+export async function storyHistory(
+  pool: pg.Pool,
+  tenantId: string,
+  storyId: string,
+  page: { afterSeq?: string | undefined; limit: number },
+): Promise<AuditPage> {
+  return auditPage(pool, tenantId, { storyId, ...page });
 }
 
 export async function auditTrail(
@@ -82,18 +140,11 @@ export async function auditTrail(
     projectId?: string | undefined;
     storyId?: string | undefined;
     since?: string | undefined;
-    afterId?: string | undefined;
+    afterSeq?: string | undefined;
     limit: number;
   },
-): Promise<AuditRow[]> {
-  return (
-    await pool.query<AuditRow>(
-      `SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2::uuid IS NULL OR project_id = $2) AND ($3::uuid IS NULL OR story_id = $3)
-         AND ($4::timestamptz IS NULL OR occurred_at >= $4) AND ($5::bigint IS NULL OR id > $5)
-       ORDER BY id LIMIT $6`,
-      [tenantId, f.projectId ?? null, f.storyId ?? null, f.since ?? null, f.afterId ?? null, f.limit],
-    )
-  ).rows;
+): Promise<AuditPage> {
+  return auditPage(pool, tenantId, f);
 }
 
 export interface ChainReport {

@@ -2,8 +2,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
 import type { Role } from '../custody/actions.js';
+import { recordChange } from './change-audit.js';
 import { keyDigest, keyLabel, newRawKey } from './keys.js';
 import { inTransaction } from './pool.js';
+import { enforceQuota, type Quotas } from './quotas.js';
 
 export interface TenantRow {
   id: string;
@@ -91,8 +93,10 @@ export async function registerAgent(
   tenantId: string,
   name: string,
   role: Role,
+  quotas: Quotas,
 ): Promise<{ agent: AgentRow; key: ApiKeyRow; raw: string }> {
   return inTransaction(pool, async (db) => {
+    await enforceQuota(db, tenantId, quotas, 'agents', 1);
     const agent = (
       await db.query<AgentRow>(
         'INSERT INTO agents (tenant_id, name, role) VALUES ($1, $2, $3) RETURNING id, tenant_id, name, role, created_at',
@@ -136,29 +140,64 @@ export async function getKey(pool: pg.Pool, tenantId: string, keyId: string): Pr
   return rows[0] ?? null;
 }
 
-/** Issues a new key for the same agent and revokes the old one, atomically. */
+/**
+ * Issues a new key for the key's own agent and revokes the old one, with its audit row, atomically.
+ * Only that agent may: nobody else ever receives its secret (null for anyone else's key).
+ */
 export async function rotateKey(
   pool: pg.Pool,
-  tenantId: string,
+  caller: Caller,
   keyId: string,
 ): Promise<{ key: ApiKeyRow; raw: string } | null> {
   return inTransaction(pool, async (db) => {
-    const { rows } = await db.query<{ agent_id: string }>(
-      `UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING agent_id`,
-      [tenantId, keyId],
+    const { rows } = await db.query<{ agent_id: string; prefix: string }>(
+      `UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND agent_id = $3 AND revoked_at IS NULL
+       RETURNING agent_id, prefix`,
+      [caller.tenantId, keyId, caller.agentId],
     );
     if (!rows[0]) return null;
-    return insertKey(db, tenantId, rows[0].agent_id);
+    const rotated = await insertKey(db, caller.tenantId, rows[0].agent_id);
+    await recordChange(db, {
+      tenantId: caller.tenantId,
+      action: 'api_key.rotated',
+      actor: { agentId: caller.agentId, role: caller.role },
+      payload: {
+        api_key_id: keyId,
+        prefix: rows[0].prefix,
+        agent_id: rows[0].agent_id,
+        new_api_key_id: rotated.key.id,
+      },
+    });
+    return rotated;
   });
 }
 
-export async function revokeKey(pool: pg.Pool, tenantId: string, keyId: string): Promise<ApiKeyRow | null> {
-  const { rows } = await pool.query<ApiKeyRow>(
-    `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2
-     RETURNING id, agent_id, prefix, created_at, revoked_at`,
-    [tenantId, keyId],
-  );
-  return rows[0] ?? null;
+/** Revokes a key (once; revoking it again changes nothing and writes no second audit row). */
+export async function revokeKey(pool: pg.Pool, caller: Caller, keyId: string): Promise<ApiKeyRow | null> {
+  return inTransaction(pool, async (db) => {
+    const { rows } = await db.query<ApiKeyRow & { newly: boolean }>(
+      `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2
+       RETURNING id, agent_id, prefix, created_at, revoked_at, (revoked_at = now()) AS newly`,
+      [caller.tenantId, keyId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    if (row.newly) {
+      await recordChange(db, {
+        tenantId: caller.tenantId,
+        action: 'api_key.revoked',
+        actor: { agentId: caller.agentId, role: caller.role },
+        payload: { api_key_id: row.id, prefix: row.prefix, agent_id: row.agent_id },
+      });
+    }
+    return {
+      id: row.id,
+      agent_id: row.agent_id,
+      prefix: row.prefix,
+      created_at: row.created_at,
+      revoked_at: row.revoked_at,
+    };
+  });
 }
 
 /** The caller a raw key stands for, or null for an unknown or revoked key. */

@@ -4,7 +4,7 @@ import express, { type Express, type RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type pg from 'pg';
 import swaggerUi from 'swagger-ui-express';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config.js';
@@ -18,6 +18,7 @@ import { buildOpenApiDocument } from './openapi.js';
 import { boardRoutes } from './board.js';
 import { RouteBook } from './route-book.js';
 import { identityRoutes, signupRoutes } from './routes/identity.js';
+import { setCursorSecret } from './routes/params.js';
 import { projectRoutes } from './routes/projects.js';
 import { storyRoutes } from './routes/stories.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -47,8 +48,17 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
   }
 }
 
-/** Per API key (by its id, never the key) once authenticated. */
-function limiter(perMinute: number, keyOf: (req: express.Request, res: express.Response) => string): RequestHandler {
+/**
+ * A budget of requests per minute per `keyOf` (an agent, a tenant, a client address: never a raw
+ * key). `onlyFailures` counts only the answers it names (refused keys), yet refuses every request
+ * from that key once spent.
+ */
+function limiter(
+  perMinute: number,
+  scope: string,
+  keyOf: (req: express.Request, res: express.Response) => string,
+  onlyFailures?: (res: express.Response) => boolean,
+): RequestHandler {
   if (perMinute === 0) return (_req, _res, next) => next();
   return rateLimit({
     windowMs: 60_000,
@@ -56,13 +66,27 @@ function limiter(perMinute: number, keyOf: (req: express.Request, res: express.R
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     keyGenerator: keyOf,
+    ...(onlyFailures ? { skipSuccessfulRequests: true, requestWasSuccessful: (_req, res) => !onlyFailures(res) } : {}),
     handler: (_req, res, next) => {
       const retryAfter = String(res.getHeader('Retry-After') ?? '60');
       next(
-        new ApiError('rate_limited', 'Too many requests for this key; retry later.', {}, { 'Retry-After': retryAfter }),
+        new ApiError(
+          'rate_limited',
+          `Too many requests for this ${scope}; retry later.`,
+          { scope },
+          { 'Retry-After': retryAfter },
+        ),
       );
     },
   });
+}
+
+/** Whether an Authorization header carries `Bearer <token>`, compared in constant time. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = typeof header === 'string' ? /^Bearer (\S+)$/.exec(header)?.[1] : undefined;
+  if (given === undefined) return false;
+  const digest = (v: string) => createHash('sha256').update(v).digest();
+  return timingSafeEqual(digest(given), digest(token));
 }
 
 const MAX_BODY_DEPTH = 32;
@@ -133,6 +157,7 @@ export function createApp(deps: GatewayDeps): Express {
     next();
   });
 
+  setCursorSecret(deps.commands.signingSecret);
   const [publicBook, book] = routeBooks(deps);
   const document = buildOpenApiDocument([publicBook, book]);
 
@@ -151,7 +176,12 @@ export function createApp(deps: GatewayDeps): Express {
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks: { database, temporal } });
   });
   boardRoutes(app, deps);
-  app.get('/metrics', async (_req, res) => {
+  // Every tenant's activity shows in the metrics: with METRICS_TOKEN set, only its bearer reads them.
+  const metricsToken = deps.config.METRICS_TOKEN;
+  app.get('/metrics', async (req, res, next) => {
+    if (metricsToken !== undefined && !bearerMatches(req.headers.authorization, metricsToken)) {
+      return next(new ApiError('unauthorized', 'The metrics need Authorization: Bearer <METRICS_TOKEN>.'));
+    }
     res.type('text/plain; version=0.0.4').send(await metricsText(deps.sdkMetricsUrl));
   });
   app.get(`${API_PREFIX}/openapi`, (_req, res) => {
@@ -188,15 +218,28 @@ export function createApp(deps: GatewayDeps): Express {
     }
     next();
   });
-  const perMinute = deps.config.RATE_LIMIT_PER_MINUTE;
+  const { config } = deps;
+  const perMinute = config.RATE_LIMIT_PER_MINUTE;
+  // 0 turns every limit off (benchmarks, the fuzz suite).
+  const limitOr0 = (n: number) => (perMinute === 0 ? 0 : n);
+  const address = (req: express.Request) => `ip:${ipKeyGenerator(req.ip ?? '')}`;
+  // Before authentication, per client address: neither a flood nor a stream of made-up keys reaches
+  // the database once its budget is spent.
+  api.use(limiter(limitOr0(config.RATE_LIMIT_ADDRESS_PER_MINUTE), 'address', address));
   // Signup, the one call without a key, is limited per client address.
-  api.post(
-    '/tenants',
-    limiter(Math.min(perMinute, 60), (req) => `ip:${ipKeyGenerator(req.ip ?? '')}`),
-  );
+  api.post('/tenants', limiter(Math.min(perMinute, 60), 'address', address));
   api.use(publicBook.router);
+  api.use(
+    limiter(limitOr0(config.RATE_LIMIT_FAILED_AUTH_PER_MINUTE), 'address', address, (res) => res.statusCode === 401),
+  );
   api.use(authenticate(deps.pool));
-  api.use(limiter(perMinute, (_req, res) => `key:${String(res.locals.caller?.keyId)}`));
+  // Per agent, all its keys together (a rotated key keeps the budget), then per tenant.
+  api.use(limiter(perMinute, 'agent', (_req, res) => `agent:${String(res.locals.caller?.agentId)}`));
+  api.use(
+    limiter(limitOr0(config.RATE_LIMIT_TENANT_PER_MINUTE), 'tenant', (_req, res) => {
+      return `tenant:${String(res.locals.caller?.tenantId)}`;
+    }),
+  );
   // A reservation older than any request can run (the update deadline, and a margin) was abandoned.
   api.use(
     idempotency(deps.pool, {

@@ -6,7 +6,9 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { findCycle } from '../custody/dependency-graph.js';
+import type { Config } from '../config.js';
 import { inTransaction } from '../db/pool.js';
+import { enforceQuota, quotasOf } from '../db/quotas.js';
 import {
   insertDependency,
   insertStory,
@@ -20,6 +22,7 @@ import {
 } from '../db/story-repo.js';
 import { ApiError } from './errors.js';
 import { storyWorkflowId, type StoryCommands } from './story-commands.js';
+import { notBlank } from './routes/params.js';
 
 const storyNumber = z
   .union([z.string(), z.number()])
@@ -41,7 +44,7 @@ const metadata = z.record(z.string().max(200), z.unknown());
 
 export const StoryInput = z.strictObject({
   number: storyNumber,
-  title: z.string().min(1).max(500),
+  title: notBlank(500),
   description: z.string().max(20_000).nullish(),
   acceptance_criteria: z.array(criterion).max(100).default([]),
   depends_on: z.array(storyNumber).max(100).optional(),
@@ -60,7 +63,7 @@ export const ImportBody = z.strictObject({
     .array(
       z.strictObject({
         number: EpicNumber,
-        title: z.string().min(1).max(500),
+        title: notBlank(500),
         description: z.string().max(20_000).nullish(),
         phase: z.unknown().optional(),
         position: z.unknown().optional(),
@@ -137,11 +140,11 @@ export function sameContent(a: Parameters<typeof storyContent>[0], b: Parameters
 export type StoryEditor = (story: StoryRow, content: ReturnType<typeof storyContent>) => Promise<'updated' | 'skipped'>;
 
 export async function importBacklog(
-  deps: { pool: pg.Pool; commands: StoryCommands },
+  deps: { pool: pg.Pool; commands: StoryCommands; config: Config },
   tenant: { id: string; slug: string },
   project: ProjectRow,
   backlog: ParsedImport,
-  options: { merge?: boolean; edit?: StoryEditor } = {},
+  options: { merge?: boolean; edit?: StoryEditor; exact?: boolean } = {},
 ): Promise<ImportResult> {
   const { pool } = deps;
   const incoming = backlog.epics.flatMap((epic) => epic.stories.map((story) => ({ epic, story })));
@@ -183,6 +186,18 @@ export async function importBacklog(
     // Serializes imports into one project, so the cycle check sees every committed edge.
     await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [project.id]);
     const existing = await projectStoriesByNumber(db, tenant.id, project.id);
+    if (options.exact) {
+      const taken = incoming.find(({ story }) => existing.has(story.number));
+      if (taken) {
+        const number = taken.story.number;
+        throw new ApiError('conflict', `Story ${number} already exists.`, {
+          number,
+          existing_id: existing.get(number)!.id,
+        });
+      }
+    }
+    const newCount = incoming.filter(({ story }) => !existing.has(story.number)).length;
+    await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
     const known = new Set([...existing.keys(), ...seen]);
     for (const [number, list] of wanted) {
       for (const dep of list) {

@@ -110,16 +110,20 @@ export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; seal
     const reservation = randomUUID();
     // Taken when new, expired, or (for the same request only) released or left stale by a
     // gateway that died mid-request.
-    const reserved = await pool.query(
+    // A key taken after it expired starts a new generation; a released or stale one keeps its own,
+    // so the retry of a request that may have been applied carries the same update id.
+    const reserved = await pool.query<{ generation: string }>(
       `INSERT INTO idempotency_keys (tenant_id, agent_id, key, request_hash, status, response, expires_at, reservation)
        VALUES ($1, $2, $3, $4, NULL, NULL, now() + make_interval(hours => $5), $7)
        ON CONFLICT (tenant_id, agent_id, key) DO UPDATE SET request_hash = excluded.request_hash,
          status = NULL, response = NULL, released = false, created_at = now(), expires_at = excluded.expires_at,
-         reservation = excluded.reservation
+         reservation = excluded.reservation,
+         generation = CASE WHEN idempotency_keys.expires_at <= now() THEN excluded.generation
+                           ELSE idempotency_keys.generation END
        WHERE idempotency_keys.expires_at <= now()
           OR (idempotency_keys.status IS NULL AND idempotency_keys.request_hash = excluded.request_hash
               AND (idempotency_keys.released OR idempotency_keys.created_at < now() - make_interval(secs => $6)))
-       RETURNING 1`,
+       RETURNING generation`,
       [...ids, requestHash, IDEMPOTENCY_TTL_HOURS, staleAfterMs / 1000, reservation],
     );
     if (reserved.rowCount === 0) {
@@ -158,8 +162,8 @@ export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; seal
       res.setHeader('Idempotent-Replayed', 'true');
       return res.status(earlier.status).json(response);
     }
-    // The update id of a story action: one per key and request.
-    res.locals.idempotencyKey = `${key}\n${requestHash}`;
+    // The update id of a story action: one per key, request and generation of the key.
+    res.locals.idempotencyKey = `${key}\n${requestHash}\n${reserved.rows[0].generation}`;
     const json = res.json.bind(res);
     res.json = (body: unknown) => {
       // The response is stored before it is sent, so a retry that follows it always finds it.

@@ -134,7 +134,8 @@ export function storyJson(row: StoryRow, extra: StoryExtras = {}) {
 
 export function historyJson(row: AuditRow) {
   return {
-    id: row.id,
+    // The tenant's own audit sequence number: a global row id would show other tenants' volume.
+    id: Number(row.chain_seq),
     story_id: row.story_id,
     action: row.action,
     outcome: row.outcome,

@@ -14,6 +14,11 @@ export const WEBHOOK_EVENTS = [
 
 type Queryable = pg.Pool | pg.PoolClient;
 
+/** Deliveries run on their own task queue, next to the stories' (its own worker and slots). */
+export function webhookTaskQueueOf(storyTaskQueue: string): string {
+  return `${storyTaskQueue}-webhooks`;
+}
+
 export interface WebhookDispatch {
   client: Client;
   taskQueue: string;
@@ -89,7 +94,7 @@ export async function startDelivery(dispatch: WebhookDispatch, deliveryId: strin
   const input: WebhookDeliveryInput = { deliveryId, retry: dispatch.retry };
   await dispatch.client.workflow.start(WEBHOOK_DELIVERY_WORKFLOW_TYPE, {
     workflowId: `webhook-delivery/${deliveryId}`,
-    taskQueue: dispatch.taskQueue,
+    taskQueue: webhookTaskQueueOf(dispatch.taskQueue),
     args: [input],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     staticSummary: `webhook delivery ${deliveryId}`,

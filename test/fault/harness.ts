@@ -308,6 +308,8 @@ export interface HarnessOptions {
   /** Restart the worker by itself if it dies unasked (recorded as an unexpected exit all the same). */
   autoRestartWorker?: boolean;
   autoRestartGateway?: boolean;
+  /** Settings for both the worker and the gateway (e.g. WEBHOOK_ALLOW_PRIVATE_TARGETS). */
+  env?: Record<string, string>;
 }
 
 export class Harness {
@@ -364,6 +366,7 @@ export class Harness {
       DATABASE_URL: serviceDatabaseUrl,
       LOG_LEVEL: 'info',
       CUSTODY_SIGNING_KEY: signingSeed,
+      ...options.env,
     };
     const worker = new ServiceProcess(
       'worker',

@@ -229,7 +229,22 @@ type Break =
   | 'invalid-utf8'
   | 'bad-idempotency-key'
   | 'unstorable-text'
-  | 'bad-query';
+  | 'bad-query'
+  | 'forged-cursor'
+  | 'blank-text';
+
+/** Fields that must hold a letter or digit (names, titles, reasons, review types, summaries). */
+const NOT_BLANK_FIELDS = ['name', 'title', 'reason', 'summary', 'review_type'];
+/** Otherwise-valid values for the other fields of a body whose blank text is the only fault. */
+const VALID_BESIDES: Record<string, unknown> = {
+  slug: 'fuzz-blank',
+  role: 'agent',
+  number: 99,
+  acceptance_criteria: [],
+  findings_count: 0,
+  fixes_count: 0,
+  disproved_count: 0,
+};
 
 function breaksFor(route: Route): Break[] {
   const out: Break[] = [];
@@ -251,6 +266,8 @@ function breaksFor(route: Route): Break[] {
     if (route.auth) out.push('bad-idempotency-key');
   }
   if (route.method === 'GET' && route.query.length) out.push('bad-query');
+  if (route.method === 'GET' && route.query.includes('cursor')) out.push('forged-cursor');
+  if (route.method === 'POST' && NOT_BLANK_FIELDS.some((f) => route.body && f in route.body)) out.push('blank-text');
   return out;
 }
 
@@ -351,6 +368,19 @@ const caseArb: fc.Arbitrary<Case> = fc
           ['__proto__', 'x'],
           ['limit[]', '1'],
         ),
+        // Cursors are sealed: a readable one (the old format), a truncated or random one is refused.
+        forgedCursor: fc.oneof(
+          fc.constantFrom(
+            Buffer.from('{"p":"1"}').toString('base64url'),
+            Buffer.from('{"a":"1"}').toString('base64url'),
+            Buffer.from('{"a":"999999999999999999"}').toString('base64url'),
+            'A'.repeat(60),
+            '',
+          ),
+          fc.uint8Array({ minLength: 1, maxLength: 120 }).map((b) => Buffer.from(b).toString('base64url')),
+        ),
+        // No letter or digit: invisible, spacing or punctuation only.
+        blank: fc.constantFrom('\u200b', ' \u200b ', '--', '...', '\u00a0', '\u2060\u200c', '\t', '_', '\u3000'),
         idempotencyOk: fc.option(
           fc.string({ minLength: 1, maxLength: 20 }).map((s) => s.replace(/[^\x21-\x7e]/g, 'k')),
           { nil: undefined },
@@ -384,6 +414,8 @@ const caseArb: fc.Arbitrary<Case> = fc
           params.set(...g.queryBreak);
           path += `?${params.toString()}`;
         }
+        if (route.method === 'GET' && g.broken === 'forged-cursor')
+          path += `?cursor=${encodeURIComponent(g.forgedCursor)}`;
         let body: Buffer | undefined;
         if (route.method === 'POST') {
           headers['content-type'] = 'application/json';
@@ -408,6 +440,15 @@ const caseArb: fc.Arbitrary<Case> = fc
             const field = Object.keys(route.body ?? {})[0] ?? 'note';
             const inner = g.unstorableInKey ? `{"k${g.unstorable}":1}` : `"${g.unstorable}"`;
             body = Buffer.from(`{"${field}":${inner}}`);
+          }
+          if (g.broken === 'blank-text') {
+            const fields = Object.keys(route.body ?? {});
+            const value = Object.fromEntries(
+              fields
+                .filter((f) => NOT_BLANK_FIELDS.includes(f) || f in VALID_BESIDES)
+                .map((f) => [f, NOT_BLANK_FIELDS.includes(f) ? g.blank : VALID_BESIDES[f]]),
+            );
+            body = Buffer.from(JSON.stringify(value));
           }
           if (g.broken === 'bad-idempotency-key') headers['idempotency-key'] = g.idempotencyKey;
           else if (g.idempotencyOk) headers['idempotency-key'] = `fuzz-${g.idempotencyOk}-${randomUUID()}`;
@@ -501,7 +542,7 @@ describe('hostile input', () => {
     );
     expect(await snapshot()).toEqual(before);
     expect(routesHit.size).toBe(routes.length);
-    expect(Object.keys(byBreak).length).toBe(17);
+    expect(Object.keys(byBreak).length).toBe(19);
   }, 600_000);
 
   it('answers a bare malformed request line or header without crashing, and serves the next request', async () => {

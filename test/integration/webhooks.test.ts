@@ -245,7 +245,7 @@ describe('webhooks', () => {
     }
   });
 
-  it('holds a tenant to 25 webhooks', async () => {
+  it('holds a tenant to 25 webhooks (QUOTA_WEBHOOKS)', async () => {
     const own = await createTeam(stack.api, 1, 'many-hooks');
     for (let i = 0; i < 20; i++) {
       expect(
@@ -266,13 +266,13 @@ describe('webhooks', () => {
         }),
       ),
     );
-    expect(racing.map((r) => r.status).sort()).toEqual([201, 201, 201, 201, 201, 409, 409, 409, 409, 409]);
+    expect(racing.map((r) => r.status).sort()).toEqual([201, 201, 201, 201, 201, 403, 403, 403, 403, 403]);
     const over = await stack.api.post('/api/v1/webhooks', own.admin.key, {
       url: 'http://127.0.0.1:9/h25',
       events: ['story.verified'],
     });
-    expect(over.status).toBe(409);
-    expect(over.body.error).toMatchObject({ code: 'conflict', context: { limit: 25 } });
+    expect(over.status).toBe(403);
+    expect(over.body.error).toMatchObject({ code: 'quota_exceeded', context: { resource: 'webhooks', limit: 25 } });
     const first = (await stack.api.get('/api/v1/webhooks', own.admin.key)).body.data[0].id;
     expect((await stack.api.call('DELETE', `/api/v1/webhooks/${first}`, { key: own.admin.key })).status).toBe(200);
     expect(

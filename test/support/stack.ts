@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type pg from 'pg';
 import { inject } from 'vitest';
 import { parseConfig } from '../../src/config.js';
@@ -15,7 +15,7 @@ import { createPool } from '../../src/db/pool.js';
 import { createApp } from '../../src/gateway/app.js';
 import { createLogger } from '../../src/observability/log.js';
 import { StoryCommands } from '../../src/gateway/story-commands.js';
-import { createStoryWorker } from '../../src/worker.js';
+import { createStoryWorker, type StoryWorkers } from '../../src/worker.js';
 import type { StoryWorkflowSettings } from '../../workflows/messages.js';
 import { createTestDatabase } from './database.js';
 import { Api } from './api.js';
@@ -69,11 +69,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // Tests deliver webhooks to receivers on this machine unless a test says otherwise.
   const config = parseConfig({
     WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    // Every test request comes from one address: per-address limits only where a test sets them.
+    RATE_LIMIT_ADDRESS_PER_MINUTE: '1000000',
+    RATE_LIMIT_FAILED_AUTH_PER_MINUTE: '1000000',
     ...options.env,
     DATABASE_URL: db.url,
     TEMPORAL_ADDRESS: address,
   });
-  let current: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
+  let current: { worker: StoryWorkers; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
   const startWorker = async () => {
     const { worker, connection } = await createStoryWorker({
       address,
@@ -133,7 +136,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
 }
 
-async function shutdownWorker(worker: Worker, running: Promise<void>): Promise<void> {
+async function shutdownWorker(worker: StoryWorkers, running: Promise<void>): Promise<void> {
   if (worker.getState() === 'RUNNING') worker.shutdown();
   await running.catch(() => undefined);
 }

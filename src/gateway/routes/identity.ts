@@ -2,17 +2,18 @@
 import { z } from 'zod';
 import { ROLES } from '../../custody/actions.js';
 import * as repo from '../../db/identity-repo.js';
+import { quotasOf } from '../../db/quotas.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
-import { withUuid } from './params.js';
+import { notBlank, withUuid } from './params.js';
 import { recordChange } from '../../db/change-audit.js';
 import { dispatchPending, enqueueEvent } from '../../webhooks/outbox.js';
 
-export const TenantBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
-export const AgentBody = z.strictObject({ name: z.string().trim().min(1).max(200), role: z.enum(ROLES) });
+export const TenantBody = z.strictObject({ name: notBlank(200, true) });
+export const AgentBody = z.strictObject({ name: notBlank(200, true), role: z.enum(ROLES) });
 
 /** Signup is the one call without a key; its book is mounted before authentication. */
 export function signupRoutes(book: RouteBook, deps: GatewayDeps): void {
@@ -64,11 +65,18 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin'],
       body: AgentBody,
       status: 201,
+      errors: ['quota_exceeded'],
     },
     async (req, res) => {
       const body = parseOr400(AgentBody, req.body);
       const caller = callerOf(res);
-      const { agent, key, raw } = await repo.registerAgent(pool, caller.tenantId, body.name, body.role);
+      const { agent, key, raw } = await repo.registerAgent(
+        pool,
+        caller.tenantId,
+        body.name,
+        body.role,
+        quotasOf(deps.config),
+      );
       const sourceKey = await recordChange(pool, {
         tenantId: caller.tenantId,
         action: 'agent.registered',
@@ -130,40 +138,36 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'post',
       path: '/api_keys/:id/rotate',
-      summary: 'Rotate a key: a new raw key for the same agent; the old one stops working',
+      summary: "Rotate one of the caller's own keys: a new raw key; the old one stops working",
       tag: 'Keys',
       errors: ['conflict'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const key = await withUuid(req.params.id, (id) => repo.getKey(pool, caller.tenantId, id));
-      // Only the admin or the key's own agent may rotate it; to anyone else it does not exist.
-      if (!key || (caller.role !== 'admin' && key.agent_id !== caller.agentId)) throw notFound('API key');
+      // Only the key's own agent may rotate it, an admin included: a new secret goes to nobody else
+      // (an admin revokes other agents' keys). To anyone else it does not exist.
+      if (!key || key.agent_id !== caller.agentId) throw notFound('API key');
       if (key.revoked_at) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
-      const rotated = await repo.rotateKey(pool, caller.tenantId, key.id);
+      const rotated = await repo.rotateKey(pool, caller, key.id);
       if (!rotated) throw new ApiError('conflict', 'This key is revoked; it cannot be rotated.');
-      await recordChange(pool, {
-        tenantId: caller.tenantId,
-        action: 'api_key.rotated',
-        actor: { agentId: caller.agentId, role: caller.role },
-        payload: { api_key_id: key.id, new_api_key_id: rotated.key.id, agent_id: key.agent_id },
-      });
       res.json({ data: { api_key: { ...keyJson(rotated.key), key: rotated.raw }, rotated_from: key.id } });
     },
   );
 
   book.add(
-    { method: 'delete', path: '/api_keys/:id', summary: 'Revoke a key', tag: 'Keys', roles: ['admin'] },
+    {
+      method: 'delete',
+      path: '/api_keys/:id',
+      summary: "Revoke a key (an admin, or the key's own agent)",
+      tag: 'Keys',
+    },
     async (req, res) => {
       const caller = callerOf(res);
-      const key = await withUuid(req.params.id, (id) => repo.revokeKey(pool, caller.tenantId, id));
+      const found = await withUuid(req.params.id, (id) => repo.getKey(pool, caller.tenantId, id));
+      if (!found || (caller.role !== 'admin' && found.agent_id !== caller.agentId)) throw notFound('API key');
+      const key = await repo.revokeKey(pool, caller, found.id);
       if (!key) throw notFound('API key');
-      await recordChange(pool, {
-        tenantId: caller.tenantId,
-        action: 'api_key.revoked',
-        actor: { agentId: caller.agentId, role: caller.role },
-        payload: { api_key_id: key.id, agent_id: key.agent_id },
-      });
       res.json({ data: keyJson(key) });
     },
   );

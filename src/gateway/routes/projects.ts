@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { findCycle } from '../../custody/dependency-graph.js';
 import { getTenant } from '../../db/identity-repo.js';
 import { inTransaction } from '../../db/pool.js';
+import { enforceQuota, enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { AGENT_STATUSES, VERIFIED_STATUSES } from '../../custody/actions.js';
@@ -13,12 +14,12 @@ import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { epicJson, projectJson, storyJson } from '../views.js';
-import { OffsetPage, Uuid, pageMeta, startOf, withUuid } from './params.js';
+import { OffsetPage, Uuid, notBlank, pageMeta, startOf, withUuid } from './params.js';
 import type { Caller } from '../../db/identity-repo.js';
 import type { StoryRow } from '../../db/story-repo.js';
 
 export const ProjectBody = z.strictObject({
-  name: z.string().trim().min(1).max(200),
+  name: notBlank(200, true),
   slug: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes'),
   description: z.string().max(20_000).optional(),
   /** Seconds a claim lives without a heartbeat (default 30 minutes); 0 = no lease, a claim never expires. */
@@ -42,7 +43,7 @@ export const ProjectBody = z.strictObject({
   settings: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const ProjectPatch = z.strictObject({
-  name: z.string().trim().min(1).max(200).optional(),
+  name: notBlank(200, true).optional(),
   description: z.string().max(20_000).nullable().optional(),
   repo_url: z.string().max(2000).nullable().optional(),
   tech_stack: z.string().max(2000).nullable().optional(),
@@ -51,12 +52,12 @@ export const ProjectPatch = z.strictObject({
 });
 export const EpicBody = z.strictObject({
   number: EpicNumber,
-  title: z.string().min(1).max(500),
+  title: notBlank(500),
   description: z.string().max(20_000).optional(),
   metadata: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const EpicPatch = z.strictObject({
-  title: z.string().min(1).max(500).optional(),
+  title: notBlank(500).optional(),
   description: z.string().max(20_000).nullable().optional(),
   metadata: z.record(z.string().max(200), z.unknown()).optional(),
 });
@@ -115,12 +116,13 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: ProjectBody,
       status: 201,
-      errors: ['conflict'],
+      errors: ['conflict', 'quota_exceeded'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const body = parseOr400(ProjectBody, req.body);
       const project = await inTransaction(pool, async (db) => {
+        await enforceQuota(db, caller.tenantId, quotasOf(deps.config), 'projects', 1);
         const project = await repo.createProject(db, caller.tenantId, body);
         if (!project)
           throw new ApiError('conflict', `A project with slug ${body.slug} already exists.`, { slug: body.slug });
@@ -169,6 +171,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         'duplicate_story_number',
         'unknown_dependency',
         'project_archived',
+        'quota_exceeded',
       ],
     },
     async (req, res) => {
@@ -280,15 +283,22 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: EpicBody,
       status: 201,
-      errors: ['conflict'],
+      errors: ['conflict', 'quota_exceeded'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const project = await writableProject(caller.tenantId, req.params.project_id);
       const body = parseOr400(EpicBody, req.body);
-      const existing = (await repo.listEpics(pool, caller.tenantId, project.id)).find((e) => e.number === body.number);
-      if (existing) throw new ApiError('conflict', `Epic ${body.number} already exists.`, { number: body.number });
+      // Exact: of concurrent creators of one number, one gets the 201, every other a 409 naming it.
       const epic = await inTransaction(pool, async (db) => {
+        await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [project.id]);
+        const existing = (await repo.listEpics(db, caller.tenantId, project.id)).find((e) => e.number === body.number);
+        if (existing)
+          throw new ApiError('conflict', `Epic ${body.number} already exists.`, {
+            number: body.number,
+            existing_id: existing.id,
+          });
+        await enforceStoredBytes(db, caller.tenantId, quotasOf(deps.config));
         const epic = await repo.upsertEpic(db, caller.tenantId, project.id, body);
         await recordChange(db, {
           tenantId: caller.tenantId,
@@ -331,7 +341,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: StoryInput,
       status: 201,
-      errors: ['conflict', 'dependency_cycle', 'unknown_dependency'],
+      errors: ['conflict', 'dependency_cycle', 'unknown_dependency', 'quota_exceeded'],
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -351,7 +361,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: CreateStoryInProject,
       status: 201,
-      errors: ['conflict', 'dependency_cycle', 'unknown_dependency'],
+      errors: ['conflict', 'dependency_cycle', 'unknown_dependency', 'quota_exceeded'],
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -600,12 +610,15 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
 
   async function createOneStory(caller: Caller, epic: repo.EpicRow, story: StoryInput) {
     const project = await writableProject(caller.tenantId, epic.project_id);
-    const existing = await repo.projectStoriesByNumber(pool, caller.tenantId, project.id);
-    if (existing.has(story.number))
-      throw new ApiError('conflict', `Story ${story.number} already exists.`, { number: story.number });
-    const result = await importBacklog(deps, await tenantOf(caller.tenantId), project, {
-      epics: [{ number: epic.number, title: epic.title, stories: [story] }],
-    });
+    // Exact: judged under the project lock, so one creator of a number gets the 201 and every
+    // other a 409 with the existing story's id.
+    const result = await importBacklog(
+      deps,
+      await tenantOf(caller.tenantId),
+      project,
+      { epics: [{ number: epic.number, title: epic.title, stories: [story] }] },
+      { exact: true },
+    );
     const created = result.stories[0];
     await recordChange(pool, {
       tenantId: caller.tenantId,

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AGENT_STATUSES, LIFECYCLE_ACTIONS, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
 import { ACTION_BODIES } from '../../custody/action-bodies.js';
 import { auditTrail, storyHistory, verifyAuditChain } from '../../db/audit-repo.js';
+import { enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
@@ -10,7 +11,7 @@ import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
 import { StoryInput } from '../backlog.js';
-import { OffsetPage, Page, Uuid, decodeCursor, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
+import { OffsetPage, Page, Uuid, decodeCursor, notBlank, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
 
 export const StoriesQuery = z.strictObject({
   project_id: Uuid.optional(),
@@ -43,18 +44,19 @@ export const AuditQuery = z.strictObject({
 });
 
 export const StoryPatch = z.strictObject({
-  title: z.string().min(1).max(500).optional(),
+  title: notBlank(500).optional(),
   description: z.string().max(20_000).nullable().optional(),
   acceptance_criteria: StoryInput.shape.acceptance_criteria.unwrap().optional(),
   estimated_hours: z.number().min(0).max(100_000).nullable().optional(),
   metadata: z.record(z.string().max(200), z.unknown()).optional(),
 });
 export const VerifyAllBody = z.strictObject({
-  review_type: z.string().max(64).optional(),
-  summary: z.string().max(20_000).optional(),
+  review_type: notBlank(64).optional(),
+  summary: notBlank(20_000).optional(),
 });
 
 const AuditCursor = z.strictObject({ a: z.string().regex(/^\d{1,18}$/) });
+export const HistoryQuery = z.strictObject({ ...Page });
 
 export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool, commands } = deps;
@@ -195,14 +197,21 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'get',
       path: '/stories/:id/history',
-      summary: 'Every accepted transition and rejected attempt, oldest first',
+      summary: 'Every accepted transition and rejected attempt, oldest first, a page at a time',
       tag: 'Stories',
+      query: HistoryQuery,
     },
     async (req, res) => {
       const caller = callerOf(res);
+      const q = parseOr400(HistoryQuery, req.query, 'invalid_query');
+      const after = decodeCursor(AuditCursor, q.cursor);
+      if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
       const story = await storyOr404(caller.tenantId, req.params.id);
-      const rows = await storyHistory(pool, caller.tenantId, story.id);
-      res.json({ data: rows.map(historyJson), meta: { limit: rows.length, next_cursor: null } });
+      const page = await storyHistory(pool, caller.tenantId, story.id, { afterSeq: after?.a, limit: q.limit });
+      res.json({
+        data: page.rows.map(historyJson),
+        meta: { limit: q.limit, next_cursor: page.nextAfter === null ? null : encodeCursor({ a: page.nextAfter }) },
+      });
     },
   );
 
@@ -222,6 +231,8 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
         // Shape only (the same schema the rules use); what the body means is the workflow's call.
         const body = parseOr400(ACTION_BODIES[action], req.body ?? {});
         refuseIfArchived(story);
+        // A tenant past its stored-bytes quota writes nothing more, rejected attempts included.
+        await enforceStoredBytes(pool, caller.tenantId, quotasOf(deps.config));
         const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
         const updated = withState(story, view.state, new Date());
         // The workflow's own view of its dependencies: no second trip to the database.
@@ -389,20 +400,16 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const q = parseOr400(AuditQuery, req.query, 'invalid_query');
       const after = decodeCursor(AuditCursor, q.cursor);
       if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      const rows = await auditTrail(pool, callerOf(res).tenantId, {
+      const page = await auditTrail(pool, callerOf(res).tenantId, {
         projectId: q.project_id,
         storyId: q.story_id,
         since: q.since,
-        afterId: after?.a,
+        afterSeq: after?.a,
         limit: q.limit,
       });
-      const last = rows[rows.length - 1];
       res.json({
-        data: rows.map(historyJson),
-        meta: {
-          limit: q.limit,
-          next_cursor: rows.length === q.limit && last ? encodeCursor({ a: String(last.id) }) : null,
-        },
+        data: page.rows.map(historyJson),
+        meta: { limit: q.limit, next_cursor: page.nextAfter === null ? null : encodeCursor({ a: page.nextAfter }) },
       });
     },
   );
@@ -433,7 +440,7 @@ const ACTION_SUMMARIES: Record<Action, string> = {
   delete: 'Withdraw a pending story (DELETE /stories/:id)',
 };
 
-const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout'];
+const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout', 'quota_exceeded'];
 const ACTION_ERRORS: Record<Action, string[]> = {
   contract: [...COMMON_ACTION_ERRORS, 'contract_mismatch'],
   claim: [...COMMON_ACTION_ERRORS, 'dependencies_not_met'],

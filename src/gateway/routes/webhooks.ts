@@ -5,12 +5,11 @@ import { dispatchPending, WEBHOOK_EVENTS } from '../../webhooks/outbox.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { inTransaction } from '../../db/pool.js';
+import { enforceQuota, quotasOf } from '../../db/quotas.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { webhookTargetProblem } from '../../webhooks/targets.js';
 import { withUuid } from './params.js';
-
-const MAX_WEBHOOKS_PER_TENANT = 25;
 
 export const WebhookBody = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2000),
@@ -51,6 +50,7 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin'],
       body: WebhookBody,
       status: 201,
+      errors: ['quota_exceeded'],
     },
     async (req, res) => {
       const body = parseOr400(WebhookBody, req.body);
@@ -69,18 +69,7 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
         // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
         // flooding the shared delivery workers. Counted under a per-tenant lock, so concurrent
         // subscriptions cannot all pass the count.
-        await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`, [tenantId]);
-        const { rows: count } = await db.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL',
-          [tenantId],
-        );
-        if (count[0].n >= MAX_WEBHOOKS_PER_TENANT) {
-          throw new ApiError(
-            'conflict',
-            `A tenant has at most ${MAX_WEBHOOKS_PER_TENANT} webhooks; remove one first.`,
-            { limit: MAX_WEBHOOKS_PER_TENANT },
-          );
-        }
+        await enforceQuota(db, tenantId, quotasOf(deps.config), 'webhooks', 1);
         return (
           await db.query<WebhookRow>(
             'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
