@@ -6,8 +6,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import exitHook from 'async-exit-hook';
-import { webhookRetry, loadConfigOrExit } from '../config.js';
-import { newSigningSeed, signingKeyFromSeed } from '../custody/identity.js';
+import { configuredKeyRing, webhookRetry, loadConfigOrExit } from '../config.js';
+import { keyRingOf, newSigningSeed, signingKeyFromSeed, type KeyRing } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
@@ -69,11 +69,13 @@ async function temporalAddress(): Promise<{ address: string; ui: string | null }
   }
 }
 
-function signingSeed(): string {
-  if (config.CUSTODY_SIGNING_KEY) return config.CUSTODY_SIGNING_KEY;
+/** The configured key ring, else a key of this machine's own, kept under the data folder. */
+function keyRing(): KeyRing {
+  const configured = configuredKeyRing(config);
+  if (configured) return configured;
   const file = resolve(dataDir, 'signing-key');
   if (!existsSync(file)) writeFileSync(file, newSigningSeed(), { mode: 0o600 });
-  return readFileSync(file, 'utf8').trim();
+  return keyRingOf(signingKeyFromSeed(readFileSync(file, 'utf8').trim()));
 }
 
 async function stopAll(): Promise<void> {
@@ -99,9 +101,9 @@ try {
   const client = await connectClient(temporal.address, config.TEMPORAL_NAMESPACE);
   stops.push(() => client.connection.close());
   // One key for the gateway's envelopes and the worker's dependency news: the trusted path.
-  const signingKey = signingKeyFromSeed(signingSeed());
+  const ring = keyRing();
   const { worker, connection } = await createStoryWorker({
-    signingKey,
+    keyRing: ring,
     address: temporal.address,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -121,7 +123,7 @@ try {
   const commands = new StoryCommands({
     client,
     pool,
-    signingKey,
+    keyRing: ring,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deadlineMs: config.UPDATE_DEADLINE_MS,
     webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },

@@ -363,6 +363,26 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
   );
 
+  const ResumeBody = z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() });
+  book.add(
+    {
+      method: 'post',
+      path: '/stories/:id/resume',
+      summary: 'Resume a closed or held story: a new run seeded from the stored custody state (admin, audited)',
+      tag: 'Lifecycle',
+      roles: ['admin'],
+      body: ResumeBody,
+      errors: ['conflict', 'forbidden'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const story = await storyOr404(caller.tenantId, req.params.id);
+      const body = parseOr400(ResumeBody, req.body ?? {});
+      const resumed = await commands.resume(caller, story.id, body.reason);
+      res.json({ data: storyJson(resumed, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
+    },
+  );
+
   book.add(
     {
       method: 'get',
