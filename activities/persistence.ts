@@ -18,6 +18,7 @@ import { dependencyStatusSignal, keyRingSignal } from '../workflows/messages.js'
 import { eventsOfTransition } from '../src/custody/actions.js';
 import { acceptedKeys, signDependencyNews, signKeyRingNews, type KeyRing } from '../src/custody/identity.js';
 import { judgeBatch, type BatchJudgement, type OutboxTransition } from '../src/custody/integrity.js';
+import { nativeVerify } from '../src/custody/native-verify.js';
 import { storedCustodyState } from '../src/db/custody-state.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
@@ -78,6 +79,7 @@ export function createStoryActivities(deps: {
                 workflowId: row.workflow_id,
                 acceptedKeys: acceptedKeys(keyRing),
                 nowMs: Date.now(),
+                verify: nativeVerify,
               });
         if (!judgement.ok) {
           const sourceKey = await recordViolation(db, stored, batch, fresh, judgement);

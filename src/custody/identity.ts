@@ -155,12 +155,21 @@ export function signEnvelope(
   return { ...unsigned, signature };
 }
 
+/**
+ * Checks an Ed25519 signature: noble's (pure JavaScript, what the workflow sandbox can run) unless
+ * the caller brings a faster one (the worker uses node:crypto's).
+ */
+export type SignatureVerifier = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
+
+const nobleVerify: SignatureVerifier = (signature, message, publicKey) => ed25519.verify(signature, message, publicKey);
+
 /** Why an envelope is not to be trusted, or null when it is. Never throws. */
 export function envelopeProblem(
   workflowId: string,
   env: unknown,
   trustedPublicKeys: readonly string[],
   nowMs: number,
+  verify: SignatureVerifier = nobleVerify,
 ): string | null {
   if (typeof env !== 'object' || env === null) return 'no envelope';
   const e = env as Partial<ActionEnvelope>;
@@ -183,15 +192,20 @@ export function envelopeProblem(
   } catch {
     return 'unreadable envelope';
   }
-  return signedByOneOf(signature, message, trustedPublicKeys) ? null : 'signature not from a trusted gateway';
+  return signedByOneOf(signature, message, trustedPublicKeys, verify) ? null : 'signature not from a trusted gateway';
 }
 
-function signedByOneOf(signature: Uint8Array, message: Uint8Array, trustedPublicKeys: readonly string[]): boolean {
+function signedByOneOf(
+  signature: Uint8Array,
+  message: Uint8Array,
+  trustedPublicKeys: readonly string[],
+  verify: SignatureVerifier = nobleVerify,
+): boolean {
   for (const key of trustedPublicKeys) {
     const publicKey = fromBase64Url(key);
     if (!publicKey || publicKey.length !== 32) continue;
     try {
-      if (ed25519.verify(signature, message, publicKey)) return true;
+      if (verify(signature, message, publicKey)) return true;
     } catch {
       // A malformed signature is just not a valid one.
     }

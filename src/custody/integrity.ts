@@ -7,7 +7,7 @@
  * derived here, never the state the workflow handed it. Pure: no I/O, no clock of its own.
  */
 import { isAction } from './actions.js';
-import { envelopeProblem, type ActionEnvelope } from './identity.js';
+import { envelopeProblem, type ActionEnvelope, type SignatureVerifier } from './identity.js';
 import { decide, expireLease, isAwaitingOthers, type StoryState, type Transition } from './rules.js';
 
 /** One transition as the workflow's outbox holds it (workflows/messages.ts, TransitionRecord). */
@@ -72,7 +72,7 @@ function timeOf(value: unknown): number | null {
 export function judgeBatch(
   stored: { state: StoryState; stalled: boolean; version: number },
   transitions: readonly OutboxTransition[],
-  context: { workflowId: string; acceptedKeys: readonly string[]; nowMs: number },
+  context: { workflowId: string; acceptedKeys: readonly string[]; nowMs: number; verify?: SignatureVerifier },
 ): BatchJudgement {
   if (!Array.isArray(transitions) || transitions.length === 0) {
     return { ok: false, reason: 'empty_batch', seq: null, detail: 'no transitions' };
@@ -145,7 +145,7 @@ export function judgeBatch(
     if (!isAction(t.action)) return fail('against_the_rules', `unknown action ${String(t.action)}`);
     if (typeof envelope !== 'object' || envelope === null) return fail('unsigned', 'no envelope');
     // Judged at the time the workflow accepted it: the envelope was fresh then, or it was refused.
-    const problem = envelopeProblem(context.workflowId, envelope, context.acceptedKeys, occurredMs);
+    const problem = envelopeProblem(context.workflowId, envelope, context.acceptedKeys, occurredMs, context.verify);
     if (problem === 'signature not from a trusted gateway') return fail('signature_untrusted', problem);
     if (problem !== null) return fail('unsigned', problem);
     if (
