@@ -54,7 +54,8 @@ export function createStoryActivities(deps: {
         // A retried activity (or a batch retried after a failure) whose leading transitions are
         // written already: those are skipped, the rest must continue the sequence.
         const written = await db.query<{ update_id: string; seq: string }>(
-          `SELECT update_id, seq FROM audit_events WHERE workflow_id = $1 AND outcome = 'accepted' AND update_id = ANY ($2::text[])`,
+          `SELECT update_id, seq FROM audit_events
+           WHERE workflow_id = $1 AND outcome = 'accepted' AND update_id = ANY ($2::text[])`,
           [row.workflow_id, transitions.map((t) => String(t?.updateId))],
         );
         const writtenSeq = new Map(written.rows.map((r) => [r.update_id, Number(r.seq)]));

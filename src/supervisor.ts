@@ -69,7 +69,10 @@ export class Supervisor {
           this.current = await this.options.start();
           break;
         } catch (err) {
-          log(`${name} did not start again (${err instanceof Error ? err.message : String(err)}); next try in ${delay} ms`);
+          log(
+            `${name} did not start again (${err instanceof Error ? err.message : String(err)}); ` +
+              `next try in ${delay} ms`,
+          );
         }
       }
       if (this.stopping) {

@@ -386,7 +386,9 @@ export class StoryCommands {
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.TERMINATE_EXISTING,
           staticSummary: `${row.number} ${row.title}`,
-          staticDetails: `Story ${row.number} of project ${row.project_id} (tenant ${row.tenant_id}); story id ${row.id}; resumed by an admin from the database at sequence ${stored.version}.`,
+          staticDetails:
+            `Story ${row.number} of project ${row.project_id} (tenant ${row.tenant_id}); story id ${row.id}; ` +
+            `resumed by an admin from the database at sequence ${stored.version}.`,
           typedSearchAttributes: [
             { key: TenantId, value: row.tenant_id },
             { key: ProjectId, value: row.project_id },

@@ -135,7 +135,7 @@ describe('fault 6: npm start supervises Temporal and PostgreSQL', () => {
 
     // Nothing accepted is lost: the start is in the projection and the history, each number once.
     let row: any;
-    for (const until = Date.now() + 30_000; Date.now() < until; ) {
+    for (const until = Date.now() + 30_000; Date.now() < until;) {
       row = (await api.get(`/api/v1/stories/${story.id}`, implementer)).body.data;
       if (row?.agent_status === 'implementing') break;
       const retry = await api.act(story.id, 'start', implementer, {}, { 'Idempotency-Key': 'start-during-pg' });
@@ -144,7 +144,9 @@ describe('fault 6: npm start supervises Temporal and PostgreSQL', () => {
     }
     expect(row.agent_status).toBe('implementing');
     const history = (await api.get(`/api/v1/stories/${story.id}/history`, team.admin.key)).body.data;
-    const seqs = history.filter((h: { outcome: string }) => h.outcome === 'accepted').map((h: { seq: number }) => h.seq);
+    const seqs = history
+      .filter((h: { outcome: string }) => h.outcome === 'accepted')
+      .map((h: { seq: number }) => h.seq);
     expect(seqs).toEqual([1, 2, 3]);
     expect((await api.get('/api/v1/audit/verify', team.admin.key)).body.data.ok).toBe(true);
 

@@ -37,7 +37,9 @@ afterAll(async () => stack?.stop());
 
 let counter = 0;
 function backlogOf(number: string) {
-  return { epics: [{ number: 1, title: 'Site', stories: [{ number, title: `Story ${number}`, acceptance_criteria: ['a'] }] }] };
+  return {
+    epics: [{ number: 1, title: 'Site', stories: [{ number, title: `Story ${number}`, acceptance_criteria: ['a'] }] }],
+  };
 }
 async function freshStory() {
   const number = `1.${++counter}`;
@@ -150,7 +152,7 @@ function envelopeFor(key: SigningKey, workflowId: string, action: Action, actor:
 }
 
 describe('scenario 2: a forged start', () => {
-  it('gets nothing written: the batch is an integrity violation, the story is held until an admin resumes it', async () => {
+  it('gets nothing written: an integrity violation, the story held until an admin resumes it', async () => {
     const { story } = await freshStory();
     await implementedByA(story);
     const [a, b] = team.agents;

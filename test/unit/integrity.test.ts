@@ -43,7 +43,13 @@ function outboxOf(
   for (const [action, actor, body] of steps) {
     const decision = decide(state, actor, action, body);
     if (!decision.ok) throw new Error(decision.rejection.code);
-    const envelope = signEnvelope(key, WORKFLOW, { updateId: `u${seq + 1}`, action, actor, body, issuedAt: Date.now() });
+    const envelope = signEnvelope(key, WORKFLOW, {
+      updateId: `u${seq + 1}`,
+      action,
+      actor,
+      body,
+      issuedAt: Date.now(),
+    });
     out.push({
       ...decision.transition,
       updateId: envelope.updateId,
@@ -101,13 +107,21 @@ describe('judgeBatch', () => {
       reason: 'envelope_mismatch',
     });
     expect(
-      judgeBatch(stored, [{ ...first, to: { agent_status: 'verified' as never, verified_status: 'verified' } }], context),
+      judgeBatch(
+        stored,
+        [{ ...first, to: { agent_status: 'verified' as never, verified_status: 'verified' } }],
+        context,
+      ),
     ).toMatchObject({ reason: 'transition_mismatch' });
   });
 
   it('judges by the custody rules from the stored projection: the implementer cannot report its own story', () => {
     let state = start;
-    for (const [action, actor, body] of [...lifecycle, ['request-review', implementer, {}]] as [Action, Actor, unknown][]) {
+    for (const [action, actor, body] of [...lifecycle, ['request-review', implementer, {}]] as [
+      Action,
+      Actor,
+      unknown,
+    ][]) {
       const d = decide(state, actor, action, body);
       if (!d.ok) throw new Error(d.rejection.code);
       state = d.state;
@@ -181,7 +195,9 @@ describe('judgeBatch', () => {
     expect(native).toBeLessThan(noble);
     // And it refuses what noble refuses.
     const foreign = outboxOf(start, 0, lifecycle, signingKeyFromSeed(newSigningSeed()));
-    expect(judgeBatch({ state: start, stalled: false, version: 0 }, foreign, { ...context, verify: nativeVerify })).toMatchObject({
+    expect(
+      judgeBatch({ state: start, stalled: false, version: 0 }, foreign, { ...context, verify: nativeVerify }),
+    ).toMatchObject({
       reason: 'signature_untrusted',
     });
   });
