@@ -147,6 +147,28 @@ describe('scenario 1: terminate + re-import', () => {
   });
 });
 
+describe('dependency news for a closed story', () => {
+  it('starts nothing; the edge is kept, and a resumed run is seeded with it', async () => {
+    const { story } = await freshStory();
+    const { story: dependency } = await freshStory();
+    const a = team.agents[0];
+    expect((await act(story.id, 'contract', a.key, { story_title: story.title, ac_count: 1 })).status).toBe(200);
+    const handle = stack.client.workflow.getHandle(story.workflow_id);
+    await handle.terminate('operator');
+    const added = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, {
+      story_id: story.id,
+      depends_on_story_id: dependency.id,
+    });
+    expect(added.status).toBe(201);
+    expect((await handle.describe()).status.name).toBe('TERMINATED');
+    expect((await stack.api.post(`/api/v1/stories/${story.id}/resume`, team.admin.key, {})).status).toBe(200);
+    expect(Object.keys((await handle.query(storyQuery)).state.dependencies)).toEqual([dependency.id]);
+    const claim = await act(story.id, 'claim', a.key);
+    expect(claim.status).toBe(409);
+    expect(claim.body.error.code).toBe('dependencies_not_met');
+  });
+});
+
 function envelopeFor(key: SigningKey, workflowId: string, action: Action, actor: Actor, body: unknown) {
   return signEnvelope(key, workflowId, { updateId: randomUUID(), action, actor, body, issuedAt: Date.now() });
 }

@@ -346,7 +346,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       summary: 'The assignee keeps its claim alive (the lease runs lease_ttl_seconds from now)',
       tag: 'Lifecycle',
       body: z.strictObject({}),
-      errors: ['not_assigned_agent', 'invalid_transition'],
+      errors: ['not_assigned_agent', 'invalid_transition', 'story_closed', 'story_held'],
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -453,7 +453,7 @@ const ACTION_SUMMARIES: Record<Action, string> = {
   delete: 'Withdraw a pending story (DELETE /stories/:id)',
 };
 
-const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout'];
+const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout', 'story_closed', 'story_held'];
 const ACTION_ERRORS: Record<Action, string[]> = {
   contract: [...COMMON_ACTION_ERRORS, 'contract_mismatch'],
   claim: [...COMMON_ACTION_ERRORS, 'dependencies_not_met'],
