@@ -182,6 +182,11 @@ describe('scenario 2: a forged start', () => {
     const real = await handle.query(storyQuery);
     await handle.terminate('forger');
     const violationsBefore = await metric('custody_integrity_violations_total');
+    const hook = await stack.api.post('/api/v1/webhooks', team.admin.key, {
+      url: 'http://127.0.0.1:9/custody',
+      events: ['custody.violation'],
+    });
+    expect(hook.status).toBe(201);
 
     // The forger's own key, trusted by the run it starts; a state and outbox saying A reported,
     // reviewed and verified its own story.
@@ -267,6 +272,14 @@ describe('scenario 2: a forged start', () => {
     expect(rows).toHaveLength(1);
     expect(rows[0].code).toBe('signature_untrusted');
     expect(await metric('custody_integrity_violations_total')).toBeGreaterThan(violationsBefore);
+    const events = await stack.pool.query<{ payload: { code: string; reason: string; story: { id: string } } }>(
+      `SELECT payload FROM webhook_deliveries WHERE webhook_id = $1 AND event = 'custody.violation'`,
+      [hook.body.data.id],
+    );
+    expect(events.rows.map((r) => [r.payload.code, r.payload.reason, r.payload.story.id])).toEqual([
+      ['integrity_violation', 'signature_untrusted', story.id],
+    ]);
+    await stack.api.call('DELETE', `/api/v1/webhooks/${hook.body.data.id}`, { key: team.admin.key });
     expect((await stack.api.get('/api/v1/audit/verify', team.admin.key)).body.data.ok).toBe(true);
     // The forged run shows it is held, and takes no action either.
     const view = await until('the run to show it is held', async () => {
