@@ -67,7 +67,7 @@ async function implementedByA(story: { id: string; title: string }) {
 
 async function acceptedSeqs(storyId: string): Promise<number[]> {
   const { rows } = await stack.pool.query<{ seq: string }>(
-    `SELECT seq FROM audit_events WHERE story_id = $1 AND outcome = 'accepted' ORDER BY chain_seq`,
+    `SELECT seq FROM audit_events WHERE story_id = $1 AND outcome = 'accepted' AND seq IS NOT NULL ORDER BY chain_seq`,
     [storyId],
   );
   return rows.map((r) => Number(r.seq));
