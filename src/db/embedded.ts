@@ -29,6 +29,8 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
     createPostgresUser: true,
     // TCP only: the default socket folder may not exist or may belong to another PostgreSQL.
     postgresFlags: ['-c', 'unix_socket_directories='],
+    // UTF-8 whatever the machine's locale: the natural-order collation (ICU) needs it.
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
     onLog: () => undefined,
     onError: () => undefined,
   });
