@@ -2,50 +2,101 @@
  * Side effects of accepted transitions: the story projection and the audit trail, written in one
  * transaction and keyed on (workflow id, update id) so a retried activity writes nothing twice;
  * then news for the stories that depend on a newly verified (or un-verified) one.
+ *
+ * The batch is judged before it is written (src/custody/integrity.ts): whoever started the
+ * workflow chose its input, so the worker trusts only its own key ring and the stored projection.
+ * A batch that fails is written nowhere; it is recorded as an integrity violation and the story
+ * is held until an admin resumes it.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { activityRetries } from '../src/observability/metrics.js';
+import { activityRetries, integrityViolations } from '../src/observability/metrics.js';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type pg from 'pg';
 import { inTransaction } from '../src/db/pool.js';
-import { dependencyStatusSignal } from '../workflows/messages.js';
+import { dependencyStatusSignal, keyRingSignal } from '../workflows/messages.js';
 import { eventsOfTransition } from '../src/custody/actions.js';
-import { signDependencyNews, type SigningKey } from '../src/custody/identity.js';
+import { acceptedKeys, signDependencyNews, signKeyRingNews, type KeyRing } from '../src/custody/identity.js';
+import { judgeBatch, type BatchJudgement, type OutboxTransition } from '../src/custody/integrity.js';
+import { nativeVerify } from '../src/custody/native-verify.js';
+import { storedCustodyState } from '../src/db/custody-state.js';
 import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
-import type { TransitionRecord } from '../workflows/messages.js';
+
+type Refusal = Extract<BatchJudgement, { ok: false }>;
 
 export function createStoryActivities(deps: {
   pool: pg.Pool;
   client: Client;
   webhooks: WebhookDispatch;
-  signingKey: SigningKey;
+  keyRing: KeyRing;
 }): StoryActivities {
-  const { pool, client, signingKey } = deps;
+  const { pool, client, keyRing } = deps;
   return {
     async persistTransitions(batch: PersistBatch): Promise<void> {
       if (Context.current().info.attempt > 1) activityRetries.inc({ activity: 'persistTransitions' });
-      const { state } = batch;
-      const sourceKeys = batch.transitions.map((t) => `${batch.workflowId}:${t.updateId}`);
-      await inTransaction(pool, async (db) => {
-        const story = await db.query<{ id: string; epic_id: string }>(
-          'SELECT id, epic_id FROM stories WHERE workflow_id = $1 AND tenant_id = $2 AND id = $3',
-          [batch.workflowId, state.tenantId, state.storyId],
+      const transitions: OutboxTransition[] = Array.isArray(batch?.transitions) ? batch.transitions : [];
+      const outcome = await inTransaction(pool, async (db) => {
+        // Keyed on the workflow id alone: the tenant and story ids in the batch are the starter's word.
+        const stored = await storedCustodyState(
+          db,
+          { workflowId: String(batch?.workflowId) },
+          {
+            lock: true,
+            everVerified: true,
+          },
         );
-        if (story.rowCount === 0) {
+        if (!stored) {
           // Only a workflow started outside the gateway can lack its row: nothing to project onto.
           throw ApplicationFailure.nonRetryable(`no story row for workflow ${batch.workflowId}`, 'InvalidProjection');
         }
+        const { row } = stored;
+        // A retried activity (or a batch retried after a failure) whose leading transitions are
+        // written already: those are skipped, the rest must continue the sequence.
+        const written = await db.query<{ update_id: string; seq: string }>(
+          `SELECT update_id, seq FROM audit_events
+           WHERE workflow_id = $1 AND outcome = 'accepted' AND update_id = ANY ($2::text[])`,
+          [row.workflow_id, transitions.map((t) => String(t?.updateId))],
+        );
+        const writtenSeq = new Map(written.rows.map((r) => [r.update_id, Number(r.seq)]));
+        let skip = 0;
+        while (
+          skip < transitions.length &&
+          writtenSeq.get(String(transitions[skip]?.updateId)) === transitions[skip].seq
+        )
+          skip++;
+        const fresh = transitions.slice(skip);
+        // An update written before, now at another place in the sequence: a replayed envelope.
+        const replayed = fresh.find((t) => writtenSeq.has(String(t?.updateId)));
+        if (fresh.length === 0 && transitions.length > 0) {
+          return { kind: 'written' as const, sourceKeys: transitions.map((t) => `${row.workflow_id}:${t.updateId}`) };
+        }
+        // A held story takes nothing until an admin resumes it (a new run seeded from this row).
+        const judgement: BatchJudgement = row.held
+          ? { ok: false, reason: 'story_held', seq: fresh[0]?.seq ?? null, detail: 'the story is held' }
+          : replayed
+            ? { ok: false, reason: 'replayed_update', seq: replayed.seq, detail: 'an update already written' }
+            : judgeBatch(stored, fresh, {
+                workflowId: row.workflow_id,
+                acceptedKeys: acceptedKeys(keyRing),
+                nowMs: Date.now(),
+                verify: nativeVerify,
+              });
+        if (!judgement.ok) {
+          const sourceKey = await recordViolation(db, stored, batch, fresh, judgement);
+          return { kind: 'violation' as const, judgement, sourceKey };
+        }
+        const { state } = judgement;
+        const last = judgement.transitions[judgement.transitions.length - 1];
         await db.query(
           `UPDATE stories SET agent_status = $2, verified_status = $3, assigned_agent_id = $4,
              reported_by_agent_id = $5, reviewer_agent_id = $6, verified_by_agent_id = $7,
              implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12, stalled = $13,
              title = $14, artifact = $15, backfilled = $16,
              deleted_at = CASE WHEN $17::boolean THEN coalesce(deleted_at, $12::timestamptz) ELSE NULL END
-           WHERE id = $1 AND version < $11`,
+           WHERE id = $1`,
           [
-            state.storyId,
+            row.id,
             state.agentStatus,
             state.verifiedStatus,
             state.assignedAgentId,
@@ -55,9 +106,9 @@ export function createStoryActivities(deps: {
             state.implementerAgentIds,
             state.iteration,
             state.review ? JSON.stringify(state.review) : null,
-            batch.version,
-            batch.transitions[batch.transitions.length - 1].occurredAt,
-            batch.stalled ?? false,
+            last.seq,
+            last.occurredAt,
+            judgement.stalled,
             state.title,
             state.artifact === undefined || state.artifact === null ? null : JSON.stringify(state.artifact),
             state.backfilled === true,
@@ -65,9 +116,9 @@ export function createStoryActivities(deps: {
           ],
         );
         // An accepted edit also carries what only the read model keeps (description, criteria, …).
-        await applyEdits(db, state.storyId, batch.version, batch.transitions);
+        await applyEdits(db, row.id, last.seq, judgement.transitions);
         // Audit rows last: each takes the tenant's audit-chain lock until the commit.
-        for (const t of batch.transitions) {
+        for (const t of judgement.transitions) {
           await db.query(
             `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, seq, outcome,
                action, actor_agent_id, actor_role, from_agent_status, from_verified_status, to_agent_status,
@@ -75,10 +126,10 @@ export function createStoryActivities(deps: {
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'accepted', $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              ON CONFLICT (workflow_id, update_id, outcome) DO NOTHING`,
             [
-              state.tenantId,
-              state.projectId,
-              state.storyId,
-              batch.workflowId,
+              row.tenant_id,
+              row.project_id,
+              row.id,
+              row.workflow_id,
               batch.runId,
               t.updateId,
               t.seq,
@@ -91,20 +142,20 @@ export function createStoryActivities(deps: {
               t.to.agent_status,
               t.to.verified_status,
               t.iteration,
-              JSON.stringify(t.payload ?? {}),
+              JSON.stringify(t.payload),
               t.occurredAt,
             ],
           );
           const data = {
             // loopctl's flat fields, then custody's.
-            story_id: state.storyId,
-            project_id: state.projectId,
-            epic_id: story.rows[0].epic_id,
+            story_id: row.id,
+            project_id: row.project_id,
+            epic_id: row.epic_id,
             old_status: t.from.agent_status,
             new_status: t.to.agent_status,
             verified_status: t.to.verified_status,
             agent_id: t.actor.role === 'system' ? null : t.actor.agentId,
-            story: { id: state.storyId, project_id: state.projectId, number: state.number, title: state.title },
+            story: { id: row.id, project_id: row.project_id, number: row.number, title: state.title },
             transition: {
               action: t.action,
               seq: t.seq,
@@ -116,15 +167,29 @@ export function createStoryActivities(deps: {
             occurred_at: t.occurredAt,
           };
           for (const event of eventsOfTransition(t.action, t.from, t.to))
-            await enqueueEvent(db, state.tenantId, event, `${batch.workflowId}:${t.updateId}`, data);
+            await enqueueEvent(db, row.tenant_id, event, `${row.workflow_id}:${t.updateId}`, data);
         }
-        const verifiedNow = batch.transitions.some(
+        const verifiedNow = judgement.transitions.some(
           (t) => t.to.verified_status === 'verified' && t.from.verified_status !== 'verified',
         );
-        if (verifiedNow) await announceEpicCompleted(db, state.tenantId, story.rows[0].epic_id, sourceKeys.at(-1)!);
+        if (verifiedNow) {
+          await announceEpicCompleted(db, row.tenant_id, row.epic_id, `${row.workflow_id}:${last.updateId}`);
+        }
+        return {
+          kind: 'written' as const,
+          sourceKeys: judgement.transitions.map((t) => `${row.workflow_id}:${t.updateId}`),
+        };
       });
+      if (outcome.kind === 'violation') {
+        integrityViolations.inc({ reason: outcome.judgement.reason });
+        await dispatchPending(pool, deps.webhooks, [outcome.sourceKey]).catch(() => undefined);
+        throw ApplicationFailure.nonRetryable(
+          `integrity violation (${outcome.judgement.reason}): ${outcome.judgement.detail}; nothing was written`,
+          'IntegrityViolation',
+        );
+      }
       // After the commit: deliveries are started only for events that exist.
-      await dispatchPending(pool, deps.webhooks, sourceKeys);
+      await dispatchPending(pool, deps.webhooks, outcome.sourceKeys);
     },
 
     async notifyDependents(notice: DependentsNotice): Promise<number> {
@@ -136,9 +201,12 @@ export function createStoryActivities(deps: {
       );
       for (const { workflow_id } of rows) {
         try {
-          await client.workflow.getHandle(workflow_id).signal(
+          const handle = client.workflow.getHandle(workflow_id);
+          // The ring first: a dependent that does not know the current key yet would drop the news.
+          await handle.signal(keyRingSignal, signKeyRingNews(keyRing, workflow_id, Date.now()));
+          await handle.signal(
             dependencyStatusSignal,
-            signDependencyNews(signingKey, workflow_id, {
+            signDependencyNews(keyRing.current, workflow_id, {
               storyId: notice.storyId,
               verified: notice.verified,
               seq: notice.seq,
@@ -153,6 +221,65 @@ export function createStoryActivities(deps: {
   };
 }
 
+/**
+ * The refused batch, recorded once per (run, first sequence): an audit row of its own kind, the
+ * story held, and a `custody.violation` event, all in the caller's transaction.
+ */
+async function recordViolation(
+  db: pg.PoolClient,
+  stored: NonNullable<Awaited<ReturnType<typeof storedCustodyState>>>,
+  batch: PersistBatch,
+  fresh: OutboxTransition[],
+  refusal: Refusal,
+): Promise<string> {
+  const { row } = stored;
+  const runId = typeof batch?.runId === 'string' ? batch.runId.slice(0, 200) : 'unknown';
+  const updateId = `integrity-violation:${runId}:${String(fresh[0]?.seq ?? 'none')}`;
+  const summary = fresh.slice(0, 50).map((t) => ({
+    seq: typeof t?.seq === 'number' ? t.seq : null,
+    action: typeof t?.action === 'string' ? t.action.slice(0, 64) : null,
+    update_id: typeof t?.updateId === 'string' ? t.updateId.slice(0, 200) : null,
+    actor_agent_id: typeof t?.actor?.agentId === 'string' ? t.actor.agentId.slice(0, 200) : null,
+  }));
+  const payload = {
+    reason: refusal.reason,
+    detail: refusal.detail.slice(0, 500),
+    at_seq: refusal.seq,
+    stored_version: stored.version,
+    run_id: runId,
+    transitions: summary,
+  };
+  await db.query(
+    `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, outcome, code, action,
+       actor_role, from_agent_status, from_verified_status, iteration, payload, occurred_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 'integrity_violation', $7, 'persist', 'system', $8, $9, $10, $11, now())
+     ON CONFLICT (workflow_id, update_id, outcome) DO NOTHING`,
+    [
+      row.tenant_id,
+      row.project_id,
+      row.id,
+      row.workflow_id,
+      runId,
+      updateId,
+      refusal.reason,
+      row.agent_status,
+      row.verified_status,
+      row.iteration,
+      JSON.stringify(payload),
+    ],
+  );
+  await db.query('UPDATE stories SET held = true, held_reason = $2 WHERE id = $1', [row.id, refusal.reason]);
+  const sourceKey = `${row.workflow_id}:${updateId}`;
+  await enqueueEvent(db, row.tenant_id, 'custody.violation', sourceKey, {
+    code: 'integrity_violation',
+    message: 'The worker refused to write a batch of transitions; the story is held until an admin resumes it.',
+    reason: refusal.reason,
+    story: { id: row.id, project_id: row.project_id, number: row.number, title: row.title },
+    run_id: runId,
+  });
+  return sourceKey;
+}
+
 const EDITABLE_CONTENT: Record<string, (v: unknown) => unknown> = {
   description: (v) => (typeof v === 'string' ? v : null),
   acceptance_criteria: (v) => JSON.stringify(Array.isArray(v) ? v : []),
@@ -164,7 +291,12 @@ const EDITABLE_CONTENT: Record<string, (v: unknown) => unknown> = {
  * Writes the content of accepted edits to the story's row and drops the dependencies an edit
  * removed. Guarded like the projection: a batch older than the row's version writes nothing.
  */
-async function applyEdits(db: pg.PoolClient, storyId: string, version: number, transitions: TransitionRecord[]) {
+async function applyEdits(
+  db: pg.PoolClient,
+  storyId: string,
+  version: number,
+  transitions: readonly { action: string; payload: unknown }[],
+) {
   const current = await db.query<{ version: string }>('SELECT version FROM stories WHERE id = $1', [storyId]);
   if (Number(current.rows[0]?.version) !== version) return;
   for (const t of transitions) {

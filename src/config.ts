@@ -3,6 +3,7 @@
  * the process with one readable line instead of a failure somewhere later.
  */
 import { z } from 'zod';
+import { keyRingOf, parseKeyRing, signingKeyFromSeed, type KeyRing } from './custody/identity.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const bool = z
@@ -24,6 +25,17 @@ const schema = z.object({
   CUSTODY_SIGNING_KEY: z
     .string()
     .regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes in base64url (43 characters)')
+    .optional(),
+  /**
+   * The key ring, `id:seed,id:seed,...` with the current (signing) key first; every key in it is
+   * accepted. Takes the place of CUSTODY_SIGNING_KEY, which is a ring of one key named `default`.
+   */
+  CUSTODY_SIGNING_KEYS: z
+    .string()
+    .regex(
+      /^\s*[A-Za-z0-9._-]{1,64}:[A-Za-z0-9_-]{43}(\s*[,\s]\s*[A-Za-z0-9._-]{1,64}:[A-Za-z0-9_-]{43})*\s*$/,
+      'must be id:seed pairs (seed: 32 bytes in base64url), comma-separated, the current key first',
+    )
     .optional(),
   SIGNUP_ENABLED: bool.default(true),
   /** Let webhooks target loopback, private and link-local addresses (a receiver on this machine). */
@@ -135,4 +147,21 @@ export function webhookWorkerSettings(config: Config) {
 /** The webhook retry policy the configuration asks for. */
 export function webhookRetry(config: Config): { initialIntervalMs: number; maximumAttempts: number } {
   return { initialIntervalMs: config.WEBHOOK_RETRY_INITIAL_MS, maximumAttempts: config.WEBHOOK_MAX_ATTEMPTS };
+}
+
+/** The configured key ring (CUSTODY_SIGNING_KEYS, else CUSTODY_SIGNING_KEY as a ring of one), if any. */
+export function configuredKeyRing(config: Config): KeyRing | undefined {
+  if (config.CUSTODY_SIGNING_KEYS) return parseKeyRing(config.CUSTODY_SIGNING_KEYS);
+  if (config.CUSTODY_SIGNING_KEY) return keyRingOf(signingKeyFromSeed(config.CUSTODY_SIGNING_KEY));
+  return undefined;
+}
+
+/** The key ring, or the process ends with one readable line when neither setting is there. */
+export function requireKeyRing(config: Config): KeyRing {
+  const ring = configuredKeyRing(config);
+  if (!ring) {
+    process.stderr.write('configuration error: CUSTODY_SIGNING_KEYS (or CUSTODY_SIGNING_KEY) is required\n');
+    process.exit(1);
+  }
+  return ring;
 }

@@ -14,7 +14,7 @@ import type pg from 'pg';
 import { createStoryActivities } from '../activities/persistence.js';
 import { createWebhookActivities } from '../activities/webhooks.js';
 import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
-import type { SigningKey } from './custody/identity.js';
+import type { KeyRing } from './custody/identity.js';
 import { dispatchForgotten, webhookTaskQueueOf } from './webhooks/outbox.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -57,8 +57,11 @@ export interface StoryWorkerOptions {
   webhookRetry: WebhookDeliveryInput['retry'];
   /** Deliver webhooks to loopback and private addresses too (WEBHOOK_ALLOW_PRIVATE_TARGETS). */
   allowPrivateWebhookTargets?: boolean;
-  /** The gateway's signing key: dependency news sent to stories is signed with it. */
-  signingKey: SigningKey;
+  /**
+   * The gateway's key ring: every envelope in a batch must be signed by one of its keys before
+   * anything is written; dependency news sent to stories is signed with its current key.
+   */
+  keyRing: KeyRing;
   /** Workflows kept in memory between tasks (about 0.5 MB each); an evicted one is replayed when next needed. */
   maxCachedWorkflows?: number;
   /** How often webhook deliveries committed but never started are looked for (default 30 s). */
@@ -121,7 +124,7 @@ export async function createStoryWorker(
         pool: options.pool,
         client: options.client,
         webhooks: { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry },
-        signingKey: options.signingKey,
+        keyRing: options.keyRing,
       }),
     }),
     Worker.create({

@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { ACTIONS, type Action } from '../src/custody/actions.js';
-import type { ActionEnvelope } from '../src/custody/identity.js';
+import type { ActionEnvelope, KeyRingNews } from '../src/custody/identity.js';
 import type { DependencyStatus, ExpiredLease, StoryState, Transition } from '../src/custody/rules.js';
 import type { ViolationNews } from '../src/custody/violation-news.js';
 
@@ -45,6 +45,12 @@ export interface TransitionRecord extends Transition {
   actor: { agentId: string; role: string };
   payload: unknown;
   occurredAt: string;
+  /**
+   * The gateway-signed envelope the transition was accepted under: the worker checks it against
+   * its own key ring and judges the transition again before writing it. Absent for what time
+   * does (an expired lease, a stall), which the worker re-derives from the stored projection.
+   */
+  envelope?: ActionEnvelope;
 }
 
 export interface ProcessedUpdate {
@@ -75,6 +81,9 @@ export interface StoryWorkflowInput {
     violations?: number;
     /** The last claim that ran out (its holder is told `lease_expired`). */
     expiredLease?: ExpiredLease | null;
+    /** The keys the story trusts now (key ring news may have changed them since its first start). */
+    trustedKeys?: string[];
+    keyRingIssuedAt?: number;
   };
 }
 
@@ -88,6 +97,10 @@ export interface StoryView {
   /** When the current claim expires without a heartbeat (ms since the epoch), if one is held. */
   leaseExpiresAt: number | null;
   stalled: boolean;
+  /** The public keys the story accepts now: the gateway sends key ring news when they differ from its ring. */
+  trustedKeys?: string[];
+  /** The worker refused to write a batch: the story takes no action until an admin resumes it. */
+  held?: boolean;
 }
 
 export interface DependencyNews extends DependencyStatus {
@@ -106,4 +119,6 @@ export const heartbeatUpdate = defineUpdate<StoryView, [ActionEnvelope]>('heartb
 export const dependencyStatusSignal = defineSignal<[DependencyNews]>('dependencyStatus');
 /** The story's custody violations so far, from the gateway (signed; see src/custody/violation-news.ts). */
 export const custodyViolationsSignal = defineSignal<[ViolationNews]>('custodyViolations');
+/** The keys a story is to trust from now on (src/custody/identity.ts, signKeyRingNews). */
+export const keyRingSignal = defineSignal<[KeyRingNews]>('keyRing');
 export const storyQuery = defineQuery<StoryView>('story');

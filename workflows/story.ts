@@ -7,6 +7,7 @@
  * Deterministic code only: no I/O, no Node imports; time is the workflow's own.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -21,7 +22,13 @@ import {
 } from '@temporalio/workflow';
 import type { StoryActivities } from '../activities/types.js';
 import { ACTIONS, type Action } from '../src/custody/actions.js';
-import { bodyDigest, dependencyNewsProblem, envelopeProblem, type ActionEnvelope } from '../src/custody/identity.js';
+import {
+  bodyDigest,
+  dependencyNewsProblem,
+  envelopeProblem,
+  keyRingNewsProblem,
+  type ActionEnvelope,
+} from '../src/custody/identity.js';
 import {
   applyDependencyStatus,
   checkHeartbeat,
@@ -45,6 +52,7 @@ import {
   custodyViolationsSignal,
   dependencyStatusSignal,
   heartbeatUpdate,
+  keyRingSignal,
   storyQuery,
   storyUpdates,
   type ProcessedUpdate,
@@ -89,6 +97,21 @@ function clockTime(ms: number, now: number): string {
 /** How long the outbox waits before trying again after a non-retryable persistence failure. */
 const PERSISTENCE_RETRY_AFTER = '1 minute';
 
+function isIntegrityViolation(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'IntegrityViolation'
+  );
+}
+
+function heldRejection(): Rejection {
+  return {
+    code: 'story_held',
+    status: 409,
+    message: 'The story is held after an integrity violation; an admin must resume it.',
+    context: {},
+  };
+}
+
 function rejectionFailure(rejection: Rejection): ApplicationFailure {
   return ApplicationFailure.create({
     type: rejection.code,
@@ -127,8 +150,22 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     !agentId ? '—' : (agentNames[agentId] ?? (agentId === 'system' ? 'system' : agentId));
   // Whose claim ran out last, so its holder's next call is told why it is refused (validators only).
   let expiredLease: ExpiredLease | null = input.carried?.expiredLease ?? null;
+  // The keys this story accepts: those it was started with, until signed key ring news replaces them.
+  let trustedKeys: string[] = input.carried?.trustedKeys ?? input.trustedKeys;
+  let keyRingIssuedAt = input.carried?.keyRingIssuedAt ?? 0;
+  // The worker refused to write a batch (an integrity violation): nothing more is accepted.
+  let held = false;
 
-  const view = (repeated: boolean): StoryView => ({ workflowId, state, seq, repeated, leaseExpiresAt, stalled });
+  const view = (repeated: boolean): StoryView => ({
+    workflowId,
+    state,
+    seq,
+    repeated,
+    leaseExpiresAt,
+    stalled,
+    trustedKeys,
+    held,
+  });
 
   /** Applies an accepted transition: state, outbox, clocks and what the UI shows, all at once. */
   function apply(
@@ -137,6 +174,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     updateId: string,
     actor: { agentId: string; role: string },
     payload: unknown,
+    envelope?: ActionEnvelope,
   ): number {
     const mySeq = ++seq;
     state = next;
@@ -161,6 +199,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       actor,
       payload: payload ?? {},
       occurredAt: new Date().toISOString(),
+      ...(envelope ? { envelope } : {}),
     });
     publish();
     return mySeq;
@@ -168,18 +207,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
 
   /** Identity first, then the rules: an envelope the gateway did not sign is never judged on its merits. */
   function validate(action: Action, envelope: ActionEnvelope): Decision {
-    const problem = envelopeProblem(workflowId, envelope, input.trustedKeys, Date.now());
-    if (problem !== null || envelope.action !== action) {
-      return {
-        ok: false,
-        rejection: {
-          code: 'unauthorized',
-          status: 401,
-          message: "The caller's identity could not be verified.",
-          context: {},
-        },
-      };
-    }
+    const refusal = identityRefusal(envelope, action);
+    if (refusal) return { ok: false, rejection: refusal };
     const unstorable = checkStorableBody(envelope.body);
     if (unstorable) return { ok: false, rejection: unstorable };
     // Accepted only if accepted both as the story stands and as it stands once an overdue lease
@@ -226,6 +255,20 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
     return state;
   }
 
+  /** Held first (nothing is judged), then the envelope's signature against the keys trusted now. */
+  function identityRefusal(envelope: ActionEnvelope, action: Action | 'heartbeat'): Rejection | null {
+    if (held) return heldRejection();
+    const problem = envelopeProblem(workflowId, envelope, trustedKeys, Date.now());
+    if (problem === null && envelope.action === action) return null;
+    return {
+      code: 'unauthorized',
+      status: 401,
+      message: "The caller's identity could not be verified.",
+      // Tells the gateway its key is new to this story (it then sends key ring news and retries).
+      context: problem === 'signature not from a trusted gateway' ? { key_untrusted: true } : {},
+    };
+  }
+
   function repeatOf(action: Action, envelope: ActionEnvelope): ProcessedUpdate | undefined {
     const earlier = typeof envelope?.updateId === 'string' ? processed.get(envelope.updateId) : undefined;
     if (earlier && (earlier.action !== action || earlier.bodyDigest !== bodyDigest(envelope.body))) {
@@ -263,6 +306,7 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
           `reporter \`${nameOf(state.reportedByAgentId)}\` → reviewer \`${nameOf(state.reviewerAgentId)}\` → ` +
           `verifier \`${nameOf(state.verifiedByAgentId)}\``,
         violations > 0 ? `**custody violations: ${violations}** (rejected attempts, such as a self-review)` : '',
+        held ? '**held: the worker refused to write a batch (integrity violation); an admin must resume**' : '',
       ]
         .filter(Boolean)
         .join('\n\n'),
@@ -275,7 +319,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       async (envelope: ActionEnvelope): Promise<StoryView> => {
         const earlier = repeatOf(action, envelope);
         if (earlier) {
-          await condition(() => persistedSeq >= earlier.seq);
+          await condition(() => persistedSeq >= earlier.seq || held);
+          if (persistedSeq < earlier.seq) throw rejectionFailure(heldRejection());
           return view(true);
         }
         // The signature was checked by the validator (validators do not run on replay, so the
@@ -292,8 +337,10 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
           envelope.updateId,
           { agentId: envelope.actor.agentId, role: envelope.actor.role },
           envelope.body,
+          envelope,
         );
-        await condition(() => persistedSeq >= mySeq);
+        await condition(() => persistedSeq >= mySeq || held);
+        if (persistedSeq < mySeq) throw rejectionFailure(heldRejection());
         return view(false);
       },
       {
@@ -310,14 +357,20 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
   setHandler(dependencyStatusSignal, (news) => {
     if (typeof news?.storyId !== 'string' || typeof news.verified !== 'boolean' || typeof news.seq !== 'number') return;
     // News a Temporal client forged could unblock a claim: only signed news counts.
-    if (checksNewsSignatures && dependencyNewsProblem(workflowId, news, input.trustedKeys) !== null) return;
+    if (checksNewsSignatures && dependencyNewsProblem(workflowId, news, trustedKeys) !== null) return;
     state = applyDependencyStatus(state, news.storyId, { verified: news.verified, seq: news.seq });
+  });
+  setHandler(keyRingSignal, (news) => {
+    // Signed by a key this story already trusts, and newer than the last: a key added or retired.
+    if (keyRingNewsProblem(workflowId, news, trustedKeys, keyRingIssuedAt) !== null) return;
+    trustedKeys = [...news.keys];
+    keyRingIssuedAt = news.issuedAt;
   });
   setHandler(storyQuery, () => view(false));
   // The gateway coalesces these (one per story per minute at most), so a flood of rejected
   // attempts cannot flood this history; the count is a total, so only a higher one changes anything.
   setHandler(custodyViolationsSignal, (news) => {
-    const count = trustedViolationCount(workflowId, news, input.trustedKeys);
+    const count = trustedViolationCount(workflowId, news, trustedKeys);
     if (count === null || count <= violations || !patched('custody-violations')) return;
     violations = count;
     upsertSearchAttributes([{ key: CustodyViolations, value: count }]);
@@ -336,16 +389,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       },
       {
         validator: (envelope: ActionEnvelope): void => {
-          const problem = envelopeProblem(workflowId, envelope, input.trustedKeys, Date.now());
           const rejection: Rejection | null =
-            problem !== null || envelope.action !== 'heartbeat'
-              ? {
-                  code: 'unauthorized',
-                  status: 401,
-                  message: "The caller's identity could not be verified.",
-                  context: {},
-                }
-              : heartbeatRefusal(envelope.actor);
+            identityRefusal(envelope, 'heartbeat') ?? heartbeatRefusal(envelope.actor);
           if (rejection) throw rejectionFailure(rejection);
         },
         description: 'heartbeat: the assignee keeps its claim alive',
@@ -433,7 +478,14 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
           version: last.seq,
           transitions: batch,
         });
-      } catch {
+      } catch (err) {
+        // The worker judged the batch and refused it: written nowhere, recorded as a violation.
+        // The story holds still until an admin resumes it (a new run seeded from the database).
+        if (isIntegrityViolation(err) && patched('integrity-hold')) {
+          held = true;
+          publish();
+          await condition(() => false);
+        }
         persistenceFailing = true;
         publish();
         await sleep(PERSISTENCE_RETRY_AFTER, { summary: 'persistence failed: trying again in a minute' });
@@ -492,6 +544,8 @@ export async function storyWorkflow(input: StoryWorkflowInput): Promise<void> {
       agentNames,
       violations,
       expiredLease,
+      trustedKeys,
+      keyRingIssuedAt,
     },
   });
 }

@@ -1,6 +1,5 @@
 /** `npm run gateway`: the HTTP gateway as its own process, configured by the environment only. */
-import { loadConfigOrExit, requireSetting, webhookRetry } from '../config.js';
-import { signingKeyFromSeed } from '../custody/identity.js';
+import { loadConfigOrExit, requireKeyRing, requireSetting, webhookRetry } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { createApp } from '../gateway/app.js';
 import { StoryCommands } from '../gateway/story-commands.js';
@@ -14,7 +13,7 @@ const client = await connectClient(requireSetting(config, 'TEMPORAL_ADDRESS'), c
 const commands = new StoryCommands({
   client,
   pool,
-  signingKey: signingKeyFromSeed(requireSetting(config, 'CUSTODY_SIGNING_KEY')),
+  keyRing: requireKeyRing(config),
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   deadlineMs: config.UPDATE_DEADLINE_MS,
   webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },

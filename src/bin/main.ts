@@ -2,12 +2,14 @@
  * `npm start`: the whole service on one machine. Starts, unless pointed elsewhere, the Temporal
  * dev server (persistent SQLite, Web UI) and an embedded PostgreSQL, both keeping their data
  * under ./.data; applies migrations; runs the worker and the gateway. Ctrl-C stops everything.
+ * Both servers are supervised: one that crashes is started again (with backoff, one log line),
+ * and the worker and gateway reconnect to it by themselves.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import exitHook from 'async-exit-hook';
-import { webhookRetry, webhookWorkerSettings, loadConfigOrExit } from '../config.js';
-import { newSigningSeed, signingKeyFromSeed } from '../custody/identity.js';
+import { configuredKeyRing, webhookRetry, webhookWorkerSettings, loadConfigOrExit } from '../config.js';
+import { keyRingOf, newSigningSeed, signingKeyFromSeed, type KeyRing } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
@@ -20,6 +22,7 @@ import { STORY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
 import { createStoryWorker } from '../worker.js';
 import { createLogger } from '../observability/log.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
+import { Supervisor } from '../supervisor.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const config = loadConfigOrExit();
@@ -33,15 +36,20 @@ async function temporalAddress(): Promise<{ address: string; ui: string | null }
   if (config.TEMPORAL_ADDRESS) return { address: config.TEMPORAL_ADDRESS, ui: null };
   const executable = await locateTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, log: say });
   if (executable) {
-    const server = await startDevServer({
+    const options = {
       executable,
       port: config.TEMPORAL_PORT,
       uiPort: config.TEMPORAL_UI_PORT,
       dbFilename: resolve(dataDir, 'temporal.sqlite'),
       logFile: resolve(dataDir, 'temporal.log'),
+    };
+    const supervisor = await Supervisor.start({
+      name: 'the Temporal dev server',
+      start: () => startDevServer(options),
+      log: say,
     });
-    stops.push(() => server.stop());
-    return { address: server.address, ui: server.uiUrl };
+    stops.push(() => supervisor.stop());
+    return { address: `127.0.0.1:${config.TEMPORAL_PORT}`, ui: `http://localhost:${config.TEMPORAL_UI_PORT}` };
   }
   // Last resort, for machines with internet access: the SDK downloads and runs the dev server.
   say("no Temporal CLI found and no Go to build one: trying the SDK's own download of the dev server");
@@ -69,11 +77,13 @@ async function temporalAddress(): Promise<{ address: string; ui: string | null }
   }
 }
 
-function signingSeed(): string {
-  if (config.CUSTODY_SIGNING_KEY) return config.CUSTODY_SIGNING_KEY;
+/** The configured key ring, else a key of this machine's own, kept under the data folder. */
+function keyRing(): KeyRing {
+  const configured = configuredKeyRing(config);
+  if (configured) return configured;
   const file = resolve(dataDir, 'signing-key');
   if (!existsSync(file)) writeFileSync(file, newSigningSeed(), { mode: 0o600 });
-  return readFileSync(file, 'utf8').trim();
+  return keyRingOf(signingKeyFromSeed(readFileSync(file, 'utf8').trim()));
 }
 
 async function stopAll(): Promise<void> {
@@ -89,9 +99,18 @@ try {
   const temporal = await temporalAddress();
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
-    const db = await startEmbeddedPostgres(dataDir, config.EMBEDDED_POSTGRES_PORT);
-    stops.push(() => db.stop());
-    databaseUrl = db.url;
+    let url = '';
+    const supervisor = await Supervisor.start({
+      name: 'the embedded PostgreSQL',
+      start: async () => {
+        const db = await startEmbeddedPostgres(dataDir, config.EMBEDDED_POSTGRES_PORT);
+        url = db.url;
+        return db;
+      },
+      log: say,
+    });
+    stops.push(() => supervisor.stop());
+    databaseUrl = url;
   }
   await migrate(databaseUrl);
   const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
@@ -99,9 +118,9 @@ try {
   const client = await connectClient(temporal.address, config.TEMPORAL_NAMESPACE);
   stops.push(() => client.connection.close());
   // One key for the gateway's envelopes and the worker's dependency news: the trusted path.
-  const signingKey = signingKeyFromSeed(signingSeed());
+  const ring = keyRing();
   const { worker, connection } = await createStoryWorker({
-    signingKey,
+    keyRing: ring,
     address: temporal.address,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -122,7 +141,7 @@ try {
   const commands = new StoryCommands({
     client,
     pool,
-    signingKey,
+    keyRing: ring,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deadlineMs: config.UPDATE_DEADLINE_MS,
     webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },

@@ -1,6 +1,5 @@
 /** `npm run worker`: the story worker as its own process, configured by the environment only. */
-import { webhookRetry, webhookWorkerSettings, loadConfigOrExit, requireSetting } from '../config.js';
-import { signingKeyFromSeed } from '../custody/identity.js';
+import { webhookRetry, webhookWorkerSettings, loadConfigOrExit, requireKeyRing, requireSetting } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { connectClient } from '../temporal/client.js';
 import { createStoryWorker } from '../worker.js';
@@ -14,8 +13,8 @@ const address = requireSetting(config, 'TEMPORAL_ADDRESS');
 const pool = createPool(requireSetting(config, 'DATABASE_URL'), config.DATABASE_POOL_SIZE);
 const client = await connectClient(address, config.TEMPORAL_NAMESPACE);
 const { worker, connection } = await createStoryWorker({
-  // The worker signs the dependency news it sends to stories with the gateway's key.
-  signingKey: signingKeyFromSeed(requireSetting(config, 'CUSTODY_SIGNING_KEY')),
+  // The gateway's key ring: it judges every envelope it persists, and signs dependency news.
+  keyRing: requireKeyRing(config),
   address,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.TEMPORAL_TASK_QUEUE,

@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   artifact_mismatch: 409,
   duplicate_story_numbers: 409,
   project_archived: 409,
+  story_closed: 409,
+  story_held: 409,
   body_too_large: 413,
   unsupported_media_type: 415,
   contract_mismatch: 422,

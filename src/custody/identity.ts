@@ -96,12 +96,50 @@ export interface SigningKey {
   secretKey: Uint8Array;
   /** base64url public key: what the workflow is started with. */
   publicKey: string;
+  /** The key's name in the key ring (CUSTODY_SIGNING_KEYS); `default` for a lone CUSTODY_SIGNING_KEY. */
+  keyId: string;
 }
 
-export function signingKeyFromSeed(seedBase64Url: string): SigningKey {
+export function signingKeyFromSeed(seedBase64Url: string, keyId = 'default'): SigningKey {
   const secretKey = fromBase64Url(seedBase64Url);
   if (!secretKey || secretKey.length !== 32) throw new Error('a signing key is 32 bytes in base64url');
-  return { secretKey, publicKey: toBase64Url(ed25519.getPublicKey(secretKey)) };
+  return { secretKey, publicKey: toBase64Url(ed25519.getPublicKey(secretKey)), keyId };
+}
+
+/**
+ * The trusted path's keys: the current one signs, and every one (the current and earlier ones
+ * not yet retired) is accepted. Rotation: add a new key in front, and once every story has
+ * heard of it, drop the old one.
+ */
+export interface KeyRing {
+  current: SigningKey;
+  /** Current first. */
+  keys: readonly SigningKey[];
+}
+
+export function keyRingOf(...keys: SigningKey[]): KeyRing {
+  if (keys.length === 0) throw new Error('a key ring holds at least one key');
+  return { current: keys[0], keys };
+}
+
+/** The base64url public keys a story or the worker accepts. */
+export function acceptedKeys(ring: KeyRing): string[] {
+  return ring.keys.map((k) => k.publicKey);
+}
+
+/** `id:seed,id:seed,...` (current first) as CUSTODY_SIGNING_KEYS holds it. */
+export function parseKeyRing(text: string): KeyRing {
+  const entries = text
+    .split(/[\s,]+/)
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const keys = entries.map((entry) => {
+    const match = /^([A-Za-z0-9._-]{1,64}):([A-Za-z0-9_-]{43})$/.exec(entry);
+    if (!match) throw new Error('each key is id:seed, the seed 32 bytes in base64url');
+    return signingKeyFromSeed(match[2], match[1]);
+  });
+  if (new Set(keys.map((k) => k.keyId)).size !== keys.length) throw new Error('key ids must be distinct');
+  return keyRingOf(...keys);
 }
 
 export function newSigningSeed(): string {
@@ -117,12 +155,21 @@ export function signEnvelope(
   return { ...unsigned, signature };
 }
 
+/**
+ * Checks an Ed25519 signature: noble's (pure JavaScript, what the workflow sandbox can run) unless
+ * the caller brings a faster one (the worker uses node:crypto's).
+ */
+export type SignatureVerifier = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
+
+const nobleVerify: SignatureVerifier = (signature, message, publicKey) => ed25519.verify(signature, message, publicKey);
+
 /** Why an envelope is not to be trusted, or null when it is. Never throws. */
 export function envelopeProblem(
   workflowId: string,
   env: unknown,
   trustedPublicKeys: readonly string[],
   nowMs: number,
+  verify: SignatureVerifier = nobleVerify,
 ): string | null {
   if (typeof env !== 'object' || env === null) return 'no envelope';
   const e = env as Partial<ActionEnvelope>;
@@ -145,15 +192,20 @@ export function envelopeProblem(
   } catch {
     return 'unreadable envelope';
   }
-  return signedByOneOf(signature, message, trustedPublicKeys) ? null : 'signature not from a trusted gateway';
+  return signedByOneOf(signature, message, trustedPublicKeys, verify) ? null : 'signature not from a trusted gateway';
 }
 
-function signedByOneOf(signature: Uint8Array, message: Uint8Array, trustedPublicKeys: readonly string[]): boolean {
+function signedByOneOf(
+  signature: Uint8Array,
+  message: Uint8Array,
+  trustedPublicKeys: readonly string[],
+  verify: SignatureVerifier = nobleVerify,
+): boolean {
   for (const key of trustedPublicKeys) {
     const publicKey = fromBase64Url(key);
     if (!publicKey || publicKey.length !== 32) continue;
     try {
-      if (ed25519.verify(signature, message, publicKey)) return true;
+      if (verify(signature, message, publicKey)) return true;
     } catch {
       // A malformed signature is just not a valid one.
     }
@@ -216,4 +268,50 @@ export function dependencyNewsProblem(
   if (!signature || signature.length !== 64) return 'bad signature';
   const message = dependencyNewsMessage(dependentWorkflowId, { storyId: n.storyId, verified: n.verified, seq: n.seq });
   return signedByOneOf(signature, message, trustedPublicKeys) ? null : 'signature not from a trusted gateway';
+}
+
+/**
+ * News of the key ring, for one story: the public keys it is to accept from now on. Signed with
+ * every key of the new ring, and taken only if one of those is a key the story already trusts
+ * and it is newer than the last news taken: a Temporal client cannot make a story trust its key.
+ */
+export interface KeyRingNews {
+  keys: string[];
+  /** Milliseconds since the epoch; older news than the story's latest is ignored. */
+  issuedAt: number;
+  signatures: string[];
+}
+
+const MAX_RING_KEYS = 16;
+
+function keyRingMessage(workflowId: string, keys: readonly string[], issuedAt: number): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(['custody-key-ring-v1', workflowId, String(issuedAt), ...keys]));
+}
+
+export function signKeyRingNews(ring: KeyRing, workflowId: string, issuedAt: number): KeyRingNews {
+  const keys = acceptedKeys(ring);
+  const message = keyRingMessage(workflowId, keys, issuedAt);
+  return { keys, issuedAt, signatures: ring.keys.map((k) => toBase64Url(ed25519.sign(message, k.secretKey))) };
+}
+
+/** Why key ring news is not to be taken, or null when it is. Never throws. */
+export function keyRingNewsProblem(
+  workflowId: string,
+  news: unknown,
+  trustedPublicKeys: readonly string[],
+  lastIssuedAt: number,
+): string | null {
+  if (typeof news !== 'object' || news === null) return 'no news';
+  const n = news as Partial<KeyRingNews>;
+  if (!Array.isArray(n.keys) || n.keys.length === 0 || n.keys.length > MAX_RING_KEYS) return 'bad keys';
+  if (!n.keys.every((k) => typeof k === 'string' && fromBase64Url(k)?.length === 32)) return 'bad keys';
+  if (typeof n.issuedAt !== 'number' || !Number.isSafeInteger(n.issuedAt)) return 'no time';
+  if (n.issuedAt <= lastIssuedAt) return 'stale';
+  if (!Array.isArray(n.signatures) || n.signatures.length > MAX_RING_KEYS) return 'unsigned';
+  const message = keyRingMessage(workflowId, n.keys, n.issuedAt);
+  for (const text of n.signatures) {
+    const signature = typeof text === 'string' ? fromBase64Url(text) : null;
+    if (signature?.length === 64 && signedByOneOf(signature, message, trustedPublicKeys)) return null;
+  }
+  return 'signature not from a trusted key';
 }

@@ -58,6 +58,9 @@ export interface StoryRow {
   epic_number: number;
   /** Its project is archived: read-only. */
   project_archived: boolean;
+  /** An integrity violation stopped the story (see activities/persistence.ts); an admin resumes it. */
+  held: boolean;
+  held_reason: string | null;
   version: string;
   position: string;
   created_at: Date;
@@ -66,7 +69,7 @@ export interface StoryRow {
 
 const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.title, s.description, s.acceptance_criteria,
   s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
-  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.version, s.position, s.created_at, s.updated_at,
+  s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.held, s.held_reason, s.version, s.position, s.created_at, s.updated_at,
   s.estimated_hours, s.metadata, s.artifact, s.backfilled, s.deleted_at,
   (SELECT e.number FROM epics e WHERE e.id = s.epic_id) AS epic_number,
   (SELECT p.archived_at IS NOT NULL FROM projects p WHERE p.id = s.project_id) AS project_archived`;

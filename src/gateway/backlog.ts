@@ -370,7 +370,7 @@ export async function startWorkflows(
   const { pool, commands } = deps;
   await inBatches(stories, START_CONCURRENCY, async (story) => {
     const deps = dependsOn.get(story.number) ?? [];
-    await commands.start(
+    await startUnlessClosed(commands, [
       {
         tenantId: story.tenant_id,
         projectId: story.project_id,
@@ -386,9 +386,19 @@ export async function startWorkflows(
         deps.map((d) => [d.id, { verified: d.verified_status === 'verified', seq: Number(d.version) }]),
       ),
       projectSettings,
-    );
+    ]);
   });
   await announceDependencies({ pool, commands }, tenantId, stories, dependsOn, alreadyRunning);
+}
+
+/** A closed story keeps its custody: importing it again leaves it closed (only an admin resumes it). */
+async function startUnlessClosed(commands: StoryCommands, args: Parameters<StoryCommands['start']>): Promise<void> {
+  try {
+    await commands.start(...args);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'story_closed') return;
+    throw err;
+  }
 }
 
 /**

@@ -338,6 +338,7 @@ export const OPERATIONS: Record<string, { operationId: string; response: z.ZodTy
   'GET /stories/:id': { operationId: 'getStory', response: one(StoryJson) },
   'GET /stories/:id/history': { operationId: 'getStoryHistory', response: listOf(HistoryJson) },
   'POST /stories/:id/heartbeat': { operationId: 'heartbeatStory', response: one(HeartbeatJson) },
+  'POST /stories/:id/resume': { operationId: 'resumeStory', response: one(StoryJson) },
   'GET /audit/verify': { operationId: 'verifyAuditChain', response: one(ChainReportJson) },
   'GET /audit': { operationId: 'getAudit', response: listOf(HistoryJson) },
   'POST /webhooks': { operationId: 'createWebhook', response: one(NewWebhookJson) },

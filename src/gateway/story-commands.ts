@@ -3,10 +3,24 @@
  * it to the story's workflow as an update. The custody rules run in the workflow, not here.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowClient, WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  WorkflowClient,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
 import type pg from 'pg';
 import type { Action } from '../custody/actions.js';
-import { signDependencyNews, signEnvelope, type SigningKey } from '../custody/identity.js';
+import {
+  acceptedKeys,
+  bodyDigest,
+  signDependencyNews,
+  signEnvelope,
+  signKeyRingNews,
+  type KeyRing,
+} from '../custody/identity.js';
 import { recordRejection } from '../db/audit-repo.js';
 import { inTransaction } from '../db/pool.js';
 import type { Caller } from '../db/identity-repo.js';
@@ -15,6 +29,7 @@ import {
   STORY_WORKFLOW_TYPE,
   dependencyStatusSignal,
   heartbeatUpdate,
+  keyRingSignal,
   storyUpdates,
   type StoryFacts,
   type StoryView,
@@ -22,8 +37,11 @@ import {
   type StoryWorkflowSettings,
 } from '../../workflows/messages.js';
 import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflows/search-attributes.js';
-import type { DependencyStatus, Rejection } from '../custody/rules.js';
-import { isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
+import { holdsLease, isAwaitingOthers, type DependencyStatus, type Rejection } from '../custody/rules.js';
+import { isAction } from '../custody/actions.js';
+import { storedCustodyState } from '../db/custody-state.js';
+import { getStory } from '../db/story-repo.js';
+import { isNotFound, isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
 import { ApiError } from './errors.js';
 import { auditWriteFailures, rejections, transitionSeconds, transitions } from '../observability/metrics.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
@@ -33,7 +51,8 @@ import { ViolationSignals } from './violation-signals.js';
 export interface StoryCommandsOptions {
   client: Client;
   pool: pg.Pool;
-  signingKey: SigningKey;
+  /** The gateway signs with the ring's current key; stories learn the ring from signed news. */
+  keyRing: KeyRing;
   taskQueue: string;
   deadlineMs: number;
   workflowSettings?: Partial<StoryWorkflowSettings>;
@@ -95,23 +114,37 @@ export class IdentityClients {
   }
 }
 
+const CLOSED = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT']);
+
 export class StoryCommands {
   private readonly identityClients: IdentityClients;
   private readonly violations: ViolationSignals;
+  private keyRing: KeyRing;
 
   constructor(private readonly options: StoryCommandsOptions) {
+    this.keyRing = options.keyRing;
     this.identityClients = new IdentityClients(options.client);
+    // Signed with the key current at start (a rotation restarts the gateway anyway).
     this.violations = new ViolationSignals(
       options.client,
       options.pool,
-      options.signingKey,
+      options.keyRing.current,
       options.violationSignalIntervalMs,
     );
   }
 
   /** The gateway's signing secret, from which other gateway-only keys are derived. */
   get signingSecret(): Uint8Array {
-    return this.options.signingKey.secretKey;
+    return this.keyRing.current.secretKey;
+  }
+
+  get currentKeyRing(): KeyRing {
+    return this.keyRing;
+  }
+
+  /** A new ring (a key added or retired): running stories hear of it on their next action. */
+  useKeyRing(ring: KeyRing): void {
+    this.keyRing = ring;
   }
 
   get webhooks(): WebhookDispatch {
@@ -130,9 +163,13 @@ export class StoryCommands {
     body: unknown,
     idempotencyKey?: string,
   ): Promise<StoryView> {
-    const { client, signingKey, deadlineMs } = this.options;
+    const { client, deadlineMs } = this.options;
+    if ((story as { held?: boolean }).held) {
+      throw new ApiError('story_held', 'The story is held after an integrity violation; an admin must resume it.');
+    }
+    const ring = this.keyRing;
     const updateId = updateIdFor(caller, idempotencyKey);
-    const envelope = signEnvelope(signingKey, story.workflow_id, {
+    const envelope = signEnvelope(ring.current, story.workflow_id, {
       updateId,
       action,
       actor: { tenantId: caller.tenantId, agentId: caller.agentId, role: caller.role, name: caller.agentName },
@@ -143,6 +180,7 @@ export class StoryCommands {
     const handle = this.identityClients.for(temporalIdentityOf(caller)).getHandle(story.workflow_id);
     const deadline = Date.now() + deadlineMs;
     const endTimer = transitionSeconds.startTimer({ action });
+    let toldRing = false;
     for (let attempt = 0; ; attempt++) {
       try {
         const view = await client.withDeadline(deadline, () =>
@@ -153,6 +191,10 @@ export class StoryCommands {
         );
         endTimer();
         transitions.inc({ action, outcome: 'accepted' });
+        // A key retired from the ring is dropped by the story as soon as it next acts.
+        if (view.trustedKeys && !sameKeys(view.trustedKeys, acceptedKeys(ring))) {
+          await this.tellKeyRing(story.workflow_id, ring).catch(() => undefined);
+        }
         return view;
       } catch (err) {
         // Too many updates in flight on this story: it was not admitted, so trying again is safe.
@@ -161,6 +203,14 @@ export class StoryCommands {
           continue;
         }
         const rejection = rejectionOf(err);
+        // The story does not know the current key yet: it hears of the ring (signed with every
+        // key of it, one of which it trusts) and the same envelope is sent once more.
+        if (rejection?.code === 'unauthorized' && rejection.context.key_untrusted === true && !toldRing) {
+          toldRing = true;
+          await this.tellKeyRing(story.workflow_id, ring);
+          continue;
+        }
+        if (isNotFound(err) && (await this.isClosed(story.workflow_id))) throw storyClosed();
         if (rejection) {
           transitions.inc({ action, outcome: 'rejected' });
           rejections.inc({ code: rejection.code });
@@ -228,7 +278,153 @@ export class StoryCommands {
     await dispatchPending(pool, webhooks, [sourceKey]).catch(() => undefined);
   }
 
-  /** Starts the story's workflow, or leaves the running one alone: safe to call again. */
+  /**
+   * An admin's resume: a new run of a closed or held story, seeded from the database (never from
+   * what the old run carried) so custody continues: past implementers, iteration, review, and
+   * the sequence. Audited; the old run, if one still runs (a held story), is terminated.
+   */
+  async resume(caller: Caller, storyId: string, reason: string | undefined): Promise<StoryRow> {
+    const { client, pool, taskQueue, workflowSettings } = this.options;
+    return inTransaction(pool, async (db) => {
+      const stored = await storedCustodyState(db, { tenantId: caller.tenantId, storyId }, { lock: true });
+      if (!stored) throw new ApiError('not_found', 'Story not found.');
+      const { row, state } = stored;
+      const handle = client.workflow.getHandle(row.workflow_id);
+      let previous: { run_id: string; status: string } | null = null;
+      try {
+        const description = await handle.describe();
+        previous = { run_id: description.runId, status: description.status.name };
+      } catch (err) {
+        if (!isNotFound(err)) throw temporalToApiError(err) ?? err;
+      }
+      if (previous?.status === 'RUNNING' && !row.held) {
+        throw new ApiError('conflict', 'The story is running and not held: there is nothing to resume.', {
+          run_id: previous.run_id,
+        });
+      }
+      const project = await db.query<{ lease_ttl_seconds: number; stall_after_seconds: number }>(
+        'SELECT lease_ttl_seconds, stall_after_seconds FROM projects WHERE id = $1',
+        [row.project_id],
+      );
+      const settings: Partial<StoryWorkflowSettings> = {
+        leaseTtlMs: project.rows[0].lease_ttl_seconds * 1000,
+        stallAfterMs: project.rows[0].stall_after_seconds * 1000,
+        ...workflowSettings,
+      };
+      // Updates already applied answer as repeats in the new run too (their bodies are the payloads).
+      const applied = await db.query<{ update_id: string; seq: string; action: string; payload: unknown }>(
+        `SELECT update_id, seq, action, payload FROM audit_events
+         WHERE workflow_id = $1 AND outcome = 'accepted' AND actor_role <> 'system' ORDER BY seq DESC LIMIT 1000`,
+        [row.workflow_id],
+      );
+      const processed: [string, { seq: number; bodyDigest: string; action: Action }][] = applied.rows
+        .reverse()
+        .filter((r) => isAction(r.action))
+        .map((r) => [
+          r.update_id,
+          { seq: Number(r.seq), bodyDigest: bodyDigest(r.payload), action: r.action as Action },
+        ]);
+      const now = Date.now();
+      const keys = acceptedKeys(this.keyRing);
+      const input: StoryWorkflowInput = {
+        facts: {
+          tenantId: row.tenant_id,
+          projectId: row.project_id,
+          storyId: row.id,
+          number: row.number,
+          title: row.title,
+          acCount: state.acCount,
+          dependsOn: Object.keys(state.dependencies),
+        },
+        trustedKeys: keys,
+        settings,
+        carried: {
+          state,
+          seq: stored.version,
+          outbox: [],
+          processed,
+          // A claim held when the story stopped gets a whole lease from now; a wait starts again.
+          leaseExpiresAt: holdsLease(state) ? now + (settings.leaseTtlMs ?? 30 * 60_000) : null,
+          waitingSince: isAwaitingOthers(state) ? now : null,
+          stalled: stored.stalled,
+          trustedKeys: keys,
+          keyRingIssuedAt: 0,
+        },
+      };
+      await db.query(
+        `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, outcome, action,
+           actor_agent_id, actor_role, from_agent_status, from_verified_status, to_agent_status, to_verified_status,
+           iteration, payload, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'resumed', 'resume', $7, $8, $9, $10, $9, $10, $11, $12, now())`,
+        [
+          row.tenant_id,
+          row.project_id,
+          row.id,
+          row.workflow_id,
+          previous?.run_id ?? null,
+          `resume:${randomUUID()}`,
+          caller.agentId,
+          caller.role,
+          row.agent_status,
+          row.verified_status,
+          row.iteration,
+          JSON.stringify({
+            reason: reason ?? null,
+            previous_run: previous,
+            held_reason: row.held_reason,
+            seq: stored.version,
+          }),
+        ],
+      );
+      await db.query('UPDATE stories SET held = false, held_reason = NULL WHERE id = $1', [row.id]);
+      try {
+        // The one explicit start of a closed id; inside the transaction, so a failed start leaves it closed.
+        await client.workflow.start(STORY_WORKFLOW_TYPE, {
+          workflowId: row.workflow_id,
+          taskQueue,
+          args: [input],
+          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.TERMINATE_EXISTING,
+          staticSummary: `${row.number} ${row.title}`,
+          staticDetails:
+            `Story ${row.number} of project ${row.project_id} (tenant ${row.tenant_id}); story id ${row.id}; ` +
+            `resumed by an admin from the database at sequence ${stored.version}.`,
+          typedSearchAttributes: [
+            { key: TenantId, value: row.tenant_id },
+            { key: ProjectId, value: row.project_id },
+            { key: StoryStatus, value: state.agentStatus },
+            { key: VerifiedStatus, value: state.verifiedStatus },
+          ],
+        });
+      } catch (err) {
+        throw temporalToApiError(err) ?? err;
+      }
+      return (await getStory(db, caller.tenantId, row.id))!;
+    });
+  }
+
+  /** Sends the story the key ring, signed with each of its keys. */
+  async tellKeyRing(workflowId: string, ring: KeyRing = this.keyRing): Promise<void> {
+    await this.options.client.workflow
+      .getHandle(workflowId)
+      .signal(keyRingSignal, signKeyRingNews(ring, workflowId, Date.now()));
+  }
+
+  /** Whether the story's workflow ran and was closed (terminated, completed, failed...). */
+  async isClosed(workflowId: string): Promise<boolean> {
+    try {
+      const description = await this.options.client.workflow.getHandle(workflowId).describe();
+      return CLOSED.has(description.status.name);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw temporalToApiError(err) ?? err;
+    }
+  }
+
+  /**
+   * Starts the story's workflow, or leaves the running one alone: safe to call again. A closed
+   * story is never started again here (409 story_closed): only an admin's resume does that.
+   */
   async start(
     facts: StoryFacts,
     workflowId: string,
@@ -236,10 +432,10 @@ export class StoryCommands {
     knownDependencyStatus: Record<string, DependencyStatus>,
     projectSettings: Partial<StoryWorkflowSettings> = {},
   ): Promise<void> {
-    const { client, signingKey, taskQueue, workflowSettings } = this.options;
+    const { client, taskQueue, workflowSettings } = this.options;
     const input: StoryWorkflowInput = {
       facts,
-      trustedKeys: [signingKey.publicKey],
+      trustedKeys: acceptedKeys(this.keyRing),
       knownDependencyStatus,
       settings: { ...projectSettings, ...workflowSettings },
     };
@@ -249,6 +445,8 @@ export class StoryCommands {
         taskQueue,
         args: [input],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        // A closed id is never started again implicitly (USE_EXISTING reuses running ones only).
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         staticSummary: summary,
         staticDetails: `Story ${facts.number} of project ${facts.projectId} (tenant ${facts.tenantId}); story id ${facts.storyId}.`,
         typedSearchAttributes: [
@@ -259,15 +457,19 @@ export class StoryCommands {
         ],
       });
     } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) throw storyClosed();
       throw temporalToApiError(err) ?? err;
     }
   }
 
   async tellDependencyStatus(dependentWorkflowId: string, dependency: StoryRow): Promise<void> {
     try {
-      await this.options.client.workflow.getHandle(dependentWorkflowId).signal(
+      const handle = this.options.client.workflow.getHandle(dependentWorkflowId);
+      // The ring first: a story that does not know the current key yet would drop the news.
+      await handle.signal(keyRingSignal, signKeyRingNews(this.keyRing, dependentWorkflowId, Date.now()));
+      await handle.signal(
         dependencyStatusSignal,
-        signDependencyNews(this.options.signingKey, dependentWorkflowId, {
+        signDependencyNews(this.keyRing.current, dependentWorkflowId, {
           storyId: dependency.id,
           verified: dependency.verified_status === 'verified',
           seq: Number(dependency.version),
@@ -277,6 +479,8 @@ export class StoryCommands {
       // The edge is committed; a story whose workflow is not running yet (its import is still to
       // be retried) must hear of it later, so the caller is told to retry, not that it is gone.
       if (err instanceof WorkflowNotFoundError) {
+        // A closed story hears nothing more (and is not started again to hear it).
+        if (await this.isClosed(dependentWorkflowId)) return;
         throw new ApiError(
           'unavailable',
           "The story's workflow is not running yet; retry shortly.",
@@ -287,4 +491,15 @@ export class StoryCommands {
       throw temporalToApiError(err) ?? err;
     }
   }
+}
+
+function storyClosed(): ApiError {
+  return new ApiError(
+    'story_closed',
+    "The story's workflow was closed; an admin can resume it (POST /stories/:id/resume).",
+  );
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k) => b.includes(k));
 }

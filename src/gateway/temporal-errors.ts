@@ -24,6 +24,11 @@ function grpcCode(err: unknown): number | undefined {
   return undefined;
 }
 
+/** No such workflow, or (for an update) one that is no longer running. */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof WorkflowNotFoundError || grpcCode(err) === GRPC_NOT_FOUND;
+}
+
 export function isResourceExhausted(err: unknown): boolean {
   return grpcCode(err) === GRPC_RESOURCE_EXHAUSTED;
 }

@@ -116,6 +116,10 @@ export function storyJson(row: StoryRow, extra: StoryExtras = {}) {
     metadata: row.metadata,
     backfilled: row.backfilled,
     stalled: row.stalled,
+    // The worker refused to write a batch for this story (an integrity violation): it takes no
+    // action until an admin resumes it.
+    held: row.held ?? false,
+    held_reason: row.held_reason ?? null,
     workflow_id: row.workflow_id,
     epic_number: row.epic_number,
     created_at: row.created_at,
@@ -124,7 +128,8 @@ export function storyJson(row: StoryRow, extra: StoryExtras = {}) {
   if (extra.tokenUsage !== undefined) json.token_usage = extra.tokenUsage ?? ZERO_TOKENS;
   if (extra.dependsOn) json.depends_on = Object.keys(extra.dependsOn);
   if (extra.blocking) json.blocking_dependencies = extra.blocking;
-  if (extra.caller) {
+  if (extra.caller && row.held) json.next_actions = [];
+  else if (extra.caller) {
     const actor = { agentId: extra.caller.agentId, role: extra.caller.role, tenantId: extra.caller.tenantId };
     const offered = availableActions(stateOfRow(row, extra.dependsOn), actor);
     json.next_actions = offered.filter((a) => (LIFECYCLE_ACTIONS as Action[]).includes(a));

@@ -43,6 +43,13 @@ export const auditWriteFailures = new client.Counter({
   registers: [registry],
 });
 
+export const integrityViolations = new client.Counter({
+  name: 'custody_integrity_violations_total',
+  help: 'Batches of transitions the worker refused to write (bad signature, broken sequence, or against the rules)',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
 export const activityRetries = new client.Counter({
   name: 'custody_activity_retries_total',
   help: 'Activity attempts after the first, by activity',

@@ -25,6 +25,9 @@ export interface DevServer {
   address: string;
   uiUrl: string | null;
   process: ChildProcess;
+  pid: number | undefined;
+  /** Settles when the server process is gone (stopped, crashed or killed). */
+  exited: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -98,6 +101,8 @@ export async function startDevServer(options: DevServerOptions, timeoutMs = 60_0
     address,
     uiUrl: options.uiPort ? `http://localhost:${options.uiPort}` : null,
     process: child,
+    pid: child.pid,
+    exited,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

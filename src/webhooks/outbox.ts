@@ -3,7 +3,12 @@
  * webhook, keyed by the cause), then handed to one delivery workflow each. Both steps are
  * idempotent, so whoever retries (an activity, the gateway) never delivers twice.
  */
-import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  type Client,
+} from '@temporalio/client';
 import type pg from 'pg';
 import { EVENT_OF_ACTION, LOOPCTL_EVENTS } from '../custody/actions.js';
 import { WEBHOOK_DELIVERY_WORKFLOW_TYPE, type WebhookDeliveryInput } from '../../workflows/webhook-messages.js';
@@ -92,11 +97,17 @@ export async function dispatchForgotten(
 
 export async function startDelivery(dispatch: WebhookDispatch, deliveryId: string): Promise<void> {
   const input: WebhookDeliveryInput = { deliveryId, retry: dispatch.retry };
-  await dispatch.client.workflow.start(WEBHOOK_DELIVERY_WORKFLOW_TYPE, {
-    workflowId: `webhook-delivery/${deliveryId}`,
-    taskQueue: webhookTaskQueueOf(dispatch.taskQueue),
-    args: [input],
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    staticSummary: `webhook delivery ${deliveryId}`,
-  });
+  try {
+    await dispatch.client.workflow.start(WEBHOOK_DELIVERY_WORKFLOW_TYPE, {
+      workflowId: `webhook-delivery/${deliveryId}`,
+      taskQueue: webhookTaskQueueOf(dispatch.taskQueue),
+      args: [input],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      // A delivery that already ran to its end is not run (and delivered) a second time.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      staticSummary: `webhook delivery ${deliveryId}`,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
 }

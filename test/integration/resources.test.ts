@@ -191,7 +191,12 @@ describe('a backlog from signup to progress', () => {
       ],
     });
     const dependent = stories.get('1.2');
-    await stack.client.workflow.getHandle(dependent.workflow_id).terminate('test: a story whose workflow is gone');
+    // A story whose workflow was never started (its import failed before the start): a closed one
+    // is different, it stays closed and hears nothing (test/integration/integrity.test.ts).
+    await stack.pool.query('UPDATE stories SET workflow_id = $2 WHERE id = $1', [
+      dependent.id,
+      `${dependent.workflow_id}/never-started`,
+    ]);
     const r = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, {
       story_id: dependent.id,
       depends_on_story_id: stories.get('1.1').id,

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { keyRingOf, newSigningSeed, signEnvelope, signingKeyFromSeed } from '../../src/custody/identity.js';
 import { locateTemporalCli } from '../../src/temporal/cli.js';
+import { storyUpdates } from '../../workflows/messages.js';
 import { startDevServer } from '../../src/temporal/dev-server.js';
 import { WORKFLOWS_PATH } from '../../src/worker.js';
 import { freePort } from '../global-setup.js';
@@ -140,10 +142,37 @@ try {
   });
   await stack.api.act(timed.id, 'verify', team.orchestrator.key, {});
 
+  // Integrity: a story learns a new key from key ring news; once the old key is retired from the
+  // worker's ring, an action signed with it (sent straight to the workflow) is refused by the
+  // worker, the run is held, and an admin's resume starts a new run from the database.
+  const guarded = (
+    await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, {
+      epics: [{ number: 1, title: 'Replay', stories: [{ number: '1.3', title: 'Held', acceptance_criteria: ['a'] }] }],
+    })
+  ).body.data.stories.find((s: { number: string }) => s.number === '1.3');
+  const oldKey = stack.keyRing.current;
+  const newKey = signingKeyFromSeed(newSigningSeed(), 'k2');
+  await stack.useKeyRing(keyRingOf(newKey, oldKey));
+  await stack.api.act(guarded.id, 'contract', implementer.key, { story_title: guarded.title, ac_count: 1 });
+  await stack.useKeyRing(keyRingOf(newKey));
+  const leaked = signEnvelope(oldKey, guarded.workflow_id, {
+    updateId: 'leaked-claim',
+    action: 'claim',
+    actor: { tenantId: team.tenantId, agentId: implementer.id, role: 'agent' },
+    body: {},
+    issuedAt: Date.now(),
+  });
+  await stack.client.workflow
+    .getHandle(guarded.workflow_id)
+    .executeUpdate(storyUpdates.claim, { args: [leaked], updateId: leaked.updateId })
+    .catch(() => undefined); // held: refused
+  await stack.api.post(`/api/v1/stories/${guarded.id}/resume`, team.admin.key, { reason: 'key retired' });
+  await stack.api.act(guarded.id, 'claim', second.key);
+
   mkdirSync(FIXTURES, { recursive: true });
   const ids: Record<string, string> = existsSync(WORKFLOW_IDS) ? JSON.parse(readFileSync(WORKFLOW_IDS, 'utf8')) : {};
   let written = 0;
-  for (const story of [first, rework, timed]) {
+  for (const story of [first, rework, timed, guarded]) {
     for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) {
       // The CLI writes the standard JSON history format that replay reads.
       const json = execFileSync(

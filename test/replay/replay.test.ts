@@ -1,7 +1,8 @@
 /**
  * Replays recorded story histories (full lifecycles, rejections, a claim race, reject and rework,
  * continue-as-new, heartbeats, a lease that ran out, a stall, a body accepted before unstorable
- * text was refused) against today's workflow code: a non-deterministic change fails here.
+ * text was refused, key ring news, a run held after the worker refused its batch, and the run an
+ * admin resumed) against today's workflow code: a non-deterministic change fails here.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

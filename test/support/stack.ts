@@ -10,7 +10,13 @@ import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type pg from 'pg';
 import { inject } from 'vitest';
 import { parseConfig } from '../../src/config.js';
-import { newSigningSeed, signingKeyFromSeed, type SigningKey } from '../../src/custody/identity.js';
+import {
+  keyRingOf,
+  newSigningSeed,
+  signingKeyFromSeed,
+  type KeyRing,
+  type SigningKey,
+} from '../../src/custody/identity.js';
 import { createPool } from '../../src/db/pool.js';
 import { createApp } from '../../src/gateway/app.js';
 import { createLogger } from '../../src/observability/log.js';
@@ -32,12 +38,16 @@ export interface Stack {
   pool: pg.Pool;
   client: Client;
   commands: StoryCommands;
+  /** The ring's current key (the one the gateway signs with). */
   signingKey: SigningKey;
+  keyRing: KeyRing;
   taskQueue: string;
   databaseUrl: string;
   /** Stops the worker (the gateway and Temporal stay up); `startWorker` brings a new one. */
   stopWorker(): Promise<void>;
   startWorker(): Promise<void>;
+  /** What an operator does to rotate: restarts the worker and the gateway with a new ring (stories keep running). */
+  useKeyRing(ring: KeyRing): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,7 +75,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const client = new Client({ connection, namespace: 'default' });
   const taskQueue = `custody-test-${randomBytes(4).toString('hex')}`;
   const bundlePath = options.workflowBundlePath ?? inject('workflowBundlePath');
-  const signingKey = signingKeyFromSeed(newSigningSeed());
+  let keyRing = keyRingOf(signingKeyFromSeed(newSigningSeed(), 'k1'));
   // Tests deliver webhooks to receivers on this machine unless a test says otherwise.
   const config = parseConfig({
     WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
@@ -86,7 +96,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       client,
       workflowBundle: { codePath: bundlePath },
       webhookRetry: WEBHOOK_RETRY,
-      signingKey,
+      keyRing,
       allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
       deliverySweepMs: 1000,
     });
@@ -102,7 +112,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const commands = new StoryCommands({
     client,
     pool,
-    signingKey,
+    keyRing,
     taskQueue,
     deadlineMs: options.deadlineMs ?? 20_000,
     workflowSettings: options.workflowSettings,
@@ -121,11 +131,22 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     pool,
     client,
     commands,
-    signingKey,
+    get signingKey() {
+      return keyRing.current;
+    },
+    get keyRing() {
+      return keyRing;
+    },
     taskQueue,
     databaseUrl: db.url,
     stopWorker,
     startWorker,
+    async useKeyRing(ring: KeyRing) {
+      await stopWorker();
+      keyRing = ring;
+      commands.useKeyRing(ring);
+      await startWorker();
+    },
     async stop() {
       await new Promise((r) => server.close(() => r(undefined)));
       await stopWorker();

@@ -357,7 +357,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       summary: 'The assignee keeps its claim alive (the lease runs lease_ttl_seconds from now)',
       tag: 'Lifecycle',
       body: z.strictObject({}),
-      errors: ['not_assigned_agent', 'invalid_transition'],
+      errors: ['not_assigned_agent', 'invalid_transition', 'story_closed', 'story_held'],
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -371,6 +371,26 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
           lease_expires_at: view.leaseExpiresAt === null ? null : new Date(view.leaseExpiresAt).toISOString(),
         },
       });
+    },
+  );
+
+  const ResumeBody = z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() });
+  book.add(
+    {
+      method: 'post',
+      path: '/stories/:id/resume',
+      summary: 'Resume a closed or held story: a new run seeded from the stored custody state (admin, audited)',
+      tag: 'Lifecycle',
+      roles: ['admin'],
+      body: ResumeBody,
+      errors: ['conflict', 'forbidden'],
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const story = await storyOr404(caller.tenantId, req.params.id);
+      const body = parseOr400(ResumeBody, req.body ?? {});
+      const resumed = await commands.resume(caller, story.id, body.reason);
+      res.json({ data: storyJson(resumed, { caller, dependsOn: await dependencyStatus(caller.tenantId, story.id) }) });
     },
   );
 
@@ -440,7 +460,14 @@ const ACTION_SUMMARIES: Record<Action, string> = {
   delete: 'Withdraw a pending story (DELETE /stories/:id)',
 };
 
-const COMMON_ACTION_ERRORS = ['invalid_transition', 'forbidden', 'timeout', 'quota_exceeded'];
+const COMMON_ACTION_ERRORS = [
+  'invalid_transition',
+  'forbidden',
+  'timeout',
+  'quota_exceeded',
+  'story_closed',
+  'story_held',
+];
 const ACTION_ERRORS: Record<Action, string[]> = {
   contract: [...COMMON_ACTION_ERRORS, 'contract_mismatch'],
   claim: [...COMMON_ACTION_ERRORS, 'dependencies_not_met'],

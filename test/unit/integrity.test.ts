@@ -1,0 +1,234 @@
+/** The worker's judgement of a batch, and the key ring: pure, no Temporal, no database. */
+import { performance } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import { configuredKeyRing, parseConfig } from '../../src/config.js';
+import type { Action } from '../../src/custody/actions.js';
+import {
+  acceptedKeys,
+  keyRingNewsProblem,
+  keyRingOf,
+  newSigningSeed,
+  parseKeyRing,
+  signEnvelope,
+  signKeyRingNews,
+  signingKeyFromSeed,
+  type SigningKey,
+} from '../../src/custody/identity.js';
+import { judgeBatch, type OutboxTransition } from '../../src/custody/integrity.js';
+import { nativeVerify } from '../../src/custody/native-verify.js';
+import { decide, newStoryState, type Actor, type StoryState } from '../../src/custody/rules.js';
+
+const WORKFLOW = 'story/t/p/1.1';
+const gateway = signingKeyFromSeed(newSigningSeed(), 'k1');
+const implementer: Actor = { tenantId: 't', agentId: 'agent-a', role: 'agent' };
+const other: Actor = { tenantId: 't', agentId: 'agent-b', role: 'agent' };
+const start = newStoryState({
+  tenantId: 't',
+  projectId: 'p',
+  storyId: 's',
+  number: '1.1',
+  title: 'T',
+  acCount: 1,
+  dependsOn: [],
+});
+
+/** What the workflow would put in its outbox for these actions, from `state` at `seq`. */
+function outboxOf(
+  state: StoryState,
+  seq: number,
+  steps: [Action, Actor, unknown][],
+  key: SigningKey = gateway,
+): OutboxTransition[] {
+  const out: OutboxTransition[] = [];
+  for (const [action, actor, body] of steps) {
+    const decision = decide(state, actor, action, body);
+    if (!decision.ok) throw new Error(decision.rejection.code);
+    const envelope = signEnvelope(key, WORKFLOW, {
+      updateId: `u${seq + 1}`,
+      action,
+      actor,
+      body,
+      issuedAt: Date.now(),
+    });
+    out.push({
+      ...decision.transition,
+      updateId: envelope.updateId,
+      seq: ++seq,
+      actor: { agentId: actor.agentId, role: actor.role },
+      payload: body,
+      occurredAt: new Date().toISOString(),
+      envelope,
+    });
+    state = decision.state;
+  }
+  return out;
+}
+
+const context = { workflowId: WORKFLOW, acceptedKeys: [gateway.publicKey], nowMs: Date.now() };
+const lifecycle: [Action, Actor, unknown][] = [
+  ['contract', implementer, { story_title: 'T', ac_count: 1 }],
+  ['claim', implementer, {}],
+  ['start', implementer, {}],
+];
+
+describe('judgeBatch', () => {
+  it('accepts a batch that continues the stored sequence, and derives the state itself', () => {
+    const batch = outboxOf(start, 0, lifecycle);
+    const judged = judgeBatch({ state: start, stalled: false, version: 0 }, batch, context);
+    expect(judged.ok).toBe(true);
+    if (!judged.ok) return;
+    expect(judged.state.agentStatus).toBe('implementing');
+    expect(judged.state.implementerAgentIds).toEqual(['agent-a']);
+    expect(judged.transitions.map((t) => t.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('refuses a batch that does not start at the stored version + 1, or skips a number', () => {
+    const batch = outboxOf(start, 0, lifecycle);
+    expect(judgeBatch({ state: start, stalled: false, version: 1 }, batch, context)).toMatchObject({
+      ok: false,
+      reason: 'sequence_broken',
+    });
+    expect(judgeBatch({ state: start, stalled: false, version: 0 }, [batch[0], batch[2]], context)).toMatchObject({
+      ok: false,
+      reason: 'sequence_broken',
+      seq: 3,
+    });
+  });
+
+  it('refuses envelopes signed outside the ring, missing, or not matching the transition', () => {
+    const foreign = signingKeyFromSeed(newSigningSeed(), 'x');
+    const stored = { state: start, stalled: false, version: 0 };
+    expect(judgeBatch(stored, outboxOf(start, 0, lifecycle, foreign), context)).toMatchObject({
+      reason: 'signature_untrusted',
+    });
+    const [first] = outboxOf(start, 0, lifecycle);
+    expect(judgeBatch(stored, [{ ...first, envelope: undefined }], context)).toMatchObject({ reason: 'unsigned' });
+    expect(judgeBatch(stored, [{ ...first, updateId: 'other' }], context)).toMatchObject({
+      reason: 'envelope_mismatch',
+    });
+    expect(
+      judgeBatch(
+        stored,
+        [{ ...first, to: { agent_status: 'verified' as never, verified_status: 'verified' } }],
+        context,
+      ),
+    ).toMatchObject({ reason: 'transition_mismatch' });
+  });
+
+  it('judges by the custody rules from the stored projection: the implementer cannot report its own story', () => {
+    let state = start;
+    for (const [action, actor, body] of [...lifecycle, ['request-review', implementer, {}]] as [
+      Action,
+      Actor,
+      unknown,
+    ][]) {
+      const d = decide(state, actor, action, body);
+      if (!d.ok) throw new Error(d.rejection.code);
+      state = d.state;
+    }
+    // A workflow that believed anything could have accepted it; the worker judges it again.
+    const envelope = signEnvelope(gateway, WORKFLOW, {
+      updateId: 'r',
+      action: 'report',
+      actor: implementer,
+      body: {},
+      issuedAt: Date.now(),
+    });
+    const forged: OutboxTransition = {
+      action: 'report',
+      from: { agent_status: 'review_requested', verified_status: 'unverified' },
+      to: { agent_status: 'reported_done', verified_status: 'unverified' },
+      iteration: 1,
+      updateId: 'r',
+      seq: 5,
+      actor: { agentId: implementer.agentId, role: 'agent' },
+      payload: {},
+      occurredAt: new Date().toISOString(),
+      envelope,
+    };
+    expect(judgeBatch({ state, stalled: false, version: 4 }, [forged], context)).toMatchObject({
+      ok: false,
+      reason: 'against_the_rules',
+      detail: 'self_report_blocked',
+    });
+    const byOther = outboxOf(state, 4, [['report', other, {}]]);
+    expect(judgeBatch({ state, stalled: false, version: 4 }, byOther, context).ok).toBe(true);
+  });
+
+  it('re-derives timed events: a lease expiry needs a held lease, a stall a wait on others', () => {
+    const expiry: OutboxTransition = {
+      action: 'lease-expired',
+      from: { agent_status: 'contracted', verified_status: 'unverified' },
+      to: { agent_status: 'contracted', verified_status: 'unverified' },
+      iteration: 1,
+      updateId: 'lease-expired:2',
+      seq: 2,
+      actor: { agentId: 'system', role: 'system' },
+      payload: { lease_expired_at: new Date().toISOString(), previous_assignee: null },
+      occurredAt: new Date().toISOString(),
+    };
+    const contracted = { ...start, agentStatus: 'contracted' as const };
+    expect(judgeBatch({ state: contracted, stalled: false, version: 1 }, [expiry], context)).toMatchObject({
+      reason: 'timed_event_unfounded',
+    });
+    const assigned = { ...contracted, agentStatus: 'assigned' as const, assignedAgentId: 'agent-a' };
+    const real = { ...expiry, from: { agent_status: 'assigned' as const, verified_status: 'unverified' as const } };
+    const judged = judgeBatch({ state: assigned, stalled: false, version: 1 }, [real], context);
+    expect(judged.ok && judged.transitions[0].payload.previous_assignee).toBe('agent-a');
+    const future = { ...real, payload: { lease_expired_at: new Date(Date.now() + 3_600_000).toISOString() } };
+    expect(judgeBatch({ state: assigned, stalled: false, version: 1 }, [future], context).ok).toBe(false);
+  });
+
+  it('costs little per transition with the native verifier (measured, printed)', () => {
+    const batch = outboxOf(start, 0, lifecycle);
+    const cost = (verify?: typeof nativeVerify) => {
+      const runs = 100;
+      const t0 = performance.now();
+      for (let i = 0; i < runs; i++) {
+        const judged = judgeBatch({ state: start, stalled: false, version: 0 }, batch, { ...context, verify });
+        expect(judged.ok).toBe(true);
+      }
+      return (performance.now() - t0) / (runs * batch.length);
+    };
+    const [noble, native] = [cost(), cost(nativeVerify)];
+    console.log(`judgeBatch per transition: ${native.toFixed(3)} ms (node:crypto), ${noble.toFixed(3)} ms (noble)`);
+    expect(native).toBeLessThan(noble);
+    // And it refuses what noble refuses.
+    const foreign = outboxOf(start, 0, lifecycle, signingKeyFromSeed(newSigningSeed()));
+    expect(
+      judgeBatch({ state: start, stalled: false, version: 0 }, foreign, { ...context, verify: nativeVerify }),
+    ).toMatchObject({
+      reason: 'signature_untrusted',
+    });
+  });
+});
+
+describe('the key ring', () => {
+  it('parses CUSTODY_SIGNING_KEYS (current first) and keeps CUSTODY_SIGNING_KEY as a ring of one', () => {
+    const [s1, s2] = [newSigningSeed(), newSigningSeed()];
+    const ring = configuredKeyRing(parseConfig({ CUSTODY_SIGNING_KEYS: `new:${s2}, old:${s1}` }))!;
+    expect(ring.current.keyId).toBe('new');
+    expect(acceptedKeys(ring)).toEqual([signingKeyFromSeed(s2).publicKey, signingKeyFromSeed(s1).publicKey]);
+    const single = configuredKeyRing(parseConfig({ CUSTODY_SIGNING_KEY: s1 }))!;
+    expect(single.keys).toHaveLength(1);
+    expect(single.current).toMatchObject({ keyId: 'default', publicKey: signingKeyFromSeed(s1).publicKey });
+    expect(() => parseConfig({ CUSTODY_SIGNING_KEYS: 'no-seed' })).toThrow(/CUSTODY_SIGNING_KEYS/);
+    expect(() => parseKeyRing(`a:${s1},a:${s2}`)).toThrow(/distinct/);
+  });
+
+  it('takes ring news only when signed by a trusted key and newer than the last', () => {
+    const k1 = signingKeyFromSeed(newSigningSeed(), 'k1');
+    const k2 = signingKeyFromSeed(newSigningSeed(), 'k2');
+    const added = signKeyRingNews(keyRingOf(k2, k1), WORKFLOW, 1000);
+    expect(keyRingNewsProblem(WORKFLOW, added, [k1.publicKey], 0)).toBeNull();
+    expect(keyRingNewsProblem(WORKFLOW, added, [k1.publicKey], 1000)).toBe('stale');
+    expect(keyRingNewsProblem('story/other', added, [k1.publicKey], 0)).not.toBeNull();
+    // A forger's ring, signed only with its own key, is not taken.
+    const forger = signingKeyFromSeed(newSigningSeed(), 'f');
+    expect(keyRingNewsProblem(WORKFLOW, signKeyRingNews(keyRingOf(forger), WORKFLOW, 2000), [k1.publicKey], 0)).toBe(
+      'signature not from a trusted key',
+    );
+    // Keys swapped after signing are refused.
+    expect(keyRingNewsProblem(WORKFLOW, { ...added, keys: [forger.publicKey] }, [k1.publicKey], 0)).not.toBeNull();
+  });
+});
