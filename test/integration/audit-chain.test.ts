@@ -28,16 +28,25 @@ describe('the audit hash chain', () => {
   it('holds over accepted and rejected rows, per tenant', async () => {
     const report = await verify(team.orchestrator.key);
     const { rows } = await stack.pool.query(
-      `SELECT chain_seq, encode(hash, 'hex') AS hash FROM audit_events WHERE tenant_id = $1 ORDER BY chain_seq`,
+      `SELECT chain_seq, encode(hash, 'hex') AS hash, action, outcome FROM audit_events
+       WHERE tenant_id = $1 ORDER BY chain_seq`,
       [team.tenantId],
     );
-    expect(rows.map((r) => Number(r.chain_seq))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // The tenant's signup, agents, project and import, then 7 accepted transitions and 1 rejected attempt.
+    const transitions = rows.filter((r) => r.outcome === 'accepted' || r.outcome === 'rejected');
+    expect(transitions.map((r) => `${r.action} ${r.outcome}`).slice(-8)).toEqual([
+      ...['contract', 'claim', 'start', 'request-review', 'report', 'review-complete', 'verify'].map(
+        (a) => `${a} accepted`,
+      ),
+      'verify rejected',
+    ]);
+    expect(rows.map((r) => Number(r.chain_seq))).toEqual(rows.map((_, i) => i + 1));
     // The head is what an auditor records: a later head that does not extend it shows a cut tail.
     expect(report).toEqual({
       ok: true,
-      rows_checked: 8,
+      rows_checked: rows.length,
       first_broken: null,
-      head: { chain_seq: 8, hash: rows[7].hash },
+      head: { chain_seq: rows.length, hash: rows[rows.length - 1].hash },
     });
   });
 
@@ -49,7 +58,10 @@ describe('the audit hash chain', () => {
       /append-only/,
     );
     await expect(stack.pool.query(`TRUNCATE audit_events`)).rejects.toThrow(/append-only/);
-    expect((await verify(team.orchestrator.key)).rows_checked).toBe(8);
+    const { rows } = await stack.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1`, [
+      team.tenantId,
+    ]);
+    expect((await verify(team.orchestrator.key)).rows_checked).toBe(rows[0].n);
   });
 
   it('reports the first broken link after a superuser edits a row behind its back', async () => {
