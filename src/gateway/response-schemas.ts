@@ -128,6 +128,11 @@ export const StoryJson = z
     metadata: z.unknown(),
     backfilled: z.boolean(),
     stalled: z.boolean(),
+    held: z.boolean().openapi({
+      description:
+        'The worker refused a batch of this story as forged or out of order: it takes no action until resumed',
+    }),
+    held_reason: z.string().nullable(),
     workflow_id: z.string().openapi({ example: `story-${STORY_ID}` }),
     epic_number: z.number().int().openapi({ example: 1 }),
     created_at: time,
@@ -225,10 +230,10 @@ export const ProgressJson = z
 
 export const HistoryJson = z
   .object({
-    id: z.string().openapi({ example: '1042' }),
+    id: z.number().int().openapi({ example: 42, description: "The row's place in its tenant's audit sequence" }),
     story_id: z.uuid().nullable(),
     action: z.string().openapi({ example: 'claim' }),
-    outcome: z.enum(['accepted', 'rejected']),
+    outcome: z.enum(['accepted', 'rejected', 'integrity_violation', 'resumed']),
     code: z.string().nullable().openapi({ description: 'The error code of a rejected attempt' }),
     actor: z.object({ agent_id: z.uuid().nullable(), role: z.string().nullable().openapi({ example: 'agent' }) }),
     from: z.object({ agent_status: z.string().nullable(), verified_status: z.string().nullable() }),
