@@ -80,22 +80,21 @@ export interface AuditPage {
   nextAfter: string | null;
 }
 
+/** What a page of the audit trail is narrowed by, and where it starts. */
+interface AuditFilter {
+  projectId?: string | undefined;
+  storyId?: string | undefined;
+  since?: string | undefined;
+  afterSeq?: string | undefined;
+  limit: number;
+}
+
 /**
  * One page of a tenant's audit rows in the order they were written (the tenant's own audit
  * sequence, `chain_seq`), at most `limit` rows and about `AUDIT_PAGE_PAYLOAD_BYTES` of payload:
  * rows are taken while the payload before them stays under the cap, so a page always holds one.
  */
-async function auditPage(
-  pool: pg.Pool,
-  tenantId: string,
-  f: {
-    projectId?: string | undefined;
-    storyId?: string | undefined;
-    since?: string | undefined;
-    afterSeq?: string | undefined;
-    limit: number;
-  },
-): Promise<AuditPage> {
+export async function auditTrail(pool: pg.Pool, tenantId: string, f: AuditFilter): Promise<AuditPage> {
   const { rows } = await pool.query<AuditRow & { fetched: string }>(
     `WITH page AS (
        SELECT e.*, octet_length(e.payload::text) AS size,
@@ -130,21 +129,7 @@ export async function storyHistory(
   storyId: string,
   page: { afterSeq?: string | undefined; limit: number },
 ): Promise<AuditPage> {
-  return auditPage(pool, tenantId, { storyId, ...page });
-}
-
-export async function auditTrail(
-  pool: pg.Pool,
-  tenantId: string,
-  f: {
-    projectId?: string | undefined;
-    storyId?: string | undefined;
-    since?: string | undefined;
-    afterSeq?: string | undefined;
-    limit: number;
-  },
-): Promise<AuditPage> {
-  return auditPage(pool, tenantId, f);
+  return auditTrail(pool, tenantId, { storyId, ...page });
 }
 
 export interface ChainReport {
