@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { AddressNotAllowedError, hostOf, isPrivateAddress, pinnedLookup } from '../src/webhooks/targets.js';
+import { deliveryToSend, finishDelivery, recordAttempt, recordedAttempts } from '../src/db/webhook-repo.js';
 import type { WebhookActivities } from './types.js';
 
 /** Bounds of one attempt: the configured timeout is held to these (the workflow allows 30 s per attempt). */
@@ -33,40 +34,10 @@ export function createWebhookActivities(deps: {
   // An attempt may wait for its tenant's slot as long as the activity's 30 s leave after the attempt.
   const slots = new TenantSlots(tenantConcurrency, tenantConcurrency * 4);
   const waitBudgetMs = Math.max(0, 28_000 - attemptTimeoutMs);
-  const finish = (deliveryId: string, status: 'delivered' | 'failed') =>
-    pool.query(`UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`, [
-      deliveryId,
-      status,
-    ]);
-  const recordAttempt = (
-    deliveryId: string,
-    attempt: number,
-    statusCode: number | null,
-    error: string | null,
-    durationMs: number,
-  ) =>
-    pool.query(
-      `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-      [deliveryId, attempt, statusCode, error, durationMs],
-    );
+  const finish = (deliveryId: string, status: 'delivered' | 'failed') => finishDelivery(pool, deliveryId, status);
   return {
     async deliverWebhook(deliveryId: string, retry?: WebhookDeliveryInput['retry']): Promise<void> {
-      const { rows } = await pool.query<{
-        tenant_id: string;
-        url: string;
-        secret: string;
-        event: string;
-        payload: unknown;
-        created_at: Date;
-        status: string;
-        removed: boolean;
-      }>(
-        `SELECT d.tenant_id, w.url, w.secret, d.event, d.payload, d.created_at, d.status, w.disabled_at IS NOT NULL AS removed
-         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1`,
-        [deliveryId],
-      );
-      const delivery = rows[0];
+      const delivery = await deliveryToSend(pool, deliveryId);
       if (!delivery) throw ApplicationFailure.nonRetryable(`no delivery ${deliveryId}`, 'InvalidDelivery');
       if (delivery.status !== 'pending') return;
       // Its webhook was removed (perhaps after this event was written): nothing is sent, and the
@@ -114,11 +85,7 @@ export function createWebhookActivities(deps: {
   ): Promise<void> {
     // Numbered from the recorded attempts, not Temporal's attempt counter: a 'busy' answer ends
     // the activity, and the next one starts counting again from 1.
-    const { rows } = await pool.query<{ n: number }>(
-      'SELECT coalesce(max(attempt), 0)::int AS n FROM webhook_attempts WHERE delivery_id = $1',
-      [deliveryId],
-    );
-    const attempt = rows[0].n + 1;
+    const attempt = (await recordedAttempts(pool, deliveryId)) + 1;
     const budget = retry?.maximumAttempts ?? deps.maximumAttempts;
     if (budget !== undefined && attempt > budget)
       throw ApplicationFailure.nonRetryable(`the retry budget of ${budget} attempts is spent`, 'Spent');
@@ -145,7 +112,13 @@ export function createWebhookActivities(deps: {
       );
     } catch (err) {
       if (err instanceof AddressNotAllowedError) {
-        await recordAttempt(deliveryId, attempt, null, 'address_not_allowed', Date.now() - started);
+        await recordAttempt(pool, {
+          deliveryId,
+          attempt,
+          statusCode: null,
+          error: 'address_not_allowed',
+          durationMs: Date.now() - started,
+        });
         throw ApplicationFailure.nonRetryable(
           `the webhook URL points to a private or local address`,
           'AddressNotAllowed',
@@ -153,7 +126,7 @@ export function createWebhookActivities(deps: {
       }
       error = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.name) : 'error';
     }
-    await recordAttempt(deliveryId, attempt, statusCode, error, Date.now() - started);
+    await recordAttempt(pool, { deliveryId, attempt, statusCode, error, durationMs: Date.now() - started });
     if (statusCode === null || statusCode < 200 || statusCode >= 300) {
       const message = `delivery attempt ${attempt} got ${statusCode ?? error}`;
       if (budget !== undefined && attempt >= budget) throw ApplicationFailure.nonRetryable(message, 'DeliveryFailed');

@@ -1,7 +1,5 @@
-/** The audit trail: accepted transitions (written by the persistence activity) and rejected attempts. */
+/** The audit trail read back: pages of it, and its hash chain checked (the rows are written by ./custody-store.ts and ./change-audit.ts). */
 import type pg from 'pg';
-import { summariseRejectedBody } from '../custody/rejected-body.js';
-import type { Rejection } from '../custody/rules.js';
 
 export interface AuditRow {
   id: string;
@@ -27,48 +25,6 @@ export interface AuditRow {
   occurred_at: Date;
   /** The row's number in its tenant's audit trail (1, 2, 3…): what the API shows as its id. */
   chain_seq: string;
-}
-
-export async function recordRejection(
-  db: pg.Pool | pg.PoolClient,
-  entry: {
-    tenantId: string;
-    projectId: string;
-    storyId: string;
-    workflowId: string;
-    updateId: string;
-    action: string;
-    actorAgentId: string;
-    actorRole: string;
-    agentStatus: string;
-    verifiedStatus: string;
-    iteration: number;
-    payload: unknown;
-    rejection: Rejection;
-  },
-): Promise<void> {
-  await db.query(
-    `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, update_id, outcome, code, action, actor_agent_id,
-       actor_role, from_agent_status, from_verified_status, iteration, payload, occurred_at)
-     VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8, $9, $10, $11, $12, $13, now())
-     ON CONFLICT (workflow_id, update_id, outcome) DO NOTHING`,
-    [
-      entry.tenantId,
-      entry.projectId,
-      entry.storyId,
-      entry.workflowId,
-      entry.updateId,
-      entry.rejection.code,
-      entry.action,
-      entry.actorAgentId,
-      entry.actorRole,
-      entry.agentStatus,
-      entry.verifiedStatus,
-      entry.iteration,
-      // Never the whole body: a rejected attempt costs the append-only trail about 1 KiB.
-      JSON.stringify({ body: summariseRejectedBody(entry.payload) }),
-    ],
-  );
 }
 
 /** Bytes of payload one page of history or audit may carry (one row more than this at most). */

@@ -3,7 +3,7 @@
  * what an admin's resume seeds a new run with. Never what a workflow says about itself.
  */
 import type pg from 'pg';
-import type { StoryState } from '../custody/rules.js';
+import type { DependencyStatus, StoryState } from '../custody/rules.js';
 import type { StoryRow } from './story-repo.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
@@ -43,7 +43,16 @@ export async function storedCustodyState(
     [row.id, options.everVerified ?? false],
   );
   const version = Number(row.version);
-  const state: StoryState = {
+  const state = custodyStateOfRow(
+    row,
+    Object.fromEntries(deps.rows.map((d) => [d.id, { verified: d.verified, seq: Number(d.version) }])),
+  );
+  return { row, state, stalled: row.stalled, version };
+}
+
+/** The custody state a story row holds, as the rules see it, with its dependencies as given. */
+export function custodyStateOfRow(row: StoryRow, dependencies: Record<string, DependencyStatus>): StoryState {
+  return {
     tenantId: row.tenant_id,
     projectId: row.project_id,
     storyId: row.id,
@@ -62,7 +71,6 @@ export async function storedCustodyState(
     artifact: row.artifact ?? null,
     backfilled: row.backfilled === true,
     deleted: row.deleted_at !== null && row.deleted_at !== undefined,
-    dependencies: Object.fromEntries(deps.rows.map((d) => [d.id, { verified: d.verified, seq: Number(d.version) }])),
+    dependencies,
   };
-  return { row, state, stalled: row.stalled, version };
 }

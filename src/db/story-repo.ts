@@ -444,3 +444,135 @@ export async function progressCounts(db: Queryable, tenantId: string, projectId:
     )
   ).rows;
 }
+
+/** Serializes writers of one project (imports, epic and dependency creation) until the commit. */
+export async function lockProject(db: pg.PoolClient, projectId: string): Promise<void> {
+  await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [projectId]);
+}
+
+/** Sets the given descriptive fields of a project (`settings` as JSON). */
+export async function updateProject(db: Queryable, projectId: string, fields: Record<string, unknown>): Promise<void> {
+  const sets: string[] = [];
+  const values: unknown[] = [projectId];
+  for (const [field, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    values.push(field === 'settings' ? JSON.stringify(value) : value);
+    sets.push(`${field} = $${values.length}`);
+  }
+  if (sets.length > 0) await db.query(`UPDATE projects SET ${sets.join(', ')} WHERE id = $1`, values);
+}
+
+export async function archiveProject(db: Queryable, projectId: string): Promise<void> {
+  await db.query('UPDATE projects SET archived_at = coalesce(archived_at, now()) WHERE id = $1', [projectId]);
+}
+
+/** A project's timings, as its stories' workflows take them. */
+export async function projectTimings(
+  db: Queryable,
+  projectId: string,
+): Promise<{ lease_ttl_seconds: number; stall_after_seconds: number }> {
+  const { rows } = await db.query<{ lease_ttl_seconds: number; stall_after_seconds: number }>(
+    'SELECT lease_ttl_seconds, stall_after_seconds FROM projects WHERE id = $1',
+    [projectId],
+  );
+  return rows[0];
+}
+
+/** Changes what is given of an epic (`description: null` clears it; absent fields stay). */
+export async function updateEpic(
+  db: Queryable,
+  epicId: string,
+  patch: { title?: string; description?: string | null; metadata?: Record<string, unknown> },
+): Promise<void> {
+  await db.query(
+    `UPDATE epics SET title = coalesce($2, title),
+       description = CASE WHEN $5 THEN $3 ELSE description END, metadata = coalesce($4, metadata)
+     WHERE id = $1`,
+    [
+      epicId,
+      patch.title ?? null,
+      patch.description ?? null,
+      patch.metadata === undefined ? null : JSON.stringify(patch.metadata),
+      patch.description !== undefined,
+    ],
+  );
+}
+
+/** Replaces an epic's content (a merge import: what the import says is what it holds). */
+export async function replaceEpicContent(
+  db: Queryable,
+  epicId: string,
+  content: { title: string; description: string | null; metadata: Record<string, unknown> },
+): Promise<void> {
+  await db.query('UPDATE epics SET title = $2, description = $3, metadata = $4 WHERE id = $1', [
+    epicId,
+    content.title,
+    content.description,
+    JSON.stringify(content.metadata),
+  ]);
+}
+
+export interface DependencyEdge {
+  id: string;
+  story_id: string;
+  depends_on_story_id: string;
+}
+
+export async function getDependencyEdge(db: Queryable, tenantId: string, id: string): Promise<DependencyEdge | null> {
+  const { rows } = await db.query<DependencyEdge>(
+    'SELECT id, story_id, depends_on_story_id FROM story_dependencies WHERE tenant_id = $1 AND id = $2',
+    [tenantId, id],
+  );
+  return rows[0] ?? null;
+}
+
+/** The id of the edge `storyId` → `dependsOnId`, if there is one. */
+export async function dependencyEdgeId(db: Queryable, storyId: string, dependsOnId: string): Promise<string | null> {
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id FROM story_dependencies WHERE story_id = $1 AND depends_on_story_id = $2',
+    [storyId, dependsOnId],
+  );
+  return rows[0]?.id ?? null;
+}
+
+/** The live stories that depend on this one. */
+export async function liveDependents(
+  db: Queryable,
+  tenantId: string,
+  storyId: string,
+): Promise<{ id: string; number: string }[]> {
+  const { rows } = await db.query<{ id: string; number: string }>(
+    `SELECT s.id, s.number FROM story_dependencies d JOIN stories s ON s.id = d.story_id
+     WHERE d.tenant_id = $1 AND d.depends_on_story_id = $2 AND s.deleted_at IS NULL`,
+    [tenantId, storyId],
+  );
+  return rows;
+}
+
+/** The workflows of every story that depends on this one. */
+export async function dependentWorkflowIds(db: Queryable, tenantId: string, storyId: string): Promise<string[]> {
+  const { rows } = await db.query<{ workflow_id: string }>(
+    `SELECT s.workflow_id FROM story_dependencies d JOIN stories s ON s.id = d.story_id
+     WHERE d.tenant_id = $1 AND d.depends_on_story_id = $2`,
+    [tenantId, storyId],
+  );
+  return rows.map((r) => r.workflow_id);
+}
+
+/**
+ * Takes the story's turn to signal its violation count: true unless some gateway took it within
+ * the last `intervalMs` (the database's clock is the one every gateway shares).
+ */
+export async function takeViolationSignalTurn(
+  db: Queryable,
+  story: { id: string; tenant_id: string },
+  intervalMs: number,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO violation_signals (story_id, tenant_id, sent_at) VALUES ($1, $2, now())
+     ON CONFLICT (story_id) DO UPDATE SET sent_at = now()
+     WHERE violation_signals.sent_at <= now() - $3 * interval '1 millisecond'`,
+    [story.id, story.tenant_id, intervalMs],
+  );
+  return rowCount === 1;
+}

@@ -3,6 +3,7 @@ import type { Client, Connection } from '@temporalio/client';
 import express, { type Express, type RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type pg from 'pg';
+import { ping } from '../db/pool.js';
 import swaggerUi from 'swagger-ui-express';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -13,7 +14,8 @@ import { unstorableTextPath } from '../custody/storable-text.js';
 import { createLogger } from '../observability/log.js';
 import { httpSeconds, metricsText } from '../observability/metrics.js';
 import { ApiError, errorMiddleware } from './errors.js';
-import { authenticate, idempotency, idempotencySealKey } from './middleware.js';
+import { authenticate, idempotency } from './middleware.js';
+import { idempotencySealKey } from './idempotency-seal.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { boardRoutes } from './board.js';
 import { RouteBook } from './route-book.js';
@@ -163,7 +165,7 @@ export function createApp(deps: GatewayDeps): Express {
 
   app.get('/health', async (_req, res) => {
     const [database, temporal] = await Promise.all([
-      within(2000, deps.pool.query('SELECT 1')).then(
+      within(2000, ping(deps.pool)).then(
         () => 'ok',
         () => 'unavailable',
       ),

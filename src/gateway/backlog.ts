@@ -13,8 +13,10 @@ import {
   insertDependency,
   insertStory,
   listEpics,
+  lockProject,
   projectDependencyEdges,
   projectStoriesByNumber,
+  replaceEpicContent,
   storiesByIds,
   upsertEpic,
   type ProjectRow,
@@ -184,7 +186,7 @@ export async function importBacklog(
 
   const written = await inTransaction(pool, async (db) => {
     // Serializes imports into one project, so the cycle check sees every committed edge.
-    await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [project.id]);
+    await lockProject(db, project.id);
     const existing = await projectStoriesByNumber(db, tenant.id, project.id);
     if (options.exact) {
       const taken = incoming.find(({ story }) => existing.has(story.number));
@@ -262,12 +264,11 @@ export async function importBacklog(
         metadata: epic.metadata ?? undefined,
       });
       if (options.merge && existingEpics.has(epic.number)) {
-        await db.query('UPDATE epics SET title = $2, description = $3, metadata = $4 WHERE id = $1', [
-          row.id,
-          epic.title,
-          epic.description ?? null,
-          JSON.stringify(epic.metadata ?? {}),
-        ]);
+        await replaceEpicContent(db, row.id, {
+          title: epic.title,
+          description: epic.description ?? null,
+          metadata: epic.metadata ?? {},
+        });
       }
       epicIds.set(epic.number, row.id);
     }

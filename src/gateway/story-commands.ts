@@ -21,7 +21,7 @@ import {
   signKeyRingNews,
   type KeyRing,
 } from '../custody/identity.js';
-import { recordRejection } from '../db/audit-repo.js';
+import { appliedUpdates, recordRejectedAttempt, recordResume } from '../db/custody-store.js';
 import { inTransaction } from '../db/pool.js';
 import type { Caller } from '../db/identity-repo.js';
 import type { StoryRow } from '../db/story-repo.js';
@@ -40,12 +40,11 @@ import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflow
 import { holdsLease, isAwaitingOthers, type DependencyStatus, type Rejection } from '../custody/rules.js';
 import { isAction } from '../custody/actions.js';
 import { storedCustodyState } from '../db/custody-state.js';
-import { getStory } from '../db/story-repo.js';
+import { getStory, projectTimings } from '../db/story-repo.js';
 import { isNotFound, isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
 import { ApiError } from './errors.js';
 import { auditWriteFailures, rejections, transitionSeconds, transitions } from '../observability/metrics.js';
-import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
-import { dispatchPending, enqueueEvent, type WebhookDispatch } from '../webhooks/outbox.js';
+import { dispatchPending, type WebhookDispatch } from '../webhooks/outbox.js';
 import { ViolationSignals } from './violation-signals.js';
 
 export interface StoryCommandsOptions {
@@ -223,7 +222,7 @@ export class StoryCommands {
 
   /**
    * The attempt goes into the story's history; a custody violation also goes to webhooks (row and
-   * event in one transaction). Retried briefly: the caller's answer does not wait long on it.
+   * event in one transaction, src/db/custody-store.ts). Retried briefly: the caller's answer does not wait long on it.
    */
   private async recordRejection(
     caller: Caller,
@@ -234,34 +233,20 @@ export class StoryCommands {
     rejection: Rejection,
   ): Promise<void> {
     const { pool, webhooks } = this.options;
-    const violation = CUSTODY_VIOLATIONS.has(rejection.code);
-    const sourceKey = `${story.workflow_id}:${updateId}:rejected`;
+    let sourceKey: string | null | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        await inTransaction(pool, async (db) => {
-          await recordRejection(db, {
-            tenantId: caller.tenantId,
-            projectId: story.project_id,
-            storyId: story.id,
-            workflowId: story.workflow_id,
-            updateId,
-            action,
-            actorAgentId: caller.agentId,
-            actorRole: caller.role,
-            agentStatus: story.agent_status,
-            verifiedStatus: story.verified_status,
-            iteration: story.iteration,
-            payload: body,
-            rejection,
-          });
-          if (!violation) return;
-          await enqueueEvent(db, caller.tenantId, 'custody.violation', sourceKey, {
-            code: rejection.code,
-            message: rejection.message,
-            action,
-            actor: { agent_id: caller.agentId, role: caller.role },
-            story: { id: story.id, project_id: story.project_id, number: story.number, title: story.title },
-          });
+        sourceKey = await recordRejectedAttempt(pool, {
+          tenantId: caller.tenantId,
+          story,
+          updateId,
+          action,
+          actor: { agentId: caller.agentId, role: caller.role },
+          agentStatus: story.agent_status,
+          verifiedStatus: story.verified_status,
+          iteration: story.iteration,
+          payload: body,
+          rejection,
         });
         break;
       } catch {
@@ -272,7 +257,7 @@ export class StoryCommands {
         await sleep(100 * 2 ** attempt);
       }
     }
-    if (!violation) return;
+    if (!sourceKey) return;
     this.violations.raised(story);
     // A delivery not started here is started by the worker's sweep.
     await dispatchPending(pool, webhooks, [sourceKey]).catch(() => undefined);
@@ -302,23 +287,15 @@ export class StoryCommands {
           run_id: previous.run_id,
         });
       }
-      const project = await db.query<{ lease_ttl_seconds: number; stall_after_seconds: number }>(
-        'SELECT lease_ttl_seconds, stall_after_seconds FROM projects WHERE id = $1',
-        [row.project_id],
-      );
+      const project = await projectTimings(db, row.project_id);
       const settings: Partial<StoryWorkflowSettings> = {
-        leaseTtlMs: project.rows[0].lease_ttl_seconds * 1000,
-        stallAfterMs: project.rows[0].stall_after_seconds * 1000,
+        leaseTtlMs: project.lease_ttl_seconds * 1000,
+        stallAfterMs: project.stall_after_seconds * 1000,
         ...workflowSettings,
       };
       // Updates already applied answer as repeats in the new run too (their bodies are the payloads).
-      const applied = await db.query<{ update_id: string; seq: string; action: string; payload: unknown }>(
-        `SELECT update_id, seq, action, payload FROM audit_events
-         WHERE workflow_id = $1 AND outcome = 'accepted' AND actor_role <> 'system' ORDER BY seq DESC LIMIT 1000`,
-        [row.workflow_id],
-      );
-      const processed: [string, { seq: number; bodyDigest: string; action: Action }][] = applied.rows
-        .reverse()
+      const applied = await appliedUpdates(db, row.workflow_id);
+      const processed: [string, { seq: number; bodyDigest: string; action: Action }][] = applied
         .filter((r) => isAction(r.action))
         .map((r) => [
           r.update_id,
@@ -351,32 +328,12 @@ export class StoryCommands {
           keyRingIssuedAt: 0,
         },
       };
-      await db.query(
-        `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, outcome, action,
-           actor_agent_id, actor_role, from_agent_status, from_verified_status, to_agent_status, to_verified_status,
-           iteration, payload, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'resumed', 'resume', $7, $8, $9, $10, $9, $10, $11, $12, now())`,
-        [
-          row.tenant_id,
-          row.project_id,
-          row.id,
-          row.workflow_id,
-          previous?.run_id ?? null,
-          `resume:${randomUUID()}`,
-          caller.agentId,
-          caller.role,
-          row.agent_status,
-          row.verified_status,
-          row.iteration,
-          JSON.stringify({
-            reason: reason ?? null,
-            previous_run: previous,
-            held_reason: row.held_reason,
-            seq: stored.version,
-          }),
-        ],
-      );
-      await db.query('UPDATE stories SET held = false, held_reason = NULL WHERE id = $1', [row.id]);
+      await recordResume(db, row, {
+        previousRunId: previous?.run_id ?? null,
+        updateId: `resume:${randomUUID()}`,
+        actor: { agentId: caller.agentId, role: caller.role },
+        payload: { reason: reason ?? null, previous_run: previous, held_reason: row.held_reason, seq: stored.version },
+      });
       try {
         // The one explicit start of a closed id; inside the transaction, so a failed start leaves it closed.
         await client.workflow.start(STORY_WORKFLOW_TYPE, {

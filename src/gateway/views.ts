@@ -2,6 +2,7 @@
 import { LIFECYCLE_ACTIONS, type Action } from '../custody/actions.js';
 import { availableActions, type StoryState } from '../custody/rules.js';
 import type { AuditRow } from '../db/audit-repo.js';
+import { custodyStateOfRow } from '../db/custody-state.js';
 import type { AgentRow, ApiKeyRow, Caller, TenantRow } from '../db/identity-repo.js';
 import type { EpicRow, ProjectRow, StoryRow, TokenTotals } from '../db/story-repo.js';
 
@@ -41,28 +42,10 @@ export const epicJson = (e: EpicRow) => ({
 
 /** The custody state of a projected story, as the rules see it (dependencies come separately). */
 export function stateOfRow(row: StoryRow, verifiedDependencies: Record<string, boolean> = {}): StoryState {
-  return {
-    tenantId: row.tenant_id,
-    projectId: row.project_id,
-    storyId: row.id,
-    number: row.number,
-    title: row.title,
-    acCount: row.acceptance_criteria.length,
-    agentStatus: row.agent_status,
-    verifiedStatus: row.verified_status,
-    assignedAgentId: row.assigned_agent_id,
-    implementerAgentIds: row.implementer_agent_ids,
-    reportedByAgentId: row.reported_by_agent_id,
-    reviewerAgentId: row.reviewer_agent_id,
-    verifiedByAgentId: row.verified_by_agent_id,
-    iteration: row.iteration,
-    review: row.review,
-    artifact: row.artifact ?? null,
-    backfilled: row.backfilled,
-    dependencies: Object.fromEntries(
-      Object.entries(verifiedDependencies).map(([id, verified]) => [id, { verified, seq: 0 }]),
-    ),
-  };
+  return custodyStateOfRow(
+    row,
+    Object.fromEntries(Object.entries(verifiedDependencies).map(([id, verified]) => [id, { verified, seq: 0 }])),
+  );
 }
 
 /** A story row with the lifecycle fields replaced by fresher workflow state, when there is some. */

@@ -10,25 +10,16 @@
  */
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
-import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
 import type { SigningKey } from '../custody/identity.js';
 import { signViolationNews } from '../custody/violation-news.js';
-import type { StoryRow } from '../db/story-repo.js';
+import { violationCount } from '../db/custody-store.js';
+import { takeViolationSignalTurn, type StoryRow } from '../db/story-repo.js';
 import { custodyViolationsSignal } from '../../workflows/messages.js';
 
 interface StoryEntry {
   lastSentAt: number;
   timer: NodeJS.Timeout | null;
   sending: Promise<void> | null;
-}
-
-async function violationCount(db: pg.Pool, tenantId: string, storyId: string): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(
-    `SELECT count(*) AS n FROM audit_events
-     WHERE tenant_id = $1 AND story_id = $2 AND outcome = 'rejected' AND code = ANY($3)`,
-    [tenantId, storyId, [...CUSTODY_VIOLATIONS]],
-  );
-  return Number(rows[0].n);
 }
 
 export class ViolationSignals {
@@ -70,13 +61,7 @@ export class ViolationSignals {
 
   /** Takes the story's turn if no gateway signalled it within the interval. */
   private async turn(story: StoryRow): Promise<boolean> {
-    const { rowCount } = await this.pool.query(
-      `INSERT INTO violation_signals (story_id, tenant_id, sent_at) VALUES ($1, $2, now())
-       ON CONFLICT (story_id) DO UPDATE SET sent_at = now()
-       WHERE violation_signals.sent_at <= now() - $3 * interval '1 millisecond'`,
-      [story.id, story.tenant_id, this.intervalMs],
-    );
-    return rowCount === 1;
+    return takeViolationSignalTurn(this.pool, story, this.intervalMs);
   }
 
   /** False when it was not this gateway's turn; true when sent, or when sending failed (not retried). */

@@ -1,6 +1,6 @@
 /**
  * Webhook events: written in the same transaction as what caused them (one row per subscribed
- * webhook, keyed by the cause), then handed to one delivery workflow each. Both steps are
+ * webhook, keyed by the cause: src/db/webhook-repo.ts), then handed to one delivery workflow each. Both steps are
  * idempotent, so whoever retries (an activity, the gateway) never delivers twice.
  */
 import {
@@ -11,6 +11,7 @@ import {
 } from '@temporalio/client';
 import type pg from 'pg';
 import { EVENT_OF_ACTION, LOOPCTL_EVENTS } from '../custody/actions.js';
+import { markDispatched, pendingDeliveryIds, undispatchedDeliveryIds } from '../db/webhook-repo.js';
 import { WEBHOOK_DELIVERY_WORKFLOW_TYPE, type WebhookDeliveryInput } from '../../workflows/webhook-messages.js';
 
 export const WEBHOOK_EVENTS = [
@@ -30,44 +31,13 @@ export interface WebhookDispatch {
   retry: WebhookDeliveryInput['retry'];
 }
 
-/** Records `event` for every webhook of the tenant that subscribes to it. */
-export async function enqueueEvent(
-  db: Queryable,
-  tenantId: string,
-  event: string,
-  sourceKey: string,
-  payload: unknown,
-): Promise<void> {
-  await db.query(
-    `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload)
-     SELECT $1, w.id, $2, $3, $4 FROM webhooks w
-     WHERE w.tenant_id = $1 AND w.disabled_at IS NULL AND $2 = ANY (w.events)
-     ON CONFLICT (webhook_id, source_key, event) DO NOTHING`,
-    [tenantId, event, sourceKey, JSON.stringify(payload)],
-  );
-}
-
 /** Starts a delivery workflow for each pending delivery of these causes (a no-op for started ones). */
 export async function dispatchPending(db: Queryable, dispatch: WebhookDispatch, sourceKeys: string[]): Promise<number> {
   if (sourceKeys.length === 0) return 0;
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM webhook_deliveries WHERE source_key = ANY ($1::text[]) AND status = 'pending'`,
-    [sourceKeys],
-  );
-  await Promise.all(rows.map((row) => startDelivery(dispatch, row.id)));
-  await markDispatched(
-    db,
-    rows.map((row) => row.id),
-  );
-  return rows.length;
-}
-
-async function markDispatched(db: Queryable, ids: string[]): Promise<void> {
-  if (ids.length > 0)
-    await db.query(
-      'UPDATE webhook_deliveries SET dispatched_at = now() WHERE id = ANY ($1::uuid[]) AND dispatched_at IS NULL',
-      [ids],
-    );
+  const ids = await pendingDeliveryIds(db, sourceKeys);
+  await Promise.all(ids.map((id) => startDelivery(dispatch, id)));
+  await markDispatched(db, ids);
+  return ids.length;
 }
 
 /**
@@ -81,18 +51,10 @@ export async function dispatchForgotten(
   olderThanMs = 60_000,
   limit = 200,
 ): Promise<number> {
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM webhook_deliveries
-     WHERE status = 'pending' AND dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
-     ORDER BY created_at LIMIT $2`,
-    [olderThanMs / 1000, limit],
-  );
-  for (const row of rows) await startDelivery(dispatch, row.id);
-  await markDispatched(
-    db,
-    rows.map((row) => row.id),
-  );
-  return rows.length;
+  const ids = await undispatchedDeliveryIds(db, olderThanMs, limit);
+  for (const id of ids) await startDelivery(dispatch, id);
+  await markDispatched(db, ids);
+  return ids.length;
 }
 
 export async function startDelivery(dispatch: WebhookDispatch, deliveryId: string): Promise<void> {

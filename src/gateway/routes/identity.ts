@@ -10,7 +10,8 @@ import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
 import { notBlank, withUuid } from './params.js';
 import { recordChange } from '../../db/change-audit.js';
-import { dispatchPending, enqueueEvent } from '../../webhooks/outbox.js';
+import { enqueueEvent } from '../../db/webhook-repo.js';
+import { dispatchPending } from '../../webhooks/outbox.js';
 
 export const TenantBody = z.strictObject({ name: notBlank(200, true) });
 export const AgentBody = z.strictObject({ name: notBlank(200, true), role: z.enum(ROLES) });

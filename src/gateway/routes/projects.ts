@@ -3,12 +3,14 @@ import { z } from 'zod';
 import { findCycle } from '../../custody/dependency-graph.js';
 import { getTenant } from '../../db/identity-repo.js';
 import { inTransaction } from '../../db/pool.js';
+import type { PoolClient } from 'pg';
 import { enforceQuota, enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { AGENT_STATUSES, VERIFIED_STATUSES } from '../../custody/actions.js';
 import { recordChange } from '../../db/change-audit.js';
-import { enqueueEvent, dispatchPending } from '../../webhooks/outbox.js';
+import { enqueueEvent } from '../../db/webhook-repo.js';
+import { dispatchPending } from '../../webhooks/outbox.js';
 import { EpicNumber, ImportBody, StoryInput, importBacklog, type ImportResult, type StoryEditor } from '../backlog.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { callerOf } from '../middleware.js';
@@ -227,24 +229,9 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const project = await writableProject(caller.tenantId, req.params.id);
       const body = parseOr400(ProjectPatch, req.body);
-      const updated = await inTransaction(pool, async (db) => {
-        const sets: string[] = [];
-        const values: unknown[] = [project.id];
-        for (const [field, value] of Object.entries(body)) {
-          if (value === undefined) continue;
-          values.push(field === 'settings' ? JSON.stringify(value) : value);
-          sets.push(`${field} = $${values.length}`);
-        }
-        if (sets.length > 0) await db.query(`UPDATE projects SET ${sets.join(', ')} WHERE id = $1`, values);
-        await recordChange(db, {
-          tenantId: caller.tenantId,
-          projectId: project.id,
-          action: 'project.edited',
-          actor: actorOf(caller),
-          payload: body,
-        });
-        return (await repo.getProject(db, caller.tenantId, project.id))!;
-      });
+      const updated = await changeProject(caller, project.id, 'project.edited', body, (db) =>
+        repo.updateProject(db, project.id, body),
+      );
       res.json({ data: projectJson(updated) });
     },
   );
@@ -260,16 +247,9 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const project = await projectOr404(caller.tenantId, req.params.id);
-      const archived = await inTransaction(pool, async (db) => {
-        await db.query('UPDATE projects SET archived_at = coalesce(archived_at, now()) WHERE id = $1', [project.id]);
-        await recordChange(db, {
-          tenantId: caller.tenantId,
-          projectId: project.id,
-          action: 'project.archived',
-          actor: actorOf(caller),
-        });
-        return (await repo.getProject(db, caller.tenantId, project.id))!;
-      });
+      const archived = await changeProject(caller, project.id, 'project.archived', undefined, (db) =>
+        repo.archiveProject(db, project.id),
+      );
       res.json({ data: projectJson(archived) });
     },
   );
@@ -291,7 +271,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       const body = parseOr400(EpicBody, req.body);
       // Exact: of concurrent creators of one number, one gets the 201, every other a 409 naming it.
       const epic = await inTransaction(pool, async (db) => {
-        await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [project.id]);
+        await repo.lockProject(db, project.id);
         const existing = (await repo.listEpics(db, caller.tenantId, project.id)).find((e) => e.number === body.number);
         if (existing)
           throw new ApiError('conflict', `Epic ${body.number} already exists.`, {
@@ -390,18 +370,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       await writableProject(caller.tenantId, epic.project_id);
       const body = parseOr400(EpicPatch, req.body);
       const updated = await inTransaction(pool, async (db) => {
-        await db.query(
-          `UPDATE epics SET title = coalesce($2, title),
-             description = CASE WHEN $5 THEN $3 ELSE description END, metadata = coalesce($4, metadata)
-           WHERE id = $1`,
-          [
-            epic.id,
-            body.title ?? null,
-            body.description ?? null,
-            body.metadata === undefined ? null : JSON.stringify(body.metadata),
-            body.description !== undefined,
-          ],
-        );
+        await repo.updateEpic(db, epic.id, body);
         await recordChange(db, {
           tenantId: caller.tenantId,
           projectId: epic.project_id,
@@ -470,7 +439,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         }
         if (story.project_archived)
           throw new ApiError('project_archived', 'The project is archived: it is read-only.', {});
-        await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [story.project_id]);
+        await repo.lockProject(db, story.project_id);
         const edges: [string, string][] = (
           await repo.projectDependencyEdges(db, caller.tenantId, story.project_id)
         ).map((e) => [e.story_id, e.depends_on_story_id]);
@@ -478,19 +447,16 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         const cycle = findCycle(edges);
         if (cycle) throw new ApiError('dependency_cycle', 'This dependency would form a cycle.', { cycle });
         await repo.insertDependency(db, caller.tenantId, story.id, dependency.id);
-        const { rows } = await db.query<{ id: string }>(
-          'SELECT id FROM story_dependencies WHERE story_id = $1 AND depends_on_story_id = $2',
-          [story.id, dependency.id],
-        );
+        const edgeId = (await repo.dependencyEdgeId(db, story.id, dependency.id))!;
         await recordChange(db, {
           tenantId: caller.tenantId,
           projectId: story.project_id,
           storyId: story.id,
           action: 'dependency.added',
           actor: actorOf(caller),
-          payload: { id: rows[0].id, story_id: story.id, depends_on_story_id: dependency.id },
+          payload: { id: edgeId, story_id: story.id, depends_on_story_id: dependency.id },
         });
-        return { story, dependency, id: rows[0].id };
+        return { story, dependency, id: edgeId };
       });
       // The dependent learns the dependency exists, and whether it is verified; re-read after the
       // commit so a verification in between is not missed.
@@ -547,13 +513,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
     async (req, res) => {
       const caller = callerOf(res);
-      const edge = await withUuid(req.params.id, async (id) => {
-        const { rows } = await pool.query<{ id: string; story_id: string; depends_on_story_id: string }>(
-          'SELECT id, story_id, depends_on_story_id FROM story_dependencies WHERE tenant_id = $1 AND id = $2',
-          [caller.tenantId, id],
-        );
-        return rows[0] ?? null;
-      });
+      const edge = await withUuid(req.params.id, (id) => repo.getDependencyEdge(pool, caller.tenantId, id));
       if (!edge) throw notFound('Dependency');
       const story = await repo.getStory(pool, caller.tenantId, edge.story_id);
       if (!story) throw notFound('Dependency');
@@ -572,6 +532,21 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       res.json({ data: { ...edge, removed: true } });
     },
   );
+
+  /** A project changed and audited in one transaction; returns the project as it now is. */
+  function changeProject(
+    caller: Caller,
+    projectId: string,
+    action: string,
+    payload: unknown,
+    write: (db: PoolClient) => Promise<void>,
+  ) {
+    return inTransaction(pool, async (db) => {
+      await write(db);
+      await recordChange(db, { tenantId: caller.tenantId, projectId, action, actor: actorOf(caller), payload });
+      return (await repo.getProject(db, caller.tenantId, projectId))!;
+    });
+  }
 
   async function writableProject(tenantId: string, id: unknown) {
     const project = await projectOr404(tenantId, id);

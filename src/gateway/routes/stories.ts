@@ -291,11 +291,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const story = await storyOr404(caller.tenantId, req.params.id);
       refuseIfArchived(story);
-      const { rows: dependents } = await pool.query<{ id: string; number: string }>(
-        `SELECT s.id, s.number FROM story_dependencies d JOIN stories s ON s.id = d.story_id
-         WHERE d.tenant_id = $1 AND d.depends_on_story_id = $2 AND s.deleted_at IS NULL`,
-        [caller.tenantId, story.id],
-      );
+      const dependents = await repo.liveDependents(pool, caller.tenantId, story.id);
       if (dependents.length > 0) {
         throw new ApiError('conflict', 'Other stories depend on this one; remove those dependencies first.', {
           dependents,

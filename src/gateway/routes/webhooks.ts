@@ -5,6 +5,8 @@ import { dispatchPending, WEBHOOK_EVENTS } from '../../webhooks/outbox.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { inTransaction } from '../../db/pool.js';
+import * as hooks from '../../db/webhook-repo.js';
+import type { WebhookRow } from '../../db/webhook-repo.js';
 import { enforceQuota, quotasOf } from '../../db/quotas.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
@@ -16,13 +18,6 @@ export const WebhookBody = z.strictObject({
   events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length),
 });
 
-interface WebhookRow {
-  id: string;
-  url: string;
-  events: string[];
-  created_at: Date;
-}
-
 const webhookJson = (w: WebhookRow) => ({ id: w.id, url: w.url, events: w.events, created_at: w.created_at });
 
 export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
@@ -30,13 +25,7 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
 
   /** A webhook of the tenant; a removed one only where its past is read (`withRemoved`). */
   const webhookOr404 = async (tenantId: string, id: unknown, withRemoved = false) => {
-    const hook = await withUuid(id, async (id) => {
-      const { rows } = await pool.query<WebhookRow>(
-        'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND id = $2 AND ($3 OR disabled_at IS NULL)',
-        [tenantId, id, withRemoved],
-      );
-      return rows[0] ?? null;
-    });
+    const hook = await withUuid(id, (id) => hooks.getWebhook(pool, tenantId, id, withRemoved));
     if (!hook) throw notFound('Webhook');
     return hook;
   };
@@ -65,29 +54,21 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
       }
       const tenantId = callerOf(res).tenantId;
       const secret = `whsec_${randomBytes(24).toString('base64url')}`;
-      const rows = await inTransaction(pool, async (db) => {
+      const hook = await inTransaction(pool, async (db) => {
         // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
         // flooding the shared delivery workers. Counted under a per-tenant lock, so concurrent
         // subscriptions cannot all pass the count.
         await enforceQuota(db, tenantId, quotasOf(deps.config), 'webhooks', 1);
-        return (
-          await db.query<WebhookRow>(
-            'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
-            [tenantId, body.url, [...new Set(body.events)], secret],
-          )
-        ).rows;
+        return hooks.insertWebhook(db, tenantId, { url: body.url, events: [...new Set(body.events)], secret });
       });
-      res.status(201).json({ data: { ...webhookJson(rows[0]), secret } });
+      res.status(201).json({ data: { ...webhookJson(hook), secret } });
     },
   );
 
   book.add(
     { method: 'get', path: '/webhooks', summary: 'Webhooks of the tenant', tag: 'Webhooks', roles: ['admin'] },
     async (_req, res) => {
-      const { rows } = await pool.query<WebhookRow>(
-        'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at',
-        [callerOf(res).tenantId],
-      );
+      const rows = await hooks.listWebhooks(pool, callerOf(res).tenantId);
       res.json({ data: rows.map(webhookJson), meta: { limit: rows.length, next_cursor: null } });
     },
   );
@@ -103,14 +84,7 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const hook = await webhookOr404(caller.tenantId, req.params.id, true);
-      const { rows } = await pool.query(
-        `SELECT d.id, d.event, d.status, d.payload, d.created_at, d.finished_at,
-         coalesce(json_agg(json_build_object('attempt', a.attempt, 'status_code', a.status_code, 'error', a.error,
-           'duration_ms', a.duration_ms, 'attempted_at', a.attempted_at) ORDER BY a.attempt) FILTER (WHERE a.id IS NOT NULL), '[]') AS attempts
-       FROM webhook_deliveries d LEFT JOIN webhook_attempts a ON a.delivery_id = d.id
-       WHERE d.tenant_id = $1 AND d.webhook_id = $2 GROUP BY d.id ORDER BY d.created_at DESC LIMIT 200`,
-        [caller.tenantId, hook.id],
-      );
+      const rows = await hooks.webhookDeliveries(pool, caller.tenantId, hook.id, 200);
       res.json({ data: rows, meta: { limit: 200, next_cursor: null } });
     },
   );
@@ -128,10 +102,7 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const hook = await webhookOr404(caller.tenantId, req.params.id);
       const sourceKey = `test:${randomUUID()}`;
-      await pool.query(
-        `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload) VALUES ($1, $2, 'webhook.test', $3, $4)`,
-        [caller.tenantId, hook.id, sourceKey, JSON.stringify({ message: 'test delivery' })],
-      );
+      await hooks.enqueueTestDelivery(pool, caller.tenantId, hook.id, sourceKey);
       // The delivery is committed: if Temporal cannot take it now, the worker's sweep starts it.
       await dispatchPending(pool, deps.commands.webhooks, [sourceKey]).catch(() => undefined);
       res.status(201).json({ data: { webhook_id: hook.id, event: 'webhook.test', source_key: sourceKey } });
@@ -149,17 +120,7 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const hook = await webhookOr404(caller.tenantId, req.params.id);
-      await inTransaction(pool, async (db) => {
-        await db.query(
-          'UPDATE webhooks SET disabled_at = now() WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL',
-          [caller.tenantId, hook.id],
-        );
-        // A delivery between attempts finds itself finished at its next attempt, and stops.
-        await db.query(
-          `UPDATE webhook_deliveries SET status = 'failed', finished_at = now() WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending'`,
-          [caller.tenantId, hook.id],
-        );
-      });
+      await inTransaction(pool, (db) => hooks.removeWebhook(db, caller.tenantId, hook.id));
       res.json({ data: webhookJson(hook) });
     },
   );

@@ -1,0 +1,186 @@
+/**
+ * Webhooks in the database: subscriptions, the outbox of deliveries (one row per subscribed
+ * webhook and cause, written in the cause's transaction), and each delivery's attempts.
+ */
+import type pg from 'pg';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface WebhookRow {
+  id: string;
+  url: string;
+  events: string[];
+  created_at: Date;
+}
+
+/** Records `event` for every webhook of the tenant that subscribes to it. */
+export async function enqueueEvent(
+  db: Queryable,
+  tenantId: string,
+  event: string,
+  sourceKey: string,
+  payload: unknown,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload)
+     SELECT $1, w.id, $2, $3, $4 FROM webhooks w
+     WHERE w.tenant_id = $1 AND w.disabled_at IS NULL AND $2 = ANY (w.events)
+     ON CONFLICT (webhook_id, source_key, event) DO NOTHING`,
+    [tenantId, event, sourceKey, JSON.stringify(payload)],
+  );
+}
+
+/** A test delivery to one webhook, whatever it subscribes to. */
+export async function enqueueTestDelivery(
+  db: Queryable,
+  tenantId: string,
+  webhookId: string,
+  sourceKey: string,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload) VALUES ($1, $2, 'webhook.test', $3, $4)`,
+    [tenantId, webhookId, sourceKey, JSON.stringify({ message: 'test delivery' })],
+  );
+}
+
+/** The pending deliveries of these causes. */
+export async function pendingDeliveryIds(db: Queryable, sourceKeys: string[]): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM webhook_deliveries WHERE source_key = ANY ($1::text[]) AND status = 'pending'`,
+    [sourceKeys],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Pending deliveries never handed to a delivery workflow, older than `olderThanMs`, oldest first. */
+export async function undispatchedDeliveryIds(db: Queryable, olderThanMs: number, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM webhook_deliveries
+     WHERE status = 'pending' AND dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
+     ORDER BY created_at LIMIT $2`,
+    [olderThanMs / 1000, limit],
+  );
+  return rows.map((r) => r.id);
+}
+
+export async function markDispatched(db: Queryable, ids: string[]): Promise<void> {
+  if (ids.length > 0)
+    await db.query(
+      'UPDATE webhook_deliveries SET dispatched_at = now() WHERE id = ANY ($1::uuid[]) AND dispatched_at IS NULL',
+      [ids],
+    );
+}
+
+export interface DeliveryToSend {
+  tenant_id: string;
+  url: string;
+  secret: string;
+  event: string;
+  payload: unknown;
+  created_at: Date;
+  status: string;
+  removed: boolean;
+}
+
+/** A delivery with its webhook's address and secret. */
+export async function deliveryToSend(db: Queryable, deliveryId: string): Promise<DeliveryToSend | null> {
+  const { rows } = await db.query<DeliveryToSend>(
+    `SELECT d.tenant_id, w.url, w.secret, d.event, d.payload, d.created_at, d.status, w.disabled_at IS NOT NULL AS removed
+     FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1`,
+    [deliveryId],
+  );
+  return rows[0] ?? null;
+}
+
+/** Ends a pending delivery (a finished one stays as it ended). */
+export async function finishDelivery(db: Queryable, deliveryId: string, status: 'delivered' | 'failed') {
+  await db.query(
+    `UPDATE webhook_deliveries SET status = $2, finished_at = now() WHERE id = $1 AND status = 'pending'`,
+    [deliveryId, status],
+  );
+}
+
+/** How many attempts of the delivery are recorded. */
+export async function recordedAttempts(db: Queryable, deliveryId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT coalesce(max(attempt), 0)::int AS n FROM webhook_attempts WHERE delivery_id = $1',
+    [deliveryId],
+  );
+  return rows[0].n;
+}
+
+export async function recordAttempt(
+  db: Queryable,
+  attempt: { deliveryId: string; attempt: number; statusCode: number | null; error: string | null; durationMs: number },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+    [attempt.deliveryId, attempt.attempt, attempt.statusCode, attempt.error, attempt.durationMs],
+  );
+}
+
+export async function insertWebhook(
+  db: Queryable,
+  tenantId: string,
+  hook: { url: string; events: string[]; secret: string },
+): Promise<WebhookRow> {
+  const { rows } = await db.query<WebhookRow>(
+    'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
+    [tenantId, hook.url, hook.events, hook.secret],
+  );
+  return rows[0];
+}
+
+/** A webhook of the tenant; a removed one only `withRemoved`. */
+export async function getWebhook(
+  db: Queryable,
+  tenantId: string,
+  id: string,
+  withRemoved: boolean,
+): Promise<WebhookRow | null> {
+  const { rows } = await db.query<WebhookRow>(
+    'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND id = $2 AND ($3 OR disabled_at IS NULL)',
+    [tenantId, id, withRemoved],
+  );
+  return rows[0] ?? null;
+}
+
+export async function listWebhooks(db: Queryable, tenantId: string): Promise<WebhookRow[]> {
+  const { rows } = await db.query<WebhookRow>(
+    'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at',
+    [tenantId],
+  );
+  return rows;
+}
+
+/** The webhook's latest deliveries, newest first, each with every attempt. */
+export async function webhookDeliveries(
+  db: Queryable,
+  tenantId: string,
+  webhookId: string,
+  limit: number,
+): Promise<Record<string, unknown>[]> {
+  const { rows } = await db.query<Record<string, unknown>>(
+    `SELECT d.id, d.event, d.status, d.payload, d.created_at, d.finished_at,
+     coalesce(json_agg(json_build_object('attempt', a.attempt, 'status_code', a.status_code, 'error', a.error,
+       'duration_ms', a.duration_ms, 'attempted_at', a.attempted_at) ORDER BY a.attempt) FILTER (WHERE a.id IS NOT NULL), '[]') AS attempts
+   FROM webhook_deliveries d LEFT JOIN webhook_attempts a ON a.delivery_id = d.id
+   WHERE d.tenant_id = $1 AND d.webhook_id = $2 GROUP BY d.id ORDER BY d.created_at DESC LIMIT $3`,
+    [tenantId, webhookId, limit],
+  );
+  return rows;
+}
+
+/** Removes a webhook: nothing more is sent to it, its pending deliveries end as failed. */
+export async function removeWebhook(db: pg.PoolClient, tenantId: string, webhookId: string): Promise<void> {
+  await db.query('UPDATE webhooks SET disabled_at = now() WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL', [
+    tenantId,
+    webhookId,
+  ]);
+  // A delivery between attempts finds itself finished at its next attempt, and stops.
+  await db.query(
+    `UPDATE webhook_deliveries SET status = 'failed', finished_at = now() WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending'`,
+    [tenantId, webhookId],
+  );
+}
