@@ -4,10 +4,13 @@
  * under ./.data; applies migrations; runs the worker and the gateway. Ctrl-C stops everything.
  * Both servers are supervised: one that crashes is started again (with backoff, one log line),
  * and the worker and gateway reconnect to it by themselves.
+ *
+ * A start that cannot finish (a port in use, no Temporal CLI, a data folder it cannot write or
+ * that another start holds) prints one line naming the part and the next step, stops everything
+ * it had started, and exits with code 1.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import exitHook from 'async-exit-hook';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { configuredKeyRing, webhookRetry, webhookWorkerSettings, loadConfigOrExit } from '../config.js';
 import { keyRingOf, newSigningSeed, signingKeyFromSeed, type KeyRing } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
@@ -18,63 +21,81 @@ import { StoryCommands } from '../gateway/story-commands.js';
 import { connectClient } from '../temporal/client.js';
 import { startDevServer } from '../temporal/dev-server.js';
 import { locateTemporalCli } from '../temporal/cli.js';
-import { STORY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
 import { createStoryWorker } from '../worker.js';
 import { createLogger } from '../observability/log.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
 import { Supervisor } from '../supervisor.js';
+import { claimDataFolder } from '../startup/data-folder.js';
+import { endDescendants } from '../startup/descendants.js';
+import { inPart, oneLine, StartupError } from '../startup/failure.js';
+import { assertPortsFree, portInUse, type PlannedPort } from '../startup/ports.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const config = loadConfigOrExit();
 const logger = createLogger(config.LOG_LEVEL);
-const sdkMetricsUrl = installTemporalRuntime(logger, config.TEMPORAL_METRICS_PORT);
 const dataDir = resolve(config.CUSTODY_DATA_DIR);
-mkdirSync(dataDir, { recursive: true });
 const stops: (() => Promise<unknown>)[] = [];
+/** Ends a first build of the Temporal CLI when start-up is abandoned. */
+const abandon = new AbortController();
+let phase: 'starting' | 'running' | 'stopping' = 'starting';
+
+const gatewayPort: PlannedPort = { port: config.PORT, host: config.HOST, part: 'the gateway', setting: 'PORT' };
+
+/** Every port this start will listen on, with who listens and the setting that moves it. */
+function plannedPorts(): PlannedPort[] {
+  const ports = [gatewayPort];
+  if (!config.TEMPORAL_ADDRESS) {
+    ports.push(
+      { port: config.TEMPORAL_PORT, host: '127.0.0.1', part: 'the Temporal dev server', setting: 'TEMPORAL_PORT' },
+      { port: config.TEMPORAL_UI_PORT, host: '127.0.0.1', part: 'the Temporal UI', setting: 'TEMPORAL_UI_PORT' },
+    );
+  }
+  if (!config.DATABASE_URL) {
+    ports.push({
+      port: config.EMBEDDED_POSTGRES_PORT,
+      host: '127.0.0.1',
+      part: 'the embedded PostgreSQL',
+      setting: 'EMBEDDED_POSTGRES_PORT',
+    });
+  }
+  if (config.TEMPORAL_METRICS_PORT) {
+    ports.push({
+      port: config.TEMPORAL_METRICS_PORT,
+      host: '127.0.0.1',
+      part: "the Temporal SDK's metrics",
+      setting: 'TEMPORAL_METRICS_PORT',
+    });
+  }
+  return ports;
+}
 
 async function temporalAddress(): Promise<{ address: string; ui: string | null }> {
   if (config.TEMPORAL_ADDRESS) return { address: config.TEMPORAL_ADDRESS, ui: null };
-  const executable = await locateTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, log: say });
-  if (executable) {
-    const options = {
-      executable,
-      port: config.TEMPORAL_PORT,
-      uiPort: config.TEMPORAL_UI_PORT,
-      dbFilename: resolve(dataDir, 'temporal.sqlite'),
-      logFile: resolve(dataDir, 'temporal.log'),
-    };
-    const supervisor = await Supervisor.start({
-      name: 'the Temporal dev server',
-      start: () => startDevServer(options),
-      log: say,
-    });
-    stops.push(() => supervisor.stop());
-    return { address: `127.0.0.1:${config.TEMPORAL_PORT}`, ui: `http://localhost:${config.TEMPORAL_UI_PORT}` };
-  }
-  // Last resort, for machines with internet access: the SDK downloads and runs the dev server.
-  say("no Temporal CLI found and no Go to build one: trying the SDK's own download of the dev server");
-  try {
-    const { TestWorkflowEnvironment } = await import('@temporalio/testing');
-    const env = await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'cached-download' },
-        ip: '127.0.0.1',
-        port: config.TEMPORAL_PORT,
-        ui: true,
-        uiPort: config.TEMPORAL_UI_PORT,
-        dbFilename: resolve(dataDir, 'temporal.sqlite'),
-        searchAttributes: STORY_SEARCH_ATTRIBUTES,
-        extraArgs: ['--dynamic-config-value', 'history.maxInFlightUpdates=200'],
-      },
-    });
-    stops.push(() => env.teardown());
-    return { address: `127.0.0.1:${config.TEMPORAL_PORT}`, ui: `http://localhost:${config.TEMPORAL_UI_PORT}` };
-  } catch {
-    process.stderr.write(
-      'cannot run Temporal: install Go 1.22+ (the dev server is then built automatically), or put the `temporal` CLI on PATH, or set TEMPORAL_CLI_PATH or TEMPORAL_ADDRESS\n',
+  const executable = await inPart(
+    'the Temporal CLI',
+    () => locateTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, log: say, signal: abandon.signal }),
+    'or set TEMPORAL_CLI_PATH to a working `temporal` binary',
+  );
+  if (!executable) {
+    throw new StartupError(
+      'the Temporal dev server',
+      'no Temporal CLI found, and no Go to build one',
+      'install Go 1.22+ (https://go.dev/dl), or set TEMPORAL_CLI_PATH to a `temporal` binary',
     );
-    process.exit(1);
   }
+  const logFile = resolve(dataDir, 'temporal.log');
+  const options = {
+    executable,
+    port: config.TEMPORAL_PORT,
+    uiPort: config.TEMPORAL_UI_PORT,
+    dbFilename: resolve(dataDir, 'temporal.sqlite'),
+    logFile,
+  };
+  const supervisor = await inPart('the Temporal dev server', () =>
+    Supervisor.start({ name: 'the Temporal dev server', start: () => startDevServer(options), log: say }),
+  );
+  stops.push(() => supervisor.stop());
+  return { address: `127.0.0.1:${config.TEMPORAL_PORT}`, ui: `http://localhost:${config.TEMPORAL_UI_PORT}` };
 }
 
 /** The configured key ring, else a key of this machine's own, kept under the data folder. */
@@ -88,56 +109,110 @@ function keyRing(): KeyRing {
 
 async function stopAll(): Promise<void> {
   while (stops.length > 0) await stops.pop()!().catch(() => undefined);
+  // Whatever a phase had spawned and not yet handed over (or a grandchild) goes too.
+  await endDescendants();
 }
 
-async function shutdown(code: number): Promise<never> {
+/** Any failure, in start-up or later: one line, everything stopped, exit code 1. */
+async function fail(err: unknown): Promise<void> {
+  if (phase === 'stopping') return;
+  const heading = phase === 'starting' ? 'start-up failed' : 'custody stopped';
+  phase = 'stopping';
+  abandon.abort();
+  const line = err instanceof StartupError ? err.message : `unexpected error: ${oneLine(err)}`;
+  process.stderr.write(`${heading}: ${line}\n`);
+  if (!(err instanceof StartupError)) logger.debug({ err }, 'the failure in full');
+  await stopAll();
+  process.exit(1);
+}
+
+/** Ctrl-C (or a service manager's SIGTERM): everything stops in order, then the process ends. */
+async function stopOnSignal(code: number): Promise<void> {
+  if (phase === 'stopping') return;
+  phase = 'stopping';
+  abandon.abort();
+  say('stopping...');
+  setTimeout(() => process.exit(code), 30_000).unref();
   await stopAll();
   process.exit(code);
 }
 
-try {
+process.on('uncaughtException', (err) => void fail(err));
+process.on('unhandledRejection', (err) => void fail(err));
+process.on('SIGINT', () => void stopOnSignal(130));
+process.on('SIGTERM', () => void stopOnSignal(143));
+process.on('SIGHUP', () => void stopOnSignal(129));
+
+async function start(): Promise<void> {
+  // First the data folder (writable, and no other npm start on it), then every port, before anything is started.
+  const release = claimDataFolder(dataDir);
+  stops.push(() => Promise.resolve(release()));
+  await assertPortsFree(plannedPorts());
+  const sdkMetricsUrl = installTemporalRuntime(logger, config.TEMPORAL_METRICS_PORT);
   const temporal = await temporalAddress();
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
     let url = '';
-    const supervisor = await Supervisor.start({
-      name: 'the embedded PostgreSQL',
-      start: async () => {
-        const db = await startEmbeddedPostgres(dataDir, config.EMBEDDED_POSTGRES_PORT);
-        url = db.url;
-        return db;
-      },
-      log: say,
-    });
+    const supervisor = await inPart(
+      'the embedded PostgreSQL',
+      () =>
+        Supervisor.start({
+          name: 'the embedded PostgreSQL',
+          start: async () => {
+            const db = await startEmbeddedPostgres(dataDir, config.EMBEDDED_POSTGRES_PORT, { log: say });
+            url = db.url;
+            return db;
+          },
+          log: say,
+        }),
+      `its log is ${join(dataDir, 'postgres.log')}; or set DATABASE_URL to use another PostgreSQL`,
+    );
     stops.push(() => supervisor.stop());
     databaseUrl = url;
   }
-  await migrate(databaseUrl);
+  await inPart(
+    config.DATABASE_URL ? 'the database at DATABASE_URL' : 'the database migrations',
+    () => migrate(databaseUrl),
+    config.DATABASE_URL ? 'start that PostgreSQL, or correct DATABASE_URL' : undefined,
+  );
   const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
   stops.push(() => pool.end());
-  const client = await connectClient(temporal.address, config.TEMPORAL_NAMESPACE);
+  const client = await inPart(
+    config.TEMPORAL_ADDRESS ? `Temporal at TEMPORAL_ADDRESS (${temporal.address})` : 'the Temporal client',
+    () => connectClient(temporal.address, config.TEMPORAL_NAMESPACE),
+    config.TEMPORAL_ADDRESS ? 'start that Temporal, or correct TEMPORAL_ADDRESS' : undefined,
+  );
   stops.push(() => client.connection.close());
   // One key for the gateway's envelopes and the worker's dependency news: the trusted path.
-  const ring = keyRing();
-  const { worker, connection } = await createStoryWorker({
-    keyRing: ring,
-    address: temporal.address,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    pool,
-    client,
-    webhookRetry: webhookRetry(config),
-    ...webhookWorkerSettings(config),
-    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
-    allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
-    ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
-  });
+  const ring = await inPart('the signing key', () => keyRing());
+  const { worker, connection } = await inPart('the story worker', () =>
+    createStoryWorker({
+      keyRing: ring,
+      address: temporal.address,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      pool,
+      client,
+      webhookRetry: webhookRetry(config),
+      ...webhookWorkerSettings(config),
+      maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+      allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+      ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
+    }),
+  );
   const running = worker.run();
   stops.push(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running.catch(() => undefined);
     await connection.close();
   });
+  // A worker that stops by itself (not asked to) takes the service down with it, tidily.
+  running.then(
+    () => {
+      if (phase === 'running') void fail(new StartupError('the story worker', 'stopped by itself'));
+    },
+    (err: unknown) => void fail(err),
+  );
   const commands = new StoryCommands({
     client,
     pool,
@@ -152,8 +227,15 @@ try {
     config.PORT,
     config.HOST,
   );
-  await new Promise<void>((ok, fail) => server.once('listening', ok).once('error', fail));
+  await new Promise<void>((ok, fail) => server.once('listening', ok).once('error', fail)).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') throw portInUse(gatewayPort, err.code);
+      throw new StartupError('the gateway', oneLine(err));
+    },
+  );
   stops.push(() => new Promise((r) => server.close(() => r(undefined))));
+  if (phase !== 'starting') return;
+  phase = 'running';
   const gatewayUrl = `http://localhost:${config.PORT}`;
   say('');
   say(`custody is running`);
@@ -164,15 +246,6 @@ try {
     `first API key: curl -s -X POST ${gatewayUrl}/api/v1/tenants -H 'content-type: application/json' -d '{"name":"my-team"}'`,
   );
   say('Ctrl-C stops everything; the next start keeps every story.');
-} catch (err) {
-  process.stderr.write(`start-up failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  await shutdown(1);
 }
 
-// The embedded PostgreSQL stops through async-exit-hook, which exits once every hook is done;
-// registering there too makes Ctrl-C wait for the worker, gateway and Temporal to stop as well.
-exitHook.forceExitTimeout(30_000);
-exitHook((done) => {
-  say('stopping...');
-  void stopAll().then(done);
-});
+await start().catch(fail);

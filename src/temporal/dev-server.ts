@@ -3,7 +3,7 @@
  * story workflow's search attributes, and an in-flight update limit high enough for claim races.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
@@ -80,6 +80,33 @@ async function waitUntilServing(
   throw new Error(`the Temporal dev server did not come up in ${timeoutMs} ms: ${String(lastError)}`);
 }
 
+function logSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The last error the server logged since `from` (its JSON `msg` and `error`, or the raw line). */
+function lastLogError(file: string, from: number): string {
+  let text: string;
+  try {
+    text = readFileSync(file).subarray(from).toString('utf8');
+  } catch {
+    return '';
+  }
+  const lines = text.split('\n').filter((l) => /error|fatal|panic|fail/i.test(l));
+  const last = lines.at(-1)?.trim();
+  if (!last) return '';
+  try {
+    const entry = JSON.parse(last) as { msg?: string; error?: string };
+    return [entry.msg, entry.error].filter(Boolean).join(': ').slice(0, 300);
+  } catch {
+    return last.slice(0, 300);
+  }
+}
+
 export async function startDevServer(options: DevServerOptions, timeoutMs = 60_000): Promise<DevServer> {
   if (options.dbFilename) mkdirSync(dirname(options.dbFilename), { recursive: true });
   let stdio: ['ignore', number | 'ignore', number | 'ignore'] = ['ignore', 'ignore', 'ignore'];
@@ -88,14 +115,33 @@ export async function startDevServer(options: DevServerOptions, timeoutMs = 60_0
     const fd = openSync(options.logFile, 'a');
     stdio = ['ignore', fd, fd];
   }
+  const logStart = options.logFile ? logSize(options.logFile) : 0;
   const child = spawn(options.executable, devServerArgs(options), { stdio });
+  // The child has its own copy of the log's descriptor.
+  if (typeof stdio[1] === 'number') closeSync(stdio[1]);
   const address = `127.0.0.1:${options.port}`;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let spawnError: Error | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('error', (err) => ((spawnError = err), resolve()));
+    child.once('exit', () => resolve());
+  });
   try {
-    await waitUntilServing(address, options.namespace ?? 'default', child, timeoutMs);
+    await Promise.race([
+      waitUntilServing(address, options.namespace ?? 'default', child, timeoutMs),
+      exited.then(() => {
+        throw spawnError
+          ? new Error(`cannot run ${options.executable}: ${spawnError.message}`)
+          : new Error(`the Temporal dev server exited with code ${child.exitCode ?? child.signalCode}`);
+      }),
+    ]);
   } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
+    if (child.exitCode === null && child.signalCode === null && !spawnError) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const reason = options.logFile ? lastLogError(options.logFile, logStart) : '';
+    if (!reason) throw err;
+    throw new Error(`${(err as Error).message}: ${reason} (log: ${options.logFile})`, { cause: err });
   }
   return {
     address,
