@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { ACTIONS, type Action } from '../src/custody/actions.js';
+import type { Actor } from '../src/custody/actor.js';
 import type { ActionEnvelope, KeyRingNews } from '../src/custody/identity.js';
 import type { DependencyStatus, ExpiredLease, StoryState, Transition } from '../src/custody/rules.js';
 import type { ViolationNews } from '../src/custody/violation-news.js';
@@ -42,7 +43,7 @@ export const DEFAULT_SETTINGS: StoryWorkflowSettings = {
 export interface TransitionRecord extends Transition {
   updateId: string;
   seq: number;
-  actor: { agentId: string; role: string };
+  actor: Actor;
   payload: unknown;
   occurredAt: string;
   /**

@@ -17,6 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Action } from '../src/custody/actions.js';
+import { SYSTEM_ACTOR, agentActor, type Actor } from '../src/custody/actor.js';
 import {
   awaitedStep,
   clocksAfter,
@@ -70,9 +71,6 @@ import {
 } from './search-attributes.js';
 
 type Carried = NonNullable<StoryWorkflowInput['carried']>;
-
-/** Who acts when time does (an expired lease, a stall). */
-const SYSTEM = { agentId: 'system', role: 'system' };
 
 /** A custody rejection as the update's failure: the code is its type, the rejection its details. */
 function rejectionFailure(rejection: Rejection): ApplicationFailure {
@@ -162,7 +160,7 @@ export class StoryEntity {
   }
 
   nameOf(agentId: string | null | undefined): string {
-    return !agentId ? '—' : (this.agentNames[agentId] ?? (agentId === 'system' ? 'system' : agentId));
+    return !agentId ? '—' : (this.agentNames[agentId] ?? agentId);
   }
 
   /** The first run says which tenant and project the story is in; the search attributes carry on. */
@@ -200,7 +198,7 @@ export class StoryEntity {
     // Signed with the rest of the envelope (the validator checked it); shown, never judged.
     if (typeof envelope.actor.name === 'string')
       this.agentNames[envelope.actor.agentId] = envelope.actor.name.slice(0, 100);
-    const actor = { agentId: envelope.actor.agentId, role: envelope.actor.role };
+    const actor = agentActor(envelope.actor);
     const seq = this.apply(decision.state, decision.transition, envelope.updateId, actor, envelope.body, envelope);
     return this.persisted(seq, false);
   }
@@ -217,7 +215,7 @@ export class StoryEntity {
     next: StoryState,
     transition: Transition,
     updateId: string,
-    actor: { agentId: string; role: string },
+    actor: Actor,
     payload: unknown,
     envelope?: ActionEnvelope,
   ): number {
@@ -369,7 +367,7 @@ export class StoryEntity {
         continue;
       }
       this.expiredLease = ranOut.expired;
-      this.apply(ranOut.state, ranOut.transition, `lease-expired:${this.seq + 1}`, SYSTEM, ranOut.payload);
+      this.apply(ranOut.state, ranOut.transition, `lease-expired:${this.seq + 1}`, SYSTEM_ACTOR, ranOut.payload);
     }
   }
 
@@ -386,7 +384,7 @@ export class StoryEntity {
       const stall = moved ? null : stallOf(this.state, since);
       if (!stall) continue;
       this.stalled = true;
-      this.apply(this.state, stall.transition, `stalled:${this.seq + 1}`, SYSTEM, stall.payload);
+      this.apply(this.state, stall.transition, `stalled:${this.seq + 1}`, SYSTEM_ACTOR, stall.payload);
     }
   }
 

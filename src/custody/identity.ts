@@ -9,7 +9,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import type { Action } from './actions.js';
-import type { Actor } from './rules.js';
+import type { SignedActor } from './actor.js';
 
 // The workflow sandbox instantiates this module again for every cached workflow. noble's default
 // table for the base point (8-bit windows) is about 1 MB per instance; 4-bit windows keep it small
@@ -23,7 +23,7 @@ export interface ActionEnvelope {
   /** Also the Temporal update id: one id, one application. */
   updateId: string;
   action: Action | 'heartbeat';
-  actor: Actor;
+  actor: SignedActor;
   body: unknown;
   /** Milliseconds since the epoch, set by the gateway. */
   issuedAt: number;
@@ -176,7 +176,7 @@ export function envelopeProblem(
   if (typeof e.updateId !== 'string' || e.updateId.length === 0 || e.updateId.length > 200) return 'bad update id';
   if (typeof e.action !== 'string') return 'no action';
   if (typeof e.actor !== 'object' || e.actor === null) return 'no actor';
-  const actor = e.actor as Partial<Actor>;
+  const actor = e.actor as Partial<SignedActor>;
   if (typeof actor.agentId !== 'string' || typeof actor.tenantId !== 'string' || typeof actor.role !== 'string') {
     return 'bad actor';
   }

@@ -7,6 +7,7 @@
  * derived here, never the state the workflow handed it. Pure: no I/O, no clock of its own.
  */
 import { isAction } from './actions.js';
+import { SYSTEM_ACTOR, agentActor, type Actor } from './actor.js';
 import { envelopeProblem, type ActionEnvelope, type SignatureVerifier } from './identity.js';
 import { decide, expireLease, isAwaitingOthers, type StoryState, type Transition } from './rules.js';
 
@@ -14,7 +15,7 @@ import { decide, expireLease, isAwaitingOthers, type StoryState, type Transition
 export interface OutboxTransition extends Transition {
   updateId: string;
   seq: number;
-  actor: { agentId: string; role: string };
+  actor: Actor;
   payload: unknown;
   occurredAt: string;
   envelope?: ActionEnvelope;
@@ -24,7 +25,7 @@ export interface OutboxTransition extends Transition {
 export interface JudgedTransition extends Transition {
   updateId: string;
   seq: number;
-  actor: { agentId: string; role: string };
+  actor: Actor;
   payload: Record<string, unknown>;
   occurredAt: string;
 }
@@ -95,7 +96,6 @@ export function judgeBatch(
     const occurredMs = timeOf(t.occurredAt);
     if (occurredMs === null) return fail('envelope_mismatch', 'no time of occurrence');
     const occurredAt = new Date(occurredMs).toISOString();
-    const system = { agentId: 'system', role: 'system' };
     if (t.action === 'lease-expired') {
       const payload = (t.payload ?? {}) as Record<string, unknown>;
       const expiredAt = timeOf(payload.lease_expired_at);
@@ -109,7 +109,7 @@ export function judgeBatch(
         ...expiry.transition,
         updateId: String(t.updateId),
         seq: t.seq,
-        actor: system,
+        actor: SYSTEM_ACTOR,
         payload: { lease_expired_at: new Date(expiredAt).toISOString(), previous_assignee: state.assignedAgentId },
         occurredAt,
       });
@@ -134,7 +134,7 @@ export function judgeBatch(
         ...transition,
         updateId: String(t.updateId),
         seq: t.seq,
-        actor: system,
+        actor: SYSTEM_ACTOR,
         payload: { waiting_since: new Date(since).toISOString() },
         occurredAt,
       });
@@ -163,7 +163,7 @@ export function judgeBatch(
       ...decision.transition,
       updateId: envelope.updateId,
       seq: t.seq,
-      actor: { agentId: envelope.actor.agentId, role: envelope.actor.role },
+      actor: agentActor(envelope.actor),
       payload: (envelope.body ?? {}) as Record<string, unknown>,
       occurredAt,
     });

@@ -7,14 +7,7 @@ import { ROLES, isAction, type Action, type AgentStatus, type Role, type Verifie
 import { bodyShapeIssues } from './body-shape.js';
 import { unstorableTextPath } from './storable-text.js';
 import { ERROR_STATUS, type ErrorCode } from './errors.js';
-
-export interface Actor {
-  agentId: string;
-  role: Role;
-  tenantId: string;
-  /** The agent's name, for display only (signed with the rest); the rules never read it. */
-  name?: string;
-}
+import type { SignedActor } from './actor.js';
 
 export interface ReviewRecord {
   reviewer_agent_id: string;
@@ -144,7 +137,7 @@ const RULES: Record<Action, ActionRule> = {
 /** Edits and withdrawals are refused past `pending` with their own code: the story is being worked on. */
 const IN_PROGRESS_CODE: Partial<Record<Action, ErrorCode>> = { edit: 'story_in_progress', delete: 'story_in_progress' };
 
-function validActor(actor: unknown): actor is Actor {
+function validActor(actor: unknown): actor is SignedActor {
   if (typeof actor !== 'object' || actor === null) return false;
   const a = actor as Record<string, unknown>;
   return (
@@ -402,7 +395,7 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
   const standing = checkStanding(state, actor, action);
   if (standing) return { ok: false, rejection: standing };
   const act = action as Action;
-  const who = actor as Actor;
+  const who = actor as SignedActor;
   const issues = bodyShapeIssues(act, body ?? {});
   if (issues.length > 0) return reject('invalid_body', 'The request body does not match the action.', { issues });
   const data = (body ?? {}) as Record<string, unknown>;

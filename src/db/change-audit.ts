@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { actorColumns, type Actor } from '../custody/actor.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -14,13 +15,14 @@ export interface ChangeEntry {
   storyId?: string | null;
   /** What happened, e.g. `project.created`, `story.edited`, `dependency.added`, `api_key.revoked`. */
   action: string;
-  actor: { agentId: string; role: string };
+  actor: Actor;
   payload?: unknown;
 }
 
 /** Writes one row; returns its update id (also the source key of any webhook event it causes). */
 export async function recordChange(db: Queryable, entry: ChangeEntry): Promise<string> {
   const updateId = randomUUID();
+  const actor = actorColumns(entry.actor);
   await db.query(
     `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, update_id, outcome, action,
        actor_agent_id, actor_role, payload, occurred_at)
@@ -31,8 +33,8 @@ export async function recordChange(db: Queryable, entry: ChangeEntry): Promise<s
       entry.storyId ?? null,
       updateId,
       entry.action,
-      entry.actor.agentId,
-      entry.actor.role,
+      actor.actor_agent_id,
+      actor.actor_role,
       JSON.stringify(entry.payload ?? {}),
     ],
   );

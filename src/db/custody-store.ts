@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { eventsOfTransition } from '../custody/actions.js';
+import { SYSTEM_ACTOR, actorColumns, actorJson, type Actor } from '../custody/actor.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
 import type { JudgedTransition } from '../custody/integrity.js';
 import { summariseRejectedBody } from '../custody/rejected-body.js';
@@ -75,6 +76,7 @@ export async function writeAcceptedTransitions(
   await applyEdits(db, row.id, last.seq, judged.transitions);
   // Audit rows last: each takes the tenant's audit-chain lock until the commit.
   for (const t of judged.transitions) {
+    const actor = actorColumns(t.actor);
     await db.query(
       `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, seq, outcome,
          action, actor_agent_id, actor_role, from_agent_status, from_verified_status, to_agent_status,
@@ -90,9 +92,8 @@ export async function writeAcceptedTransitions(
         t.updateId,
         t.seq,
         t.action,
-        // Time itself (an expired lease, a stall) has no agent.
-        t.actor.role === 'system' ? null : t.actor.agentId,
-        t.actor.role,
+        actor.actor_agent_id,
+        actor.actor_role,
         t.from.agent_status,
         t.from.verified_status,
         t.to.agent_status,
@@ -110,7 +111,7 @@ export async function writeAcceptedTransitions(
       old_status: t.from.agent_status,
       new_status: t.to.agent_status,
       verified_status: t.to.verified_status,
-      agent_id: t.actor.role === 'system' ? null : t.actor.agentId,
+      agent_id: actor.actor_agent_id,
       story: { id: row.id, project_id: row.project_id, number: row.number, title: state.title },
       transition: {
         action: t.action,
@@ -118,7 +119,7 @@ export async function writeAcceptedTransitions(
         iteration: t.iteration,
         from: t.from,
         to: t.to,
-        actor: { agent_id: t.actor.agentId, role: t.actor.role },
+        actor: actorJson(actor),
       },
       occurred_at: t.occurredAt,
     };
@@ -202,10 +203,12 @@ export async function recordIntegrityViolation(
   row: StoredRow,
   violation: { runId: string; updateId: string; reason: string; payload: unknown },
 ): Promise<string> {
+  // The worker refused the batch: no agent did this.
+  const system = actorColumns(SYSTEM_ACTOR);
   await db.query(
     `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, outcome, code, action,
-       actor_role, from_agent_status, from_verified_status, iteration, payload, occurred_at)
-     VALUES ($1, $2, $3, $4, $5, $6, 'integrity_violation', $7, 'persist', 'system', $8, $9, $10, $11, now())
+       actor_agent_id, actor_role, from_agent_status, from_verified_status, iteration, payload, occurred_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 'integrity_violation', $7, 'persist', $8, $9, $10, $11, $12, $13, now())
      ON CONFLICT (workflow_id, update_id, outcome) DO NOTHING`,
     [
       row.tenant_id,
@@ -215,6 +218,8 @@ export async function recordIntegrityViolation(
       violation.runId,
       violation.updateId,
       violation.reason,
+      system.actor_agent_id,
+      system.actor_role,
       row.agent_status,
       row.verified_status,
       row.iteration,
@@ -238,7 +243,7 @@ export interface RejectedAttempt {
   story: { id: string; project_id: string; workflow_id: string; number: string; title: string };
   updateId: string;
   action: string;
-  actor: { agentId: string; role: string };
+  actor: Actor;
   /** The story's state the attempt was judged in. */
   agentStatus: string;
   verifiedStatus: string;
@@ -259,6 +264,7 @@ export async function recordRejectedAttempt(pool: pg.Pool, attempt: RejectedAtte
 
 async function writeRejectedAttempt(db: pg.PoolClient, attempt: RejectedAttempt): Promise<string | null> {
   const { story, rejection } = attempt;
+  const actor = actorColumns(attempt.actor);
   await db.query(
     `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, update_id, outcome, code, action, actor_agent_id,
        actor_role, from_agent_status, from_verified_status, iteration, payload, occurred_at)
@@ -272,8 +278,8 @@ async function writeRejectedAttempt(db: pg.PoolClient, attempt: RejectedAttempt)
       attempt.updateId,
       rejection.code,
       attempt.action,
-      attempt.actor.agentId,
-      attempt.actor.role,
+      actor.actor_agent_id,
+      actor.actor_role,
       attempt.agentStatus,
       attempt.verifiedStatus,
       attempt.iteration,
@@ -286,7 +292,7 @@ async function writeRejectedAttempt(db: pg.PoolClient, attempt: RejectedAttempt)
     code: rejection.code,
     message: rejection.message,
     action: attempt.action,
-    actor: { agent_id: attempt.actor.agentId, role: attempt.actor.role },
+    actor: actorJson(actor),
     story: { id: story.id, project_id: story.project_id, number: story.number, title: story.title },
   });
   return sourceKey;
@@ -310,8 +316,8 @@ export async function appliedUpdates(
 ): Promise<{ update_id: string; seq: string; action: string; payload: unknown }[]> {
   const { rows } = await db.query<{ update_id: string; seq: string; action: string; payload: unknown }>(
     `SELECT update_id, seq, action, payload FROM audit_events
-     WHERE workflow_id = $1 AND outcome = 'accepted' AND actor_role <> 'system' ORDER BY seq DESC LIMIT $2`,
-    [workflowId, limit],
+     WHERE workflow_id = $1 AND outcome = 'accepted' AND actor_role <> $3 ORDER BY seq DESC LIMIT $2`,
+    [workflowId, limit, SYSTEM_ACTOR.role],
   );
   return rows.reverse();
 }
@@ -323,10 +329,11 @@ export async function recordResume(
   resume: {
     previousRunId: string | null;
     updateId: string;
-    actor: { agentId: string; role: string };
+    actor: Actor;
     payload: unknown;
   },
 ): Promise<void> {
+  const actor = actorColumns(resume.actor);
   await db.query(
     `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, run_id, update_id, outcome, action,
        actor_agent_id, actor_role, from_agent_status, from_verified_status, to_agent_status, to_verified_status,
@@ -339,8 +346,8 @@ export async function recordResume(
       row.workflow_id,
       resume.previousRunId,
       resume.updateId,
-      resume.actor.agentId,
-      resume.actor.role,
+      actor.actor_agent_id,
+      actor.actor_role,
       row.agent_status,
       row.verified_status,
       row.iteration,

@@ -2,6 +2,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
 import type { Role } from '../custody/actions.js';
+import { agentActor, type AgentActor } from '../custody/actor.js';
 import { recordChange } from './change-audit.js';
 import { keyDigest, keyLabel, newRawKey } from './keys.js';
 import { inTransaction } from './pool.js';
@@ -27,10 +28,9 @@ export interface ApiKeyRow {
   created_at: Date;
   revoked_at: Date | null;
 }
-export interface Caller {
+/** The authenticated caller: an agent of a tenant in its role, and the key it used. */
+export interface Caller extends AgentActor {
   tenantId: string;
-  agentId: string;
-  role: Role;
   keyId: string;
   /** For display (the Temporal UI's identity, the board), never for decisions. */
   agentName?: string;
@@ -160,7 +160,7 @@ export async function rotateKey(
     await recordChange(db, {
       tenantId: caller.tenantId,
       action: 'api_key.rotated',
-      actor: { agentId: caller.agentId, role: caller.role },
+      actor: agentActor(caller),
       payload: {
         api_key_id: keyId,
         prefix: rows[0].prefix,
@@ -186,7 +186,7 @@ export async function revokeKey(pool: pg.Pool, caller: Caller, keyId: string): P
       await recordChange(db, {
         tenantId: caller.tenantId,
         action: 'api_key.revoked',
-        actor: { agentId: caller.agentId, role: caller.role },
+        actor: agentActor(caller),
         payload: { api_key_id: row.id, prefix: row.prefix, agent_id: row.agent_id },
       });
     }

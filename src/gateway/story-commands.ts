@@ -13,6 +13,7 @@ import {
 } from '@temporalio/client';
 import type pg from 'pg';
 import type { Action } from '../custody/actions.js';
+import { agentActor, signedActor } from '../custody/actor.js';
 import {
   acceptedKeys,
   bodyDigest,
@@ -171,7 +172,7 @@ export class StoryCommands {
     const envelope = signEnvelope(ring.current, story.workflow_id, {
       updateId,
       action,
-      actor: { tenantId: caller.tenantId, agentId: caller.agentId, role: caller.role, name: caller.agentName },
+      actor: signedActor(caller),
       body,
       issuedAt: Date.now(),
     });
@@ -241,7 +242,7 @@ export class StoryCommands {
           story,
           updateId,
           action,
-          actor: { agentId: caller.agentId, role: caller.role },
+          actor: agentActor(caller),
           agentStatus: story.agent_status,
           verifiedStatus: story.verified_status,
           iteration: story.iteration,
@@ -331,7 +332,7 @@ export class StoryCommands {
       await recordResume(db, row, {
         previousRunId: previous?.run_id ?? null,
         updateId: `resume:${randomUUID()}`,
-        actor: { agentId: caller.agentId, role: caller.role },
+        actor: agentActor(caller),
         payload: { reason: reason ?? null, previous_run: previous, held_reason: row.held_reason, seq: stored.version },
       });
       try {

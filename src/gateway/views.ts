@@ -1,5 +1,6 @@
 /** JSON shapes of the API's resources, built from database rows (and, after an action, workflow state). */
 import { LIFECYCLE_ACTIONS, type Action } from '../custody/actions.js';
+import { actorJson, signedActor } from '../custody/actor.js';
 import { availableActions, type StoryState } from '../custody/rules.js';
 import type { AuditRow } from '../db/audit-repo.js';
 import { custodyStateOfRow } from '../db/custody-state.js';
@@ -113,8 +114,7 @@ export function storyJson(row: StoryRow, extra: StoryExtras = {}) {
   if (extra.blocking) json.blocking_dependencies = extra.blocking;
   if (extra.caller && row.held) json.next_actions = [];
   else if (extra.caller) {
-    const actor = { agentId: extra.caller.agentId, role: extra.caller.role, tenantId: extra.caller.tenantId };
-    const offered = availableActions(stateOfRow(row, extra.dependsOn), actor);
+    const offered = availableActions(stateOfRow(row, extra.dependsOn), signedActor(extra.caller));
     json.next_actions = offered.filter((a) => (LIFECYCLE_ACTIONS as Action[]).includes(a));
   }
   return json;
@@ -128,7 +128,7 @@ export function historyJson(row: AuditRow) {
     action: row.action,
     outcome: row.outcome,
     code: row.code,
-    actor: { agent_id: row.actor_agent_id, role: row.actor_role },
+    actor: actorJson(row),
     from: { agent_status: row.from_agent_status, verified_status: row.from_verified_status },
     to:
       row.outcome === 'accepted'

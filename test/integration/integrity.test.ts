@@ -15,7 +15,8 @@ import {
   type SigningKey,
 } from '../../src/custody/identity.js';
 import type { Action } from '../../src/custody/actions.js';
-import type { Actor, StoryState } from '../../src/custody/rules.js';
+import type { SignedActor } from '../../src/custody/actor.js';
+import type { StoryState } from '../../src/custody/rules.js';
 import {
   STORY_WORKFLOW_TYPE,
   storyQuery,
@@ -169,7 +170,7 @@ describe('dependency news for a closed story', () => {
   });
 });
 
-function envelopeFor(key: SigningKey, workflowId: string, action: Action, actor: Actor, body: unknown) {
+function envelopeFor(key: SigningKey, workflowId: string, action: Action, actor: SignedActor, body: unknown) {
   return signEnvelope(key, workflowId, { updateId: randomUUID(), action, actor, body, issuedAt: Date.now() });
 }
 
@@ -191,7 +192,7 @@ describe('scenario 2: a forged start', () => {
     // The forger's own key, trusted by the run it starts; a state and outbox saying A reported,
     // reviewed and verified its own story.
     const forger = signingKeyFromSeed(newSigningSeed());
-    const actorA: Actor = { tenantId: team.tenantId, agentId: a.id, role: 'agent' };
+    const actorA: SignedActor = { tenantId: team.tenantId, agentId: a.id, role: 'agent' };
     const forged: StoryState = {
       ...real.state,
       agentStatus: 'reported_done',
@@ -390,7 +391,7 @@ describe('the key ring', () => {
     await stack.useKeyRing(keyRingOf(k2));
     expect((await act(story.id, 'start', a.key)).status).toBe(200);
     expect((await handle.query(storyQuery)).trustedKeys).toEqual([k2.publicKey]);
-    const actor: Actor = { tenantId: team.tenantId, agentId: a.id, role: 'agent' };
+    const actor: SignedActor = { tenantId: team.tenantId, agentId: a.id, role: 'agent' };
     const old = envelopeFor(k1, story.workflow_id, 'request-review', actor, {});
     const failure = await updateFailure(
       handle.executeUpdate(storyUpdates['request-review'], { args: [old], updateId: old.updateId }),

@@ -16,12 +16,13 @@ import {
 } from '../../src/custody/identity.js';
 import { judgeBatch, type OutboxTransition } from '../../src/custody/integrity.js';
 import { nativeVerify } from '../../src/custody/native-verify.js';
-import { decide, newStoryState, type Actor, type StoryState } from '../../src/custody/rules.js';
+import type { SignedActor } from '../../src/custody/actor.js';
+import { decide, newStoryState, type StoryState } from '../../src/custody/rules.js';
 
 const WORKFLOW = 'story/t/p/1.1';
 const gateway = signingKeyFromSeed(newSigningSeed(), 'k1');
-const implementer: Actor = { tenantId: 't', agentId: 'agent-a', role: 'agent' };
-const other: Actor = { tenantId: 't', agentId: 'agent-b', role: 'agent' };
+const implementer: SignedActor = { tenantId: 't', agentId: 'agent-a', role: 'agent' };
+const other: SignedActor = { tenantId: 't', agentId: 'agent-b', role: 'agent' };
 const start = newStoryState({
   tenantId: 't',
   projectId: 'p',
@@ -36,7 +37,7 @@ const start = newStoryState({
 function outboxOf(
   state: StoryState,
   seq: number,
-  steps: [Action, Actor, unknown][],
+  steps: [Action, SignedActor, unknown][],
   key: SigningKey = gateway,
 ): OutboxTransition[] {
   const out: OutboxTransition[] = [];
@@ -65,7 +66,7 @@ function outboxOf(
 }
 
 const context = { workflowId: WORKFLOW, acceptedKeys: [gateway.publicKey], nowMs: Date.now() };
-const lifecycle: [Action, Actor, unknown][] = [
+const lifecycle: [Action, SignedActor, unknown][] = [
   ['contract', implementer, { story_title: 'T', ac_count: 1 }],
   ['claim', implementer, {}],
   ['start', implementer, {}],
@@ -119,7 +120,7 @@ describe('judgeBatch', () => {
     let state = start;
     for (const [action, actor, body] of [...lifecycle, ['request-review', implementer, {}]] as [
       Action,
-      Actor,
+      SignedActor,
       unknown,
     ][]) {
       const d = decide(state, actor, action, body);

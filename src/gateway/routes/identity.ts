@@ -1,6 +1,7 @@
 /** Tenants, agents and API keys. */
 import { z } from 'zod';
 import { ROLES } from '../../custody/actions.js';
+import { agentActor } from '../../custody/actor.js';
 import * as repo from '../../db/identity-repo.js';
 import { quotasOf } from '../../db/quotas.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
@@ -35,7 +36,7 @@ export function signupRoutes(book: RouteBook, deps: GatewayDeps): void {
       await recordChange(deps.pool, {
         tenantId: tenant.id,
         action: 'tenant.created',
-        actor: { agentId: agent.id, role: agent.role },
+        actor: agentActor({ agentId: agent.id, role: agent.role }),
         payload: { name: tenant.name, admin_agent_id: agent.id, api_key_id: key.id },
       });
       res.status(201).json({
@@ -81,7 +82,7 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       const sourceKey = await recordChange(pool, {
         tenantId: caller.tenantId,
         action: 'agent.registered',
-        actor: { agentId: caller.agentId, role: caller.role },
+        actor: agentActor(caller),
         payload: { agent_id: agent.id, name: agent.name, role: agent.role, api_key_id: key.id },
       });
       await enqueueEvent(pool, caller.tenantId, 'agent.registered', sourceKey, {

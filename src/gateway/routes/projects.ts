@@ -8,6 +8,7 @@ import { enforceQuota, enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { AGENT_STATUSES, VERIFIED_STATUSES } from '../../custody/actions.js';
+import { agentActor } from '../../custody/actor.js';
 import { recordChange } from '../../db/change-audit.js';
 import { enqueueEvent } from '../../db/webhook-repo.js';
 import { dispatchPending } from '../../webhooks/outbox.js';
@@ -73,11 +74,6 @@ export const EpicStoriesQuery = z.strictObject({
 });
 export const ProgressQuery = z.strictObject({ include_cost: z.enum(['true', 'false']).optional() });
 
-/** Change rows for the audit trail: who did what, to which project or story. */
-function actorOf(caller: Caller) {
-  return { agentId: caller.agentId, role: caller.role };
-}
-
 /** A report of an import, in loopctl's terms and custody's. */
 function importSummary(projectId: string, result: ImportResult, merged: boolean) {
   return {
@@ -132,7 +128,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
           tenantId: caller.tenantId,
           projectId: project.id,
           action: 'project.created',
-          actor: actorOf(caller),
+          actor: agentActor(caller),
           payload: body,
         });
         return project;
@@ -191,7 +187,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         tenantId: caller.tenantId,
         projectId: project.id,
         action: merge ? 'project.merged' : 'project.imported',
-        actor: actorOf(caller),
+        actor: agentActor(caller),
         // Every story it created is named here: an import is their creation.
         payload: { ...summary, created_numbers: result.createdNumbers },
       });
@@ -284,7 +280,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
           tenantId: caller.tenantId,
           projectId: project.id,
           action: 'epic.created',
-          actor: actorOf(caller),
+          actor: agentActor(caller),
           payload: { epic_id: epic.id, ...body },
         });
         return epic;
@@ -375,7 +371,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
           tenantId: caller.tenantId,
           projectId: epic.project_id,
           action: 'epic.edited',
-          actor: actorOf(caller),
+          actor: agentActor(caller),
           payload: { epic_id: epic.id, ...body },
         });
         return (await repo.getEpic(db, caller.tenantId, epic.id))!;
@@ -453,7 +449,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
           projectId: story.project_id,
           storyId: story.id,
           action: 'dependency.added',
-          actor: actorOf(caller),
+          actor: agentActor(caller),
           payload: { id: edgeId, story_id: story.id, depends_on_story_id: dependency.id },
         });
         return { story, dependency, id: edgeId };
@@ -526,7 +522,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         projectId: story.project_id,
         storyId: story.id,
         action: 'dependency.removed',
-        actor: actorOf(caller),
+        actor: agentActor(caller),
         payload: edge,
       });
       res.json({ data: { ...edge, removed: true } });
@@ -543,7 +539,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   ) {
     return inTransaction(pool, async (db) => {
       await write(db);
-      await recordChange(db, { tenantId: caller.tenantId, projectId, action, actor: actorOf(caller), payload });
+      await recordChange(db, { tenantId: caller.tenantId, projectId, action, actor: agentActor(caller), payload });
       return (await repo.getProject(db, caller.tenantId, projectId))!;
     });
   }
@@ -600,7 +596,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       projectId: project.id,
       storyId: created.id,
       action: 'story.created',
-      actor: actorOf(caller),
+      actor: agentActor(caller),
       payload: { epic_number: epic.number, ...story },
     });
     return storyJson(created, { caller });
