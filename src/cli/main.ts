@@ -7,6 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { ACTIONS } from '../custody/actions.js';
+import { ACTION_SPECS, type ArgSpec } from '../custody/action-specs.js';
 import { CustodyApiError, CustodyClient, query } from '../clients/http.js';
 import { InitError, initRepository } from './init.js';
 
@@ -180,59 +182,21 @@ program
     });
   });
 
-/** One subcommand per lifecycle action, with its body as options. */
-const ACTIONS: [string, string, (o: Record<string, string | undefined>) => unknown, Option[]][] = [
-  [
-    'contract',
-    'contract a story',
-    (o) => ({ story_title: o.title, ac_count: Number(o.acCount) }),
-    [new Option('--title <title>').makeOptionMandatory(), new Option('--ac-count <n>').makeOptionMandatory()],
-  ],
-  ['claim', 'claim a contracted story', () => ({}), []],
-  ['start', 'start implementing', () => ({}), []],
-  ['request-review', 'ask for review', () => ({}), []],
-  ['report', 'report done', (o) => (o.artifact ? { artifact: o.artifact } : {}), [new Option('--artifact <text>')]],
-  [
-    'review-complete',
-    'record a review',
-    (o) => ({
-      review_type: o.type,
-      findings_count: Number(o.findings),
-      fixes_count: Number(o.fixes),
-      disproved_count: Number(o.disproved),
-      summary: o.summary,
-    }),
-    ['--type <type>', '--findings <n>', '--fixes <n>', '--disproved <n>', '--summary <text>'].map((f) =>
-      new Option(f).makeOptionMandatory(),
-    ),
-  ],
-  [
-    'verify',
-    'verify a reviewed story',
-    (o) => (o.summary ? { summary: o.summary } : {}),
-    [new Option('--summary <text>')],
-  ],
-  [
-    'reject',
-    'reject back to pending',
-    (o) => ({ reason: o.reason }),
-    [new Option('--reason <text>').makeOptionMandatory()],
-  ],
-  ['unclaim', 'give a claim back', () => ({}), []],
-  [
-    'force-unclaim',
-    'take a claim back',
-    (o) => ({ reason: o.reason }),
-    [new Option('--reason <text>').makeOptionMandatory()],
-  ],
-];
-for (const [action, description, body, options] of ACTIONS) {
-  const command = program.command(`${action} <story>`).description(`${description} (story: id or project/number)`);
-  for (const option of options) command.addOption(option);
+/** One subcommand per action with a command in its spec (src/custody/action-specs.ts), its body as options. */
+for (const action of ACTIONS) {
+  const spec = ACTION_SPECS[action].cli;
+  if (!spec) continue;
+  const command = program
+    .command(`${spec.command} <story>`)
+    .description(`${spec.description} (story: id or project/number)`);
+  for (const option of spec.options) {
+    const flag = optionOf(option);
+    command.addOption(option.required ? flag.makeOptionMandatory() : flag);
+  }
   command.action(async (ref: string, opts: Record<string, string | undefined>) => {
     const c = client();
     const id = await resolveStory(c, ref);
-    const story = await c.post<Story>(`/stories/${encodeURIComponent(id)}/${action}`, body(opts));
+    const story = await c.post<Story>(`/stories/${encodeURIComponent(id)}/${action}`, cliBody(spec.options, opts));
     print(story, () => out(storyLine(story)));
   });
 }
@@ -586,4 +550,19 @@ try {
   if (err instanceof UsageError) fail('usage', err.message, {}, EXIT.usage);
   if (err instanceof InitError) fail('init', err.message, {}, EXIT.refused);
   throw err;
+}
+
+function optionOf(arg: ArgSpec): Option {
+  return new Option(arg.flag ?? `--${arg.field.replaceAll('_', '-')} <value>`);
+}
+
+/** The body of an action from its command's options: those given (an optional one not blank), integers as numbers. */
+function cliBody(options: readonly ArgSpec[], given: Record<string, string | undefined>): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const option of options) {
+    const value = given[optionOf(option).attributeName()];
+    if (value === undefined || (!option.required && value === '')) continue;
+    body[option.field] = option.kind === 'integer' ? Number(value) : value;
+  }
+  return body;
 }

@@ -1,5 +1,5 @@
 /**
- * The lifecycle's vocabulary: story states, roles, actions, events. Pure data, no dependencies:
+ * The lifecycle's vocabulary: story states, roles, actions and their rules, events. Pure data, no dependencies:
  * imported by the workflow bundle, where every module is instantiated again for each workflow.
  * The zod schemas of the action bodies live in ./action-bodies.ts, outside the bundle.
  */
@@ -20,52 +20,77 @@ export type VerifiedStatus = (typeof VERIFIED_STATUSES)[number];
 export const ROLES = ['admin', 'orchestrator', 'agent'] as const;
 export type Role = (typeof ROLES)[number];
 
-export const ACTIONS = [
-  'contract',
-  'claim',
-  'start',
-  'request-review',
-  'report',
-  'review-complete',
-  'verify',
-  'reject',
-  'unclaim',
-  'force-unclaim',
-  'backfill',
-  'edit',
-  'delete',
-] as const;
-export type Action = (typeof ACTIONS)[number];
+/** Who may take an action, from which states, and what it announces: the part of an action's spec the workflow needs. */
+export interface ActionRule {
+  roles: readonly Role[];
+  /** The agent statuses the action may start from; `verified` stories accept only what lists it. */
+  from: readonly AgentStatus[];
+  /** The verified statuses it may start from (default: not verified). */
+  fromVerified?: readonly VerifiedStatus[];
+  /** Refused outside `from` with this code instead of `invalid_transition`. */
+  outOfStateCode?: 'story_in_progress';
+  /** The webhook event an accepted one emits. */
+  event: string;
+}
 
 /**
- * Actions with a route of their own (`POST /stories/:id/<action>`); `edit` and `delete` reach the
- * workflow through `PATCH` and `DELETE /stories/:id`, judged by the same rules.
+ * Every action's rule, in the order `next_actions` lists them. The rest of an action's spec (body,
+ * route, MCP tool, CLI command) is in ./action-specs.ts, outside the workflow bundle; its guards
+ * and effect are in ./rules.ts (ACTION_GUARDS, ACTION_EFFECTS).
  */
-export const LIFECYCLE_ACTIONS = ACTIONS.filter(
-  (a): a is Exclude<Action, 'edit' | 'delete'> => a !== 'edit' && a !== 'delete',
-);
+export const ACTION_RULES = {
+  contract: { roles: ['agent', 'orchestrator'], from: ['pending'], event: 'story.contracted' },
+  claim: { roles: ['agent'], from: ['contracted'], event: 'story.claimed' },
+  start: { roles: ['agent'], from: ['assigned'], event: 'story.started' },
+  'request-review': { roles: ['agent'], from: ['implementing'], event: 'story.review_requested' },
+  report: { roles: ['agent', 'orchestrator'], from: ['review_requested'], event: 'story.reported' },
+  'review-complete': { roles: ['agent', 'orchestrator'], from: ['reported_done'], event: 'story.review_complete' },
+  verify: { roles: ['orchestrator'], from: ['reported_done'], event: 'story.verified' },
+  reject: {
+    roles: ['orchestrator'],
+    from: ['reported_done'],
+    fromVerified: ['unverified', 'rejected', 'verified'],
+    event: 'story.rejected',
+  },
+  unclaim: { roles: ['agent'], from: ['assigned', 'implementing'], event: 'story.unclaimed' },
+  'force-unclaim': {
+    roles: ['orchestrator', 'admin'],
+    from: ['assigned', 'implementing', 'review_requested'],
+    event: 'story.force_unclaimed',
+  },
+  backfill: {
+    roles: ['orchestrator'],
+    from: ['pending', 'contracted'],
+    fromVerified: ['unverified'],
+    event: 'story.backfilled',
+  },
+  // Edits and withdrawals are refused past `pending` with their own code: the story is being worked on.
+  edit: {
+    roles: ['admin', 'orchestrator'],
+    from: ['pending'],
+    outOfStateCode: 'story_in_progress',
+    event: 'story.updated',
+  },
+  delete: {
+    roles: ['admin', 'orchestrator'],
+    from: ['pending'],
+    outOfStateCode: 'story_in_progress',
+    event: 'story.deleted',
+  },
+} as const satisfies Record<string, ActionRule>;
+
+export type Action = keyof typeof ACTION_RULES;
+export const ACTIONS = Object.keys(ACTION_RULES) as readonly Action[] as readonly [Action, ...Action[]];
 
 export function isAction(value: unknown): value is Action {
-  return typeof value === 'string' && (ACTIONS as readonly string[]).includes(value);
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ACTION_RULES, value);
 }
 
 /** The events a transition emits, named as webhooks name them. */
 export const EVENT_OF_ACTION: Record<Action | 'lease-expired' | 'stalled', string> = {
   'lease-expired': 'story.lease_expired',
   stalled: 'story.stalled',
-  contract: 'story.contracted',
-  claim: 'story.claimed',
-  start: 'story.started',
-  'request-review': 'story.review_requested',
-  report: 'story.reported',
-  'review-complete': 'story.review_complete',
-  verify: 'story.verified',
-  reject: 'story.rejected',
-  unclaim: 'story.unclaimed',
-  'force-unclaim': 'story.force_unclaimed',
-  backfill: 'story.backfilled',
-  edit: 'story.updated',
-  delete: 'story.deleted',
+  ...(Object.fromEntries(ACTIONS.map((action) => [action, ACTION_RULES[action].event])) as Record<Action, string>),
 };
 
 /**

@@ -3,7 +3,17 @@
  * the action, with the story's next state, or rejects it with a stable code. No Temporal, no I/O:
  * the workflow's update validators call it, and so do its handlers, so a rule lives in one place.
  */
-import { ROLES, isAction, type Action, type AgentStatus, type Role, type VerifiedStatus } from './actions.js';
+import {
+  ACTIONS,
+  ACTION_RULES,
+  ROLES,
+  isAction,
+  type Action,
+  type ActionRule,
+  type Role,
+  type VerifiedStatus,
+  type AgentStatus,
+} from './actions.js';
 import { bodyShapeIssues } from './body-shape.js';
 import { unstorableTextPath } from './storable-text.js';
 import { ERROR_STATUS, type ErrorCode } from './errors.js';
@@ -109,33 +119,7 @@ function reject(code: ErrorCode, message: string, context: Record<string, unknow
   return { ok: false, rejection: { code, status: ERROR_STATUS[code], message, context } };
 }
 
-interface ActionRule {
-  roles: readonly Role[];
-  /** The agent statuses the action may start from; `verified` stories accept only what lists it. */
-  from: readonly AgentStatus[];
-  fromVerified?: readonly VerifiedStatus[];
-}
-
 const NOT_VERIFIED: readonly VerifiedStatus[] = ['unverified', 'rejected'];
-
-const RULES: Record<Action, ActionRule> = {
-  contract: { roles: ['agent', 'orchestrator'], from: ['pending'] },
-  claim: { roles: ['agent'], from: ['contracted'] },
-  start: { roles: ['agent'], from: ['assigned'] },
-  'request-review': { roles: ['agent'], from: ['implementing'] },
-  report: { roles: ['agent', 'orchestrator'], from: ['review_requested'] },
-  'review-complete': { roles: ['agent', 'orchestrator'], from: ['reported_done'] },
-  verify: { roles: ['orchestrator'], from: ['reported_done'] },
-  reject: { roles: ['orchestrator'], from: ['reported_done'], fromVerified: ['unverified', 'rejected', 'verified'] },
-  unclaim: { roles: ['agent'], from: ['assigned', 'implementing'] },
-  'force-unclaim': { roles: ['orchestrator', 'admin'], from: ['assigned', 'implementing', 'review_requested'] },
-  backfill: { roles: ['orchestrator'], from: ['pending', 'contracted'], fromVerified: ['unverified'] },
-  edit: { roles: ['admin', 'orchestrator'], from: ['pending'] },
-  delete: { roles: ['admin', 'orchestrator'], from: ['pending'] },
-};
-
-/** Edits and withdrawals are refused past `pending` with their own code: the story is being worked on. */
-const IN_PROGRESS_CODE: Partial<Record<Action, ErrorCode>> = { edit: 'story_in_progress', delete: 'story_in_progress' };
 
 function validActor(actor: unknown): actor is SignedActor {
   if (typeof actor !== 'object' || actor === null) return false;
@@ -208,7 +192,7 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
   if (state.deleted === true) {
     return rejectionOf('not_found', 'Story not found.');
   }
-  const rule = RULES[action];
+  const rule: ActionRule = ACTION_RULES[action];
   if (!rule.roles.includes(actor.role)) {
     return rejectionOf('forbidden', `The ${actor.role} role may not ${action} a story.`, {
       role: actor.role,
@@ -217,9 +201,8 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
   }
   const verifiedOk = (rule.fromVerified ?? NOT_VERIFIED).includes(state.verifiedStatus);
   if (!rule.from.includes(state.agentStatus) || !verifiedOk) {
-    const inProgress = IN_PROGRESS_CODE[action];
-    if (inProgress) {
-      return rejectionOf(inProgress, `Only a pending story may be changed; this one is ${describe(state)}.`, {
+    if (rule.outOfStateCode) {
+      return rejectionOf(rule.outOfStateCode, `Only a pending story may be changed; this one is ${describe(state)}.`, {
         current_agent_status: state.agentStatus,
         current_verified_status: state.verifiedStatus,
         attempted_action: action,
@@ -231,93 +214,92 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
       attempted_action: action,
     });
   }
-  const isImplementer = state.implementerAgentIds.includes(actor.agentId);
-  switch (action) {
-    case 'claim': {
-      const unmet = Object.entries(state.dependencies)
-        .filter(([, dep]) => !dep.verified)
-        .map(([id]) => id);
-      if (unmet.length > 0) {
-        return rejectionOf(
-          'dependencies_not_met',
-          'Every dependency must be verified before this story can be claimed.',
-          {
-            unverified_dependencies: unmet,
-          },
-        );
-      }
-      return null;
-    }
-    case 'start':
-    case 'request-review':
-    case 'unclaim':
-      if (state.assignedAgentId !== actor.agentId) {
-        return rejectionOf('not_assigned_agent', `Only the assigned agent may ${action} this story.`);
-      }
-      return null;
-    case 'report':
-      if (isImplementer) {
-        return rejectionOf(
-          'self_report_blocked',
-          'The implementer of a story may not report it done; another agent must.',
-          {
-            implementer_agent_id: actor.agentId,
-          },
-        );
-      }
-      return null;
-    case 'review-complete':
-      if (isImplementer) {
-        return rejectionOf('self_review_blocked', 'The implementer of a story may not review it.', {
-          implementer_agent_id: actor.agentId,
-        });
-      }
-      if (hasReviewThisIteration(state)) {
-        return rejectionOf('invalid_transition', 'This iteration has already been reviewed.', {
-          current_agent_status: state.agentStatus,
-          current_verified_status: state.verifiedStatus,
-          attempted_action: action,
-        });
-      }
-      return null;
-    case 'verify':
-      if (isImplementer) {
-        return rejectionOf('self_verify_blocked', 'The implementer of a story may not verify it.', {
-          implementer_agent_id: actor.agentId,
-        });
-      }
-      if (hasReviewThisIteration(state) && state.review!.reviewer_agent_id === actor.agentId) {
-        return rejectionOf(
-          'verifier_is_reviewer',
-          'The reviewer of a story may not also verify it; verify with a key of another agent.',
-          { reviewer_agent_id: actor.agentId },
-        );
-      }
-      if (!hasReviewThisIteration(state)) {
-        return rejectionOf(
-          'review_required',
-          'A story must be reviewed (review-complete) in this iteration before it is verified.',
-          {
-            iteration: state.iteration,
-          },
-        );
-      }
-      return null;
-    case 'backfill':
-      // Backfill attests work done before custody: a story that anyone claimed (or that was ever
-      // rejected, so went through custody) cannot have its history laundered into `verified`.
-      if (state.implementerAgentIds.length > 0 || state.iteration > 1 || state.reportedByAgentId !== null) {
-        return rejectionOf('invalid_transition', 'Only a story that was never claimed may be backfilled.', {
-          current_agent_status: state.agentStatus,
-          current_verified_status: state.verifiedStatus,
-          attempted_action: action,
-        });
-      }
-      return null;
-    default:
-      return null;
-  }
+  return ACTION_GUARDS[action]?.(state, actor, action) ?? null;
 }
+
+/** What an action checks of the caller and the story beyond roles and states (none: no guard). */
+type Guard = (state: StoryState, actor: SignedActor, action: Action) => Rejection | null;
+
+const assigneeOnly: Guard = (state, actor, action) =>
+  state.assignedAgentId !== actor.agentId
+    ? rejectionOf('not_assigned_agent', `Only the assigned agent may ${action} this story.`)
+    : null;
+
+const isImplementer = (state: StoryState, actor: SignedActor) => state.implementerAgentIds.includes(actor.agentId);
+
+export const ACTION_GUARDS: Partial<Record<Action, Guard>> = {
+  claim: (state) => {
+    const unmet = Object.entries(state.dependencies)
+      .filter(([, dep]) => !dep.verified)
+      .map(([id]) => id);
+    if (unmet.length > 0) {
+      return rejectionOf(
+        'dependencies_not_met',
+        'Every dependency must be verified before this story can be claimed.',
+        {
+          unverified_dependencies: unmet,
+        },
+      );
+    }
+    return null;
+  },
+  start: assigneeOnly,
+  'request-review': assigneeOnly,
+  unclaim: assigneeOnly,
+  report: (state, actor) =>
+    isImplementer(state, actor)
+      ? rejectionOf('self_report_blocked', 'The implementer of a story may not report it done; another agent must.', {
+          implementer_agent_id: actor.agentId,
+        })
+      : null,
+  'review-complete': (state, actor, action) => {
+    if (isImplementer(state, actor)) {
+      return rejectionOf('self_review_blocked', 'The implementer of a story may not review it.', {
+        implementer_agent_id: actor.agentId,
+      });
+    }
+    if (hasReviewThisIteration(state)) {
+      return rejectionOf('invalid_transition', 'This iteration has already been reviewed.', {
+        current_agent_status: state.agentStatus,
+        current_verified_status: state.verifiedStatus,
+        attempted_action: action,
+      });
+    }
+    return null;
+  },
+  verify: (state, actor) => {
+    if (isImplementer(state, actor)) {
+      return rejectionOf('self_verify_blocked', 'The implementer of a story may not verify it.', {
+        implementer_agent_id: actor.agentId,
+      });
+    }
+    if (hasReviewThisIteration(state) && state.review!.reviewer_agent_id === actor.agentId) {
+      return rejectionOf(
+        'verifier_is_reviewer',
+        'The reviewer of a story may not also verify it; verify with a key of another agent.',
+        { reviewer_agent_id: actor.agentId },
+      );
+    }
+    if (!hasReviewThisIteration(state)) {
+      return rejectionOf(
+        'review_required',
+        'A story must be reviewed (review-complete) in this iteration before it is verified.',
+        { iteration: state.iteration },
+      );
+    }
+    return null;
+  },
+  // Backfill attests work done before custody: a story that anyone claimed (or that was ever
+  // rejected, so went through custody) cannot have its history laundered into `verified`.
+  backfill: (state, _actor, action) =>
+    state.implementerAgentIds.length > 0 || state.iteration > 1 || state.reportedByAgentId !== null
+      ? rejectionOf('invalid_transition', 'Only a story that was never claimed may be backfilled.', {
+          current_agent_status: state.agentStatus,
+          current_verified_status: state.verifiedStatus,
+          attempted_action: action,
+        })
+      : null,
+};
 
 function rejectionOf(code: ErrorCode, message: string, context: Record<string, unknown> = {}): Rejection {
   return { code, status: ERROR_STATUS[code], message, context };
@@ -329,7 +311,7 @@ function describe(state: StoryState): string {
 
 /** The actions the actor could take now, body aside: what `next_actions` shows. */
 export function availableActions(state: StoryState, actor: unknown): Action[] {
-  return (Object.keys(RULES) as Action[]).filter((action) => checkStanding(state, actor, action) === null);
+  return ACTIONS.filter((action) => checkStanding(state, actor, action) === null);
 }
 
 /**
@@ -401,120 +383,8 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
   const data = (body ?? {}) as Record<string, unknown>;
   const next: StoryState = { ...state, implementerAgentIds: [...state.implementerAgentIds] };
 
-  switch (act) {
-    case 'contract': {
-      const b = data as { story_title: string; ac_count: number };
-      if (b.story_title !== state.title || b.ac_count !== state.acCount) {
-        return reject(
-          'contract_mismatch',
-          'The contract does not match the story: check its title and number of acceptance criteria.',
-          {
-            expected: { story_title: state.title, ac_count: state.acCount },
-            provided: { story_title: b.story_title, ac_count: b.ac_count },
-          },
-        );
-      }
-      next.agentStatus = 'contracted';
-      break;
-    }
-    case 'claim':
-      next.agentStatus = 'assigned';
-      next.assignedAgentId = who.agentId;
-      if (!next.implementerAgentIds.includes(who.agentId)) next.implementerAgentIds.push(who.agentId);
-      break;
-    case 'start':
-      next.agentStatus = 'implementing';
-      break;
-    case 'request-review':
-      next.agentStatus = 'review_requested';
-      break;
-    case 'report':
-      next.agentStatus = 'reported_done';
-      next.reportedByAgentId = who.agentId;
-      next.artifact = data.artifact ?? null;
-      break;
-    case 'review-complete': {
-      const given = data as Partial<Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>>;
-      // loopctl's clients leave out the counts when there were no findings, and the summary.
-      const b = {
-        review_type: given.review_type ?? '',
-        findings_count: given.findings_count ?? 0,
-        fixes_count: given.fixes_count ?? 0,
-        disproved_count: given.disproved_count ?? 0,
-        summary: given.summary ?? '',
-      };
-      const counts = [b.findings_count, b.fixes_count, b.disproved_count];
-      if (counts.some((n) => n < 0) || b.fixes_count + b.disproved_count !== b.findings_count) {
-        return reject(
-          'findings_math_mismatch',
-          'fixes_count + disproved_count must equal findings_count, and none may be negative.',
-          {
-            findings_count: b.findings_count,
-            fixes_count: b.fixes_count,
-            disproved_count: b.disproved_count,
-          },
-        );
-      }
-      next.review = {
-        ...b,
-        reviewer_agent_id: who.agentId,
-        iteration: state.iteration,
-        artifact: state.artifact ?? null,
-      };
-      next.reviewerAgentId = who.agentId;
-      break;
-    }
-    case 'verify':
-      next.verifiedStatus = 'verified';
-      next.verifiedByAgentId = who.agentId;
-      break;
-    case 'reject':
-    case 'force-unclaim': {
-      const b = data as { reason?: string };
-      if (isBlank(b.reason)) return reject('reason_required', `A ${act} needs a reason.`);
-      if (act === 'reject') {
-        next.agentStatus = 'pending';
-        next.verifiedStatus = 'rejected';
-        next.iteration = state.iteration + 1;
-        next.reportedByAgentId = null;
-        next.reviewerAgentId = null;
-        next.verifiedByAgentId = null;
-        next.artifact = null;
-        next.backfilled = false;
-      } else {
-        next.agentStatus = 'contracted';
-      }
-      next.assignedAgentId = null;
-      break;
-    }
-    case 'unclaim':
-      next.agentStatus = 'contracted';
-      next.assignedAgentId = null;
-      break;
-    case 'backfill': {
-      const b = data as { reason?: string };
-      if (isBlank(b.reason)) return reject('reason_required', 'A backfill needs a reason.');
-      next.agentStatus = 'reported_done';
-      next.verifiedStatus = 'verified';
-      next.verifiedByAgentId = who.agentId;
-      next.backfilled = true;
-      break;
-    }
-    case 'edit': {
-      const b = data as { title?: string; ac_count?: number; remove_dependencies?: string[] };
-      if (b.title !== undefined) next.title = b.title;
-      if (b.ac_count !== undefined) next.acCount = b.ac_count;
-      if (b.remove_dependencies !== undefined) {
-        next.dependencies = Object.fromEntries(
-          Object.entries(state.dependencies).filter(([id]) => !b.remove_dependencies!.includes(id)),
-        );
-      }
-      break;
-    }
-    case 'delete':
-      next.deleted = true;
-      break;
-  }
+  const refused = ACTION_EFFECTS[act](next, { state, actor: who, body: data, action: act });
+  if (refused) return { ok: false, rejection: refused };
 
   return {
     ok: true,
@@ -527,6 +397,141 @@ export function decide(state: StoryState, actor: unknown, action: unknown, body:
     },
   };
 }
+
+/**
+ * What an accepted action does to the story: `next` (a copy of the story) is changed in place.
+ * An effect may still refuse on what the body means (a contract that does not match, a blank reason).
+ */
+type Effect = (
+  next: StoryState,
+  input: { state: StoryState; actor: SignedActor; body: Record<string, unknown>; action: Action },
+) => Rejection | null;
+
+const blankReason: (next: StoryState, input: { body: Record<string, unknown>; action: Action }) => Rejection | null = (
+  _next,
+  { body, action },
+) =>
+  isBlank((body as { reason?: string }).reason) ? rejectionOf('reason_required', `A ${action} needs a reason.`) : null;
+
+export const ACTION_EFFECTS: Record<Action, Effect> = {
+  contract: (next, { state, body }) => {
+    const b = body as { story_title: string; ac_count: number };
+    if (b.story_title !== state.title || b.ac_count !== state.acCount) {
+      return rejectionOf(
+        'contract_mismatch',
+        'The contract does not match the story: check its title and number of acceptance criteria.',
+        {
+          expected: { story_title: state.title, ac_count: state.acCount },
+          provided: { story_title: b.story_title, ac_count: b.ac_count },
+        },
+      );
+    }
+    next.agentStatus = 'contracted';
+    return null;
+  },
+  claim: (next, { actor }) => {
+    next.agentStatus = 'assigned';
+    next.assignedAgentId = actor.agentId;
+    if (!next.implementerAgentIds.includes(actor.agentId)) next.implementerAgentIds.push(actor.agentId);
+    return null;
+  },
+  start: (next) => {
+    next.agentStatus = 'implementing';
+    return null;
+  },
+  'request-review': (next) => {
+    next.agentStatus = 'review_requested';
+    return null;
+  },
+  report: (next, { actor, body }) => {
+    next.agentStatus = 'reported_done';
+    next.reportedByAgentId = actor.agentId;
+    next.artifact = body.artifact ?? null;
+    return null;
+  },
+  'review-complete': (next, { state, actor, body }) => {
+    const given = body as Partial<Omit<ReviewRecord, 'reviewer_agent_id' | 'iteration'>>;
+    // loopctl's clients leave out the counts when there were no findings, and the summary.
+    const b = {
+      review_type: given.review_type ?? '',
+      findings_count: given.findings_count ?? 0,
+      fixes_count: given.fixes_count ?? 0,
+      disproved_count: given.disproved_count ?? 0,
+      summary: given.summary ?? '',
+    };
+    const counts = [b.findings_count, b.fixes_count, b.disproved_count];
+    if (counts.some((n) => n < 0) || b.fixes_count + b.disproved_count !== b.findings_count) {
+      return rejectionOf(
+        'findings_math_mismatch',
+        'fixes_count + disproved_count must equal findings_count, and none may be negative.',
+        { findings_count: b.findings_count, fixes_count: b.fixes_count, disproved_count: b.disproved_count },
+      );
+    }
+    next.review = {
+      ...b,
+      reviewer_agent_id: actor.agentId,
+      iteration: state.iteration,
+      artifact: state.artifact ?? null,
+    };
+    next.reviewerAgentId = actor.agentId;
+    return null;
+  },
+  verify: (next, { actor }) => {
+    next.verifiedStatus = 'verified';
+    next.verifiedByAgentId = actor.agentId;
+    return null;
+  },
+  reject: (next, input) => {
+    const blank = blankReason(next, input);
+    if (blank) return blank;
+    next.agentStatus = 'pending';
+    next.verifiedStatus = 'rejected';
+    next.iteration = input.state.iteration + 1;
+    next.reportedByAgentId = null;
+    next.reviewerAgentId = null;
+    next.verifiedByAgentId = null;
+    next.artifact = null;
+    next.backfilled = false;
+    next.assignedAgentId = null;
+    return null;
+  },
+  'force-unclaim': (next, input) => {
+    const blank = blankReason(next, input);
+    if (blank) return blank;
+    next.agentStatus = 'contracted';
+    next.assignedAgentId = null;
+    return null;
+  },
+  unclaim: (next) => {
+    next.agentStatus = 'contracted';
+    next.assignedAgentId = null;
+    return null;
+  },
+  backfill: (next, input) => {
+    const blank = blankReason(next, input);
+    if (blank) return blank;
+    next.agentStatus = 'reported_done';
+    next.verifiedStatus = 'verified';
+    next.verifiedByAgentId = input.actor.agentId;
+    next.backfilled = true;
+    return null;
+  },
+  edit: (next, { state, body }) => {
+    const b = body as { title?: string; ac_count?: number; remove_dependencies?: string[] };
+    if (b.title !== undefined) next.title = b.title;
+    if (b.ac_count !== undefined) next.acCount = b.ac_count;
+    if (b.remove_dependencies !== undefined) {
+      next.dependencies = Object.fromEntries(
+        Object.entries(state.dependencies).filter(([id]) => !b.remove_dependencies!.includes(id)),
+      );
+    }
+    return null;
+  },
+  delete: (next) => {
+    next.deleted = true;
+    return null;
+  },
+};
 
 /** Applies news about a dependency; stale news (a lower sequence) is ignored. */
 export function applyDependencyStatus(state: StoryState, dependencyId: string, status: DependencyStatus): StoryState {

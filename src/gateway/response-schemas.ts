@@ -6,7 +6,8 @@
  */
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { AGENT_STATUSES, LIFECYCLE_ACTIONS, ROLES, VERIFIED_STATUSES } from '../custody/actions.js';
+import { AGENT_STATUSES, ROLES, VERIFIED_STATUSES } from '../custody/actions.js';
+import { ROUTED_ACTIONS, actionPath } from '../custody/action-specs.js';
 
 extendZodWithOpenApi(z);
 
@@ -153,7 +154,7 @@ export const StoryJson = z
       .optional()
       .openapi({ description: 'On blocked stories: the dependencies not verified yet' }),
     next_actions: z
-      .array(z.enum(LIFECYCLE_ACTIONS))
+      .array(z.enum(ROUTED_ACTIONS))
       .optional()
       .openapi({ description: "On a single story: what the caller's key may do now", example: ['contract'] }),
   })
@@ -363,8 +364,8 @@ export const OPERATIONS: Record<string, { operationId: string; response: z.ZodTy
   'DELETE /stories/:id': { operationId: 'deleteStory', response: one(DeletedStoryJson) },
   'POST /epics/:epic_id/verify-all': { operationId: 'verifyAllInEpic', response: one(VerifyAllJson) },
   ...Object.fromEntries(
-    LIFECYCLE_ACTIONS.map((action) => [
-      `POST /stories/:id/${action}`,
+    ROUTED_ACTIONS.map((action) => [
+      `POST ${actionPath(action)}`,
       { operationId: `${camel(action)}Story`, response: one(StoryJson) },
     ]),
   ),

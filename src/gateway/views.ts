@@ -1,5 +1,6 @@
 /** JSON shapes of the API's resources, built from database rows (and, after an action, workflow state). */
-import { LIFECYCLE_ACTIONS, type Action } from '../custody/actions.js';
+import type { Action } from '../custody/actions.js';
+import { ROUTED_ACTIONS } from '../custody/action-specs.js';
 import { actorJson, signedActor } from '../custody/actor.js';
 import { availableActions, type StoryState } from '../custody/rules.js';
 import type { AuditRow } from '../db/audit-repo.js';
@@ -115,7 +116,7 @@ export function storyJson(row: StoryRow, extra: StoryExtras = {}) {
   if (extra.caller && row.held) json.next_actions = [];
   else if (extra.caller) {
     const offered = availableActions(stateOfRow(row, extra.dependsOn), signedActor(extra.caller));
-    json.next_actions = offered.filter((a) => (LIFECYCLE_ACTIONS as Action[]).includes(a));
+    json.next_actions = offered.filter((a) => (ROUTED_ACTIONS as readonly Action[]).includes(a));
   }
   return json;
 }

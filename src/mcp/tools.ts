@@ -7,7 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { AGENT_STATUSES, VERIFIED_STATUSES } from '../custody/actions.js';
+import { ACTIONS, AGENT_STATUSES, VERIFIED_STATUSES, type Action } from '../custody/actions.js';
+import { ACTION_SPECS, type ArgSpec, type McpKey, type McpToolSpec } from '../custody/action-specs.js';
 import { CustodyApiError, CustodyClient, query, type PageMeta } from '../clients/http.js';
 import type { ClaimKeeper } from './claim-keeper.js';
 
@@ -25,7 +26,7 @@ export type McpEnv = z.infer<typeof McpEnv>;
  * request-review); `review`: the reviewer's, else the orchestrator's (report, review); `orch`: the
  * orchestrator's (verify, reject, import, projects); `read`: whichever is set, agent's first.
  */
-type KeyKind = 'agent' | 'review' | 'orch' | 'read';
+type KeyKind = McpKey;
 
 const KEY_NAMES: Record<KeyKind, string> = {
   agent: 'LOOPCTL_AGENT_KEY',
@@ -353,28 +354,32 @@ export function createMcpServer(env: McpEnv, keeper?: ClaimKeeper): McpServer {
     (c, a) => c.post('/story_dependencies', a),
   );
 
-  // The lifecycle: implementer.
-  tool(
-    'contract_story',
-    'Contract a pending story: its exact title and number of acceptance criteria (pending -> contracted).',
-    'agent',
-    { ...storyId, story_title: z.string(), ac_count: z.number().int() },
-    act('contract'),
-  );
-  tool(
-    'claim_story',
-    'Claim a contracted story whose dependencies are verified (-> assigned). While this server runs it keeps the claim alive.',
-    'agent',
-    storyId,
-    act('claim', (story) => keeper?.hold(story)),
-  );
-  tool(
-    'start_story',
-    'Start implementing a story you claimed (assigned -> implementing).',
-    'agent',
-    storyId,
-    act('start', (story) => keeper?.hold(story)),
-  );
+  // The lifecycle: one tool per action with one (src/custody/action-specs.ts), the story's id and the body's fields.
+  const afterAction = (claim: McpToolSpec['claim']) =>
+    claim === 'hold'
+      ? (story: string) => keeper?.hold(story)
+      : claim === 'release'
+        ? (story: string) => keeper?.release(story)
+        : undefined;
+  for (const action of ACTIONS) {
+    const spec = ACTION_SPECS[action].mcp;
+    if (!spec) continue;
+    if (spec.args === 'custom') {
+      const custom = CUSTOM_ACTION_TOOLS[action];
+      if (!custom) throw new Error(`the MCP tool of ${action} maps its arguments itself, but has no mapping`);
+      tool(spec.name, spec.description, spec.key, { ...storyId, ...custom.shape }, (c, args) =>
+        c.post(`${path('stories', args.story_id)}/${action}`, custom.body(args)),
+      );
+      continue;
+    }
+    tool(
+      spec.name,
+      spec.description,
+      spec.key,
+      { ...storyId, ...argsShape(spec.args) },
+      act(action, afterAction(spec.claim)),
+    );
+  }
   tool(
     'heartbeat_story',
     "Keep your claim alive for another lease (the project's lease_ttl_seconds). This server already does it every third of the lease while it runs.",
@@ -383,27 +388,31 @@ export function createMcpServer(env: McpEnv, keeper?: ClaimKeeper): McpServer {
     act('heartbeat', (story, answer) => keeper?.hold(story, answer.lease_expires_at as string | null)),
   );
   tool(
-    'request_review',
-    'Ask for review of a story you implemented (implementing -> review_requested); the claim ends.',
-    'agent',
-    storyId,
-    act('request-review', (story) => keeper?.release(story)),
+    'verify_all_in_epic',
+    'Verify every story of an epic that can be verified, each judged by the same gates; lists each outcome.',
+    'orch',
+    { epic_id: id('epic'), review_type: z.string(), summary: z.string() },
+    (c, { epic_id, ...body }) => c.post(`${path('epics', epic_id)}/verify-all`, body),
   );
-  tool(
-    'unclaim_story',
-    'Give back a story you claimed (-> contracted).',
-    'agent',
-    storyId,
-    act('unclaim', (story) => keeper?.release(story)),
-  );
+  return server;
+}
 
-  // The lifecycle: reviewer.
-  tool(
-    'report_story',
-    'Report a story done (review_requested -> reported_done); never by its implementer.',
-    'review',
-    {
-      ...storyId,
+/** The shape of a tool's arguments, from its spec. */
+function argsShape(args: readonly ArgSpec[]): z.ZodRawShape {
+  return Object.fromEntries(
+    args.map((arg) => {
+      const type = arg.kind === 'integer' ? z.number().int() : z.string();
+      return [arg.field, arg.required ? type : type.optional()];
+    }),
+  );
+}
+
+/** The action tools whose arguments are loopctl's, not the body's: their shape, and the body they make. */
+const CUSTOM_ACTION_TOOLS: Partial<
+  Record<Action, { shape: z.ZodRawShape; body: (args: Record<string, unknown>) => Record<string, unknown> }>
+> = {
+  report: {
+    shape: {
       artifact_type: z.string().optional().describe('e.g. branch, pr, test_run.'),
       artifact_path: z.string().optional().describe('Path or URL of the artifact.'),
       artifact: z.string().optional().describe('The artifact as one string (instead of type and path).'),
@@ -416,21 +425,17 @@ export function createMcpServer(env: McpEnv, keeper?: ClaimKeeper): McpServer {
         })
         .optional(),
     },
-    (c, { story_id, artifact_type, artifact_path, artifact, token_usage }) => {
+    body: ({ artifact_type, artifact_path, artifact, token_usage }) => {
       const body: Record<string, unknown> = {};
       if (artifact !== undefined) body.artifact = artifact;
       else if (artifact_type !== undefined || artifact_path !== undefined)
         body.artifact = stripUndefined({ artifact_type, path: artifact_path });
       if (token_usage !== undefined) body.token_usage = token_usage;
-      return c.post(`${path('stories', story_id)}/report`, body);
+      return body;
     },
-  );
-  tool(
-    'review_complete',
-    'Record a review of the reported work (never by its implementer); fixes_count + disproved_count must equal findings_count.',
-    'review',
-    {
-      ...storyId,
+  },
+  'review-complete': {
+    shape: {
       review_type: z.string(),
       findings_count: z.number().int().optional(),
       fixes_count: z.number().int().optional(),
@@ -439,51 +444,10 @@ export function createMcpServer(env: McpEnv, keeper?: ClaimKeeper): McpServer {
       artifact: z.string().optional(),
     },
     // The counts default to 0, as the contract says; sent explicitly so any server takes them.
-    (c, { story_id, findings_count = 0, fixes_count = 0, disproved_count = 0, ...rest }) =>
-      c.post(
-        `${path('stories', story_id)}/review-complete`,
-        stripUndefined({ ...rest, findings_count, fixes_count, disproved_count }),
-      ),
-  );
-
-  // The lifecycle: orchestrator.
-  tool(
-    'verify_story',
-    'Verify a reviewed story (not by its implementer nor its reviewer).',
-    'orch',
-    { ...storyId, summary: z.string().optional(), review_type: z.string().optional() },
-    act('verify'),
-  );
-  tool(
-    'reject_story',
-    'Reject a story back to pending (iteration + 1), with a reason.',
-    'orch',
-    { ...storyId, reason: z.string() },
-    act('reject'),
-  );
-  tool(
-    'force_unclaim_story',
-    'Take a story back from its assignee (-> contracted), with a reason.',
-    'orch',
-    { ...storyId, reason: z.string() },
-    act('force-unclaim'),
-  );
-  tool(
-    'backfill_story',
-    'Attest work done before custody on a story never claimed (-> verified, backfilled).',
-    'orch',
-    { ...storyId, reason: z.string(), evidence_url: z.string().optional(), pr_number: z.number().int().optional() },
-    act('backfill'),
-  );
-  tool(
-    'verify_all_in_epic',
-    'Verify every story of an epic that can be verified, each judged by the same gates; lists each outcome.',
-    'orch',
-    { epic_id: id('epic'), review_type: z.string(), summary: z.string() },
-    (c, { epic_id, ...body }) => c.post(`${path('epics', epic_id)}/verify-all`, body),
-  );
-  return server;
-}
+    body: ({ story_id: _story, findings_count = 0, fixes_count = 0, disproved_count = 0, ...rest }) =>
+      stripUndefined({ ...rest, findings_count, fixes_count, disproved_count }),
+  },
+};
 
 const isVerifiedStatus = (s: string) => (VERIFIED_STATUSES as readonly string[]).includes(s);
 

@@ -3,6 +3,7 @@
  * metrics when the process runs a worker with its Prometheus exporter on.
  */
 import client from 'prom-client';
+import { ACTIONS } from '../custody/actions.js';
 
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry });
@@ -13,6 +14,12 @@ export const transitions = new client.Counter({
   labelNames: ['action', 'outcome'] as const,
   registers: [registry],
 });
+
+/** Every action a story takes (its spec's name) and the heartbeat: each series is there from the start, at 0. */
+const ACTION_LABELS = [...ACTIONS, 'heartbeat'] as const;
+for (const action of ACTION_LABELS) {
+  for (const outcome of ['accepted', 'rejected']) transitions.inc({ action, outcome }, 0);
+}
 
 export const rejections = new client.Counter({
   name: 'custody_rejections_total',

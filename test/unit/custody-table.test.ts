@@ -4,9 +4,12 @@
  * lifecycle table (shared/API.md), not from the implementation.
  */
 import { describe, expect, it } from 'vitest';
+import { ACTION_SPECS, ROUTED_ACTIONS, actionPath, type RoutedAction } from '../../src/custody/action-specs.js';
 import {
   ACTIONS,
+  ACTION_RULES,
   AGENT_STATUSES,
+  EVENT_OF_ACTION,
   type Action,
   type AgentStatus,
   type VerifiedStatus,
@@ -22,6 +25,7 @@ import {
   newStoryState,
   type StoryState,
 } from '../../src/custody/rules.js';
+import { storyUpdates } from '../../workflows/messages.js';
 
 const TENANT = 'tenant-1';
 const IMPLEMENTER = 'agent-impl';
@@ -710,5 +714,50 @@ describe('custody rules: a claim that ran out', () => {
     expect(
       explainByLease(review.rejection, again.state, ACTORS.implementer, 'request-review', expired(after)).code,
     ).toBe('invalid_transition');
+  });
+});
+
+describe('every action has one spec, and everything derived from it covers the action', () => {
+  it.each(ACTIONS.map((action) => [action]))('%s: a spec, a rule with roles and states, an effect', (action) => {
+    const spec = ACTION_SPECS[action];
+    expect(spec, `${action} has no spec in src/custody/action-specs.ts`).toBeDefined();
+    expect(spec.name).toBe(action);
+    expect(spec.rule).toBe(ACTION_RULES[action]);
+    expect(spec.rule.roles.length).toBeGreaterThan(0);
+    expect(spec.rule.from.length).toBeGreaterThan(0);
+    expect(typeof spec.effect, `${action} has no effect in ACTION_EFFECTS`).toBe('function');
+    expect(spec.body.safeParse(VALID_BODIES[action]).success).toBe(true);
+    expect(spec.event).toMatch(/^story\.[a-z_]+$/);
+    expect(EVENT_OF_ACTION[action]).toBe(spec.event);
+    expect(TABLE[action], `the oracle has no row for ${action}`).toBeDefined();
+    expect(spec.http.summary.length).toBeGreaterThan(0);
+    // The workflow takes it as an update of its own name.
+    expect(storyUpdates[action]?.name).toBe(action);
+  });
+
+  it('routes each action: its own POST route, or a route that translates to it', () => {
+    for (const action of ACTIONS) {
+      const http = ACTION_SPECS[action].http;
+      expect(ROUTED_ACTIONS.includes(action as RoutedAction)).toBe(!('via' in http));
+    }
+    expect(ROUTED_ACTIONS.map(actionPath)).toEqual(ROUTED_ACTIONS.map((a) => `/stories/:id/${a}`));
+  });
+
+  it('names tools, commands and events once each', () => {
+    const tools = ACTIONS.flatMap((a) => ACTION_SPECS[a].mcp?.name ?? []);
+    const commands = ACTIONS.flatMap((a) => ACTION_SPECS[a].cli?.command ?? []);
+    const events = ACTIONS.map((a) => ACTION_SPECS[a].event);
+    expect(new Set(tools).size).toBe(tools.length);
+    expect(new Set(commands).size).toBe(commands.length);
+    expect(new Set(events).size).toBe(events.length);
+  });
+
+  it("takes the fields of a tool's or command's arguments from the action's body", () => {
+    for (const action of ACTIONS) {
+      const { mcp, cli, body } = ACTION_SPECS[action];
+      const fields = Object.keys((body as unknown as { shape: Record<string, unknown> }).shape);
+      const args = [...(mcp && mcp.args !== 'custom' ? mcp.args : []), ...(cli?.options ?? [])];
+      for (const arg of args) expect(fields, `${action}: ${arg.field}`).toContain(arg.field);
+    }
   });
 });

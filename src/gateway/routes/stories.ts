@@ -1,7 +1,7 @@
 /** Story reads (from the read model) and story actions (through the story's workflow). */
 import { z } from 'zod';
-import { AGENT_STATUSES, LIFECYCLE_ACTIONS, VERIFIED_STATUSES, type Action } from '../../custody/actions.js';
-import { ACTION_BODIES } from '../../custody/action-bodies.js';
+import { AGENT_STATUSES, VERIFIED_STATUSES } from '../../custody/actions.js';
+import { ACTION_SPECS, COMMON_ACTION_ERRORS, ROUTED_ACTIONS, actionPath } from '../../custody/action-specs.js';
 import { auditTrail, storyHistory, verifyAuditChain } from '../../db/audit-repo.js';
 import { enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
@@ -215,21 +215,22 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
   );
 
-  for (const action of LIFECYCLE_ACTIONS) {
+  for (const action of ROUTED_ACTIONS) {
+    const spec = ACTION_SPECS[action];
     book.add(
       {
         method: 'post',
-        path: `/stories/:id/${action}`,
-        summary: ACTION_SUMMARIES[action],
+        path: actionPath(action),
+        summary: spec.http.summary,
         tag: 'Lifecycle',
-        body: ACTION_BODIES[action],
-        errors: ACTION_ERRORS[action],
+        body: spec.body,
+        errors: [...COMMON_ACTION_ERRORS, ...spec.errors],
       },
       async (req, res) => {
         const caller = callerOf(res);
         const story = await storyOr404(caller.tenantId, req.params.id);
         // Shape only (the same schema the rules use); what the body means is the workflow's call.
-        const body = parseOr400(ACTION_BODIES[action], req.body ?? {});
+        const body = parseOr400(spec.body, req.body ?? {});
         refuseIfArchived(story);
         // A tenant past its stored-bytes quota writes nothing more, rejected attempts included.
         await enforceStoredBytes(pool, caller.tenantId, quotasOf(deps.config));
@@ -439,49 +440,3 @@ export function refuseIfArchived(story: { project_archived: boolean; project_id:
     });
   }
 }
-
-const ACTION_SUMMARIES: Record<Action, string> = {
-  contract: 'Contract a pending story: title and number of acceptance criteria must match',
-  claim: 'Claim a contracted story whose dependencies are verified (one claimant wins)',
-  start: 'Start implementing (the assignee only)',
-  'request-review': 'Ask for review (the assignee only)',
-  report: 'Report the story done: never by its implementer (self_report_blocked)',
-  'review-complete': 'Record the review: never by the implementer; fixes + disproved = findings',
-  verify: 'Verify a reviewed story: never by the implementer nor by the reviewer',
-  reject: 'Reject: back to pending, iteration + 1 (a reason is required)',
-  unclaim: 'Give the story back (the assignee only)',
-  'force-unclaim': 'Take the story back from its assignee (a reason is required)',
-  backfill: 'Mark a never-claimed story verified for work done before custody (backfilled: true; a reason is required)',
-  edit: 'Edit a pending story (PATCH /stories/:id)',
-  delete: 'Withdraw a pending story (DELETE /stories/:id)',
-};
-
-const COMMON_ACTION_ERRORS = [
-  'invalid_transition',
-  'forbidden',
-  'timeout',
-  'quota_exceeded',
-  'story_closed',
-  'story_held',
-];
-const ACTION_ERRORS: Record<Action, string[]> = {
-  contract: [...COMMON_ACTION_ERRORS, 'contract_mismatch'],
-  claim: [...COMMON_ACTION_ERRORS, 'dependencies_not_met'],
-  start: [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
-  'request-review': [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
-  report: [...COMMON_ACTION_ERRORS, 'self_report_blocked'],
-  'review-complete': [
-    ...COMMON_ACTION_ERRORS,
-    'self_review_blocked',
-    'findings_math_mismatch',
-    'review_required',
-    'artifact_mismatch',
-  ],
-  verify: [...COMMON_ACTION_ERRORS, 'self_verify_blocked', 'verifier_is_reviewer', 'review_required'],
-  reject: [...COMMON_ACTION_ERRORS, 'reason_required'],
-  unclaim: [...COMMON_ACTION_ERRORS, 'not_assigned_agent'],
-  'force-unclaim': [...COMMON_ACTION_ERRORS, 'reason_required'],
-  backfill: [...COMMON_ACTION_ERRORS, 'reason_required'],
-  edit: [...COMMON_ACTION_ERRORS, 'story_in_progress'],
-  delete: [...COMMON_ACTION_ERRORS, 'story_in_progress'],
-};
