@@ -10,7 +10,6 @@ import {
   isAction,
   type Action,
   type ActionRule,
-  type Role,
   type VerifiedStatus,
   type AgentStatus,
 } from './actions.js';
