@@ -93,7 +93,7 @@ describe('the board', () => {
     const story = stories.get('1.1');
     const [implementer, reviewer] = team.agents;
     const polls = async () => Number(await page.getAttribute('#main', 'data-polled'));
-    await page.waitForFunction("document.getElementById('main').dataset.polled");
+    await page.waitForSelector('#main[data-polled]', { state: 'attached' });
 
     await stack.api.act(story.id, 'contract', implementer.key, { story_title: story.title, ac_count: 1 });
     await page.waitForSelector(card('contracted', '1.1'), { timeout: 10_000 });
@@ -157,7 +157,7 @@ describe('the board', () => {
     await page.goto(`${stack.baseUrl}/board/stories/${story.id}`);
     await page.waitForSelector('.timeline');
     expect(await page.$$('.entry.rejected')).toHaveLength(0);
-    await page.waitForFunction("document.getElementById('main').dataset.polled");
+    await page.waitForSelector('#main[data-polled]', { state: 'attached' });
 
     const selfReport = await stack.api.act(story.id, 'report', implementer.key, {
       artifact: 'https://example.test/pr/7',
