@@ -96,7 +96,8 @@ describe('npm start on embedded defaults', () => {
     expect(me.status).toBe(200);
     expect(me.body.data.name).toBe('persisted');
     await stop(second.child, ports);
-  });
+    // Two whole start-ups (PostgreSQL's initdb, the Temporal dev server, migrations) in one test.
+  }, 300_000);
 
   it('stops with one readable line on a bad setting', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/worker.ts'], {
