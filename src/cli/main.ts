@@ -215,6 +215,90 @@ program
     );
   });
 
+interface RoundLine {
+  name: string;
+  min_reviewers: number;
+  required_labels: string[];
+  aggregator_required: boolean;
+}
+const roundLine = (r: RoundLine, i: number) =>
+  `${i + 1}. ${r.name}: ${r.min_reviewers} reviewer(s)` +
+  (r.required_labels.length ? `, labels ${r.required_labels.join(', ')}` : '') +
+  (r.aggregator_required ? ', aggregator signs' : '');
+
+const policy = program.command('policy').description("a project's review policy");
+policy
+  .command('show <project>')
+  .description('the review policy now (version 0: the default, one review)')
+  .action(async (ref: string) => {
+    const c = client();
+    const p = await resolveProject(c, ref);
+    const data = await c.get<{ version: number; rounds: RoundLine[] }>(
+      `/projects/${encodeURIComponent(p.id)}/review_policy`,
+    );
+    print(data, () => {
+      out(`review policy version ${data.version}`);
+      data.rounds.forEach((r, i) => out(roundLine(r, i)));
+    });
+  });
+policy
+  .command('set <project> <file>')
+  .description('set the review policy (admin) from a JSON file: {"rounds":[{name, min_reviewers, ...}]}')
+  .action(async (ref: string, file: string) => {
+    const c = client();
+    const p = await resolveProject(c, ref);
+    const data = await c.put<{ version: number; rounds: RoundLine[] }>(
+      `/projects/${encodeURIComponent(p.id)}/review_policy`,
+      JSON.parse(readFileSync(file, 'utf8')),
+    );
+    print(data, () => out(`review policy version ${data.version}: ${data.rounds.length} round(s)`));
+  });
+
+program
+  .command('labels <agent-id> [labels...]')
+  .description("set an agent's labels (admin; never your own), e.g. security-adversary architect")
+  .action(async (agentId: string, labels: string[]) => {
+    const data = await client().put<{ name: string; labels: string[] }>(
+      `/agents/${encodeURIComponent(agentId)}/labels`,
+      { labels },
+    );
+    print(data, () => out(`${data.name}: ${data.labels.join(', ') || 'no labels'}`));
+  });
+
+program
+  .command('reviews <story>')
+  .description("a story's review rounds, each reviewer's findings, and the artifact chain")
+  .action(async (ref: string) => {
+    const c = client();
+    const id = await resolveStory(c, ref);
+    const data = await c.get<{
+      policy: { version: number };
+      rounds: (RoundLine & { complete: boolean; reviewers: string[]; missing_labels: string[] })[] | null;
+      records: {
+        kind: string;
+        round: string | null;
+        agent_id: string;
+        findings_count: number | null;
+        artifact_key: string | null;
+        counts: boolean;
+      }[];
+    }>(`/stories/${encodeURIComponent(id)}/reviews`);
+    print(data, () => {
+      out(`review policy version ${data.policy.version}`);
+      for (const r of data.rounds ?? [])
+        out(
+          `${r.name}: ${r.complete ? 'complete' : 'open'}, ${r.reviewers.length} reviewer(s)` +
+            (r.missing_labels.length ? `, missing ${r.missing_labels.join(', ')}` : ''),
+        );
+      for (const r of data.records)
+        out(
+          `${r.kind}${r.round ? ` [${r.round}]` : ''} by ${r.agent_id}` +
+            (r.findings_count !== null ? `, ${r.findings_count} finding(s)` : '') +
+            ` of ${r.artifact_key ?? 'no artifact'}${r.kind === 'review' && !r.counts ? ' (voided)' : ''}`,
+        );
+    });
+  });
+
 const project = program.command('project').description('projects');
 project
   .command('create <name>')

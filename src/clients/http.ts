@@ -1,5 +1,5 @@
 /** A small client of the HTTP API, shared by the MCP server and the CLI. */
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface PageMeta {
   limit?: number;
@@ -86,6 +86,10 @@ export class CustodyClient {
 
   post<T = unknown>(path: string, body: unknown = {}): Promise<T> {
     return this.request<T>('POST', path, body);
+  }
+
+  put<T = unknown>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PUT', path, body);
   }
 }
 

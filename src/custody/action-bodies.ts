@@ -38,6 +38,20 @@ export const ACTION_BODIES = {
     summary: text(20_000).optional(),
     /** The artifact reviewed; absent, the review is of the latest report's artifact. */
     artifact: artifact.optional(),
+    /** The review policy's round this review is for; absent, the round now open. */
+    round: text(64).optional(),
+  }),
+  aggregate: z.strictObject({
+    /** The round signed; absent, the round now open. */
+    round: text(64).optional(),
+    /** The round's summary the aggregator signs. */
+    summary: text(20_000),
+    /** The round's findings as the aggregator classified them: fixes + disproved = findings = the reviewers' sum. */
+    findings_count: count.optional(),
+    fixes_count: count.optional(),
+    disproved_count: count.optional(),
+    /** The artifact the summary is of; absent, the latest report's. */
+    artifact: artifact.optional(),
   }),
   verify: z.strictObject({ summary: text(20_000).optional(), review_type: text(64).optional() }),
   reject: z.strictObject({ reason: text(20_000).optional() }),

@@ -159,12 +159,24 @@ const INTERFACES = {
     },
   },
   'review-complete': {
-    http: { summary: 'Record the review: never by the implementer; fixes + disproved = findings' },
-    errors: ['self_review_blocked', 'findings_math_mismatch', 'review_required', 'artifact_mismatch'],
+    http: {
+      summary:
+        "Record one reviewer's review (of the round now open, under a review policy): never by the implementer, " +
+        'once per reviewer per round; fixes + disproved = findings',
+    },
+    errors: [
+      'self_review_blocked',
+      'findings_math_mismatch',
+      'review_required',
+      'artifact_mismatch',
+      'duplicate_review',
+      'round_not_current',
+      'unknown_round',
+    ],
     mcp: {
       name: 'review_complete',
       description:
-        'Record a review of the reported work (never by its implementer); fixes_count + disproved_count must equal findings_count.',
+        'Record your review of the reported work (never by its implementer; once per reviewer per round under a review policy); fixes_count + disproved_count must equal findings_count. Name the artifact you reviewed (a commit SHA) and the round, if you like: another one is refused.',
       key: 'review',
       args: 'custom',
     },
@@ -177,15 +189,64 @@ const INTERFACES = {
         { field: 'fixes_count', kind: 'integer', required: true, flag: '--fixes <n>' },
         { field: 'disproved_count', kind: 'integer', required: true, flag: '--disproved <n>' },
         { field: 'summary', kind: 'text', required: true, flag: '--summary <text>' },
+        { field: 'round', kind: 'text', flag: '--round <name>' },
+        { field: 'artifact', kind: 'text', flag: '--artifact <sha>' },
+      ],
+    },
+  },
+  aggregate: {
+    http: {
+      summary:
+        "Sign a review round's summary (rounds whose policy needs an aggregator): never by one of the round's " +
+        "reviewers; the classified findings are the round's",
+    },
+    errors: [
+      'self_review_blocked',
+      'aggregator_is_reviewer',
+      'findings_math_mismatch',
+      'review_required',
+      'artifact_mismatch',
+      'round_incomplete',
+      'round_not_current',
+      'unknown_round',
+    ],
+    mcp: {
+      name: 'aggregate_review',
+      description:
+        "Sign the summary of the review round now open (verify-classify-aggregate): never by one of its reviewers; fixes_count + disproved_count must equal findings_count, which must equal the round's reviewers' findings.",
+      key: 'review',
+      args: [
+        { field: 'summary', kind: 'text', required: true },
+        { field: 'findings_count', kind: 'integer' },
+        { field: 'fixes_count', kind: 'integer' },
+        { field: 'disproved_count', kind: 'integer' },
+        { field: 'round', kind: 'text' },
+        { field: 'artifact', kind: 'text' },
+      ],
+    },
+    cli: {
+      command: 'aggregate',
+      description: "sign a review round's summary",
+      options: [
+        { field: 'summary', kind: 'text', required: true, flag: '--summary <text>' },
+        { field: 'findings_count', kind: 'integer', flag: '--findings <n>' },
+        { field: 'fixes_count', kind: 'integer', flag: '--fixes <n>' },
+        { field: 'disproved_count', kind: 'integer', flag: '--disproved <n>' },
+        { field: 'round', kind: 'text', flag: '--round <name>' },
+        { field: 'artifact', kind: 'text', flag: '--artifact <sha>' },
       ],
     },
   },
   verify: {
-    http: { summary: 'Verify a reviewed story: never by the implementer nor by the reviewer' },
-    errors: ['self_verify_blocked', 'verifier_is_reviewer', 'review_required'],
+    http: {
+      summary:
+        'Verify a reviewed story (every round of its review policy complete): never by the implementer nor by a reviewer',
+    },
+    errors: ['self_verify_blocked', 'verifier_is_reviewer', 'review_required', 'round_incomplete'],
     mcp: {
       name: 'verify_story',
-      description: 'Verify a reviewed story (not by its implementer nor its reviewer).',
+      description:
+        'Verify a reviewed story (not by its implementer nor a reviewer; under a review policy, once every round is complete).',
       key: 'orch',
       args: [
         { field: 'summary', kind: 'text' },

@@ -45,6 +45,8 @@ export const ACTION_RULES = {
   'request-review': { roles: ['agent'], from: ['implementing'], event: 'story.review_requested' },
   report: { roles: ['agent', 'orchestrator'], from: ['review_requested'], event: 'story.reported' },
   'review-complete': { roles: ['agent', 'orchestrator'], from: ['reported_done'], event: 'story.review_complete' },
+  /** An aggregator signs a review round's summary (rounds that need one, under a review policy). */
+  aggregate: { roles: ['agent', 'orchestrator'], from: ['reported_done'], event: 'story.review_aggregated' },
   verify: { roles: ['orchestrator'], from: ['reported_done'], event: 'story.verified' },
   reject: {
     roles: ['orchestrator'],

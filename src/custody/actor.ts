@@ -27,6 +27,8 @@ export interface SignedActor extends AgentActor {
   tenantId: string;
   /** The agent's name, for display only (signed with the rest); the rules never read it. */
   name?: string;
+  /** The labels an admin gave the agent (`security-adversary`, …): review policies require some. */
+  labels?: string[];
 }
 
 export function isSystemActor(actor: { role: string }): actor is SystemActor {

@@ -5,6 +5,7 @@
  * workflow's own guard against anything that reaches it another way.
  */
 import type { Action } from './actions.js';
+import { policyIssues } from './policy.js';
 
 export interface ShapeIssue {
   path: string;
@@ -33,6 +34,12 @@ const artifact: Check = (value) => {
   if (typeof value === 'string') return text(20_000)(value);
   if (!isPlainObject(value)) return 'expected a string or an object';
   return Object.keys(value).some((key) => key.length > 200) ? 'keys of at most 200 characters' : null;
+};
+
+const pinnedPolicy: Check = (value) => {
+  const issues = policyIssues(value);
+  if (issues.length > 0) return issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  return typeof (value as { version?: unknown }).version === 'number' ? null : 'version: required';
 };
 
 const tokens: Check = (value) =>
@@ -73,7 +80,15 @@ interface Field {
 }
 
 const SHAPES: Record<Action, Record<string, Field>> = {
-  contract: { story_title: { check: text(1000) }, ac_count: { check: count } },
+  contract: {
+    story_title: { check: text(1000) },
+    ac_count: { check: count },
+    /**
+     * Set by the gateway, never by a caller (its zod schema has no such field): the project's review
+     * policy, which the iteration keeps from its contract on. Absent: the default policy.
+     */
+    review_policy: { check: pinnedPolicy, optional: true },
+  },
   claim: {},
   start: {},
   'request-review': {},
@@ -96,6 +111,15 @@ const SHAPES: Record<Action, Record<string, Field>> = {
     fixes_count: { check: count, optional: true },
     disproved_count: { check: count, optional: true },
     summary: { check: text(20_000), optional: true },
+    artifact: { check: artifact, optional: true },
+    round: { check: text(64), optional: true },
+  },
+  aggregate: {
+    round: { check: text(64), optional: true },
+    summary: { check: text(20_000) },
+    findings_count: { check: count, optional: true },
+    fixes_count: { check: count, optional: true },
+    disproved_count: { check: count, optional: true },
     artifact: { check: artifact, optional: true },
   },
   verify: { summary: { check: text(20_000), optional: true }, review_type: { check: text(64), optional: true } },

@@ -17,6 +17,19 @@ import { bodyShapeIssues } from './body-shape.js';
 import { unstorableTextPath } from './storable-text.js';
 import { ERROR_STATUS, type ErrorCode } from './errors.js';
 import type { SignedActor } from './actor.js';
+import {
+  EMPTY_PROGRESS,
+  aggregationMathProblem,
+  aggregationStanding,
+  artifactKey,
+  currentRound,
+  iterationReviewers,
+  reviewStanding,
+  voidForNewArtifact,
+  type PinnedPolicy,
+  type ReviewProgress,
+  type ReviewRefusal,
+} from './policy.js';
 
 export interface ReviewRecord {
   reviewer_agent_id: string;
@@ -61,6 +74,24 @@ export interface StoryState {
   backfilled?: boolean;
   /** Withdrawn while pending (`DELETE /stories/:id`): it takes no action any more. */
   deleted?: boolean;
+  /**
+   * The review policy this iteration runs under, pinned by its contract (the project's policy then).
+   * Absent or null: the story has no policy of its own and is reviewed once, as custody always did.
+   */
+  reviewPolicy?: PinnedPolicy | null;
+  /** The reviews and sign-offs of this iteration's rounds (with a policy only). */
+  reviewProgress?: ReviewProgress | null;
+  /** The identity of the artifact verified (`artifactKey`), once verified. */
+  verifiedArtifact?: string | null;
+}
+
+/** A story whose iteration runs under a policy its contract pinned. */
+export function policyOf(state: StoryState): PinnedPolicy | null {
+  return state.reviewPolicy ?? null;
+}
+
+function progressOf(state: StoryState): ReviewProgress {
+  return state.reviewProgress ?? EMPTY_PROGRESS;
 }
 
 export interface Rejection {
@@ -160,6 +191,9 @@ export function checkMeaningfulText(action: unknown, body: unknown): Rejection |
       if (blank('review_type') || blank('summary'))
         return rejectionOf('review_required', 'A review type and a summary must hold a letter or digit.');
       return null;
+    case 'aggregate':
+      if (blank('summary')) return rejectionOf('review_required', "A round's summary must hold a letter or digit.");
+      return null;
     case 'reject':
     case 'force-unclaim':
       if (blank('reason')) return rejectionOf('reason_required', `A ${action} needs a reason with a letter or digit.`);
@@ -199,7 +233,10 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
     });
   }
   const verifiedOk = (rule.fromVerified ?? NOT_VERIFIED).includes(state.verifiedStatus);
-  if (!rule.from.includes(state.agentStatus) || !verifiedOk) {
+  // Under a policy a story reported done may be reported again (fixes: a new artifact, same iteration).
+  const from: readonly AgentStatus[] =
+    action === 'report' && policyOf(state) !== null ? [...rule.from, 'reported_done'] : rule.from;
+  if (!from.includes(state.agentStatus) || !verifiedOk) {
     if (rule.outOfStateCode) {
       return rejectionOf(rule.outOfStateCode, `Only a pending story may be changed; this one is ${describe(state)}.`, {
         current_agent_status: state.agentStatus,
@@ -257,6 +294,7 @@ export const ACTION_GUARDS: Partial<Record<Action, Guard>> = {
         implementer_agent_id: actor.agentId,
       });
     }
+    if (policyOf(state) !== null) return reviewRefusal(state, actor, action, undefined);
     if (hasReviewThisIteration(state)) {
       return rejectionOf('invalid_transition', 'This iteration has already been reviewed.', {
         current_agent_status: state.agentStatus,
@@ -266,12 +304,14 @@ export const ACTION_GUARDS: Partial<Record<Action, Guard>> = {
     }
     return null;
   },
+  aggregate: (state, actor) => aggregationRefusal(state, actor, undefined),
   verify: (state, actor) => {
     if (isImplementer(state, actor)) {
       return rejectionOf('self_verify_blocked', 'The implementer of a story may not verify it.', {
         implementer_agent_id: actor.agentId,
       });
     }
+    if (policyOf(state) !== null) return verifyRefusal(state, actor);
     if (hasReviewThisIteration(state) && state.review!.reviewer_agent_id === actor.agentId) {
       return rejectionOf(
         'verifier_is_reviewer',
@@ -302,6 +342,128 @@ export const ACTION_GUARDS: Partial<Record<Action, Guard>> = {
 
 function rejectionOf(code: ErrorCode, message: string, context: Record<string, unknown> = {}): Rejection {
   return { code, status: ERROR_STATUS[code], message, context };
+}
+
+function wrongState(state: StoryState, action: string, message: string): Rejection {
+  return rejectionOf('invalid_transition', message, {
+    current_agent_status: state.agentStatus,
+    current_verified_status: state.verifiedStatus,
+    attempted_action: action,
+  });
+}
+
+/** A policy's refusal in the error vocabulary. */
+function policyRejection(state: StoryState, action: string, refusal: ReviewRefusal, agentId: string): Rejection {
+  switch (refusal.code) {
+    case 'self_review_blocked':
+      return rejectionOf('self_review_blocked', 'The implementer of a story may not review it.', {
+        implementer_agent_id: agentId,
+      });
+    case 'duplicate_review':
+      return rejectionOf('duplicate_review', `You already reviewed round ${refusal.round}; another reviewer must.`, {
+        round: refusal.round,
+        reviewer_agent_id: agentId,
+      });
+    case 'aggregator_is_reviewer':
+      return rejectionOf(
+        'aggregator_is_reviewer',
+        `You reviewed round ${refusal.round}; its summary must be signed by an agent who did not.`,
+        { round: refusal.round, reviewer_agent_id: agentId },
+      );
+    case 'unknown_round':
+      return rejectionOf('unknown_round', `The review policy has no round ${refusal.round}.`, {
+        round: refusal.round,
+        rounds: policyOf(state)?.rounds.map((r) => r.name) ?? [],
+      });
+    case 'round_not_current':
+      if (refusal.current === null && refusal.round === '')
+        return wrongState(state, action, 'Every review round of this iteration is complete.');
+      return rejectionOf('round_not_current', `Round ${refusal.round} is not the round now open.`, {
+        round: refusal.round,
+        current_round: refusal.current,
+      });
+    case 'round_incomplete':
+      return rejectionOf('round_incomplete', `Round ${refusal.round} does not have its reviewers yet.`, {
+        round: refusal.round,
+        missing_reviewers: refusal.missing_reviewers,
+        missing_labels: refusal.missing_labels,
+      });
+    case 'aggregation_not_required':
+      return wrongState(
+        state,
+        action,
+        refusal.round === null
+          ? 'Every review round of this iteration is complete.'
+          : `Round ${refusal.round} is not signed by an aggregator.`,
+      );
+  }
+}
+
+function reviewRefusal(
+  state: StoryState,
+  actor: SignedActor,
+  action: string,
+  round: string | undefined,
+): Rejection | null {
+  const implementer = state.implementerAgentIds.includes(actor.agentId);
+  const standing = reviewStanding(
+    policyOf(state)!,
+    progressOf(state),
+    { agentId: actor.agentId, isImplementer: implementer },
+    round,
+  );
+  return 'code' in standing ? policyRejection(state, action, standing, actor.agentId) : null;
+}
+
+function aggregationRefusal(state: StoryState, actor: SignedActor, round: string | undefined): Rejection | null {
+  const policy = policyOf(state);
+  if (policy === null) return wrongState(state, 'aggregate', 'This story has no review round an aggregator signs.');
+  const implementer = state.implementerAgentIds.includes(actor.agentId);
+  const standing = aggregationStanding(
+    policy,
+    progressOf(state),
+    { agentId: actor.agentId, isImplementer: implementer },
+    round,
+  );
+  return 'code' in standing ? policyRejection(state, 'aggregate', standing, actor.agentId) : null;
+}
+
+/** Under a policy: nobody who reviewed or signed a round verifies, and only once every round is complete. */
+function verifyRefusal(state: StoryState, actor: SignedActor): Rejection | null {
+  const policy = policyOf(state)!;
+  const progress = progressOf(state);
+  if (iterationReviewers(progress).includes(actor.agentId)) {
+    return rejectionOf(
+      'verifier_is_reviewer',
+      'A reviewer or aggregator of a story may not also verify it; verify with a key of another agent.',
+      { reviewer_agent_id: actor.agentId },
+    );
+  }
+  const open = currentRound(policy, progress);
+  if (open !== null) {
+    return rejectionOf('round_incomplete', `Round ${open.name} of the review policy is not complete.`, {
+      round: open.name,
+      missing_reviewers: open.missing_reviewers,
+      missing_labels: open.missing_labels,
+      aggregator_required: open.aggregator_required,
+      aggregated: open.aggregated_by !== null,
+      policy_version: policy.version,
+    });
+  }
+  return null;
+}
+
+function labelsOf(actor: SignedActor): string[] {
+  return Array.isArray(actor.labels) ? [...new Set(actor.labels.filter((l) => typeof l === 'string'))].sort() : [];
+}
+
+/** A review or sign-off that names an artifact must name the one reported (by identity: see `artifactKey`). */
+function artifactMismatch(state: StoryState, named: unknown): Rejection | null {
+  if (named === undefined || artifactKey(named) === artifactKey(state.artifact ?? null)) return null;
+  return rejectionOf('artifact_mismatch', 'The review names another artifact than the one reported.', {
+    reported_artifact: state.artifact ?? null,
+    reviewed_artifact: named,
+  });
 }
 
 function describe(state: StoryState): string {
@@ -338,13 +500,7 @@ export function checkLaterRules(state: StoryState, action: unknown, body: unknow
   if (typeof b.review_type !== 'string' || !hasLetterOrDigit(b.review_type)) {
     return rejectionOf('review_required', 'A review needs a review_type (a letter or a digit at least).');
   }
-  if (b.artifact !== undefined && canonicalJson(b.artifact) !== canonicalJson(state.artifact ?? null)) {
-    return rejectionOf('artifact_mismatch', 'The review names another artifact than the one reported.', {
-      reported_artifact: state.artifact ?? null,
-      reviewed_artifact: b.artifact,
-    });
-  }
-  return null;
+  return artifactMismatch(state, b.artifact);
 }
 
 /** Every custody rule for an action: what the update validator applies (`decide`, then the later rules). */
@@ -357,18 +513,6 @@ export function judge(state: StoryState, actor: unknown, action: unknown, body: 
 
 function hasLetterOrDigit(value: string): boolean {
   return /[\p{L}\p{N}]/u.test(value);
-}
-
-/** JSON with object keys sorted: two artifacts are the same when their canonical forms are. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }
 
 /** Decides one action. Never throws; never mutates `state`. */
@@ -426,6 +570,15 @@ export const ACTION_EFFECTS: Record<Action, Effect> = {
       );
     }
     next.agentStatus = 'contracted';
+    // The iteration keeps the policy its contract carried (set by the gateway from the project).
+    const pinned = (body as { review_policy?: PinnedPolicy }).review_policy;
+    if (pinned !== undefined) {
+      next.reviewPolicy = pinned;
+      next.reviewProgress = { reviews: [], aggregations: [] };
+    } else if (state.reviewPolicy != null) {
+      next.reviewPolicy = null;
+      next.reviewProgress = null;
+    }
     return null;
   },
   claim: (next, { actor }) => {
@@ -442,10 +595,17 @@ export const ACTION_EFFECTS: Record<Action, Effect> = {
     next.agentStatus = 'review_requested';
     return null;
   },
-  report: (next, { actor, body }) => {
+  report: (next, { state, actor, body }) => {
     next.agentStatus = 'reported_done';
     next.reportedByAgentId = actor.agentId;
     next.artifact = body.artifact ?? null;
+    const policy = policyOf(state);
+    if (state.agentStatus === 'reported_done' && policy !== null) {
+      // A new artifact in the same iteration: what was reviewed of the old one stops counting.
+      next.reviewProgress = voidForNewArtifact(policy, progressOf(state));
+      next.review = null;
+      next.reviewerAgentId = null;
+    }
     return null;
   },
   'review-complete': (next, { state, actor, body }) => {
@@ -466,6 +626,28 @@ export const ACTION_EFFECTS: Record<Action, Effect> = {
         { findings_count: b.findings_count, fixes_count: b.fixes_count, disproved_count: b.disproved_count },
       );
     }
+    const policy = policyOf(state);
+    if (policy !== null) {
+      const refusal = reviewRefusal(state, actor, 'review-complete', (body as { round?: string }).round);
+      if (refusal) return refusal;
+      const mismatch = artifactMismatch(state, (body as { artifact?: unknown }).artifact);
+      if (mismatch) return mismatch;
+      const progress = progressOf(state);
+      const round = currentRound(policy, progress)!;
+      next.reviewProgress = {
+        ...progress,
+        reviews: [
+          ...progress.reviews,
+          {
+            round: round.name,
+            reviewer_agent_id: actor.agentId,
+            reviewer_labels: labelsOf(actor),
+            ...b,
+            artifact_key: artifactKey(state.artifact ?? null),
+          },
+        ],
+      };
+    }
     next.review = {
       ...b,
       reviewer_agent_id: actor.agentId,
@@ -475,9 +657,54 @@ export const ACTION_EFFECTS: Record<Action, Effect> = {
     next.reviewerAgentId = actor.agentId;
     return null;
   },
-  verify: (next, { actor }) => {
+  aggregate: (next, { state, actor, body }) => {
+    const given = body as {
+      round?: string;
+      summary: string;
+      findings_count?: number;
+      fixes_count?: number;
+      disproved_count?: number;
+      artifact?: unknown;
+    };
+    const refusal = aggregationRefusal(state, actor, given.round);
+    if (refusal) return refusal;
+    if (isBlank(given.summary)) return rejectionOf('review_required', "An aggregation needs the round's summary.");
+    const mismatch = artifactMismatch(state, given.artifact);
+    if (mismatch) return mismatch;
+    const progress = progressOf(state);
+    const round = currentRound(policyOf(state)!, progress)!;
+    const counts = {
+      findings_count: given.findings_count ?? round.findings_count,
+      fixes_count: given.fixes_count ?? 0,
+      disproved_count: given.disproved_count ?? 0,
+    };
+    const problem = aggregationMathProblem(round, counts);
+    if (problem) {
+      return rejectionOf('findings_math_mismatch', `Round ${round.name}: ${problem}.`, {
+        round: round.name,
+        round_findings_count: round.findings_count,
+        ...counts,
+      });
+    }
+    next.reviewProgress = {
+      ...progress,
+      aggregations: [
+        ...progress.aggregations,
+        {
+          round: round.name,
+          aggregator_agent_id: actor.agentId,
+          ...counts,
+          summary: given.summary,
+          artifact_key: artifactKey(state.artifact ?? null),
+        },
+      ],
+    };
+    return null;
+  },
+  verify: (next, { state, actor }) => {
     next.verifiedStatus = 'verified';
     next.verifiedByAgentId = actor.agentId;
+    next.verifiedArtifact = artifactKey(state.artifact ?? null);
     return null;
   },
   reject: (next, input) => {
@@ -492,6 +719,8 @@ export const ACTION_EFFECTS: Record<Action, Effect> = {
     next.artifact = null;
     next.backfilled = false;
     next.assignedAgentId = null;
+    if (input.state.verifiedArtifact != null) next.verifiedArtifact = null;
+    if (input.state.reviewProgress != null) next.reviewProgress = null;
     return null;
   },
   'force-unclaim': (next, input) => {

@@ -1,4 +1,5 @@
 /** Projects, epics, stories and their dependencies: the read model. Every function takes the tenant id. */
+import type { PinnedPolicy, ReviewProgress } from '../custody/policy.js';
 import type pg from 'pg';
 import type { AgentStatus, VerifiedStatus } from '../custody/actions.js';
 import type { ReviewRecord } from '../custody/rules.js';
@@ -61,6 +62,12 @@ export interface StoryRow {
   /** An integrity violation stopped the story (see activities/persistence.ts); an admin resumes it. */
   held: boolean;
   held_reason: string | null;
+  /** The review policy the current iteration's contract pinned (null: the default policy). */
+  review_policy: PinnedPolicy | null;
+  /** The rounds' reviews and sign-offs of the current iteration (with a policy only). */
+  review_progress: ReviewProgress | null;
+  /** The identity of the artifact verified. */
+  verified_artifact: string | null;
   version: string;
   position: string;
   created_at: Date;
@@ -71,6 +78,7 @@ const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.t
   s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
   s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.held, s.held_reason, s.version, s.position, s.created_at, s.updated_at,
   s.estimated_hours, s.metadata, s.artifact, s.backfilled, s.deleted_at,
+  s.review_policy, s.review_progress, s.verified_artifact,
   (SELECT e.number FROM epics e WHERE e.id = s.epic_id) AS epic_number,
   (SELECT p.archived_at IS NOT NULL FROM projects p WHERE p.id = s.project_id) AS project_archived`;
 

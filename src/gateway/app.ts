@@ -18,6 +18,7 @@ import { authenticate, idempotency } from './middleware.js';
 import { idempotencySealKey } from './idempotency-seal.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { boardRoutes } from './board.js';
+import { reviewPolicyRoutes } from './routes/review-policy.js';
 import { RouteBook } from './route-book.js';
 import { identityRoutes, signupRoutes } from './routes/identity.js';
 import { setCursorSecret } from './routes/params.js';
@@ -114,6 +115,7 @@ export function routeBooks(deps: GatewayDeps): [RouteBook, RouteBook] {
   projectRoutes(book, deps);
   storyRoutes(book, deps);
   webhookRoutes(book, deps);
+  reviewPolicyRoutes(book, deps);
   return [publicBook, book];
 }
 

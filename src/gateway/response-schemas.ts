@@ -249,6 +249,80 @@ export const HistoryJson = z
   })
   .openapi('HistoryEntry');
 
+const RoundJson = z.object({
+  name: z.string().openapi({ example: 'adversarial' }),
+  min_reviewers: z.number().int().openapi({ example: 4 }),
+  required_labels: z.array(z.string()).openapi({ example: ['security-adversary'] }),
+  aggregator_required: z.boolean(),
+  deadline_seconds: z.number().int().optional(),
+});
+export const ReviewPolicyJson = z
+  .object({
+    project_id: z.uuid(),
+    version: z.number().int().openapi({ description: '0 is the default policy (one round, one reviewer)' }),
+    default: z.boolean(),
+    rounds: z.array(RoundJson),
+    created_by: z.uuid().nullable(),
+    created_at: time.nullable(),
+  })
+  .openapi('ReviewPolicy');
+export const AgentLabelsJson = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  role: z.enum(ROLES),
+  labels: z.array(z.string()).openapi({ example: ['security-adversary'] }),
+});
+const RoundStatusJson = z.object({
+  name: z.string(),
+  index: z.number().int(),
+  reviewers: z.array(z.string()),
+  missing_reviewers: z.number().int(),
+  missing_labels: z.array(z.string()),
+  aggregator_required: z.boolean(),
+  aggregated_by: z.string().nullable(),
+  complete: z.boolean(),
+  findings_count: z.number().int(),
+  fixes_count: z.number().int(),
+  disproved_count: z.number().int(),
+});
+export const StoryReviewsJson = z
+  .object({
+    story_id: z.uuid(),
+    iteration: z.number().int(),
+    policy: z.object({ version: z.number().int(), default: z.boolean(), rounds: z.array(RoundJson) }),
+    rounds: z
+      .array(RoundStatusJson)
+      .nullable()
+      .openapi({ description: 'Where each round stands (null without a policy: the one review is `review`)' }),
+    artifact: z.unknown(),
+    verified_artifact: z.string().nullable().openapi({ example: 'commit:3f2a1b…' }),
+    records: z.array(
+      z.object({
+        seq: z.number().int(),
+        iteration: z.number().int(),
+        kind: z.enum(['report', 'review', 'aggregation', 'verify']),
+        round: z.string().nullable(),
+        agent_id: z.uuid(),
+        agent_labels: z.array(z.string()),
+        review_type: z.string().nullable(),
+        findings_count: z.number().int().nullable(),
+        fixes_count: z.number().int().nullable(),
+        disproved_count: z.number().int().nullable(),
+        summary: z.string().nullable(),
+        artifact: z.unknown(),
+        artifact_key: z
+          .string()
+          .nullable()
+          .openapi({ description: 'The artifact’s identity: commit SHA or file-set digest' }),
+        counts: z
+          .boolean()
+          .openapi({ description: 'A review or sign-off that still counts (not voided by a later report)' }),
+        occurred_at: time,
+      }),
+    ),
+  })
+  .openapi('StoryReviews');
+
 export const HeartbeatJson = z.object({
   story_id: z.uuid(),
   lease_expires_at: time.nullable().openapi({ description: 'null when the project has no lease' }),
@@ -363,6 +437,14 @@ export const OPERATIONS: Record<string, { operationId: string; response: z.ZodTy
   'PATCH /stories/:id': { operationId: 'updateStory', response: one(StoryJson) },
   'DELETE /stories/:id': { operationId: 'deleteStory', response: one(DeletedStoryJson) },
   'POST /epics/:epic_id/verify-all': { operationId: 'verifyAllInEpic', response: one(VerifyAllJson) },
+  'PUT /projects/:id/review_policy': { operationId: 'setReviewPolicy', response: one(ReviewPolicyJson) },
+  'GET /projects/:id/review_policy': { operationId: 'getReviewPolicy', response: one(ReviewPolicyJson) },
+  'GET /projects/:id/review_policy/versions': {
+    operationId: 'listReviewPolicyVersions',
+    response: listOf(ReviewPolicyJson),
+  },
+  'PUT /agents/:id/labels': { operationId: 'setAgentLabels', response: one(AgentLabelsJson) },
+  'GET /stories/:id/reviews': { operationId: 'getStoryReviews', response: one(StoryReviewsJson) },
   ...Object.fromEntries(
     ROUTED_ACTIONS.map((action) => [
       `POST ${actionPath(action)}`,

@@ -9,7 +9,7 @@ import type { Role } from '../custody/actions.js';
 import { requireRole } from './middleware.js';
 
 export interface RouteSpec {
-  method: 'get' | 'post' | 'patch' | 'delete';
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   /** Express syntax (`/stories/:id`), relative to the router's mount point. */
   path: string;
   summary: string;

@@ -63,7 +63,14 @@ const NEXT_STEP: Record<string, string> = {
   dependencies_not_met: 'Finish and verify its dependencies first (list_blocked_stories shows them).',
   contract_mismatch: "Call get_story and contract with the story's exact title and number of acceptance criteria.",
   review_required: 'Record a review with review_complete (another agent than the implementer) before verifying.',
-  findings_math_mismatch: 'fixes_count + disproved_count must equal findings_count.',
+  findings_math_mismatch:
+    "fixes_count + disproved_count must equal findings_count (for an aggregation: the round's reviewers' findings).",
+  duplicate_review: 'You already reviewed this round: another reviewer (another key) must review it.',
+  aggregator_is_reviewer: "The round's summary must be signed by an agent who did not review the round.",
+  round_incomplete: 'Call get_story_reviews: it says which round is open and which reviewers or labels it lacks.',
+  round_not_current: 'Call get_story_reviews: it says which round is open now.',
+  unknown_round: "Call get_review_policy: it lists the policy's rounds.",
+  artifact_mismatch: 'Review the artifact reported last (get_story shows it), and name that one.',
   reason_required: 'Give a reason with at least one letter or digit.',
   forbidden: "This key's role may not do this: use the key the tool description names.",
   unauthorized: 'The key is missing, unknown or revoked: check the LOOPCTL_*_KEY variables.',
@@ -279,6 +286,42 @@ export function createMcpServer(env: McpEnv, keeper?: ClaimKeeper): McpServer {
     storyId,
     async (c, a) => (await c.get<{ acceptance_criteria: unknown[] }>(path('stories', a.story_id))).acceptance_criteria,
   );
+  // Review policies, labels and each reviewer's findings.
+  const round = z.object({
+    name: z.string().describe('Lowercase letters, digits, - and _ (e.g. team, adversarial).'),
+    min_reviewers: z.number().int().min(1).describe('Distinct reviewers the round needs.'),
+    required_labels: z.array(z.string()).optional().describe('Each held by one of its reviewers.'),
+    aggregator_required: z.boolean().optional().describe('An agent who reviewed none of it signs its summary.'),
+    deadline_seconds: z.number().int().min(1).optional().describe('How long before the story is stalled.'),
+  });
+  tool(
+    'get_review_policy',
+    "A project's review policy now: its rounds, in order (version 0 is the default: one review).",
+    'read',
+    { project_id: id('project') },
+    (c, a) => c.get(`${path('projects', a.project_id)}/review_policy`),
+  );
+  tool(
+    'set_review_policy',
+    "Set a project's review policy (an admin key as LOOPCTL_ORCH_KEY): a new version; each story iteration keeps the version it was contracted under.",
+    'orch',
+    { project_id: id('project'), rounds: z.array(round).min(1) },
+    (c, a) => c.put(`${path('projects', a.project_id)}/review_policy`, { rounds: a.rounds }),
+  );
+  tool(
+    'set_agent_labels',
+    "Set an agent's labels (an admin key as LOOPCTL_ORCH_KEY; never the agent's own), e.g. security-adversary.",
+    'orch',
+    { agent_id: id('agent'), labels: z.array(z.string()) },
+    (c, a) => c.put(`${path('agents', a.agent_id)}/labels`, { labels: a.labels }),
+  );
+  tool(
+    'get_story_reviews',
+    "A story's reviews: the policy and rounds of its iteration (complete, or which reviewers and labels are missing), each reviewer's findings, and the artifact chain.",
+    'read',
+    storyId,
+    (c, a) => c.get(`${path('stories', a.story_id)}/reviews`),
+  );
   tool(
     'get_story_history',
     "A story's chain of custody, oldest first: accepted transitions and rejected attempts.",
@@ -441,7 +484,8 @@ const CUSTOM_ACTION_TOOLS: Partial<
       fixes_count: z.number().int().optional(),
       disproved_count: z.number().int().optional(),
       summary: z.string().optional(),
-      artifact: z.string().optional(),
+      artifact: z.string().optional().describe('The artifact reviewed (a commit SHA): another one is refused.'),
+      round: z.string().optional().describe("The review policy's round (default: the round now open)."),
     },
     // The counts default to 0, as the contract says; sent explicitly so any server takes them.
     body: ({ story_id: _story, findings_count = 0, fixes_count = 0, disproved_count = 0, ...rest }) =>

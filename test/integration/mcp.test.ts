@@ -36,6 +36,12 @@ const TOOLS = [
   'get_audit',
   'create_epic',
   'add_dependency',
+  // Review policies: the policy, labels, each reviewer's findings, a round's sign-off.
+  'get_review_policy',
+  'set_review_policy',
+  'set_agent_labels',
+  'get_story_reviews',
+  'aggregate_review',
 ];
 
 let stack: Stack;

@@ -3,6 +3,7 @@
  * caller, generated as a table and checked against an oracle written from the contract's
  * lifecycle table (shared/API.md), not from the implementation.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ACTION_SPECS, ROUTED_ACTIONS, actionPath, type RoutedAction } from '../../src/custody/action-specs.js';
 import {
@@ -152,6 +153,7 @@ const VALID_BODIES: Record<Action, unknown> = {
     disproved_count: 1,
     summary: 'two fixed, one disproved',
   },
+  aggregate: { summary: 'three findings, all fixed', findings_count: 3, fixes_count: 3, disproved_count: 0 },
   verify: { summary: 'criteria met' },
   reject: { reason: 'regression' },
   unclaim: {},
@@ -169,6 +171,7 @@ const TABLE: Record<Action, { roles: string[]; from: AgentStatus[]; verified?: V
   'request-review': { roles: ['agent'], from: ['implementing'] },
   report: { roles: ['agent', 'orchestrator'], from: ['review_requested'] },
   'review-complete': { roles: ['agent', 'orchestrator'], from: ['reported_done'] },
+  aggregate: { roles: ['agent', 'orchestrator'], from: ['reported_done'] },
   verify: { roles: ['orchestrator'], from: ['reported_done'] },
   reject: { roles: ['orchestrator'], from: ['reported_done'], verified: ['unverified', 'rejected', 'verified'] },
   unclaim: { roles: ['agent'], from: ['assigned', 'implementing'] },
@@ -211,6 +214,9 @@ function oracle(shape: Shape, kind: ActorKind, action: Action): string {
     case 'review-complete':
       if (implementer) return 'self_review_blocked';
       return shape.reviewedBy ? 'invalid_transition' : 'ok';
+    case 'aggregate':
+      // Without a review policy no round is signed by an aggregator.
+      return 'invalid_transition';
     case 'verify':
       if (implementer) return 'self_verify_blocked';
       if (reviewerId !== null && actor.agentId === reviewerId) return 'verifier_is_reviewer';
@@ -236,6 +242,8 @@ function expectedEffect(shape: Shape, kind: ActorKind, action: Action): Partial<
       return { agentStatus: 'reported_done', reportedByAgentId: actor.agentId };
     case 'review-complete':
       return { agentStatus: 'reported_done', reviewerAgentId: actor.agentId };
+    case 'aggregate':
+      return {};
     case 'verify':
       return { verifiedStatus: 'verified', verifiedByAgentId: actor.agentId };
     case 'reject':
@@ -759,5 +767,277 @@ describe('every action has one spec, and everything derived from it covers the a
       const args = [...(mcp && mcp.args !== 'custom' ? mcp.args : []), ...(cli?.options ?? [])];
       for (const arg of args) expect(fields, `${action}: ${arg.field}`).toContain(arg.field);
     }
+  });
+});
+
+/**
+ * Review policies: generated policies × actions × callers. A model of the contract (issue 19:
+ * rounds in order, distinct reviewers, required labels, an aggregator who reviewed none of its
+ * round, verify once every round is complete, a new report voiding what the open round had) is
+ * walked beside the rules; at each step every action of every caller is judged by both.
+ */
+describe('custody rules under generated review policies', () => {
+  const LABELS = ['architect', 'business-analyst', 'engineer', 'security-adversary'];
+  const POLICY_ACTORS: Record<string, { agentId: string; role: string; tenantId: string; labels: string[] }> = {
+    implementer: { agentId: IMPLEMENTER, role: 'agent', tenantId: TENANT, labels: ['engineer'] },
+    ba: { agentId: 'rev-ba', role: 'agent', tenantId: TENANT, labels: ['business-analyst'] },
+    arch: { agentId: 'rev-arch', role: 'agent', tenantId: TENANT, labels: ['architect'] },
+    eng: { agentId: 'rev-eng', role: 'agent', tenantId: TENANT, labels: ['engineer'] },
+    sec: { agentId: 'rev-sec', role: 'agent', tenantId: TENANT, labels: ['security-adversary', 'engineer'] },
+    plain: { agentId: 'rev-plain', role: 'agent', tenantId: TENANT, labels: [] },
+    orch: { agentId: ORCH, role: 'orchestrator', tenantId: TENANT, labels: [] },
+    orch2: { agentId: ORCH_REVIEWER, role: 'orchestrator', tenantId: TENANT, labels: ['architect'] },
+    admin: { agentId: ADMIN, role: 'admin', tenantId: TENANT, labels: [] },
+    stranger: { agentId: 'rev-ba', role: 'agent', tenantId: 'tenant-2', labels: ['business-analyst'] },
+  };
+  type Round = { name: string; min_reviewers: number; required_labels: string[]; aggregator_required: boolean };
+
+  /** The model: what each round has, by the contract's words. */
+  interface Model {
+    rounds: Round[];
+    reviewers: Map<string, { labels: string[]; findings: number }>[];
+    aggregator: (string | null)[];
+    artifact: string;
+    verified: boolean;
+  }
+  const complete = (m: Model, i: number) => {
+    const held = new Set([...m.reviewers[i].values()].flatMap((r) => r.labels));
+    const r = m.rounds[i];
+    return (
+      m.reviewers[i].size >= r.min_reviewers &&
+      r.required_labels.every((l) => held.has(l)) &&
+      (!r.aggregator_required || m.aggregator[i] !== null)
+    );
+  };
+  const reviewed = (m: Model, i: number) => {
+    const held = new Set([...m.reviewers[i].values()].flatMap((r) => r.labels));
+    return m.reviewers[i].size >= m.rounds[i].min_reviewers && m.rounds[i].required_labels.every((l) => held.has(l));
+  };
+  const open = (m: Model) => m.rounds.findIndex((_, i) => !complete(m, i));
+  const roundFindings = (m: Model, i: number) => [...m.reviewers[i].values()].reduce((a, r) => a + r.findings, 0);
+
+  interface Step {
+    actor: string;
+    action: 'review-complete' | 'aggregate' | 'verify' | 'report';
+    /** Which round the body names: none, the open one, another one, one the policy does not have. */
+    round: 'none' | 'open' | 'other' | 'unknown';
+    findings: number;
+    mathRight: boolean;
+    staleArtifact: boolean;
+  }
+
+  function body(m: Model, step: Step): Record<string, unknown> {
+    const i = open(m);
+    const roundName =
+      step.round === 'open'
+        ? m.rounds[Math.max(i, 0)].name
+        : step.round === 'other'
+          ? m.rounds[(Math.max(i, 0) + 1) % m.rounds.length].name
+          : step.round === 'unknown'
+            ? 'no-such-round'
+            : undefined;
+    const artifact = step.staleArtifact ? 'ffffffff' : m.artifact;
+    switch (step.action) {
+      case 'review-complete':
+        return {
+          review_type: 'team',
+          findings_count: step.findings,
+          fixes_count: step.mathRight ? step.findings : step.findings + 1,
+          disproved_count: 0,
+          summary: 'reviewed',
+          artifact,
+          ...(roundName ? { round: roundName } : {}),
+        };
+      case 'aggregate': {
+        const total = i >= 0 ? roundFindings(m, i) : 0;
+        return {
+          summary: 'classified',
+          findings_count: step.mathRight ? total : total + 1,
+          fixes_count: step.mathRight ? total : total + 1,
+          disproved_count: 0,
+          artifact,
+          ...(roundName ? { round: roundName } : {}),
+        };
+      }
+      case 'report':
+        return { artifact: { artifact_type: 'commit', path: `${m.artifact.slice(0, 6)}0${m.reviewers.length}aa` } };
+      case 'verify':
+        return { summary: 'done' };
+    }
+  }
+
+  /** The expected outcome, in the order the contract lists the checks. */
+  function expected(m: Model, step: Step, b: Record<string, unknown>): string {
+    const a = POLICY_ACTORS[step.actor];
+    if (a.tenantId !== TENANT) return 'not_found';
+    const roles = {
+      'review-complete': ['agent', 'orchestrator'],
+      aggregate: ['agent', 'orchestrator'],
+      verify: ['orchestrator'],
+      report: ['agent', 'orchestrator'],
+    }[step.action];
+    if (!roles.includes(a.role)) return 'forbidden';
+    if (m.verified) return 'invalid_transition';
+    const implementer = a.agentId === IMPLEMENTER;
+    const i = open(m);
+    const named = b.round as string | undefined;
+    const namedProblem = () => {
+      if (named === undefined) return null;
+      if (!m.rounds.some((r) => r.name === named)) return 'unknown_round';
+      if (i < 0 || m.rounds[i].name !== named) return 'round_not_current';
+      return null;
+    };
+    const stale = step.staleArtifact;
+    switch (step.action) {
+      case 'report':
+        return implementer ? 'self_report_blocked' : 'ok';
+      case 'review-complete':
+        if (implementer) return 'self_review_blocked';
+        if (i < 0) return 'invalid_transition';
+        if (m.reviewers[i].has(a.agentId)) return 'duplicate_review';
+        if (!step.mathRight) return 'findings_math_mismatch';
+        return namedProblem() ?? (stale ? 'artifact_mismatch' : 'ok');
+      case 'aggregate':
+        if (i < 0 || !m.rounds[i].aggregator_required) return 'invalid_transition';
+        if (implementer) return 'self_review_blocked';
+        if (m.reviewers[i].has(a.agentId)) return 'aggregator_is_reviewer';
+        if (!reviewed(m, i)) return 'round_incomplete';
+        return namedProblem() ?? (stale ? 'artifact_mismatch' : step.mathRight ? 'ok' : 'findings_math_mismatch');
+      case 'verify': {
+        if (implementer) return 'self_verify_blocked';
+        const reviewers = new Set([...m.reviewers.flatMap((r) => [...r.keys()]), ...m.aggregator.filter(Boolean)]);
+        if (reviewers.has(a.agentId)) return 'verifier_is_reviewer';
+        return i >= 0 ? 'round_incomplete' : 'ok';
+      }
+    }
+  }
+
+  /** What an accepted step does to the model. */
+  function advance(m: Model, step: Step, b: Record<string, unknown>): void {
+    const a = POLICY_ACTORS[step.actor];
+    const i = open(m);
+    switch (step.action) {
+      case 'review-complete':
+        m.reviewers[i].set(a.agentId, { labels: a.labels, findings: step.findings });
+        return;
+      case 'aggregate':
+        m.aggregator[i] = a.agentId;
+        return;
+      case 'verify':
+        m.verified = true;
+        return;
+      case 'report': {
+        // The open round starts again; with every round complete, the last round's sign-off does.
+        const last = m.rounds.length - 1;
+        if (i >= 0) m.reviewers[i] = new Map();
+        else if (m.rounds[last].aggregator_required) m.aggregator[last] = null;
+        else m.reviewers[last] = new Map();
+        m.artifact = ((b.artifact as { path: string }).path ?? '').toLowerCase();
+        return;
+      }
+    }
+  }
+
+  const roundArb = fc.record({
+    min_reviewers: fc.integer({ min: 1, max: 4 }),
+    required_labels: fc.subarray(LABELS, { maxLength: 2 }),
+    aggregator_required: fc.boolean(),
+  });
+  const policyArb = fc
+    .array(roundArb, { minLength: 1, maxLength: 3 })
+    .map((rounds) => rounds.map((r, i) => ({ name: `round-${i + 1}`, ...r })));
+  const stepArb: fc.Arbitrary<Step> = fc.record({
+    actor: fc.constantFrom(...Object.keys(POLICY_ACTORS)),
+    action: fc.constantFrom('review-complete', 'review-complete', 'review-complete', 'aggregate', 'verify', 'report'),
+    round: fc.constantFrom('none', 'none', 'open', 'other', 'unknown'),
+    findings: fc.integer({ min: 0, max: 5 }),
+    mathRight: fc.integer({ min: 0, max: 9 }).map((n) => n < 8),
+    staleArtifact: fc.constantFrom(false, false, false, true),
+  });
+
+  function reportedUnder(rounds: Round[], artifact: string): StoryState {
+    let s = newStoryState({
+      tenantId: TENANT,
+      projectId: 'p',
+      storyId: 's',
+      number: '1.1',
+      title: 'Landing page',
+      acCount: 2,
+      dependsOn: [],
+    });
+    const go = (actor: unknown, action: Action, b: unknown) => {
+      const d = decide(s, actor, action, b);
+      if (!d.ok) throw new Error(`${action}: ${d.rejection.code}`);
+      s = d.state;
+    };
+    go(ACTORS.implementer, 'contract', {
+      story_title: 'Landing page',
+      ac_count: 2,
+      review_policy: { version: 3, rounds },
+    });
+    for (const action of ['claim', 'start', 'request-review'] as const) go(ACTORS.implementer, action, {});
+    go(ACTORS.orchestrator, 'report', { artifact: { artifact_type: 'commit', path: artifact } });
+    return s;
+  }
+
+  it('judges every step of generated pipelines as the contract says, for every caller and action', () => {
+    let judged = 0;
+    const outcomes = new Set<string>();
+    fc.assert(
+      fc.property(policyArb, fc.array(stepArb, { minLength: 1, maxLength: 40 }), (rounds, steps) => {
+        const m: Model = {
+          rounds,
+          reviewers: rounds.map(() => new Map()),
+          aggregator: rounds.map(() => null),
+          artifact: 'abcdef0123',
+          verified: false,
+        };
+        let state = reportedUnder(rounds, m.artifact);
+        for (const step of steps) {
+          const b = body(m, step);
+          const want = expected(m, step, b);
+          const before = structuredClone(state);
+          const got = judge(state, POLICY_ACTORS[step.actor], step.action, b);
+          expect(state).toEqual(before);
+          const code = got.ok ? 'ok' : got.rejection.code;
+          expect(code, `${step.actor} ${step.action} ${JSON.stringify(b)} under ${JSON.stringify(rounds)}`).toBe(want);
+          judged++;
+          outcomes.add(`${step.action}:${code}`);
+          if (got.ok) {
+            advance(m, step, b);
+            state = got.state;
+            if (step.action === 'verify') {
+              expect(state.verifiedArtifact).toBe(`commit:${m.artifact}`);
+            }
+          }
+          // next_actions offers what the contract allows to this caller now, body aside.
+          const offered = availableActions(state, POLICY_ACTORS.orch);
+          const i = open(m);
+          expect(offered.includes('verify')).toBe(
+            !m.verified && i < 0 && ![...m.reviewers.flatMap((r) => [...r.keys()]), ...m.aggregator].includes(ORCH),
+          );
+        }
+      }),
+      { numRuns: 2000, seed: 19 },
+    );
+    // The walk reached every refusal the policy adds, and acceptance of every action.
+    for (const outcome of [
+      'review-complete:ok',
+      'review-complete:duplicate_review',
+      'review-complete:round_not_current',
+      'review-complete:unknown_round',
+      'review-complete:artifact_mismatch',
+      'review-complete:self_review_blocked',
+      'aggregate:ok',
+      'aggregate:aggregator_is_reviewer',
+      'aggregate:round_incomplete',
+      'aggregate:findings_math_mismatch',
+      'verify:ok',
+      'verify:round_incomplete',
+      'verify:verifier_is_reviewer',
+      'report:ok',
+    ])
+      expect(outcomes, outcome).toContain(outcome);
+    expect(judged).toBeGreaterThan(10_000);
   });
 });
