@@ -85,7 +85,6 @@ function rejectionFailure(rejection: Rejection): ApplicationFailure {
 function heldRejection(): Rejection {
   return {
     code: 'story_held',
-    status: 409,
     message: 'The story is held after an integrity violation; an admin must resume it.',
     context: {},
   };
@@ -278,7 +277,6 @@ export class StoryEntity {
     if (problem === null && envelope.action === action) return null;
     return {
       code: 'unauthorized',
-      status: 401,
       message: "The caller's identity could not be verified.",
       // Tells the gateway its key is new to this story (it then sends key ring news and retries).
       context: problem === 'signature not from a trusted gateway' ? { key_untrusted: true } : {},
@@ -290,7 +288,6 @@ export class StoryEntity {
     if (earlier && (earlier.action !== action || earlier.bodyDigest !== bodyDigest(envelope.body))) {
       throw rejectionFailure({
         code: 'idempotency_key_reused',
-        status: 422,
         message: 'This idempotency key was already used with a different request.',
         context: {},
       });

@@ -1,6 +1,9 @@
 /**
  * The one error vocabulary of the service. Every rejection, from the custody rules or the
  * gateway, carries one of these codes; the HTTP status is looked up here and nowhere else.
+ * The rules and the domain code (imports, dependencies, quotas, story commands) speak in codes
+ * only: a `Rejection` from the rules, a `CustodyError` thrown; the gateway's error middleware
+ * answers either with the status of its code.
  */
 export const ERROR_STATUS = {
   invalid_body: 400,
@@ -51,6 +54,20 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 
 export function statusOf(code: ErrorCode): number {
   return ERROR_STATUS[code];
+}
+
+/** A refusal in the service's vocabulary, thrown by domain code: a code, never an HTTP status. */
+export class CustodyError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly context: Record<string, unknown> = {},
+    /** When trying again makes sense, and how soon (the gateway sends it as Retry-After). */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'CustodyError';
+  }
 }
 
 export function isErrorCode(value: unknown): value is ErrorCode {

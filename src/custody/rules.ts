@@ -15,7 +15,7 @@ import {
 } from './actions.js';
 import { bodyShapeIssues } from './body-shape.js';
 import { unstorableTextPath } from './storable-text.js';
-import { ERROR_STATUS, type ErrorCode } from './errors.js';
+import type { ErrorCode } from './errors.js';
 import type { SignedActor } from './actor.js';
 import {
   EMPTY_PROGRESS,
@@ -94,9 +94,9 @@ function progressOf(state: StoryState): ReviewProgress {
   return state.reviewProgress ?? EMPTY_PROGRESS;
 }
 
+/** A refusal by the rules: a code of the error table (src/custody/errors.ts decides its status). */
 export interface Rejection {
   code: ErrorCode;
-  status: number;
   message: string;
   context: Record<string, unknown>;
 }
@@ -146,7 +146,7 @@ export function newStoryState(facts: {
 }
 
 function reject(code: ErrorCode, message: string, context: Record<string, unknown> = {}): Decision {
-  return { ok: false, rejection: { code, status: ERROR_STATUS[code], message, context } };
+  return { ok: false, rejection: { code, message, context } };
 }
 
 const NOT_VERIFIED: readonly VerifiedStatus[] = ['unverified', 'rejected'];
@@ -341,7 +341,7 @@ export const ACTION_GUARDS: Partial<Record<Action, Guard>> = {
 };
 
 function rejectionOf(code: ErrorCode, message: string, context: Record<string, unknown> = {}): Rejection {
-  return { code, status: ERROR_STATUS[code], message, context };
+  return { code, message, context };
 }
 
 function wrongState(state: StoryState, action: string, message: string): Rejection {

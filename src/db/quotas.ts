@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.js';
-import { ApiError } from '../gateway/errors.js';
+import { CustodyError } from '../custody/errors.js';
 
 export type QuotaResource = 'agents' | 'projects' | 'stories' | 'webhooks' | 'stored_bytes';
 
@@ -28,8 +28,8 @@ const COUNTS: Record<Exclude<QuotaResource, 'stored_bytes'>, string> = {
   webhooks: 'SELECT count(*)::bigint AS n FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL',
 };
 
-export function quotaExceeded(resource: QuotaResource, limit: number, used: number, requested: number): ApiError {
-  return new ApiError(
+export function quotaExceeded(resource: QuotaResource, limit: number, used: number, requested: number): CustodyError {
+  return new CustodyError(
     'quota_exceeded',
     `This tenant's quota of ${resource.replace('_', ' ')} (${limit}) would be exceeded.`,
     { resource, limit, used, requested },

@@ -22,7 +22,8 @@ import {
   type ProjectRow,
   type StoryRow,
 } from '../db/story-repo.js';
-import { ApiError } from './errors.js';
+import { CustodyError } from '../custody/errors.js';
+import { custodyErrorOf } from './temporal-errors.js';
 import { storyWorkflowId, type StoryCommands } from './story-commands.js';
 import { notBlank } from './routes/params.js';
 
@@ -157,14 +158,14 @@ export async function importBacklog(
     seen.add(story.number);
   }
   if (repeated.size > 0) {
-    throw new ApiError('duplicate_story_number', 'A story number appears more than once in the backlog.', {
+    throw new CustodyError('duplicate_story_number', 'A story number appears more than once in the backlog.', {
       numbers: [...repeated],
     });
   }
   const epicNumbers = new Set<number>();
   for (const epic of backlog.epics) {
     if (epicNumbers.has(epic.number)) {
-      throw new ApiError('duplicate_story_number', `Epic ${epic.number} appears more than once in the backlog.`, {
+      throw new CustodyError('duplicate_story_number', `Epic ${epic.number} appears more than once in the backlog.`, {
         epic_number: epic.number,
       });
     }
@@ -175,7 +176,7 @@ export async function importBacklog(
   for (const { story } of incoming) wanted.set(story.number, [...new Set(story.depends_on ?? [])]);
   for (const dep of backlog.story_dependencies ?? []) {
     if (!seen.has(dep.story)) {
-      throw new ApiError('unknown_dependency', `story_dependencies names story ${dep.story}, not in the backlog.`, {
+      throw new CustodyError('unknown_dependency', `story_dependencies names story ${dep.story}, not in the backlog.`, {
         number: dep.story,
         depends_on: dep.depends_on,
       });
@@ -192,7 +193,7 @@ export async function importBacklog(
       const taken = incoming.find(({ story }) => existing.has(story.number));
       if (taken) {
         const number = taken.story.number;
-        throw new ApiError('conflict', `Story ${number} already exists.`, {
+        throw new CustodyError('conflict', `Story ${number} already exists.`, {
           number,
           existing_id: existing.get(number)!.id,
         });
@@ -204,7 +205,7 @@ export async function importBacklog(
     for (const [number, list] of wanted) {
       for (const dep of list) {
         if (dep === number || !known.has(dep)) {
-          throw new ApiError(
+          throw new CustodyError(
             dep === number ? 'dependency_cycle' : 'unknown_dependency',
             dep === number
               ? `Story ${number} depends on itself.`
@@ -231,7 +232,7 @@ export async function importBacklog(
       else toUpdate.push({ row, content: storyContent(story) });
     }
     if (conflicts.length > 0) {
-      throw new ApiError(
+      throw new CustodyError(
         'duplicate_story_numbers',
         'Stories with these numbers already exist with other content; import with ?merge=true to update the pending ones.',
         { numbers: conflicts.map((c) => c.number), conflicts },
@@ -245,7 +246,8 @@ export async function importBacklog(
     ]);
     for (const [number, list] of wanted) for (const dep of list) edges.push([number, dep]);
     const cycle = findCycle(edges);
-    if (cycle) throw new ApiError('dependency_cycle', `Dependencies form a cycle: ${cycle.join(' -> ')}.`, { cycle });
+    if (cycle)
+      throw new CustodyError('dependency_cycle', `Dependencies form a cycle: ${cycle.join(' -> ')}.`, { cycle });
 
     const stories = new Map<string, StoryRow>();
     let created = 0;
@@ -397,7 +399,7 @@ async function startUnlessClosed(commands: StoryCommands, args: Parameters<Story
   try {
     await commands.start(...args);
   } catch (err) {
-    if (err instanceof ApiError && err.code === 'story_closed') return;
+    if (custodyErrorOf(err)?.code === 'story_closed') return;
     throw err;
   }
 }

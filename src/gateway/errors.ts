@@ -1,22 +1,41 @@
 /**
  * The gateway's one error path: everything that goes wrong becomes an ApiError, and one
  * middleware writes it as `{error:{status,code,message,context}}`. Nothing else writes errors.
+ * Domain code throws CustodyErrors and Temporal's errors pass through untouched: the middleware
+ * translates both here, and the status always comes from the code (src/custody/errors.ts).
  */
 import type { ErrorRequestHandler, Response } from 'express';
 import { z } from 'zod';
-import { statusOf, type ErrorCode } from '../custody/errors.js';
+import { CustodyError, statusOf, type ErrorCode } from '../custody/errors.js';
+import { custodyErrorOf } from './temporal-errors.js';
 
-export class ApiError extends Error {
+/** A CustodyError as the gateway answers it: the code's status, and any headers of its own. */
+export class ApiError extends CustodyError {
   readonly status: number;
   constructor(
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
-    readonly context: Record<string, unknown> = {},
+    context: Record<string, unknown> = {},
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    super(code, message, context);
+    this.name = 'ApiError';
     this.status = statusOf(code);
   }
+}
+
+/** The answer to a domain or Temporal error; null for anything else (the middleware goes on). */
+export function apiErrorOf(err: unknown): ApiError | null {
+  if (err instanceof ApiError) return err;
+  const custody = custodyErrorOf(err);
+  if (!custody) return null;
+  const retry = custody.retryAfterSeconds;
+  return new ApiError(
+    custody.code,
+    custody.message,
+    custody.context,
+    retry === undefined ? {} : { 'Retry-After': String(retry) },
+  );
 }
 
 export const notFound = (what = 'Resource'): ApiError => new ApiError('not_found', `${what} not found.`);
@@ -92,20 +111,23 @@ function isDataException(err: unknown): boolean {
 
 export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const apiError =
-      err instanceof ApiError
-        ? err
-        : (fromBodyParser(err ?? {}) ??
-          (isDatabaseUnavailable(err)
-            ? new ApiError('unavailable', 'The database is unavailable; retry shortly.', {}, { 'Retry-After': '2' })
-            : isDataException(err)
-              ? (log(err),
-                new ApiError(
-                  req.method === 'GET' ? 'invalid_query' : 'invalid_body',
-                  'The request holds a value the database cannot use.',
-                ))
-              : (log(err), new ApiError('internal_error', 'Something went wrong on our side.'))));
+    const apiError = apiErrorOf(err) ?? fromBodyParser(err ?? {}) ?? fromDatabase(err, req.method, log);
     if (res.headersSent) return;
     sendError(res, apiError);
   };
+}
+
+/** The database down (retry), a value it cannot use (the request's fault), or a bug (logged, 500). */
+function fromDatabase(err: unknown, method: string, log: (err: unknown) => void): ApiError {
+  if (isDatabaseUnavailable(err)) {
+    return new ApiError('unavailable', 'The database is unavailable; retry shortly.', {}, { 'Retry-After': '2' });
+  }
+  log(err);
+  if (isDataException(err)) {
+    return new ApiError(
+      method === 'GET' ? 'invalid_query' : 'invalid_body',
+      'The request holds a value the database cannot use.',
+    );
+  }
+  return new ApiError('internal_error', 'Something went wrong on our side.');
 }

@@ -5,7 +5,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   WorkflowClient,
-  WorkflowExecutionAlreadyStartedError,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
@@ -42,8 +41,8 @@ import { holdsLease, isAwaitingOthers, type DependencyStatus, type Rejection } f
 import { isAction } from '../custody/actions.js';
 import { storedCustodyState } from '../db/custody-state.js';
 import { getStory, projectTimings } from '../db/story-repo.js';
-import { isNotFound, isResourceExhausted, rejectionOf, temporalToApiError } from './temporal-errors.js';
-import { ApiError } from './errors.js';
+import { isNotFound, isResourceExhausted, rejectionOf, storyClosed } from './temporal-errors.js';
+import { CustodyError } from '../custody/errors.js';
 import { auditWriteFailures, rejections, transitionSeconds, transitions } from '../observability/metrics.js';
 import { dispatchPending, type WebhookDispatch } from '../webhooks/outbox.js';
 import { ViolationSignals } from './violation-signals.js';
@@ -165,7 +164,7 @@ export class StoryCommands {
   ): Promise<StoryView> {
     const { client, deadlineMs } = this.options;
     if ((story as { held?: boolean }).held) {
-      throw new ApiError('story_held', 'The story is held after an integrity violation; an admin must resume it.');
+      throw new CustodyError('story_held', 'The story is held after an integrity violation; an admin must resume it.');
     }
     const ring = this.keyRing;
     const updateId = updateIdFor(caller, idempotencyKey);
@@ -216,7 +215,8 @@ export class StoryCommands {
           rejections.inc({ code: rejection.code });
           await this.recordRejection(caller, story, action, body, updateId, rejection);
         }
-        throw temporalToApiError(err) ?? err;
+        // Answered by the error middleware, which knows what each of Temporal's errors means.
+        throw err;
       }
     }
   }
@@ -273,7 +273,7 @@ export class StoryCommands {
     const { client, pool, taskQueue, workflowSettings } = this.options;
     return inTransaction(pool, async (db) => {
       const stored = await storedCustodyState(db, { tenantId: caller.tenantId, storyId }, { lock: true });
-      if (!stored) throw new ApiError('not_found', 'Story not found.');
+      if (!stored) throw new CustodyError('not_found', 'Story not found.');
       const { row, state } = stored;
       const handle = client.workflow.getHandle(row.workflow_id);
       let previous: { run_id: string; status: string } | null = null;
@@ -281,10 +281,10 @@ export class StoryCommands {
         const description = await handle.describe();
         previous = { run_id: description.runId, status: description.status.name };
       } catch (err) {
-        if (!isNotFound(err)) throw temporalToApiError(err) ?? err;
+        if (!isNotFound(err)) throw err;
       }
       if (previous?.status === 'RUNNING' && !row.held) {
-        throw new ApiError('conflict', 'The story is running and not held: there is nothing to resume.', {
+        throw new CustodyError('conflict', 'The story is running and not held: there is nothing to resume.', {
           run_id: previous.run_id,
         });
       }
@@ -335,28 +335,24 @@ export class StoryCommands {
         actor: agentActor(caller),
         payload: { reason: reason ?? null, previous_run: previous, held_reason: row.held_reason, seq: stored.version },
       });
-      try {
-        // The one explicit start of a closed id; inside the transaction, so a failed start leaves it closed.
-        await client.workflow.start(STORY_WORKFLOW_TYPE, {
-          workflowId: row.workflow_id,
-          taskQueue,
-          args: [input],
-          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-          workflowIdConflictPolicy: WorkflowIdConflictPolicy.TERMINATE_EXISTING,
-          staticSummary: `${row.number} ${row.title}`,
-          staticDetails:
-            `Story ${row.number} of project ${row.project_id} (tenant ${row.tenant_id}); story id ${row.id}; ` +
-            `resumed by an admin from the database at sequence ${stored.version}.`,
-          typedSearchAttributes: [
-            { key: TenantId, value: row.tenant_id },
-            { key: ProjectId, value: row.project_id },
-            { key: StoryStatus, value: state.agentStatus },
-            { key: VerifiedStatus, value: state.verifiedStatus },
-          ],
-        });
-      } catch (err) {
-        throw temporalToApiError(err) ?? err;
-      }
+      // The one explicit start of a closed id; inside the transaction, so a failed start leaves it closed.
+      await client.workflow.start(STORY_WORKFLOW_TYPE, {
+        workflowId: row.workflow_id,
+        taskQueue,
+        args: [input],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.TERMINATE_EXISTING,
+        staticSummary: `${row.number} ${row.title}`,
+        staticDetails:
+          `Story ${row.number} of project ${row.project_id} (tenant ${row.tenant_id}); story id ${row.id}; ` +
+          `resumed by an admin from the database at sequence ${stored.version}.`,
+        typedSearchAttributes: [
+          { key: TenantId, value: row.tenant_id },
+          { key: ProjectId, value: row.project_id },
+          { key: StoryStatus, value: state.agentStatus },
+          { key: VerifiedStatus, value: state.verifiedStatus },
+        ],
+      });
       return (await getStory(db, caller.tenantId, row.id))!;
     });
   }
@@ -375,7 +371,7 @@ export class StoryCommands {
       return CLOSED.has(description.status.name);
     } catch (err) {
       if (isNotFound(err)) return false;
-      throw temporalToApiError(err) ?? err;
+      throw err;
     }
   }
 
@@ -397,27 +393,23 @@ export class StoryCommands {
       knownDependencyStatus,
       settings: { ...projectSettings, ...workflowSettings },
     };
-    try {
-      await client.workflow.start(STORY_WORKFLOW_TYPE, {
-        workflowId,
-        taskQueue,
-        args: [input],
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        // A closed id is never started again implicitly (USE_EXISTING reuses running ones only).
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        staticSummary: summary,
-        staticDetails: `Story ${facts.number} of project ${facts.projectId} (tenant ${facts.tenantId}); story id ${facts.storyId}.`,
-        typedSearchAttributes: [
-          { key: TenantId, value: facts.tenantId },
-          { key: ProjectId, value: facts.projectId },
-          { key: StoryStatus, value: 'pending' },
-          { key: VerifiedStatus, value: 'unverified' },
-        ],
-      });
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) throw storyClosed();
-      throw temporalToApiError(err) ?? err;
-    }
+    // A closed story's id is refused (WorkflowExecutionAlreadyStartedError): 409 story_closed.
+    await client.workflow.start(STORY_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue,
+      args: [input],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      // A closed id is never started again implicitly (USE_EXISTING reuses running ones only).
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      staticSummary: summary,
+      staticDetails: `Story ${facts.number} of project ${facts.projectId} (tenant ${facts.tenantId}); story id ${facts.storyId}.`,
+      typedSearchAttributes: [
+        { key: TenantId, value: facts.tenantId },
+        { key: ProjectId, value: facts.projectId },
+        { key: StoryStatus, value: 'pending' },
+        { key: VerifiedStatus, value: 'unverified' },
+      ],
+    });
   }
 
   async tellDependencyStatus(dependentWorkflowId: string, dependency: StoryRow): Promise<void> {
@@ -439,23 +431,11 @@ export class StoryCommands {
       if (err instanceof WorkflowNotFoundError) {
         // A closed story hears nothing more (and is not started again to hear it).
         if (await this.isClosed(dependentWorkflowId)) return;
-        throw new ApiError(
-          'unavailable',
-          "The story's workflow is not running yet; retry shortly.",
-          {},
-          { 'Retry-After': '2' },
-        );
+        throw new CustodyError('unavailable', "The story's workflow is not running yet; retry shortly.", {}, 2);
       }
-      throw temporalToApiError(err) ?? err;
+      throw err;
     }
   }
-}
-
-function storyClosed(): ApiError {
-  return new ApiError(
-    'story_closed',
-    "The story's workflow was closed; an admin can resume it (POST /stories/:id/resume).",
-  );
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {

@@ -1,14 +1,18 @@
-/** Maps what the Temporal client throws to the service's error vocabulary. */
+/**
+ * What the Temporal client throws, in the service's error vocabulary. Called by the one error
+ * middleware (src/gateway/errors.ts), not where the error is caught: story commands let Temporal's
+ * errors through, and the middleware answers them.
+ */
 import {
   ServiceError,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   isGrpcServiceError,
 } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
-import { isErrorCode } from '../custody/errors.js';
+import { CustodyError, isErrorCode } from '../custody/errors.js';
 import type { Rejection } from '../custody/rules.js';
-import { ApiError } from './errors.js';
 
 const GRPC_DEADLINE_EXCEEDED = 4;
 const GRPC_NOT_FOUND = 5;
@@ -41,34 +45,45 @@ export function rejectionOf(err: unknown): Rejection | null {
   const detail = (failure.details?.[0] ?? {}) as Partial<Rejection>;
   return {
     code: failure.type,
-    status: typeof detail.status === 'number' ? detail.status : 0,
     message: failure.message,
     context: typeof detail.context === 'object' && detail.context !== null ? detail.context : {},
   };
 }
 
-export function temporalToApiError(err: unknown): ApiError | null {
+/** A story's id that is taken by a closed run: only an admin's resume starts it again. */
+export function storyClosed(): CustodyError {
+  return new CustodyError(
+    'story_closed',
+    "The story's workflow was closed; an admin can resume it (POST /stories/:id/resume).",
+  );
+}
+
+const TIMEOUT_MESSAGE = 'The story did not answer in time; retry with the same Idempotency-Key.';
+
+/** The Temporal error's meaning in the service's vocabulary, or null when it is none of Temporal's. */
+export function temporalError(err: unknown): CustodyError | null {
   const rejection = rejectionOf(err);
-  if (rejection) return new ApiError(rejection.code, rejection.message, rejection.context);
-  if (err instanceof WorkflowNotFoundError) return new ApiError('not_found', 'Story not found.');
-  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-    return new ApiError('timeout', 'The story did not answer in time; retry with the same Idempotency-Key.');
-  }
+  if (rejection) return new CustodyError(rejection.code, rejection.message, rejection.context);
+  if (err instanceof WorkflowNotFoundError) return new CustodyError('not_found', 'Story not found.');
+  // Stories are started with REJECT_DUPLICATE and USE_EXISTING: only a closed run's id is refused.
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return storyClosed();
+  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return new CustodyError('timeout', TIMEOUT_MESSAGE);
   const code = grpcCode(err);
-  if (code === GRPC_DEADLINE_EXCEEDED) {
-    return new ApiError('timeout', 'The story did not answer in time; retry with the same Idempotency-Key.');
-  }
-  if (code === GRPC_RESOURCE_EXHAUSTED) {
-    return new ApiError('rate_limited', 'The story is busy; retry shortly.', {}, { 'Retry-After': '1' });
-  }
-  if (code === GRPC_NOT_FOUND) return new ApiError('not_found', 'Story not found.');
+  if (code === GRPC_DEADLINE_EXCEEDED) return new CustodyError('timeout', TIMEOUT_MESSAGE);
+  if (code === GRPC_RESOURCE_EXHAUSTED)
+    return new CustodyError('rate_limited', 'The story is busy; retry shortly.', {}, 1);
+  if (code === GRPC_NOT_FOUND) return new CustodyError('not_found', 'Story not found.');
   if (code === GRPC_UNAVAILABLE || err instanceof ServiceError) {
-    return new ApiError(
-      'unavailable',
-      'The workflow service is unavailable; retry shortly.',
-      {},
-      { 'Retry-After': '2' },
-    );
+    return new CustodyError('unavailable', 'The workflow service is unavailable; retry shortly.', {}, 2);
   }
   return null;
+}
+
+/**
+ * What an error means in the service's vocabulary: a domain error as it is, a Temporal error
+ * translated; null for anything else (a bug, the database). The error middleware answers with it;
+ * a batch that goes on past one story's refusal (verify-all, a merge) reads it the same way.
+ */
+export function custodyErrorOf(err: unknown): CustodyError | null {
+  return err instanceof CustodyError ? err : temporalError(err);
 }

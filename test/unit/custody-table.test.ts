@@ -15,6 +15,7 @@ import {
   type AgentStatus,
   type VerifiedStatus,
 } from '../../src/custody/actions.js';
+import { statusOf } from '../../src/custody/errors.js';
 import {
   applyDependencyStatus,
   availableActions,
@@ -314,7 +315,9 @@ describe('custody rules: the whole table', () => {
           attempted_action: action,
         });
       }
-      expect(decision.rejection.status).toBe(
+      // The rules say the code only; its status is the error table's.
+      expect(decision.rejection).not.toHaveProperty('status');
+      expect(statusOf(decision.rejection.code)).toBe(
         { unauthorized: 401, not_found: 404, forbidden: 403, not_assigned_agent: 403, review_required: 422 }[
           expected
         ] ?? 409,
@@ -616,7 +619,7 @@ describe('custody rules: loopctl bodies, backfill, edits', () => {
       expect(code(judge(reported(pr), ACTORS.reviewer, 'review-complete', { review_type }))).toBe('review_required');
     const other = judge(reported(pr), ACTORS.reviewer, 'review-complete', { review_type: 'x', artifact: 'main' });
     expect(code(other)).toBe('artifact_mismatch');
-    expect(other.ok ? null : other.rejection.status).toBe(409);
+    expect(other.ok ? null : statusOf(other.rejection.code)).toBe(409);
     // Nothing reported: naming an artifact in the review is a mismatch too.
     expect(
       code(judge(reported(undefined), ACTORS.reviewer, 'review-complete', { review_type: 'x', artifact: 'a' })),
@@ -684,9 +687,9 @@ describe('custody rules: a claim that ran out', () => {
       if (d.ok) continue;
       expect(d.rejection.code).toBe('invalid_transition');
       const explained = explainByLease(d.rejection, after, ACTORS.implementer, action, expired(after));
+      expect(statusOf(explained.code)).toBe(409);
       expect(explained).toMatchObject({
         code: 'lease_expired',
-        status: 409,
         context: { expired_at: EXPIRED_AT, attempted_action: action, current_agent_status: 'contracted' },
       });
     }

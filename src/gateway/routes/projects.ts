@@ -14,6 +14,7 @@ import { enqueueEvent } from '../../db/webhook-repo.js';
 import { dispatchPending } from '../../webhooks/outbox.js';
 import { EpicNumber, ImportBody, StoryInput, importBacklog, type ImportResult, type StoryEditor } from '../backlog.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
+import { custodyErrorOf } from '../temporal-errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { epicJson, projectJson, storyJson } from '../views.js';
@@ -573,7 +574,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         });
         return 'updated';
       } catch (err) {
-        if (err instanceof ApiError && err.code === 'story_in_progress') return 'skipped';
+        if (custodyErrorOf(err)?.code === 'story_in_progress') return 'skipped';
         throw err;
       }
     };

@@ -7,6 +7,8 @@ import { enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
+import { custodyErrorOf } from '../temporal-errors.js';
+import { statusOf } from '../../custody/errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
@@ -333,8 +335,10 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
           await commands.act(caller, story, 'verify', body);
           outcomes.push({ story_id: story.id, number: story.number, outcome: 'verified' });
         } catch (err) {
-          if (!(err instanceof ApiError) || err.status >= 500) throw err;
-          outcomes.push({ story_id: story.id, number: story.number, outcome: err.code, message: err.message });
+          // A story's refusal is its outcome; what is wrong with the service fails the request.
+          const refusal = custodyErrorOf(err);
+          if (!refusal || statusOf(refusal.code) >= 500) throw err;
+          outcomes.push({ story_id: story.id, number: story.number, outcome: refusal.code, message: refusal.message });
         }
       }
       res.json({
