@@ -7,7 +7,14 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { AddressNotAllowedError, hostOf, isPrivateAddress, pinnedLookup } from '../src/webhooks/targets.js';
-import { deliveryToSend, finishDelivery, recordAttempt, recordedAttempts } from '../src/db/webhook-repo.js';
+import {
+  deliveryTenant,
+  deliveryToSend,
+  finishDelivery,
+  recordAttempt,
+  recordedAttempts,
+} from '../src/db/webhook-repo.js';
+import { dispatchNext, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { WebhookActivities } from './types.js';
 
 /** Bounds of one attempt: the configured timeout is held to these (the workflow allows 30 s per attempt). */
@@ -26,6 +33,8 @@ export function createWebhookActivities(deps: {
   attemptTimeoutMs?: number;
   /** Attempts per delivery in all (the retry budget); counted from the recorded attempts. */
   maximumAttempts?: number;
+  /** Where a delivery that ends hands its tenant's place to the next one waiting (the outbox). */
+  dispatch?: WebhookDispatch;
 }): WebhookActivities {
   const { pool } = deps;
   const tenantConcurrency = deps.tenantConcurrency ?? 4;
@@ -74,6 +83,10 @@ export function createWebhookActivities(deps: {
 
     async finishDelivery(deliveryId: string, status: 'delivered' | 'failed'): Promise<void> {
       await finish(deliveryId, status);
+      if (!deps.dispatch) return;
+      const tenant = await deliveryTenant(pool, deliveryId);
+      // A failed hand-over is not this delivery's failure: the sweeper starts the next one later.
+      if (tenant) await dispatchNext(pool, deps.dispatch, tenant).catch(() => undefined);
     },
   };
 

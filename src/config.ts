@@ -64,7 +64,10 @@ const schema = z.object({
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
   /** The longest one delivery attempt may take (connect, send, first answer). */
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(25_000).default(10_000),
-  /** Deliveries in flight per worker process (their own task queue and slots), and per tenant within them. */
+  /**
+   * Deliveries in flight per worker process (their own task queue and slots), and per tenant: a
+   * tenant's deliveries past its share wait in the outbox (PostgreSQL), not on the Temporal server.
+   */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(100),
   WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
   UPDATE_DEADLINE_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
@@ -141,6 +144,15 @@ export function webhookWorkerSettings(config: Config) {
     webhookConcurrency: config.WEBHOOK_CONCURRENCY,
     webhookTenantConcurrency: config.WEBHOOK_TENANT_CONCURRENCY,
     webhookTimeoutMs: config.WEBHOOK_TIMEOUT_MS,
+  };
+}
+
+/** How deliveries are handed to their workflows (`WebhookDispatch` without the client). */
+export function webhookDispatchSettings(config: Config) {
+  return {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    retry: webhookRetry(config),
+    perTenant: config.WEBHOOK_TENANT_CONCURRENCY,
   };
 }
 

@@ -15,7 +15,12 @@ import { createStoryActivities } from '../activities/persistence.js';
 import { createWebhookActivities } from '../activities/webhooks.js';
 import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 import type { KeyRing } from './custody/identity.js';
-import { dispatchForgotten, webhookTaskQueueOf } from './webhooks/outbox.js';
+import {
+  DEFAULT_TENANT_SHARE,
+  dispatchForgotten,
+  webhookTaskQueueOf,
+  type WebhookDispatch,
+} from './webhooks/outbox.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 const BUNDLER = fileURLToPath(new URL('./bin/bundle-workflows.ts', import.meta.url));
@@ -74,6 +79,16 @@ export interface StoryWorkerOptions {
   webhookTimeoutMs?: number;
 }
 
+/** How this worker hands deliveries to their workflows: each tenant's share is its slots here. */
+function webhookDispatch(options: StoryWorkerOptions): WebhookDispatch {
+  return {
+    client: options.client,
+    taskQueue: options.taskQueue,
+    retry: options.webhookRetry,
+    perTenant: options.webhookTenantConcurrency ?? DEFAULT_TENANT_SHARE,
+  };
+}
+
 /** What runs and stops the story worker and the webhook worker together. */
 export interface StoryWorkers {
   run(): Promise<void>;
@@ -123,7 +138,7 @@ export async function createStoryWorker(
       activities: createStoryActivities({
         pool: options.pool,
         client: options.client,
-        webhooks: { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry },
+        webhooks: webhookDispatch(options),
         keyRing: options.keyRing,
       }),
     }),
@@ -138,9 +153,10 @@ export async function createStoryWorker(
       activities: createWebhookActivities({
         pool: options.pool,
         allowPrivateTargets: options.allowPrivateWebhookTargets ?? false,
-        tenantConcurrency: options.webhookTenantConcurrency ?? 4,
+        tenantConcurrency: options.webhookTenantConcurrency ?? DEFAULT_TENANT_SHARE,
         attemptTimeoutMs: options.webhookTimeoutMs,
         maximumAttempts: options.webhookRetry.maximumAttempts,
+        dispatch: webhookDispatch(options),
       }),
     }),
   ]).finally(() => {
@@ -153,7 +169,7 @@ export async function createStoryWorker(
 
 /** Now and then, while the worker runs, starts webhook deliveries that were committed but never started. */
 function sweepForgottenDeliveries(worker: StoryWorkers, options: StoryWorkerOptions): void {
-  const dispatch = { client: options.client, taskQueue: options.taskQueue, retry: options.webhookRetry };
+  const dispatch = webhookDispatch(options);
   const everyMs = options.deliverySweepMs ?? 30_000;
   const timer = setInterval(() => {
     if (['STOPPING', 'DRAINING', 'DRAINED', 'STOPPED', 'FAILED'].includes(worker.getState())) {

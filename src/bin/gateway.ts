@@ -1,5 +1,5 @@
 /** `npm run gateway`: the HTTP gateway as its own process, configured by the environment only. */
-import { loadConfigOrExit, requireKeyRing, requireSetting, webhookRetry } from '../config.js';
+import { loadConfigOrExit, requireKeyRing, requireSetting, webhookDispatchSettings } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { createApp } from '../gateway/app.js';
 import { StoryCommands } from '../gateway/story-commands.js';
@@ -16,7 +16,7 @@ const commands = new StoryCommands({
   keyRing: requireKeyRing(config),
   taskQueue: config.TEMPORAL_TASK_QUEUE,
   deadlineMs: config.UPDATE_DEADLINE_MS,
-  webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },
+  webhooks: { client, ...webhookDispatchSettings(config) },
 });
 const server = createApp({ config, pool, client, commands, logger }).listen(config.PORT, config.HOST, () => {
   logger.info({ url: `http://${config.HOST}:${config.PORT}` }, 'gateway listening');

@@ -11,7 +11,13 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { configuredKeyRing, webhookRetry, webhookWorkerSettings, loadConfigOrExit } from '../config.js';
+import {
+  configuredKeyRing,
+  webhookDispatchSettings,
+  webhookRetry,
+  webhookWorkerSettings,
+  loadConfigOrExit,
+} from '../config.js';
 import { keyRingOf, newSigningSeed, signingKeyFromSeed, type KeyRing } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
@@ -219,7 +225,7 @@ async function start(): Promise<void> {
     keyRing: ring,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deadlineMs: config.UPDATE_DEADLINE_MS,
-    webhooks: { client, taskQueue: config.TEMPORAL_TASK_QUEUE, retry: webhookRetry(config) },
+    webhooks: { client, ...webhookDispatchSettings(config) },
   });
   // The board links (for operators, BOARD_TEMPORAL_LINKS) to the UI this process started, unless told otherwise.
   const appConfig = process.env.TEMPORAL_UI_URL || !temporal.ui ? config : { ...config, TEMPORAL_UI_URL: temporal.ui };

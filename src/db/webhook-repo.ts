@@ -43,24 +43,49 @@ export async function enqueueTestDelivery(
   );
 }
 
-/** The pending deliveries of these causes. */
-export async function pendingDeliveryIds(db: Queryable, sourceKeys: string[]): Promise<string[]> {
+/**
+ * Deliveries waiting to be handed to a workflow that fit in their tenant's share of deliveries in
+ * flight (handed over, not finished), oldest first within each tenant: those of the tenants that
+ * these causes belong to, or of one tenant, or (the sweeper) of every tenant, the waiting ones
+ * older than `olderThanMs`.
+ */
+export async function dispatchableDeliveryIds(
+  db: Queryable,
+  scope: { sourceKeys: string[] } | { tenantId: string } | { olderThanMs: number },
+  perTenant: number,
+  limit: number,
+): Promise<string[]> {
+  const [filter, value] =
+    'sourceKeys' in scope
+      ? [
+          'tenant_id IN (SELECT tenant_id FROM webhook_deliveries WHERE source_key = ANY ($1::text[]))',
+          scope.sourceKeys,
+        ]
+      : 'tenantId' in scope
+        ? ['tenant_id = $1::uuid', scope.tenantId]
+        : ['created_at < now() - make_interval(secs => $1::double precision)', scope.olderThanMs / 1000];
   const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM webhook_deliveries WHERE source_key = ANY ($1::text[]) AND status = 'pending'`,
-    [sourceKeys],
+    `WITH waiting AS (
+       SELECT id, tenant_id, created_at, row_number() OVER (PARTITION BY tenant_id ORDER BY created_at, id) AS place
+       FROM webhook_deliveries WHERE status = 'pending' AND dispatched_at IS NULL AND ${filter}
+     ), in_flight AS (
+       SELECT tenant_id, count(*) AS n FROM webhook_deliveries
+       WHERE status = 'pending' AND dispatched_at IS NOT NULL AND tenant_id IN (SELECT tenant_id FROM waiting)
+       GROUP BY tenant_id
+     )
+     SELECT w.id FROM waiting w LEFT JOIN in_flight f USING (tenant_id)
+     WHERE w.place <= $2 - coalesce(f.n, 0) ORDER BY w.created_at, w.id LIMIT $3`,
+    [value, perTenant, limit],
   );
   return rows.map((r) => r.id);
 }
 
-/** Pending deliveries never handed to a delivery workflow, older than `olderThanMs`, oldest first. */
-export async function undispatchedDeliveryIds(db: Queryable, olderThanMs: number, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM webhook_deliveries
-     WHERE status = 'pending' AND dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)
-     ORDER BY created_at LIMIT $2`,
-    [olderThanMs / 1000, limit],
-  );
-  return rows.map((r) => r.id);
+/** The tenant a delivery belongs to. */
+export async function deliveryTenant(db: Queryable, deliveryId: string): Promise<string | null> {
+  const { rows } = await db.query<{ tenant_id: string }>('SELECT tenant_id FROM webhook_deliveries WHERE id = $1', [
+    deliveryId,
+  ]);
+  return rows[0]?.tenant_id ?? null;
 }
 
 export async function markDispatched(db: Queryable, ids: string[]): Promise<void> {

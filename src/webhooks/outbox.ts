@@ -1,7 +1,8 @@
 /**
  * Webhook events: written in the same transaction as what caused them (one row per subscribed
- * webhook, keyed by the cause: src/db/webhook-repo.ts), then handed to one delivery workflow each. Both steps are
- * idempotent, so whoever retries (an activity, the gateway) never delivers twice.
+ * webhook, keyed by the cause: src/db/webhook-repo.ts), then handed to one delivery workflow each,
+ * a few per tenant at a time. Both steps are idempotent, so whoever retries (an activity, the
+ * gateway) never delivers twice.
  */
 import {
   WorkflowExecutionAlreadyStartedError,
@@ -11,7 +12,7 @@ import {
 } from '@temporalio/client';
 import type pg from 'pg';
 import { EVENT_OF_ACTION, LOOPCTL_EVENTS } from '../custody/actions.js';
-import { markDispatched, pendingDeliveryIds, undispatchedDeliveryIds } from '../db/webhook-repo.js';
+import { dispatchableDeliveryIds, markDispatched } from '../db/webhook-repo.js';
 import { WEBHOOK_DELIVERY_WORKFLOW_TYPE, type WebhookDeliveryInput } from '../../workflows/webhook-messages.js';
 
 export const WEBHOOK_EVENTS = [
@@ -25,25 +26,48 @@ export function webhookTaskQueueOf(storyTaskQueue: string): string {
   return `${storyTaskQueue}-webhooks`;
 }
 
+/** A tenant's deliveries in flight at once when not configured (WEBHOOK_TENANT_CONCURRENCY). */
+export const DEFAULT_TENANT_SHARE = 4;
+
 export interface WebhookDispatch {
   client: Client;
   taskQueue: string;
   retry: WebhookDeliveryInput['retry'];
+  /**
+   * A tenant's deliveries in flight at once (each a workflow on the Temporal server); the others
+   * wait in the outbox and cost the server nothing until one of the tenant's deliveries ends.
+   */
+  perTenant?: number;
 }
 
-/** Starts a delivery workflow for each pending delivery of these causes (a no-op for started ones). */
-export async function dispatchPending(db: Queryable, dispatch: WebhookDispatch, sourceKeys: string[]): Promise<number> {
-  if (sourceKeys.length === 0) return 0;
-  const ids = await pendingDeliveryIds(db, sourceKeys);
+const share = (dispatch: WebhookDispatch) => dispatch.perTenant ?? DEFAULT_TENANT_SHARE;
+
+async function startAll(db: Queryable, dispatch: WebhookDispatch, ids: string[]): Promise<number> {
   await Promise.all(ids.map((id) => startDelivery(dispatch, id)));
   await markDispatched(db, ids);
   return ids.length;
 }
 
 /**
+ * Hands the deliveries of these causes' tenants to delivery workflows, as many as each tenant's
+ * share leaves room for, oldest first (a no-op for started ones). A tenant whose receivers hang
+ * keeps its backlog here, so it never fills the Temporal server with deliveries waiting a turn.
+ */
+export async function dispatchPending(db: Queryable, dispatch: WebhookDispatch, sourceKeys: string[]): Promise<number> {
+  if (sourceKeys.length === 0) return 0;
+  return startAll(db, dispatch, await dispatchableDeliveryIds(db, { sourceKeys }, share(dispatch), 200));
+}
+
+/** Called when one of the tenant's deliveries ended: the next ones waiting take its place. */
+export async function dispatchNext(db: Queryable, dispatch: WebhookDispatch, tenantId: string): Promise<number> {
+  return startAll(db, dispatch, await dispatchableDeliveryIds(db, { tenantId }, share(dispatch), 200));
+}
+
+/**
  * Starts the deliveries that were committed but never started: the start failed after the commit
- * (Temporal unreachable for a moment) or the process died in between. Run by every worker now and
- * then; starting an already started delivery is a no-op, so two sweepers do no harm.
+ * (Temporal unreachable for a moment), the process died in between, or a delivery's end did not
+ * get to hand over its place. Run by every worker now and then, within each tenant's share;
+ * starting an already started delivery is a no-op, so two sweepers do no harm.
  */
 export async function dispatchForgotten(
   db: Queryable,
@@ -51,7 +75,7 @@ export async function dispatchForgotten(
   olderThanMs = 60_000,
   limit = 200,
 ): Promise<number> {
-  const ids = await undispatchedDeliveryIds(db, olderThanMs, limit);
+  const ids = await dispatchableDeliveryIds(db, { olderThanMs }, share(dispatch), limit);
   for (const id of ids) await startDelivery(dispatch, id);
   await markDispatched(db, ids);
   return ids.length;

@@ -211,6 +211,63 @@ describe('webhooks', () => {
     }
   });
 
+  it("keeps a tenant's deliveries past its share (4 in flight) in the outbox, and sends them as earlier ones end", async () => {
+    // A receiver that holds every request open until told to answer.
+    const held: { delivery: string; answer: () => void }[] = [];
+    const order: string[] = [];
+    let holding = true;
+    const server = createServer((req, res) => {
+      req.resume();
+      const delivery = String(req.headers['x-custody-delivery']);
+      order.push(delivery);
+      const answer = () => res.writeHead(200).end();
+      if (holding) held.push({ delivery, answer });
+      else answer();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const own = await createTeam(stack.api, 1, 'share');
+      const created = await stack.api.post('/api/v1/webhooks', own.admin.key, {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hold`,
+        events: ['story.claimed'],
+      });
+      for (let i = 0; i < 7; i++) {
+        expect((await stack.api.post(`/api/v1/webhooks/${created.body.data.id}/test`, own.admin.key)).status).toBe(201);
+      }
+      const counts = async () =>
+        (
+          await stack.pool.query<{ in_flight: number; waiting: number; delivered: number }>(
+            `SELECT count(*) FILTER (WHERE status = 'pending' AND dispatched_at IS NOT NULL)::int AS in_flight,
+               count(*) FILTER (WHERE status = 'pending' AND dispatched_at IS NULL)::int AS waiting,
+               count(*) FILTER (WHERE status = 'delivered')::int AS delivered
+             FROM webhook_deliveries WHERE tenant_id = $1`,
+            [own.tenantId],
+          )
+        ).rows[0];
+      await until('four deliveries to be held open', async () => (held.length === 4 ? true : undefined));
+      // A while later still four: the other three wait in the outbox, not on the Temporal server.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(held).toHaveLength(4);
+      expect(await counts()).toEqual({ in_flight: 4, waiting: 3, delivered: 0 });
+      const firstFour = held.map((h) => h.delivery);
+      holding = false;
+      for (const h of held) h.answer();
+      await until('all seven delivered', async () => ((await counts()).delivered === 7 ? true : undefined));
+      expect(await counts()).toEqual({ in_flight: 0, waiting: 0, delivered: 7 });
+      // The oldest went first; each of the waiting ones was sent once, after a place came free.
+      const oldest = await stack.pool.query<{ id: string }>(
+        'SELECT id FROM webhook_deliveries WHERE tenant_id = $1 ORDER BY created_at, id LIMIT 4',
+        [own.tenantId],
+      );
+      expect(new Set(firstFour)).toEqual(new Set(oldest.rows.map((r) => r.id)));
+      expect(order).toHaveLength(7);
+      expect(new Set(order).size).toBe(7);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('removes a webhook: nothing more is sent, its pending deliveries end, its past stays readable', async () => {
     // A receiver that always fails, slowly: the retry budget (4 attempts) would take seconds.
     let attempts = 0;
