@@ -11,6 +11,7 @@ import { pinoHttp } from 'pino-http';
 import type { Config } from '../config.js';
 import { checkStorableBody } from '../custody/rules.js';
 import { unstorableTextPath } from '../custody/storable-text.js';
+import { PostgresRateLimitStore } from '../db/rate-limits.js';
 import { createLogger } from '../observability/log.js';
 import { httpSeconds, metricsText } from '../observability/metrics.js';
 import { ApiError, errorMiddleware } from './errors.js';
@@ -54,9 +55,12 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
 /**
  * A budget of requests per minute per `keyOf` (an agent, a tenant, a client address: never a raw
  * key). `onlyFailures` counts only the answers it names (refused keys), yet refuses every request
- * from that key once spent.
+ * from that key once spent. The counters live in PostgreSQL, under the limiter's `name`, so the
+ * budget is one across every gateway process.
  */
 function limiter(
+  pool: pg.Pool,
+  name: string,
   perMinute: number,
   scope: string,
   keyOf: (req: express.Request, res: express.Response) => string,
@@ -66,6 +70,7 @@ function limiter(
   return rateLimit({
     windowMs: 60_000,
     limit: perMinute,
+    store: new PostgresRateLimitStore(pool, name),
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     keyGenerator: keyOf,
@@ -229,18 +234,27 @@ export function createApp(deps: GatewayDeps): Express {
   const address = (req: express.Request) => `ip:${ipKeyGenerator(req.ip ?? '')}`;
   // Before authentication, per client address: neither a flood nor a stream of made-up keys reaches
   // the database once its budget is spent.
-  api.use(limiter(limitOr0(config.RATE_LIMIT_ADDRESS_PER_MINUTE), 'address', address));
+  api.use(limiter(deps.pool, 'address', limitOr0(config.RATE_LIMIT_ADDRESS_PER_MINUTE), 'address', address));
   // Signup, the one call without a key, is limited per client address.
-  api.post('/tenants', limiter(Math.min(perMinute, 60), 'address', address));
+  api.post('/tenants', limiter(deps.pool, 'signup', Math.min(perMinute, 60), 'address', address));
   api.use(publicBook.router);
   api.use(
-    limiter(limitOr0(config.RATE_LIMIT_FAILED_AUTH_PER_MINUTE), 'address', address, (res) => res.statusCode === 401),
+    limiter(
+      deps.pool,
+      'failed-auth',
+      limitOr0(config.RATE_LIMIT_FAILED_AUTH_PER_MINUTE),
+      'address',
+      address,
+      (res) => res.statusCode === 401,
+    ),
   );
   api.use(authenticate(deps.pool));
   // Per agent, all its keys together (a rotated key keeps the budget), then per tenant.
-  api.use(limiter(perMinute, 'agent', (_req, res) => `agent:${String(res.locals.caller?.agentId)}`));
   api.use(
-    limiter(limitOr0(config.RATE_LIMIT_TENANT_PER_MINUTE), 'tenant', (_req, res) => {
+    limiter(deps.pool, 'agent', perMinute, 'agent', (_req, res) => `agent:${String(res.locals.caller?.agentId)}`),
+  );
+  api.use(
+    limiter(deps.pool, 'tenant', limitOr0(config.RATE_LIMIT_TENANT_PER_MINUTE), 'tenant', (_req, res) => {
       return `tenant:${String(res.locals.caller?.tenantId)}`;
     }),
   );

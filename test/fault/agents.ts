@@ -72,6 +72,21 @@ export function lifecycleSteps(plan: Plan): { action: LifecycleAction; party: Pa
   ];
 }
 
+/** What the ledger reads from a running stack (the fault harness, or the production stack). */
+export type Stack = Pick<Harness, 'pool' | 'client' | 'api'>;
+/** ...and what the common end of a run reports about its processes. */
+export type SupervisedStack = Stack & Pick<Harness, 'unexpectedExits' | 'unexpectedExitSummaries' | 'logsTail'>;
+
+/** One lifecycle step as an agent saw it: when it was first sent and when it was answered. */
+export interface StepTiming {
+  story: string;
+  action: LifecycleAction;
+  startedAt: number;
+  answeredAt: number;
+  status: number;
+  attempts: number;
+}
+
 export interface Answer {
   status: number;
   body: any;
@@ -94,6 +109,10 @@ export class SimulatedAgents {
   networkErrors = 0;
   /** Answers by status ("200", "504", ...; "net" for no answer). */
   readonly statuses: Record<string, number> = {};
+  /** Answers 200 per gateway (its base URL): how the load was spread. */
+  readonly okByGateway: Record<string, number> = {};
+  /** Every lifecycle step, first send to final answer. */
+  readonly steps: StepTiming[] = [];
   /** Answers the gateway replayed from its Idempotency-Key store. */
   replayed = 0;
   /** Lifecycle steps answered 200. */
@@ -117,15 +136,25 @@ export class SimulatedAgents {
     return signal;
   }
 
+  private readonly baseUrls: string[];
+  private turn = 0;
+
   constructor(
-    readonly baseUrl: string,
+    /** One gateway, or several that every attempt goes round (a load balancer's round robin). */
+    baseUrl: string | string[],
     /** Makes Idempotency-Keys unique to this run. */
     readonly tag: string,
     readonly options: { stepDeadlineMs: number; requestTimeoutMs: number } = {
       stepDeadlineMs: 240_000,
       requestTimeoutMs: 30_000,
     },
-  ) {}
+  ) {
+    this.baseUrls = Array.isArray(baseUrl) ? baseUrl : [baseUrl];
+  }
+
+  get baseUrl(): string {
+    return this.baseUrls[0];
+  }
 
   private count(label: string): void {
     this.statuses[label] = (this.statuses[label] ?? 0) + 1;
@@ -149,8 +178,9 @@ export class SimulatedAgents {
     for (let attempt = 0; ; attempt++) {
       this.attempts++;
       if (attempt > 0) this.retries++;
+      const baseUrl = this.baseUrls[this.turn++ % this.baseUrls.length];
       try {
-        const res = await fetch(`${this.baseUrl}${path}`, {
+        const res = await fetch(`${baseUrl}${path}`, {
           method,
           headers,
           body: payload,
@@ -158,6 +188,7 @@ export class SimulatedAgents {
         });
         const text = await res.text();
         this.count(String(res.status));
+        if (res.status === 200) this.okByGateway[baseUrl] = (this.okByGateway[baseUrl] ?? 0) + 1;
         if (res.headers.get('idempotent-replayed') === 'true') this.replayed++;
         let parsed: any = text;
         try {
@@ -195,6 +226,27 @@ export class SimulatedAgents {
     return answer;
   }
 
+  /** `act`, timed into `steps`. */
+  private async timedStep(plan: Plan, step: ReturnType<typeof lifecycleSteps>[number]): Promise<Answer> {
+    const startedAt = Date.now();
+    const answer = await this.act(
+      plan.story.id,
+      step.action,
+      step.party,
+      step.body,
+      `${this.tag}:${plan.story.number}:${step.action}`,
+    );
+    this.steps.push({
+      story: plan.story.number,
+      action: step.action,
+      startedAt,
+      answeredAt: Date.now(),
+      status: answer.status,
+      attempts: answer.attempts,
+    });
+    return answer;
+  }
+
   /**
    * Drives one story from pending to verified; false (and a failure recorded) if a step did not
    * pass. A story with dependencies is claimed as soon as their verify was answered: the contract
@@ -211,13 +263,7 @@ export class SimulatedAgents {
           return false;
         }
       }
-      const answer = await this.act(
-        plan.story.id,
-        step.action,
-        step.party,
-        step.body,
-        `${this.tag}:${plan.story.number}:${step.action}`,
-      );
+      const answer = await this.timedStep(plan, step);
       if (answer.status !== 200) {
         this.failures.push(
           `story ${plan.story.number} ${step.action}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`,
@@ -334,7 +380,7 @@ async function inBatches<T, R>(items: T[], size: number, fn: (item: T) => Promis
 }
 
 /** The story as its workflow holds it (a query: answered by the worker from workflow state). */
-export async function workflowView(h: Harness, workflowId: string): Promise<StoryView> {
+export async function workflowView(h: Stack, workflowId: string): Promise<StoryView> {
   return h.client.workflow.getHandle(workflowId).query(storyQuery);
 }
 
@@ -352,7 +398,7 @@ export interface ProjectionRow {
   version: string;
 }
 
-export async function projectionRows(h: Harness, storyIds: string[]): Promise<Map<string, ProjectionRow>> {
+export async function projectionRows(h: Stack, storyIds: string[]): Promise<Map<string, ProjectionRow>> {
   const { rows } = await h.pool.query<ProjectionRow>(
     `SELECT id, number, workflow_id, agent_status, verified_status, assigned_agent_id, reported_by_agent_id,
             reviewer_agent_id, verified_by_agent_id, iteration, version
@@ -372,7 +418,7 @@ export interface AuditRow {
   code: string | null;
 }
 
-export async function auditRows(h: Harness, storyIds: string[]): Promise<AuditRow[]> {
+export async function auditRows(h: Stack, storyIds: string[]): Promise<AuditRow[]> {
   const { rows } = await h.pool.query<AuditRow>(
     `SELECT story_id, seq, action, outcome, update_id, actor_agent_id, code FROM audit_events
      WHERE story_id = ANY ($1::uuid[]) ORDER BY story_id, id`,
@@ -404,7 +450,7 @@ export function disagreement(row: ProjectionRow | undefined, view: StoryView): s
  * What the workflow histories show of the faults: activities that needed more than one attempt
  * (their last attempt's number is recorded), and workflow tasks that timed out or failed.
  */
-export async function historyFigures(h: Harness, stories: StoryInfo[]) {
+export async function historyFigures(h: Stack, stories: StoryInfo[]) {
   let retriedActivities = 0;
   let extraAttempts = 0;
   let workflowTaskTimeouts = 0;
@@ -447,7 +493,7 @@ export interface Ledger {
  * Compares, for every story, what must have happened (the seven lifecycle steps, once each, in
  * order, seq 1..7) with the audit table, the projection and the workflow's own state.
  */
-export async function ledgerOf(h: Harness, stories: StoryInfo[], chainKey: string, backlog?: Backlog): Promise<Ledger> {
+export async function ledgerOf(h: Stack, stories: StoryInfo[], chainKey: string, backlog?: Backlog): Promise<Ledger> {
   const idOf = new Map(stories.map((s) => [s.number, s.id]));
   const dependsOn = new Map(
     (backlog?.epics ?? []).flatMap((e) => e.stories.map((s) => [s.number, s.depends_on ?? []] as const)),
@@ -533,7 +579,7 @@ export function report(title: string, figures: Record<string, unknown>): void {
 export async function settleAndAssert(
   expect: typeof import('vitest').expect,
   title: string,
-  h: Harness,
+  h: SupervisedStack,
   stories: StoryInfo[],
   chainKey: string,
   agents: SimulatedAgents,
