@@ -1,7 +1,7 @@
 /** The Express gateway: authenticate, validate, then read the read model or act through a workflow. */
 import type { Client, Connection } from '@temporalio/client';
 import express, { type Express, type RequestHandler } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
 import type pg from 'pg';
 import { ping } from '../db/pool.js';
 import swaggerUi from 'swagger-ui-express';
@@ -55,12 +55,11 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
 /**
  * A budget of requests per minute per `keyOf` (an agent, a tenant, a client address: never a raw
  * key). `onlyFailures` counts only the answers it names (refused keys), yet refuses every request
- * from that key once spent. The counters live in PostgreSQL, under the limiter's `name`, so the
- * budget is one across every gateway process.
+ * from that key once spent. With a `store` (PostgresRateLimitStore) the budget is one across every
+ * gateway process; without, each process counts in its own memory.
  */
 function limiter(
-  pool: pg.Pool,
-  name: string,
+  store: Store | undefined,
   perMinute: number,
   scope: string,
   keyOf: (req: express.Request, res: express.Response) => string,
@@ -70,7 +69,7 @@ function limiter(
   return rateLimit({
     windowMs: 60_000,
     limit: perMinute,
-    store: new PostgresRateLimitStore(pool, name),
+    ...(store ? { store } : {}),
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     keyGenerator: keyOf,
@@ -232,16 +231,21 @@ export function createApp(deps: GatewayDeps): Express {
   // 0 turns every limit off (benchmarks, the fuzz suite).
   const limitOr0 = (n: number) => (perMinute === 0 ? 0 : n);
   const address = (req: express.Request) => `ip:${ipKeyGenerator(req.ip ?? '')}`;
+  // Budgets one across every gateway: counted in PostgreSQL, under the limiter's name.
+  const shared = (name: string) => new PostgresRateLimitStore(deps.pool, name);
   // Before authentication, per client address: neither a flood nor a stream of made-up keys reaches
-  // the database once its budget is spent.
-  api.use(limiter(deps.pool, 'address', limitOr0(config.RATE_LIMIT_ADDRESS_PER_MINUTE), 'address', address));
-  // Signup, the one call without a key, is limited per client address.
-  api.post('/tenants', limiter(deps.pool, 'signup', Math.min(perMinute, 60), 'address', address));
+  // the database once its budget is spent. These two count in each gateway's memory, on purpose:
+  // they run for every request (the refused-key one writes twice: a hit, then taking back each
+  // answer that was not a 401), all on one counter per address (behind a proxy, one for all), so
+  // in PostgreSQL they would put a write on one hot row in front of every request, which is what
+  // they exist to spare the database. With N gateways an address gets N times these budgets.
+  api.use(limiter(undefined, limitOr0(config.RATE_LIMIT_ADDRESS_PER_MINUTE), 'address', address));
+  // Signup, the one call without a key, is limited per client address, across gateways.
+  api.post('/tenants', limiter(shared('signup'), Math.min(perMinute, 60), 'address', address));
   api.use(publicBook.router);
   api.use(
     limiter(
-      deps.pool,
-      'failed-auth',
+      undefined,
       limitOr0(config.RATE_LIMIT_FAILED_AUTH_PER_MINUTE),
       'address',
       address,
@@ -250,11 +254,9 @@ export function createApp(deps: GatewayDeps): Express {
   );
   api.use(authenticate(deps.pool));
   // Per agent, all its keys together (a rotated key keeps the budget), then per tenant.
+  api.use(limiter(shared('agent'), perMinute, 'agent', (_req, res) => `agent:${String(res.locals.caller?.agentId)}`));
   api.use(
-    limiter(deps.pool, 'agent', perMinute, 'agent', (_req, res) => `agent:${String(res.locals.caller?.agentId)}`),
-  );
-  api.use(
-    limiter(deps.pool, 'tenant', limitOr0(config.RATE_LIMIT_TENANT_PER_MINUTE), 'tenant', (_req, res) => {
+    limiter(shared('tenant'), limitOr0(config.RATE_LIMIT_TENANT_PER_MINUTE), 'tenant', (_req, res) => {
       return `tenant:${String(res.locals.caller?.tenantId)}`;
     }),
   );
