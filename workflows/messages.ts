@@ -3,10 +3,10 @@
  * caller spells an update's name as a string.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { ACTIONS, type Action } from '../src/custody/actions.js';
+import { ACTIONS, type Action, type AgentStatus, type VerifiedStatus } from '../src/custody/actions.js';
 import type { Actor } from '../src/custody/actor.js';
 import type { ActionEnvelope, KeyRingNews } from '../src/custody/identity.js';
-import type { DependencyStatus, ExpiredLease, StoryState, Transition } from '../src/custody/rules.js';
+import type { DependencyStatus, ExpiredLease, Rejection, StoryState, Transition } from '../src/custody/rules.js';
 import type { ViolationNews } from '../src/custody/violation-news.js';
 
 export const STORY_WORKFLOW_TYPE = 'storyWorkflow';
@@ -52,6 +52,18 @@ export interface TransitionRecord extends Transition {
    * does (an expired lease, a stall), which the worker re-derives from the stored projection.
    */
   envelope?: ActionEnvelope;
+}
+
+/** The story as the workflow judged a refused action: what the rejected attempt's audit row records. */
+export interface JudgedStory {
+  agent_status: AgentStatus;
+  verified_status: VerifiedStatus;
+  iteration: number;
+}
+
+/** The details of a refused update's ApplicationFailure (whose type is the rejection's code). */
+export interface RefusalDetails extends Rejection {
+  judged: JudgedStory;
 }
 
 export interface ProcessedUpdate {

@@ -55,6 +55,7 @@ import {
   DEFAULT_SETTINGS,
   type DependencyNews,
   type ProcessedUpdate,
+  type RefusalDetails,
   type StoryView,
   type StoryWorkflowInput,
   type StoryWorkflowSettings,
@@ -73,11 +74,22 @@ import {
 type Carried = NonNullable<StoryWorkflowInput['carried']>;
 
 /** A custody rejection as the update's failure: the code is its type, the rejection its details. */
-function rejectionFailure(rejection: Rejection): ApplicationFailure {
+/** A custody refusal, and the story as it was judged: the rejected attempt's audit row records that. */
+interface Refusal {
+  rejection: Rejection;
+  judged: StoryState;
+}
+
+/** A refusal as the update's failure: the code is its type, the rejection and the judged story its details. */
+function refusalFailure({ rejection, judged }: Refusal): ApplicationFailure {
+  const details: RefusalDetails = {
+    ...rejection,
+    judged: { agent_status: judged.agentStatus, verified_status: judged.verifiedStatus, iteration: judged.iteration },
+  };
   return ApplicationFailure.create({
     type: rejection.code,
     message: rejection.message,
-    details: [rejection],
+    details: [details],
     nonRetryable: true,
   });
 }
@@ -178,8 +190,8 @@ export class StoryEntity {
   /** The update validator: throws the rejection of an action the rules refuse now. */
   validateAction(action: Action, envelope: ActionEnvelope): void {
     if (this.repeatOf(action, envelope)) return;
-    const rejection = this.refusal(action, envelope);
-    if (rejection) throw rejectionFailure(rejection);
+    const refusal = this.refusal(action, envelope);
+    if (refusal) throw refusalFailure(refusal);
   }
 
   /**
@@ -192,7 +204,7 @@ export class StoryEntity {
     // The signature was checked by the validator (validators do not run on replay, so the
     // handler must not depend on time); the rules run again because the state may have moved.
     const decision = decide(this.state, envelope.actor, action, envelope.body);
-    if (!decision.ok) throw rejectionFailure(decision.rejection);
+    if (!decision.ok) throw this.refused(decision.rejection);
     this.processed.set(envelope.updateId, { seq: this.seq + 1, bodyDigest: bodyDigest(envelope.body), action });
     // Signed with the rest of the envelope (the validator checked it); shown, never judged.
     if (typeof envelope.actor.name === 'string')
@@ -205,7 +217,7 @@ export class StoryEntity {
   /** Waits until the database has `seq`; a held story never will, and says so. */
   private async persisted(seq: number, repeated: boolean): Promise<StoryView> {
     await condition(() => this.persistedSeq >= seq || this.held);
-    if (this.persistedSeq < seq) throw rejectionFailure(heldRejection());
+    if (this.persistedSeq < seq) throw this.refused(heldRejection());
     return this.view(repeated);
   }
 
@@ -246,18 +258,26 @@ export class StoryEntity {
    * lease is expired: the handler judges the former, the clock the latter. `judge` adds the rules
    * the handler must not re-run (histories from before them replay as they ran).
    */
-  private refusal(action: Action, envelope: ActionEnvelope): Rejection | null {
+  private refusal(action: Action, envelope: ActionEnvelope): Refusal | null {
     const { actor, body } = envelope;
+    const { state } = this;
     const refused = this.identityRefusal(envelope, action) ?? checkStorableBody(body);
-    if (refused) return refused;
-    const now = judge(this.state, actor, action, body);
-    if (!now.ok) return explainByLease(now.rejection, this.state, actor, action, this.expiredLease);
+    if (refused) return { rejection: refused, judged: state };
+    const now = judge(state, actor, action, body);
+    if (!now.ok)
+      return { rejection: explainByLease(now.rejection, state, actor, action, this.expiredLease), judged: state };
     const meaningless = checkMeaningfulText(action, body);
-    if (meaningless) return meaningless;
+    if (meaningless) return { rejection: meaningless, judged: state };
     const judged = this.judgedState();
-    if (judged === this.state) return null;
+    if (judged === state) return null;
     const late = judge(judged, actor, action, body);
-    return late.ok ? null : explainByLease(late.rejection, judged, actor, action, this.overdueLease());
+    if (late.ok) return null;
+    return { rejection: explainByLease(late.rejection, judged, actor, action, this.overdueLease()), judged };
+  }
+
+  /** The update's failure for a refusal judged against the story as it stands. */
+  private refused(rejection: Rejection): ApplicationFailure {
+    return refusalFailure({ rejection, judged: this.state });
   }
 
   /** The state a request is judged against (validators only: they do not run on replay). */
@@ -286,7 +306,7 @@ export class StoryEntity {
   private repeatOf(action: Action, envelope: ActionEnvelope): ProcessedUpdate | undefined {
     const earlier = typeof envelope?.updateId === 'string' ? this.processed.get(envelope.updateId) : undefined;
     if (earlier && (earlier.action !== action || earlier.bodyDigest !== bodyDigest(envelope.body))) {
-      throw rejectionFailure({
+      throw this.refused({
         code: 'idempotency_key_reused',
         message: 'This idempotency key was already used with a different request.',
         context: {},
@@ -299,21 +319,23 @@ export class StoryEntity {
 
   /** A heartbeat is judged as the story stands and as it stands once an overdue lease is expired. */
   validateHeartbeat(envelope: ActionEnvelope): void {
-    const rejection = this.identityRefusal(envelope, 'heartbeat') ?? this.heartbeatRefusal(envelope.actor);
-    if (rejection) throw rejectionFailure(rejection);
+    const unverified = this.identityRefusal(envelope, 'heartbeat');
+    const refusal = unverified ? { rejection: unverified, judged: this.state } : this.heartbeatRefusal(envelope.actor);
+    if (refusal) throw refusalFailure(refusal);
   }
 
-  private heartbeatRefusal(actor: unknown): Rejection | null {
-    const now = checkHeartbeat(this.state, actor);
-    if (now) return explainByLease(now, this.state, actor, 'heartbeat', this.expiredLease);
+  private heartbeatRefusal(actor: unknown): Refusal | null {
+    const { state } = this;
+    const now = checkHeartbeat(state, actor);
+    if (now) return { rejection: explainByLease(now, state, actor, 'heartbeat', this.expiredLease), judged: state };
     const judged = this.judgedState();
-    const late = judged === this.state ? null : checkHeartbeat(judged, actor);
-    return late && explainByLease(late, judged, actor, 'heartbeat', this.overdueLease());
+    const late = judged === state ? null : checkHeartbeat(judged, actor);
+    return late && { rejection: explainByLease(late, judged, actor, 'heartbeat', this.overdueLease()), judged };
   }
 
   heartbeat(envelope: ActionEnvelope): StoryView {
     const rejection = checkHeartbeat(this.state, envelope.actor);
-    if (rejection) throw rejectionFailure(rejection);
+    if (rejection) throw this.refused(rejection);
     this.leaseExpiresAt = heartbeatDeadline(this.settings.leaseTtlMs, Date.now());
     this.publish();
     return this.view(false);

@@ -37,11 +37,11 @@ import {
   type StoryWorkflowSettings,
 } from '../../workflows/messages.js';
 import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflows/search-attributes.js';
-import { holdsLease, isAwaitingOthers, type DependencyStatus, type Rejection } from '../custody/rules.js';
+import { holdsLease, isAwaitingOthers, type DependencyStatus } from '../custody/rules.js';
 import { isAction } from '../custody/actions.js';
 import { storedCustodyState } from '../db/custody-state.js';
 import { getStory, projectTimings } from '../db/story-repo.js';
-import { isNotFound, isResourceExhausted, rejectionOf, storyClosed } from './temporal-errors.js';
+import { isNotFound, isResourceExhausted, rejectionOf, storyClosed, type JudgedRejection } from './temporal-errors.js';
 import { CustodyError } from '../custody/errors.js';
 import { auditWriteFailures, rejections, transitionSeconds, transitions } from '../observability/metrics.js';
 import { dispatchPending, type WebhookDispatch } from '../webhooks/outbox.js';
@@ -231,9 +231,16 @@ export class StoryCommands {
     action: Action | 'heartbeat',
     body: unknown,
     updateId: string,
-    rejection: Rejection,
+    rejection: JudgedRejection,
   ): Promise<void> {
     const { pool, webhooks } = this.options;
+    // The story as the workflow judged the attempt; this gateway's read of it came earlier and may
+    // be stale (another action accepted in between). Only a failure without it falls back to the read.
+    const judged = rejection.judged ?? {
+      agent_status: story.agent_status,
+      verified_status: story.verified_status,
+      iteration: story.iteration,
+    };
     let sourceKey: string | null | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -243,9 +250,9 @@ export class StoryCommands {
           updateId,
           action,
           actor: agentActor(caller),
-          agentStatus: story.agent_status,
-          verifiedStatus: story.verified_status,
-          iteration: story.iteration,
+          agentStatus: judged.agent_status,
+          verifiedStatus: judged.verified_status,
+          iteration: judged.iteration,
           payload: body,
           rejection,
         });

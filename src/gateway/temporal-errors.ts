@@ -12,7 +12,9 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { CustodyError, isErrorCode } from '../custody/errors.js';
+import { AGENT_STATUSES, VERIFIED_STATUSES } from '../custody/actions.js';
 import type { Rejection } from '../custody/rules.js';
+import type { JudgedStory, RefusalDetails } from '../../workflows/messages.js';
 
 const GRPC_DEADLINE_EXCEEDED = 4;
 const GRPC_NOT_FOUND = 5;
@@ -37,17 +39,35 @@ export function isResourceExhausted(err: unknown): boolean {
   return grpcCode(err) === GRPC_RESOURCE_EXHAUSTED;
 }
 
+/** A custody rejection, with the story as the workflow judged it when the failure says so. */
+export interface JudgedRejection extends Rejection {
+  judged?: JudgedStory;
+}
+
 /** The custody rejection inside a failed update, if that is what it is. */
-export function rejectionOf(err: unknown): Rejection | null {
+export function rejectionOf(err: unknown): JudgedRejection | null {
   if (!(err instanceof WorkflowUpdateFailedError) || !(err.cause instanceof ApplicationFailure)) return null;
   const failure = err.cause;
   if (!isErrorCode(failure.type)) return null;
-  const detail = (failure.details?.[0] ?? {}) as Partial<Rejection>;
-  return {
+  const detail = (failure.details?.[0] ?? {}) as Partial<RefusalDetails>;
+  const rejection: JudgedRejection = {
     code: failure.type,
     message: failure.message,
     context: typeof detail.context === 'object' && detail.context !== null ? detail.context : {},
   };
+  if (isJudgedStory(detail.judged)) rejection.judged = detail.judged;
+  return rejection;
+}
+
+function isJudgedStory(value: unknown): value is JudgedStory {
+  const v = value as Partial<JudgedStory> | null | undefined;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    (AGENT_STATUSES as readonly unknown[]).includes(v.agent_status) &&
+    (VERIFIED_STATUSES as readonly unknown[]).includes(v.verified_status) &&
+    Number.isInteger(v.iteration)
+  );
 }
 
 /** A story's id that is taken by a closed run: only an admin's resume starts it again. */

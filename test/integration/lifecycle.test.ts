@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../support/stack.js';
 import { keyDigest, keyLabel, newRawKey } from '../../src/db/keys.js';
 import { createTeam, driveToVerified, type Team } from '../support/api.js';
+import { getStory } from '../../src/db/story-repo.js';
+import { custodyErrorOf } from '../../src/gateway/temporal-errors.js';
 
 let stack: Stack;
 let team: Team;
@@ -376,5 +378,33 @@ describe('rework', () => {
       iteration: 2,
       assigned_agent_id: second.id,
     });
+  });
+});
+
+describe('a rejected attempt that raced an accepted one', () => {
+  it('is audited in the state the workflow judged it in, not in the state the gateway had read', async () => {
+    const story = await freshStory();
+    const [first, second] = team.agents;
+    const contract = { story_title: story.title, ac_count: story.acceptance_criteria.length };
+    expect((await stack.api.act(story.id, 'contract', team.orchestrator.key, contract)).status).toBe(200);
+    // The gateway's read of the story for the second claim, taken before the first claim lands.
+    const read = (await getStory(stack.pool, team.tenantId, story.id))!;
+    expect(read.agent_status).toBe('contracted');
+    expect((await stack.api.act(story.id, 'claim', first.key, {})).status).toBe(200);
+
+    const caller = { tenantId: team.tenantId, agentId: second.id, role: 'agent' as const, keyId: second.keyId };
+    const refused = await stack.commands.act(caller, read, 'claim', {}).then(
+      () => null,
+      (err: unknown) => custodyErrorOf(err),
+    );
+    expect(refused).toMatchObject({ code: 'invalid_transition', context: { current_agent_status: 'assigned' } });
+    const { rows } = await stack.pool.query(
+      `SELECT actor_agent_id, from_agent_status, from_verified_status, iteration FROM audit_events
+       WHERE story_id = $1 AND outcome = 'rejected'`,
+      [story.id],
+    );
+    expect(rows).toEqual([
+      { actor_agent_id: second.id, from_agent_status: 'assigned', from_verified_status: 'unverified', iteration: 1 },
+    ]);
   });
 });

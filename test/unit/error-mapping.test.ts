@@ -79,6 +79,24 @@ describe('Temporal errors, answered by the error middleware', () => {
     });
   });
 
+  it('a rejection brings the story as the workflow judged it, when the failure carries it whole', () => {
+    const refused = (judged: unknown) =>
+      new WorkflowUpdateFailedError(
+        'update failed',
+        ApplicationFailure.create({
+          type: 'invalid_transition',
+          message: 'no',
+          nonRetryable: true,
+          details: [{ code: 'invalid_transition', message: 'no', context: {}, judged }],
+        }),
+      );
+    const judged = { agent_status: 'assigned', verified_status: 'unverified', iteration: 2 };
+    expect(rejectionOf(refused(judged))?.judged).toEqual(judged);
+    expect(rejectionOf(refused({ ...judged, agent_status: 'nowhere' }))).not.toHaveProperty('judged');
+    expect(rejectionOf(refused({ ...judged, iteration: '2' }))).not.toHaveProperty('judged');
+    expect(rejectionOf(refused(undefined))).toEqual({ code: 'invalid_transition', message: 'no', context: {} });
+  });
+
   it('an application failure of a type outside the vocabulary is not a rejection (a logged 500)', () => {
     expect(rejectionOf(rejected('SomethingElse'))).toBeNull();
     expect(temporalError(rejected('SomethingElse'))).toBeNull();
