@@ -2,54 +2,21 @@
  * The story worker: runs story workflows and their persistence activities on the stories' task
  * queue, and, in the same process, a second Temporal worker with its own task queue and slots for
  * webhook deliveries, so a tenant's slow receivers never hold a slot story persistence needs.
+ * The workflow bundle is built by ./temporal/workflow-bundle.ts; forgotten deliveries are swept
+ * by ./webhooks/delivery-sweeper.ts.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
 import { createStoryActivities } from '../activities/persistence.js';
 import { createWebhookActivities } from '../activities/webhooks.js';
 import type { WebhookDeliveryInput } from '../workflows/webhook-messages.js';
 import type { KeyRing } from './custody/identity.js';
-import {
-  DEFAULT_TENANT_SHARE,
-  dispatchForgotten,
-  webhookTaskQueueOf,
-  type WebhookDispatch,
-} from './webhooks/outbox.js';
-
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
-const BUNDLER = fileURLToPath(new URL('./bin/bundle-workflows.ts', import.meta.url));
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/**
- * Bundles the workflows in a child process and returns the bundle's path: webpack's memory goes
- * away with the child instead of staying in the worker's heap.
- */
-export async function bundleWorkflowsInChild(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'custody-workflows-'));
-  const out = join(dir, 'workflow-bundle.js');
-  // From the project's root, wherever the worker was started from, so `tsx` resolves.
-  const child = spawn(process.execPath, ['--import', 'tsx', BUNDLER, out], {
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', resolve);
-  });
-  if (code !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`bundling the workflows failed (exit ${code}): ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
-  }
-  return out;
-}
+import { bundleWorkflowsInChild } from './temporal/workflow-bundle.js';
+import { sweepForgottenDeliveries } from './webhooks/delivery-sweeper.js';
+import { DEFAULT_TENANT_SHARE, webhookTaskQueueOf, type WebhookDispatch } from './webhooks/outbox.js';
 
 export interface StoryWorkerOptions {
   address: string;
@@ -163,22 +130,6 @@ export async function createStoryWorker(
     if (builtHere) rmSync(dirname(builtHere), { recursive: true, force: true });
   });
   const worker = together(stories, webhooks);
-  sweepForgottenDeliveries(worker, options);
+  sweepForgottenDeliveries(worker, options.pool, webhookDispatch(options), options.deliverySweepMs);
   return { worker, connection };
-}
-
-/** Now and then, while the worker runs, starts webhook deliveries that were committed but never started. */
-function sweepForgottenDeliveries(worker: StoryWorkers, options: StoryWorkerOptions): void {
-  const dispatch = webhookDispatch(options);
-  const everyMs = options.deliverySweepMs ?? 30_000;
-  const timer = setInterval(() => {
-    if (['STOPPING', 'DRAINING', 'DRAINED', 'STOPPED', 'FAILED'].includes(worker.getState())) {
-      clearInterval(timer);
-      return;
-    }
-    dispatchForgotten(options.pool, dispatch, Math.max(everyMs, 1000) * 2).catch((err) =>
-      Runtime.instance().logger.warn('webhook delivery sweep failed; will try again', { error: String(err) }),
-    );
-  }, everyMs);
-  timer.unref();
 }

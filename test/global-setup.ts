@@ -11,7 +11,7 @@ import type { TestProject } from 'vitest/node';
 import { buildClients } from '../src/bin/build-clients.js';
 import { locateTemporalCli } from '../src/temporal/cli.js';
 import { startDevServer, type DevServer } from '../src/temporal/dev-server.js';
-import { WORKFLOWS_PATH } from '../src/worker.js';
+import { WORKFLOWS_PATH } from '../src/temporal/workflow-bundle.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -11,7 +11,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { chromium } from 'playwright-core';
 import { locateTemporalCli } from '../src/temporal/cli.js';
 import { startDevServer } from '../src/temporal/dev-server.js';
-import { WORKFLOWS_PATH } from '../src/worker.js';
+import { WORKFLOWS_PATH } from '../src/temporal/workflow-bundle.js';
 import { freePort } from './global-setup.js';
 import { startStack } from './support/stack.js';
 

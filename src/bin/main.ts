@@ -12,22 +12,19 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  configuredKeyRing,
-  webhookDispatchSettings,
-  webhookRetry,
-  webhookWorkerSettings,
-  loadConfigOrExit,
-} from '../config.js';
+  gatewayApp,
+  poolFor,
+  startStoryWorker,
+  storyCommands,
+  temporalClientFor,
+  type ServiceParts,
+} from '../composition.js';
+import { configuredKeyRing, loadConfigOrExit } from '../config.js';
 import { keyRingOf, newSigningSeed, signingKeyFromSeed, type KeyRing } from '../custody/identity.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
-import { createApp } from '../gateway/app.js';
-import { StoryCommands } from '../gateway/story-commands.js';
-import { connectClient } from '../temporal/client.js';
 import { startDevServer } from '../temporal/dev-server.js';
 import { locateTemporalCli } from '../temporal/cli.js';
-import { createStoryWorker } from '../worker.js';
 import { createLogger } from '../observability/log.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
 import { Supervisor } from '../supervisor.js';
@@ -181,31 +178,18 @@ async function start(): Promise<void> {
     () => migrate(databaseUrl),
     config.DATABASE_URL ? 'start that PostgreSQL, or correct DATABASE_URL' : undefined,
   );
-  const pool = createPool(databaseUrl, config.DATABASE_POOL_SIZE);
+  const pool = poolFor(config, databaseUrl);
   stops.push(() => pool.end());
   const client = await inPart(
     config.TEMPORAL_ADDRESS ? `Temporal at TEMPORAL_ADDRESS (${temporal.address})` : 'the Temporal client',
-    () => connectClient(temporal.address, config.TEMPORAL_NAMESPACE),
+    () => temporalClientFor(config, temporal.address),
     config.TEMPORAL_ADDRESS ? 'start that Temporal, or correct TEMPORAL_ADDRESS' : undefined,
   );
   stops.push(() => client.connection.close());
   // One key for the gateway's envelopes and the worker's dependency news: the trusted path.
   const ring = await inPart('the signing key', () => keyRing());
-  const { worker, connection } = await inPart('the story worker', () =>
-    createStoryWorker({
-      keyRing: ring,
-      address: temporal.address,
-      namespace: config.TEMPORAL_NAMESPACE,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      pool,
-      client,
-      webhookRetry: webhookRetry(config),
-      ...webhookWorkerSettings(config),
-      maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
-      allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
-      ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
-    }),
-  );
+  const parts: ServiceParts = { config, keyRing: ring, pool, client, temporalAddress: temporal.address };
+  const { worker, connection } = await inPart('the story worker', () => startStoryWorker(parts));
   const running = worker.run();
   stops.push(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
@@ -219,17 +203,9 @@ async function start(): Promise<void> {
     },
     (err: unknown) => void fail(err),
   );
-  const commands = new StoryCommands({
-    client,
-    pool,
-    keyRing: ring,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    deadlineMs: config.UPDATE_DEADLINE_MS,
-    webhooks: { client, ...webhookDispatchSettings(config) },
-  });
   // The board links (for operators, BOARD_TEMPORAL_LINKS) to the UI this process started, unless told otherwise.
   const appConfig = process.env.TEMPORAL_UI_URL || !temporal.ui ? config : { ...config, TEMPORAL_UI_URL: temporal.ui };
-  const server = createApp({ config: appConfig, pool, client, commands, logger, sdkMetricsUrl }).listen(
+  const server = gatewayApp(parts, storyCommands(parts), { config: appConfig, logger, sdkMetricsUrl }).listen(
     config.PORT,
     config.HOST,
   );

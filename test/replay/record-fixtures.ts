@@ -12,7 +12,7 @@ import { keyRingOf, newSigningSeed, signEnvelope, signingKeyFromSeed } from '../
 import { locateTemporalCli } from '../../src/temporal/cli.js';
 import { storyUpdates } from '../../workflows/messages.js';
 import { startDevServer } from '../../src/temporal/dev-server.js';
-import { WORKFLOWS_PATH } from '../../src/worker.js';
+import { WORKFLOWS_PATH } from '../../src/temporal/workflow-bundle.js';
 import { freePort } from '../global-setup.js';
 import { createTeam, driveToVerified, importBacklog } from '../support/api.js';
 import { startStack } from '../support/stack.js';

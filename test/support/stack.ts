@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type pg from 'pg';
 import { inject } from 'vitest';
@@ -17,18 +17,22 @@ import {
   type KeyRing,
   type SigningKey,
 } from '../../src/custody/identity.js';
-import { createPool } from '../../src/db/pool.js';
-import { createApp } from '../../src/gateway/app.js';
+import {
+  closeParts,
+  connectParts,
+  gatewayApp,
+  startStoryWorker,
+  storyCommands,
+  type ServiceParts,
+} from '../../src/composition.js';
 import { createLogger } from '../../src/observability/log.js';
-import { StoryCommands } from '../../src/gateway/story-commands.js';
-import { createStoryWorker, type StoryWorkers } from '../../src/worker.js';
+import type { StoryCommands } from '../../src/gateway/story-commands.js';
+import type { StoryWorkers } from '../../src/worker.js';
 import type { StoryWorkflowSettings } from '../../workflows/messages.js';
 import { createTestDatabase } from './database.js';
 import { Api } from './api.js';
 
 let runtimeInstalled = false;
-/** Fast webhook retries, so tests see several attempts in a second or two. */
-const WEBHOOK_RETRY = { initialIntervalMs: 100, maximumAttempts: 4 };
 
 export interface Stack {
   baseUrl: string;
@@ -70,9 +74,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
   const address = options.temporalAddress ?? inject('temporalAddress');
   const db = await createTestDatabase();
-  const pool = createPool(db.url, 10);
-  const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace: 'default' });
   const taskQueue = `custody-test-${randomBytes(4).toString('hex')}`;
   const bundlePath = options.workflowBundlePath ?? inject('workflowBundlePath');
   let keyRing = keyRingOf(signingKeyFromSeed(newSigningSeed(), 'k1'));
@@ -82,22 +83,23 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // Every test request comes from one address: per-address limits only where a test sets them.
     RATE_LIMIT_ADDRESS_PER_MINUTE: '1000000',
     RATE_LIMIT_FAILED_AUTH_PER_MINUTE: '1000000',
+    // Fast webhook retries, so tests see several attempts in a second or two.
+    WEBHOOK_RETRY_INITIAL_MS: '100',
+    WEBHOOK_MAX_ATTEMPTS: '4',
     ...options.env,
     DATABASE_URL: db.url,
     TEMPORAL_ADDRESS: address,
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_TASK_QUEUE: taskQueue,
   });
+  const connected = await connectParts(config, { databaseUrl: db.url, temporalAddress: address, keyRing });
+  const { pool, client } = connected;
+  // The ring changes when a test rotates keys: the parts are read when a worker starts.
+  const parts = (): ServiceParts => ({ ...connected, keyRing });
   let current: { worker: StoryWorkers; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
   const startWorker = async () => {
-    const { worker, connection } = await createStoryWorker({
-      address,
-      namespace: 'default',
-      taskQueue,
-      pool,
-      client,
+    const { worker, connection } = await startStoryWorker(parts(), {
       workflowBundle: { codePath: bundlePath },
-      webhookRetry: WEBHOOK_RETRY,
-      keyRing,
-      allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
       deliverySweepMs: 1000,
     });
     current = { worker, connection, running: worker.run() };
@@ -109,19 +111,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     current = null;
   };
   await startWorker();
-  const commands = new StoryCommands({
-    client,
-    pool,
-    keyRing,
-    taskQueue,
+  const commands = storyCommands(parts(), {
     deadlineMs: options.deadlineMs ?? 20_000,
     workflowSettings: options.workflowSettings,
-    webhooks: { client, taskQueue, retry: WEBHOOK_RETRY },
     violationSignalIntervalMs: options.violationSignalIntervalMs,
   });
   const logs: string[] = [];
   const logger = createLogger('info', { write: (line: string) => void logs.push(line) });
-  const server: Server = createApp({ config, pool, client, commands, logger }).listen(0, '127.0.0.1');
+  const server: Server = gatewayApp(parts(), commands, { logger }).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
@@ -150,8 +147,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async stop() {
       await new Promise((r) => server.close(() => r(undefined)));
       await stopWorker();
-      await connection.close();
-      await pool.end();
+      await closeParts(connected);
       await db.drop();
     },
   };
