@@ -72,5 +72,3 @@ export const ACTION_BODIES = {
   }),
   delete: z.strictObject({}),
 } satisfies Record<Action, z.ZodType>;
-
-export type ActionBody<A extends Action> = z.infer<(typeof ACTION_BODIES)[A]>;

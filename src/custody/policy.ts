@@ -145,10 +145,6 @@ export function currentRound(policy: ReviewPolicy, progress: ReviewProgress): Ro
   return roundStatuses(policy, progress).find((s) => !s.complete) ?? null;
 }
 
-export function allRoundsComplete(policy: ReviewPolicy, progress: ReviewProgress): boolean {
-  return currentRound(policy, progress) === null;
-}
-
 /** Counts that add up: fixes + disproved = findings, none negative (per reviewer, and per round). */
 export function findingsAddUp(counts: { findings_count: number; fixes_count: number; disproved_count: number }) {
   const { findings_count: f, fixes_count: x, disproved_count: d } = counts;
@@ -316,11 +312,6 @@ function isFileEntry(value: unknown): value is FileEntry {
 export function fileSetDigest(files: readonly FileEntry[]): string {
   const lines = [...new Set(files.map((f) => `${f.path}\u0000${f.sha256.toLowerCase()}\n`))].sort();
   return sha256Hex(lines.join(''));
-}
-
-/** Two mentions of an artifact name the same one. */
-export function sameArtifact(a: unknown, b: unknown): boolean {
-  return artifactKey(a) === artifactKey(b);
 }
 
 function canonical(value: unknown): string {

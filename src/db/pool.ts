@@ -1,7 +1,5 @@
 import pg from 'pg';
 
-export type Pool = pg.Pool;
-
 export function createPool(connectionString: string, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000 });
   // An idle client losing its connection (a database restart) must not crash the process;

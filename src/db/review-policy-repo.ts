@@ -31,7 +31,10 @@ export async function currentPolicy(db: Queryable, tenantId: string, projectId: 
   );
 }
 
-/** What a contract pins: the project's current policy, or nothing when it has none of its own. */
+/**
+ * What a contract pins: the project's current policy, or nothing when it has none of its own.
+ * @public the contract route's, as review policies are pinned on contract
+ */
 export async function policyToPin(db: Queryable, tenantId: string, projectId: string): Promise<PinnedPolicy | null> {
   const current = await currentPolicy(db, tenantId, projectId);
   return current.version === 0 ? null : { version: current.version, rounds: current.rounds };
@@ -102,14 +105,6 @@ export async function setLabels(
     });
     return { labels: sorted };
   });
-}
-
-export async function labelsOf(db: Queryable, tenantId: string, agentId: string): Promise<string[]> {
-  const { rows } = await db.query<{ labels: string[] }>('SELECT labels FROM agents WHERE tenant_id = $1 AND id = $2', [
-    tenantId,
-    agentId,
-  ]);
-  return rows[0]?.labels ?? [];
 }
 
 export interface ReviewRecordRow {
