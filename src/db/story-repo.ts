@@ -55,6 +55,8 @@ export interface StoryRow {
   artifact: unknown;
   backfilled: boolean;
   deleted_at: Date | null;
+  /** Its workflow was started and told of every dependency (an unchanged re-import skips it). */
+  workflow_started: boolean;
   /** The number of its epic (lists sort by it). */
   epic_number: number;
   /** Its project is archived: read-only. */
@@ -77,7 +79,7 @@ export interface StoryRow {
 const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.title, s.description, s.acceptance_criteria,
   s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
   s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.held, s.held_reason, s.version, s.position, s.created_at, s.updated_at,
-  s.estimated_hours, s.metadata, s.artifact, s.backfilled, s.deleted_at,
+  s.estimated_hours, s.metadata, s.artifact, s.backfilled, s.deleted_at, s.workflow_started,
   s.review_policy, s.review_progress, s.verified_artifact,
   (SELECT e.number FROM epics e WHERE e.id = s.epic_id) AS epic_number,
   (SELECT p.archived_at IS NOT NULL FROM projects p WHERE p.id = s.project_id) AS project_archived`;
@@ -185,35 +187,86 @@ export interface NewStory {
   metadata?: Record<string, unknown> | undefined;
 }
 
-/** Inserts the story unless one with that number exists; returns the row and whether it is new. */
-export async function insertStory(
-  db: Queryable,
-  tenantId: string,
-  s: NewStory,
-): Promise<{ story: StoryRow; created: boolean }> {
-  const inserted = await db.query<StoryRow>(
-    `INSERT INTO stories AS s (tenant_id, project_id, epic_id, number, title, description, acceptance_criteria, workflow_id,
+/**
+ * Inserts the stories whose numbers are free, in one statement (an import of thousands is one
+ * round trip, in the backlog's order); returns the numbers it created.
+ */
+export async function insertStories(db: Queryable, tenantId: string, stories: NewStory[]): Promise<Set<string>> {
+  if (stories.length === 0) return new Set();
+  const column = <T>(f: (s: NewStory) => T) => stories.map(f);
+  const { rows } = await db.query<{ number: string }>(
+    `INSERT INTO stories (tenant_id, project_id, epic_id, number, title, description, acceptance_criteria, workflow_id,
        estimated_hours, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (project_id, number) DO NOTHING RETURNING ${STORY_COLUMNS}`,
+     SELECT $1, u.project_id, u.epic_id, u.number, u.title, u.description, u.acceptance_criteria::jsonb, u.workflow_id,
+       u.estimated_hours, u.metadata::jsonb
+     FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::numeric[],
+       $10::text[]) WITH ORDINALITY
+       AS u(project_id, epic_id, number, title, description, acceptance_criteria, workflow_id, estimated_hours, metadata, i)
+     ORDER BY u.i
+     ON CONFLICT (project_id, number) DO NOTHING RETURNING number`,
     [
       tenantId,
-      s.projectId,
-      s.epicId,
-      s.number,
-      s.title,
-      s.description ?? null,
-      JSON.stringify(s.acceptanceCriteria),
-      s.workflowId,
-      s.estimatedHours ?? null,
-      JSON.stringify(s.metadata ?? {}),
+      column((s) => s.projectId),
+      column((s) => s.epicId),
+      column((s) => s.number),
+      column((s) => s.title),
+      column((s) => s.description ?? null),
+      column((s) => JSON.stringify(s.acceptanceCriteria)),
+      column((s) => s.workflowId),
+      column((s) => s.estimatedHours ?? null),
+      column((s) => JSON.stringify(s.metadata ?? {})),
     ],
   );
-  if (inserted.rows[0]) return { story: inserted.rows[0], created: true };
-  const existing = await db.query<StoryRow>(
-    `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2 AND s.number = $3`,
-    [tenantId, s.projectId, s.number],
+  return new Set(rows.map((r) => r.number));
+}
+
+/** The stories of a project with these numbers, by number. */
+export async function storiesByNumbers(
+  db: Queryable,
+  tenantId: string,
+  projectId: string,
+  numbers: string[],
+): Promise<Map<string, StoryRow>> {
+  if (numbers.length === 0) return new Map();
+  const { rows } = await db.query<StoryRow>(
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2 AND s.number = ANY ($3::text[])`,
+    [tenantId, projectId, numbers],
   );
-  return { story: existing.rows[0], created: false };
+  return new Map(rows.map((r) => [r.number, r]));
+}
+
+/**
+ * Inserts the dependency edges not there yet, in one statement; returns the ones it created. A
+ * story given a new dependency is marked not started-and-told, so it hears of it even if the
+ * import fails before its news is sent.
+ */
+export async function insertDependencies(
+  db: Queryable,
+  tenantId: string,
+  edges: [storyId: string, dependsOnId: string][],
+): Promise<[string, string][]> {
+  if (edges.length === 0) return [];
+  const { rows } = await db.query<{ story_id: string; depends_on_story_id: string }>(
+    `WITH created AS (
+       INSERT INTO story_dependencies (tenant_id, story_id, depends_on_story_id)
+       SELECT $1, u.story_id, u.depends_on FROM unnest($2::uuid[], $3::uuid[]) AS u(story_id, depends_on)
+       ON CONFLICT DO NOTHING RETURNING story_id, depends_on_story_id
+     ), untold AS (
+       UPDATE stories SET workflow_started = false WHERE id IN (SELECT story_id FROM created) AND workflow_started
+     )
+     SELECT story_id, depends_on_story_id FROM created`,
+    [tenantId, edges.map((e) => e[0]), edges.map((e) => e[1])],
+  );
+  return rows.map((r) => [r.story_id, r.depends_on_story_id]);
+}
+
+/** These stories' workflows are started and told of their dependencies. */
+export async function markWorkflowsStarted(db: Queryable, tenantId: string, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query('UPDATE stories SET workflow_started = true WHERE tenant_id = $1 AND id = ANY ($2::uuid[])', [
+    tenantId,
+    ids,
+  ]);
 }
 
 export async function getStory(db: Queryable, tenantId: string, storyId: string): Promise<StoryRow | null> {

@@ -10,14 +10,16 @@ import type { Config } from '../config.js';
 import { inTransaction } from '../db/pool.js';
 import { enforceQuota, quotasOf } from '../db/quotas.js';
 import {
-  insertDependency,
-  insertStory,
+  insertDependencies,
+  insertStories,
   listEpics,
   lockProject,
   projectDependencyEdges,
   projectStoriesByNumber,
+  markWorkflowsStarted,
   replaceEpicContent,
   storiesByIds,
+  storiesByNumbers,
   upsertEpic,
   type ProjectRow,
   type StoryRow,
@@ -100,10 +102,16 @@ export interface ImportResult {
   dependenciesCreated: number;
 }
 
-const START_CONCURRENCY = 16;
+/** Workflow starts (and signals) in flight at once per import: enough to keep Temporal busy, bounded. */
+const START_CONCURRENCY = 32;
 
-async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+/** Runs `fn` on every item, at most `limit` at once; a slow one holds one slot, not a whole batch. */
+async function inWindow<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
 /** JSON with object keys sorted, for comparing content. */
@@ -274,30 +282,51 @@ export async function importBacklog(
       }
       epicIds.set(epic.number, row.id);
     }
-    for (const { epic, story } of incoming) {
-      const result = await insertStory(db, tenant.id, {
-        projectId: project.id,
-        epicId: epicIds.get(epic.number)!,
-        number: story.number,
-        title: story.title,
-        description: story.description ?? undefined,
-        acceptanceCriteria: story.acceptance_criteria,
-        estimatedHours: story.estimated_hours ?? undefined,
-        metadata: story.metadata ?? undefined,
-        workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
-      });
-      stories.set(story.number, result.story);
-      if (result.created) {
+    // One statement for every new story, then one read of every story the backlog names.
+    const createdSet = await insertStories(
+      db,
+      tenant.id,
+      incoming
+        .filter(({ story }) => !existing.has(story.number))
+        .map(({ epic, story }) => ({
+          projectId: project.id,
+          epicId: epicIds.get(epic.number)!,
+          number: story.number,
+          title: story.title,
+          description: story.description ?? undefined,
+          acceptanceCriteria: story.acceptance_criteria,
+          estimatedHours: story.estimated_hours ?? undefined,
+          metadata: story.metadata ?? undefined,
+          workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
+        })),
+    );
+    const named = await storiesByNumbers(
+      db,
+      tenant.id,
+      project.id,
+      incoming.map(({ story }) => story.number),
+    );
+    for (const { story } of incoming) {
+      const row = named.get(story.number)!;
+      stories.set(story.number, row);
+      if (createdSet.has(story.number)) {
         created++;
         createdNumbers.push(story.number);
-      } else alreadyRunning.add(result.story.id);
+      } else alreadyRunning.add(row.id);
     }
     const all = new Map([...existing, ...stories]);
-    let dependenciesCreated = 0;
-    for (const [number, list] of wanted) {
-      for (const dep of list) {
-        if (await insertDependency(db, tenant.id, all.get(number)!.id, all.get(dep)!.id)) dependenciesCreated++;
-      }
+    const newEdges = await insertDependencies(
+      db,
+      tenant.id,
+      [...wanted].flatMap(([number, list]) =>
+        list.map((dep): [string, string] => [all.get(number)!.id, all.get(dep)!.id]),
+      ),
+    );
+    const dependenciesCreated = newEdges.length;
+    // A story given a dependency here must hear of it, even one started and told before.
+    const untold = new Set(newEdges.map(([storyId]) => storyId));
+    for (const [number, story] of stories) {
+      if (untold.has(story.id)) stories.set(number, { ...story, workflow_started: false });
     }
     const dependsOn = new Map<string, StoryRow[]>();
     for (const [number, list] of wanted)
@@ -331,7 +360,7 @@ export async function importBacklog(
   const skipped = [...written.skipped];
   if (options.edit) {
     const edit = options.edit;
-    await inBatches(written.toUpdate, START_CONCURRENCY, async ({ row, content }) => {
+    await inWindow(written.toUpdate, START_CONCURRENCY, async ({ row, content }) => {
       ((await edit(row, content)) === 'updated' ? updated : skipped).push(row.number);
     });
   }
@@ -358,9 +387,11 @@ export async function importBacklog(
 }
 
 /**
- * Starts each story's workflow (a no-op for running ones) and tells it which dependencies are
- * verified; a running one (in `alreadyRunning`) is told of each of its dependencies, since its
- * start input, written at its first import, may not list a dependency added since.
+ * Starts each story's workflow that is not known to be started and told of its dependencies (a
+ * no-op for running ones) and tells it which dependencies are verified; a running one (in
+ * `alreadyRunning`) is told of each of its dependencies, since its start input, written at its
+ * first import, may not list a dependency added since. Then marks them started: an unchanged
+ * re-import does not ask Temporal again. Starts run in a window of START_CONCURRENCY at once.
  */
 export async function startWorkflows(
   deps: { pool: pg.Pool; commands: StoryCommands },
@@ -371,7 +402,9 @@ export async function startWorkflows(
   projectSettings: { leaseTtlMs: number; stallAfterMs: number },
 ): Promise<void> {
   const { pool, commands } = deps;
-  await inBatches(stories, START_CONCURRENCY, async (story) => {
+  const unstarted = stories.filter((s) => !s.workflow_started);
+  if (unstarted.length === 0) return;
+  await inWindow(unstarted, START_CONCURRENCY, async (story) => {
     const deps = dependsOn.get(story.number) ?? [];
     await startUnlessClosed(commands, [
       {
@@ -391,7 +424,12 @@ export async function startWorkflows(
       projectSettings,
     ]);
   });
-  await announceDependencies({ pool, commands }, tenantId, stories, dependsOn, alreadyRunning);
+  await announceDependencies({ pool, commands }, tenantId, unstarted, dependsOn, alreadyRunning);
+  await markWorkflowsStarted(
+    pool,
+    tenantId,
+    unstarted.map((s) => s.id),
+  );
 }
 
 /** A closed story keeps its custody: importing it again leaves it closed (only an admin resumes it). */
@@ -426,7 +464,7 @@ async function announceDependencies(
         signals.push([story.workflow_id, now]);
     }
   }
-  await inBatches(signals, START_CONCURRENCY, ([workflowId, dep]) =>
+  await inWindow(signals, START_CONCURRENCY, ([workflowId, dep]) =>
     deps.commands.tellDependencyStatus(workflowId, dep),
   );
 }
