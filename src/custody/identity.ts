@@ -195,17 +195,44 @@ export function envelopeProblem(
   return signedByOneOf(signature, message, trustedPublicKeys, verify) ? null : 'signature not from a trusted gateway';
 }
 
+/**
+ * The key that verified the latest signature, tried first next time: nearly every envelope is
+ * signed with the ring's current key, so a ring of several keys still costs one verification,
+ * not one per key. Only the order of the attempts depends on it, never the answer.
+ */
+let lastSigner: string | undefined;
+/** Decoded public keys (a ring has a few; the bound keeps a flood of others harmless). */
+const decodedKeys = new Map<string, Uint8Array | null>();
+
+function decodedKey(key: string): Uint8Array | null {
+  let publicKey = decodedKeys.get(key);
+  if (publicKey === undefined) {
+    const bytes = fromBase64Url(key);
+    publicKey = bytes && bytes.length === 32 ? bytes : null;
+    if (decodedKeys.size > 64) decodedKeys.clear();
+    decodedKeys.set(key, publicKey);
+  }
+  return publicKey;
+}
+
 function signedByOneOf(
   signature: Uint8Array,
   message: Uint8Array,
   trustedPublicKeys: readonly string[],
   verify: SignatureVerifier = nobleVerify,
 ): boolean {
-  for (const key of trustedPublicKeys) {
-    const publicKey = fromBase64Url(key);
-    if (!publicKey || publicKey.length !== 32) continue;
+  const ordered =
+    lastSigner !== undefined && trustedPublicKeys.includes(lastSigner)
+      ? [lastSigner, ...trustedPublicKeys.filter((k) => k !== lastSigner)]
+      : trustedPublicKeys;
+  for (const key of ordered) {
+    const publicKey = decodedKey(key);
+    if (!publicKey) continue;
     try {
-      if (verify(signature, message, publicKey)) return true;
+      if (verify(signature, message, publicKey)) {
+        lastSigner = key;
+        return true;
+      }
     } catch {
       // A malformed signature is just not a valid one.
     }
