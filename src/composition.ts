@@ -15,6 +15,7 @@ import { createApp } from './gateway/app.js';
 import { StoryCommands, type StoryCommandsOptions } from './gateway/story-commands.js';
 import { connectClient } from './temporal/client.js';
 import { createStoryWorker, type StoryWorkerOptions } from './worker.js';
+import { workerMemoryPlan } from './worker-memory.js';
 
 /** What every part of the service shares: its configuration, its signing keys, and its connections. */
 export interface ServiceParts {
@@ -64,7 +65,8 @@ export function startStoryWorker(parts: ServiceParts, overrides: Partial<StoryWo
     client: parts.client,
     webhookRetry: webhookRetry(config),
     ...webhookWorkerSettings(config),
-    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    // The cache and the workflow threads' heap, from WORKER_MEMORY_MB (src/worker-memory.ts).
+    memory: workerMemoryPlan(config.WORKER_MEMORY_MB, config.WORKER_MAX_CACHED_WORKFLOWS),
     allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
     ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
     ...overrides,

@@ -5,8 +5,9 @@
  * The workflow bundle is built by ./temporal/workflow-bundle.ts; forgotten deliveries are swept
  * by ./webhooks/delivery-sweeper.ts.
  */
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type pg from 'pg';
@@ -17,6 +18,27 @@ import type { KeyRing } from './custody/identity.js';
 import { bundleWorkflowsInChild } from './temporal/workflow-bundle.js';
 import { sweepForgottenDeliveries } from './webhooks/delivery-sweeper.js';
 import { DEFAULT_TENANT_SHARE, webhookTaskQueueOf, type WebhookDispatch } from './webhooks/outbox.js';
+import { applyWorkflowHeapFlags, type WorkerMemoryPlan } from './worker-memory.js';
+
+/** The project's root (where package.json is), whether this runs from src/ or compiled into dist/. */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+/** The workflow bundle `npm run build` writes beside the compiled entry points. */
+export const BUILT_WORKFLOW_BUNDLE = join(projectRoot(), 'dist', 'workflow-bundle.js');
+/** Running compiled (dist/, plain Node): the workflows were bundled by the same build, not at start. */
+const COMPILED = import.meta.url.endsWith('.js');
+
+/** The bundle a worker runs: the one given, the build's when compiled, else none (bundled at start). */
+function builtBundle(given: WorkerOptions['workflowBundle']): WorkerOptions['workflowBundle'] | undefined {
+  if (given || !COMPILED) return given;
+  if (!existsSync(BUILT_WORKFLOW_BUNDLE)) {
+    throw new Error(`no workflow bundle at ${BUILT_WORKFLOW_BUNDLE}: run \`npm run build\` (it builds both)`);
+  }
+  return { codePath: BUILT_WORKFLOW_BUNDLE };
+}
 
 export interface StoryWorkerOptions {
   address: string;
@@ -36,6 +58,8 @@ export interface StoryWorkerOptions {
   keyRing: KeyRing;
   /** Workflows kept in memory between tasks (about 0.5 MB each); an evicted one is replayed when next needed. */
   maxCachedWorkflows?: number;
+  /** The process's memory budget (WORKER_MEMORY_MB): the cache (unless given above) and the workflow heap's flags. */
+  memory?: WorkerMemoryPlan;
   /** How often webhook deliveries committed but never started are looked for (default 30 s). */
   deliverySweepMs?: number;
   /** Webhook deliveries in flight at once in this process, all tenants (default 100). */
@@ -92,16 +116,20 @@ export async function createStoryWorker(
   options: StoryWorkerOptions,
 ): Promise<{ worker: StoryWorkers; connection: NativeConnection }> {
   const connection = await NativeConnection.connect({ address: options.address });
-  const builtHere = options.workflowBundle ? null : await bundleWorkflowsInChild();
+  const given = builtBundle(options.workflowBundle);
+  const builtHere = given ? null : await bundleWorkflowsInChild();
   // Once the worker has read the bundle (or failed to), one built for this start is not needed again.
-  const workflowBundle = options.workflowBundle ?? { codePath: builtHere! };
+  const workflowBundle = given ?? { codePath: builtHere! };
+  // Before the workflow threads exist: their heaps are sized as they are created.
+  if (options.memory) applyWorkflowHeapFlags(options.memory);
+  const maxCachedWorkflows = options.maxCachedWorkflows ?? options.memory?.maxCachedWorkflows;
   const [stories, webhooks] = await Promise.all([
     Worker.create({
       connection,
       namespace: options.namespace,
       taskQueue: options.taskQueue,
       workflowBundle,
-      ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
+      ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
       activities: createStoryActivities({
         pool: options.pool,
         client: options.client,

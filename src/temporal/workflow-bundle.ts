@@ -57,7 +57,8 @@ export async function bundleWorkflowsInChild(): Promise<string> {
   return out;
 }
 
-if (process.argv[1] === THIS_FILE) {
+// Run as the script itself; not when compiled into an entry point (dist/bin/*.js), which is then THIS_FILE too.
+if (process.argv[1] === THIS_FILE && /workflow-bundle\.[jt]s$/.test(THIS_FILE)) {
   const out = process.argv[2];
   if (!out) {
     process.stderr.write('usage: workflow-bundle <out.js>\n');
