@@ -12,27 +12,3 @@ export function summary(values: number[]): { n: number; median_ms: number; p99_m
 }
 
 export const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-/** Peak resident memory of a process, sampled from /proc every 200 ms. */
-export class RssSampler {
-  peakKb = 0;
-  private timer: NodeJS.Timeout;
-  constructor(
-    private readonly pid: number,
-    readFile: (path: string) => string,
-  ) {
-    this.timer = setInterval(() => {
-      try {
-        const status = readFile(`/proc/${this.pid}/status`);
-        const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-        this.peakKb = Math.max(this.peakKb, kb);
-      } catch {
-        // The process is gone.
-      }
-    }, 200);
-  }
-  stop(): number {
-    clearInterval(this.timer);
-    return round(this.peakKb / 1024, 1);
-  }
-}

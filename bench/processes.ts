@@ -1,0 +1,88 @@
+/**
+ * The service's processes as the benchmark runs them (compiled, as production does, or through
+ * tsx), and what is read of them from /proc: peak resident memory and CPU time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { round } from './stats.js';
+
+/** `dist`: the compiled entry points (`npm run build`), as production runs them; `tsx`: the TypeScript. */
+export type EntryMode = 'dist' | 'tsx';
+
+/**
+ * The node flags and entry point of a service: compiled, exactly as its npm script runs it (the
+ * script's node flags included); through tsx, the TypeScript with node's defaults.
+ */
+export function entryArgs(root: string, mode: EntryMode, name: 'worker' | 'gateway'): string[] {
+  if (mode === 'tsx') return ['--import', 'tsx', `src/bin/${name}.ts`];
+  const scripts = (JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { scripts: Record<string, string> })
+    .scripts;
+  const [node, ...args] = scripts[name].split(/\s+/);
+  if (node !== 'node' || !args.at(-1)?.startsWith('dist/'))
+    throw new Error(`unexpected "${name}" script: ${scripts[name]}`);
+  return args;
+}
+
+export function startService(
+  root: string,
+  mode: EntryMode,
+  name: 'worker' | 'gateway',
+  env: Record<string, string>,
+  nodeArgs: string[],
+): ChildProcess {
+  return spawn(process.execPath, [...nodeArgs, ...entryArgs(root, mode, name)], {
+    cwd: root,
+    env,
+    // BENCH_SERVICE_LOGS=1: the services' own logs (pino, on stdout) too, e.g. to see why a call failed.
+    stdio: ['ignore', process.env.BENCH_SERVICE_LOGS === '1' ? 'inherit' : 'ignore', 'inherit'],
+  });
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user + system) the process has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Peak resident memory of a process, sampled from /proc every 200 ms. */
+export class RssSampler {
+  peakKb = 0;
+  private timer: NodeJS.Timeout;
+  constructor(private readonly pid: number) {
+    this.timer = setInterval(() => this.sample(), 200);
+  }
+  private sample(): void {
+    try {
+      const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      this.peakKb = Math.max(this.peakKb, kb);
+    } catch {
+      // The process is gone.
+    }
+  }
+  get peakMb(): number {
+    return round(this.peakKb / 1024, 1);
+  }
+  stop(): number {
+    this.sample();
+    clearInterval(this.timer);
+    return this.peakMb;
+  }
+}
+
+/** The machine's load averages (1, 5, 15 min): the bench shares the machine, so every figure carries it. */
+export function load(): [number, number, number] {
+  const [a, b, c] = loadavg();
+  return [round(a, 1), round(b, 1), round(c, 1)];
+}
+
+export const loadText = () => `load ${load().join(' / ')}`;
