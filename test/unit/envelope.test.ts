@@ -127,3 +127,30 @@ describe('encodings', () => {
     expect(signingKeyFromSeed(toBase64Url(new Uint8Array(32))).publicKey).toHaveLength(43);
   });
 });
+
+describe('a ring of several keys', () => {
+  it('accepts an envelope signed by any of its keys, in any order, and no other', () => {
+    const ring = [other, key, signingKeyFromSeed(newSigningSeed())];
+    const trusted = ring.map((k) => k.publicKey);
+    const signed = (k: typeof key, updateId: string) =>
+      signEnvelope(k, WORKFLOW, {
+        updateId,
+        action: 'claim',
+        actor: { tenantId: 't1', agentId: 'a1', role: 'agent' },
+        body: {},
+        issuedAt: NOW,
+      });
+    // The last signer is tried first next time: the answer must not depend on that order.
+    for (const [i, k] of [ring[2], ring[0], ring[2], ring[1], ring[1], ring[0]].entries()) {
+      expect(envelopeProblem(WORKFLOW, signed(k, `u${i}`), trusted, NOW)).toBeNull();
+    }
+    const stranger = signingKeyFromSeed(newSigningSeed());
+    expect(envelopeProblem(WORKFLOW, signed(stranger, 'u9'), trusted, NOW)).toBe(
+      'signature not from a trusted gateway',
+    );
+    // A key the last envelope was signed by, once retired from the ring, is refused.
+    expect(envelopeProblem(WORKFLOW, signed(ring[0], 'u10'), trusted.slice(1), NOW)).toBe(
+      'signature not from a trusted gateway',
+    );
+  });
+});
