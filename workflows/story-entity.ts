@@ -16,6 +16,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { Action } from '../src/custody/actions.js';
 import { SYSTEM_ACTOR, agentActor, type Actor } from '../src/custody/actor.js';
 import {
@@ -125,6 +126,12 @@ export class StoryEntity {
   readonly keepsTime: boolean;
   /** Runs started before dependency news was signed took it unsigned, and must replay as they ran. */
   readonly checksNewsSignatures: boolean;
+  /**
+   * Fewer history events per transition (runs started before it replay as they ran): a clock's
+   * timer is re-armed when it fires, not each time its deadline moves later (a heartbeat, the next
+   * step of a wait), and each change shows in one search-attribute upsert.
+   */
+  readonly leanHistory: boolean;
   leaseExpiresAt: number | null;
   waitingSince: number | null;
   stalled: boolean;
@@ -155,6 +162,7 @@ export class StoryEntity {
     this.processed = new Map(carried.processed ?? []);
     this.keepsTime = patched('claim-leases-and-stalls');
     this.checksNewsSignatures = patched('signed-dependency-news');
+    this.leanHistory = patched('lean-transition-history');
     this.leaseExpiresAt = carried.leaseExpiresAt ?? null;
     this.waitingSince = carried.waitingSince ?? null;
     this.stalled = carried.stalled ?? false;
@@ -176,13 +184,16 @@ export class StoryEntity {
 
   /** The first run says which tenant and project the story is in; the search attributes carry on. */
   begin(): void {
-    if (!this.input.carried) {
-      upsertSearchAttributes([
-        { key: TenantId, value: this.state.tenantId },
-        { key: ProjectId, value: this.state.projectId },
-      ]);
+    const where = [
+      { key: TenantId, value: this.state.tenantId },
+      { key: ProjectId, value: this.state.projectId },
+    ];
+    if (this.input.carried) this.publish();
+    else if (this.leanHistory) this.publish(where);
+    else {
+      upsertSearchAttributes(where);
+      this.publish();
     }
-    this.publish();
   }
 
   // ---- lifecycle actions (updates) ----
@@ -337,7 +348,9 @@ export class StoryEntity {
     const rejection = checkHeartbeat(this.state, envelope.actor);
     if (rejection) throw this.refused(rejection);
     this.leaseExpiresAt = heartbeatDeadline(this.settings.leaseTtlMs, Date.now());
-    this.publish();
+    // No search attribute changes: only the details (the lease's new deadline) need saying.
+    if (this.leanHistory) setCurrentDetails(this.details());
+    else this.publish();
     return this.view(false);
   }
 
@@ -365,8 +378,11 @@ export class StoryEntity {
     const count = trustedViolationCount(this.workflowId, news, this.trustedKeys);
     if (count === null || count <= this.violations || !patched('custody-violations')) return;
     this.violations = count;
-    upsertSearchAttributes([{ key: CustodyViolations, value: count }]);
-    this.publish();
+    if (this.leanHistory) this.publish([{ key: CustodyViolations, value: count }]);
+    else {
+      upsertSearchAttributes([{ key: CustodyViolations, value: count }]);
+      this.publish();
+    }
   }
 
   // ---- what time does ----
@@ -376,10 +392,18 @@ export class StoryEntity {
     for (;;) {
       await condition(() => this.leaseExpiresAt !== null);
       const deadline = this.leaseExpiresAt!;
-      const moved = await condition(() => this.leaseExpiresAt !== deadline, Math.max(1, deadline - Date.now()), {
-        summary: `claim lease of ${this.nameOf(this.state.assignedAgentId)} until ${clockTime(deadline, Date.now())}`,
-      });
-      if (moved) continue;
+      // Lean: a later deadline (a heartbeat) is picked up when this timer fires, not by a new timer.
+      const moved = await condition(
+        () =>
+          this.leanHistory
+            ? this.leaseExpiresAt === null || this.leaseExpiresAt < deadline
+            : this.leaseExpiresAt !== deadline,
+        Math.max(1, deadline - Date.now()),
+        {
+          summary: `claim lease of ${this.nameOf(this.state.assignedAgentId)} until ${clockTime(deadline, Date.now())}`,
+        },
+      );
+      if (moved || (this.leanHistory && this.leaseExpiresAt !== deadline)) continue;
       const ranOut = leaseRunOut(this.state, deadline);
       if (!ranOut) {
         this.leaseExpiresAt = null;
@@ -395,12 +419,13 @@ export class StoryEntity {
     for (;;) {
       await condition(() => this.waitingSince !== null && !this.stalled);
       const since = this.waitingSince!;
+      // Lean: the next step of a wait (a later start) is picked up when this timer fires.
       const moved = await condition(
-        () => this.waitingSince !== since,
+        () => (this.leanHistory ? this.waitingSince === null : this.waitingSince !== since),
         Math.max(1, stallDeadline(since, this.settings.stallAfterMs) - Date.now()),
         { summary: `waiting for ${awaitedStep(this.state)} since ${clockTime(since, Date.now())}` },
       );
-      const stall = moved ? null : stallOf(this.state, since);
+      const stall = moved || (this.leanHistory && this.waitingSince !== since) ? null : stallOf(this.state, since);
       if (!stall) continue;
       this.stalled = true;
       this.apply(this.state, stall.transition, `stalled:${this.seq + 1}`, SYSTEM_ACTOR, stall.payload);
@@ -505,9 +530,11 @@ export class StoryEntity {
 
   // ---- what the Temporal UI shows ----
 
-  publish(): void {
+  /** Shows the story's state (search attributes, in one upsert with `more`, and details). */
+  publish(more: SearchAttributeUpdatePair[] = []): void {
     const { state, stalled } = this;
     upsertSearchAttributes([
+      ...more,
       { key: StoryStatus, value: state.agentStatus },
       { key: VerifiedStatus, value: state.verifiedStatus },
       { key: AssignedAgent, value: state.assignedAgentId },
