@@ -11,17 +11,28 @@ import { round } from './stats.js';
 export type EntryMode = 'dist' | 'tsx';
 
 /**
- * The node flags and entry point of a service: compiled, exactly as its npm script runs it (the
- * script's node flags included); through tsx, the TypeScript with node's defaults.
+ * The environment, node flags and entry point of a service: compiled, exactly as its npm script
+ * runs it (the script's `VAR=value` settings and node flags included); through tsx, the
+ * TypeScript with node's defaults.
  */
-export function entryArgs(root: string, mode: EntryMode, name: 'worker' | 'gateway'): string[] {
-  if (mode === 'tsx') return ['--import', 'tsx', `src/bin/${name}.ts`];
+export function entryOf(
+  root: string,
+  mode: EntryMode,
+  name: 'worker' | 'gateway',
+): { env: Record<string, string>; args: string[] } {
+  if (mode === 'tsx') return { env: {}, args: ['--import', 'tsx', `src/bin/${name}.ts`] };
   const scripts = (JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { scripts: Record<string, string> })
     .scripts;
-  const [node, ...args] = scripts[name].split(/\s+/);
+  const words = scripts[name].split(/\s+/);
+  const env: Record<string, string> = {};
+  while (/^[A-Z_]+=/.test(words[0])) {
+    const [key, value] = words.shift()!.split('=');
+    env[key] = value;
+  }
+  const [node, ...args] = words;
   if (node !== 'node' || !args.at(-1)?.startsWith('dist/'))
     throw new Error(`unexpected "${name}" script: ${scripts[name]}`);
-  return args;
+  return { env, args };
 }
 
 export function startService(
@@ -31,9 +42,10 @@ export function startService(
   env: Record<string, string>,
   nodeArgs: string[],
 ): ChildProcess {
-  return spawn(process.execPath, [...nodeArgs, ...entryArgs(root, mode, name)], {
+  const entry = entryOf(root, mode, name);
+  return spawn(process.execPath, [...nodeArgs, ...entry.args], {
     cwd: root,
-    env,
+    env: { ...entry.env, ...env },
     // BENCH_SERVICE_LOGS=1: the services' own logs (pino, on stdout) too, e.g. to see why a call failed.
     stdio: ['ignore', process.env.BENCH_SERVICE_LOGS === '1' ? 'inherit' : 'ignore', 'inherit'],
   });

@@ -82,7 +82,9 @@ const baseEnv = {
   LOG_LEVEL: 'warn',
   // Worker settings to compare runs with (unset: the service's defaults).
   ...Object.fromEntries(
-    ['WORKER_MEMORY_MB', 'WORKER_MAX_CACHED_WORKFLOWS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!]),
+    ['WORKER_MEMORY_MB', 'WORKER_MAX_CACHED_WORKFLOWS', 'MALLOC_ARENA_MAX']
+      .filter((k) => process.env[k])
+      .map((k) => [k, process.env[k]!]),
   ),
 };
 // BENCH_NODE_ARGS: extra node flags for the worker and the gateway (e.g. --cpu-prof to profile them).
