@@ -450,8 +450,10 @@ const targets: [string, boolean, string][] = [
     `${imports.reimport_seconds} s`,
   ],
   [
-    'history events per transition fewer than 12',
-    history.events_per_transition < 12,
+    // Today's count as this bench counts it (main before lean-transition-history: 14.0, the floor 11;
+    // the issue's "about 12, against the floor's 9" counts two events fewer on each side).
+    'history events per transition fewer than 14.0',
+    history.events_per_transition < 14,
     `${history.events_per_transition} (floor ${history.floor_events_per_update})`,
   ],
   [
