@@ -10,9 +10,11 @@
  *   template filled in from compose's variables, and deploy/temporal-dynamicconfig.yaml; ready
  *   when compose's health check (`temporal operator cluster health`) says SERVING;
  * - `temporal-namespace`: deploy/temporal-namespace.sh with the Temporal CLI;
- * - `migrate`: `npm run migrate`, compose's command;
+ * - `migrate`: `npm run dev:migrate`, compose's command from the TypeScript (the image runs the
+ *   compiled `npm run migrate`);
  * - `worker` and `gateway`: two of each, as `node --import tsx src/bin/{worker,gateway}.ts` (what
- *   `npm run worker|gateway` runs, without npm in between, so that SIGKILL reaches the process).
+ *   `npm run dev:worker|dev:gateway` runs, without npm in between, so that SIGKILL reaches the
+ *   process; the image runs them compiled, `npm run worker|gateway`).
  *
  * Everything listens on 127.0.0.1. Nothing here is mocked.
  */
@@ -360,7 +362,7 @@ export class ProductionStack {
           extra,
         ),
       });
-      const migrateMs = await job('migrate', 'npm', ['run', '-s', 'migrate'], custody('migrate'), jobsLog);
+      const migrateMs = await job('migrate', 'npm', ['run', '-s', 'dev:migrate'], custody('migrate'), jobsLog);
 
       // The image builds the workflow bundle once (Dockerfile); so does this run.
       t = Date.now();
