@@ -85,6 +85,10 @@ describe('docker-compose.yml and the production test run the same stack', () => 
 
   it('builds the workflow bundle into the image where the worker reads it', () => {
     const path = serviceEnv(compose, 'worker').WORKFLOW_BUNDLE_PATH;
-    expect(read('Dockerfile')).toContain(`bundle-workflows.ts ${path}`);
+    const dockerfile = read('Dockerfile');
+    // `npm run build` (src/bin/build.ts) writes dist/workflow-bundle.js; the image keeps dist/ at /app/dist.
+    expect(dockerfile).toContain('RUN npm run build');
+    expect(dockerfile).toContain('COPY --from=build /app/dist ./dist');
+    expect(path).toBe('/app/dist/workflow-bundle.js');
   });
 });
