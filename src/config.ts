@@ -93,9 +93,9 @@ const schema = z.object({
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /**
    * What a worker process may hold (MB): sizes its workflow cache and its workflow thread's V8 heap
-   * (src/worker-memory.ts). The default keeps a worker and a gateway within 400 MB together.
+   * (src/worker-memory.ts). The default: a worker and a gateway peaked at 403 MB together (bench/README.md).
    */
-  WORKER_MEMORY_MB: z.coerce.number().int().min(128).max(1_000_000).default(256),
+  WORKER_MEMORY_MB: z.coerce.number().int().min(128).max(1_000_000).default(160),
   /** Story workflows a worker keeps in memory between tasks (about 0.5 MB each); unset: from WORKER_MEMORY_MB. */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).max(100_000).optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (the metrics show every tenant's activity). */
