@@ -159,7 +159,9 @@ export function createApp(deps: GatewayDeps): Express {
   app.use((req, res, next) => {
     const end = httpSeconds.startTimer({ method: req.method });
     res.once('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      // The API router's mount path as seen inside it: an error that left the router reset req.baseUrl.
+      const base = (res.locals.routeBase as string | undefined) ?? req.baseUrl;
+      const route = req.route?.path ? `${base}${req.route.path}` : 'unmatched';
       end({ route, status: String(res.statusCode) });
     });
     next();
@@ -199,6 +201,10 @@ export function createApp(deps: GatewayDeps): Express {
   app.get('/docs', swaggerUi.setup(document as swaggerUi.JsonObject, { customSiteTitle: 'custody API' }));
 
   const api = express.Router();
+  api.use((req, res, next) => {
+    res.locals.routeBase = req.baseUrl;
+    next();
+  });
   // Imports carry a whole backlog (loopctl's clients send up to 5 MiB); everything else is small.
   const jsonTypes = ['application/json', 'application/*+json'];
   const smallJson = express.json({ limit: '256kb', type: jsonTypes });

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../support/stack.js';
+import { createTeam } from '../support/api.js';
 
 let stack: Stack;
 
@@ -41,5 +42,31 @@ describe('the board and a malformed session cookie', () => {
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/');
     expect(res.headers.get('set-cookie')).toMatch(/^custody_board=;/);
+  });
+});
+
+describe('metrics of requests that end in an error', () => {
+  // The route label was `${req.baseUrl}${req.route.path}` read when the response finished: after an
+  // error left the API router, req.baseUrl was '' again, so a 404 on GET /api/v1/stories/:id was
+  // counted as route="/stories/:id", apart from the same route's successes.
+  it('label the route with its full path, as its successes are', async () => {
+    const team = await createTeam(stack.api, 1, 'metrics-labels');
+    const missing = await stack.api.get('/api/v1/stories/00000000-0000-4000-8000-000000000000', team.agents[0].key);
+    expect([missing.status, missing.body.error.code]).toEqual([404, 'not_found']);
+    const refused = await stack.api.call('POST', '/api/v1/tenants', { body: { name: ['not a string'] } });
+    expect(refused.status).toBe(400);
+
+    const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+    const count = (route: string, status: string) =>
+      metrics
+        .split('\n')
+        .some((line) =>
+          line.startsWith(
+            `custody_http_request_duration_seconds_count{method="${route.split(' ')[0]}",route="${route.split(' ')[1]}",status="${status}"}`,
+          ),
+        );
+    expect(count('GET /api/v1/stories/:id', '404')).toBe(true);
+    expect(count('POST /api/v1/tenants', '400')).toBe(true);
+    expect(metrics).not.toMatch(/route="\/(stories|tenants)/);
   });
 });
