@@ -33,6 +33,7 @@ export const ERROR_STATUS = {
   story_closed: 409,
   story_held: 409,
   body_too_large: 413,
+  story_too_large: 413,
   unsupported_media_type: 415,
   contract_mismatch: 422,
   findings_math_mismatch: 422,

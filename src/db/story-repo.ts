@@ -85,7 +85,8 @@ const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.t
   (SELECT p.archived_at IS NOT NULL FROM projects p WHERE p.id = s.project_id) AS project_archived`;
 
 /** Epic number, then story number in natural order (1.2 before 1.10). */
-export const NATURAL_ORDER = `(SELECT e.number FROM epics e WHERE e.id = s.epic_id), s.number COLLATE natural_numbers, s.id`;
+const EPIC_NUMBER = '(SELECT e.number FROM epics e WHERE e.id = s.epic_id)';
+export const NATURAL_ORDER = `${EPIC_NUMBER}, s.number COLLATE natural_numbers, s.id`;
 const LIVE = 's.deleted_at IS NULL';
 
 export async function createProject(
@@ -342,15 +343,56 @@ export interface StoryFilter {
   stalled?: boolean | undefined;
   /** Stories to skip, in the list's natural order. */
   offset?: number | undefined;
+  /** Resume after this sort key (a keyset cursor): stable while stories are added or withdrawn. */
+  after?: StoryKeyset | undefined;
   limit: number;
 }
 
-/** A page of stories in natural order (epic number, then story number), and how many match in all. */
-export async function listStories(
+/** A story list's sort key: epic number, story number in natural order, id. */
+export interface StoryKeyset {
+  epicNumber: number;
+  number: string;
+  id: string;
+}
+
+export interface StoryPage {
+  rows: StoryRow[];
+  /** More rows follow this page. */
+  more: boolean;
+  /** Rows matching the filter in all (whatever the page). */
+  total: number;
+}
+
+/**
+ * One page in natural order: the count of every match, then `limit` rows (one more is read to
+ * know whether more follow) after the keyset position or the offset.
+ */
+async function naturalPage(
   db: Queryable,
-  tenantId: string,
-  f: StoryFilter,
-): Promise<{ rows: StoryRow[]; total: number }> {
+  filter: string,
+  params: unknown[],
+  page: { limit: number; offset?: number | undefined; after?: StoryKeyset | undefined },
+): Promise<StoryPage> {
+  const count = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stories s WHERE ${filter}`, params);
+  const args = [...params];
+  let keyset = '';
+  if (page.after) {
+    args.push(page.after.epicNumber, page.after.number, page.after.id);
+    const n = args.length;
+    keyset = ` AND (${EPIC_NUMBER}, s.number COLLATE natural_numbers, s.id) > ($${n - 2}::int, $${n - 1}::text COLLATE natural_numbers, $${n}::uuid)`;
+  }
+  args.push(page.limit + 1, page.after ? 0 : (page.offset ?? 0));
+  const rows = await db.query<StoryRow>(
+    `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${filter}${keyset} ORDER BY ${NATURAL_ORDER}
+     LIMIT $${args.length - 1} OFFSET $${args.length}`,
+    args,
+  );
+  const more = rows.rows.length > page.limit;
+  return { rows: rows.rows.slice(0, page.limit), more, total: count.rows[0].n };
+}
+
+/** A page of stories in natural order (epic number, then story number), and how many match in all. */
+export async function listStories(db: Queryable, tenantId: string, f: StoryFilter): Promise<StoryPage> {
   const where = ['s.tenant_id = $1', LIVE];
   const params: unknown[] = [tenantId];
   const add = (sql: string, value: unknown) => {
@@ -362,14 +404,7 @@ export async function listStories(
   if (f.agentStatus) add('s.agent_status = ?', f.agentStatus);
   if (f.verifiedStatus) add('s.verified_status = ?', f.verifiedStatus);
   if (f.stalled !== undefined) add('s.stalled = ?', f.stalled);
-  const filter = where.join(' AND ');
-  const count = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stories s WHERE ${filter}`, params);
-  const rows = await db.query<StoryRow>(
-    `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${filter} ORDER BY ${NATURAL_ORDER}
-     LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-    [...params, f.limit, f.offset ?? 0],
-  );
-  return { rows: rows.rows, total: count.rows[0].n };
+  return naturalPage(db, where.join(' AND '), params, f);
 }
 
 const UNVERIFIED_DEPENDENCY = `EXISTS (SELECT 1 FROM story_dependencies d JOIN stories dep ON dep.id = d.depends_on_story_id
@@ -449,12 +484,13 @@ export async function tokenTotals(
   );
 }
 
-/** Ready: not yet claimed this iteration (pending or contracted) and every dependency verified. */
+/** What a ready or blocked list is filtered by. */
 export interface WaitingFilter {
   projectId?: string | undefined;
   epicId?: string | undefined;
   limit: number;
   offset?: number | undefined;
+  after?: StoryKeyset | undefined;
 }
 
 /** Ready: not yet claimed this iteration (pending or contracted) and every dependency verified. */
@@ -466,22 +502,18 @@ export async function blockedStories(db: Queryable, tenantId: string, f: Waiting
   return waitingStories(db, tenantId, f, UNVERIFIED_DEPENDENCY);
 }
 
+/** Stories waiting to be claimed; an archived project's stories wait for nothing (it is read-only). */
 async function waitingStories(
   db: Queryable,
   tenantId: string,
   f: WaitingFilter,
   dependencyCondition: string,
-): Promise<{ rows: StoryRow[]; total: number }> {
+): Promise<StoryPage> {
   const filter = `s.tenant_id = $1 AND ${LIVE} AND ($2::uuid IS NULL OR s.project_id = $2)
     AND ($3::uuid IS NULL OR s.epic_id = $3) AND s.agent_status IN ('pending', 'contracted')
-    AND s.verified_status <> 'verified' AND ${dependencyCondition}`;
-  const params = [tenantId, f.projectId ?? null, f.epicId ?? null];
-  const count = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stories s WHERE ${filter}`, params);
-  const rows = await db.query<StoryRow>(
-    `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${filter} ORDER BY ${NATURAL_ORDER} LIMIT $4 OFFSET $5`,
-    [...params, f.limit, f.offset ?? 0],
-  );
-  return { rows: rows.rows, total: count.rows[0].n };
+    AND s.verified_status <> 'verified' AND ${dependencyCondition}
+    AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = s.project_id AND p.archived_at IS NOT NULL)`;
+  return naturalPage(db, filter, [tenantId, f.projectId ?? null, f.epicId ?? null], f);
 }
 
 export interface ProgressRow {
@@ -504,11 +536,6 @@ export async function progressCounts(db: Queryable, tenantId: string, projectId:
       [tenantId, projectId],
     )
   ).rows;
-}
-
-/** Serializes writers of one project (imports, epic and dependency creation) until the commit. */
-export async function lockProject(db: pg.PoolClient, projectId: string): Promise<void> {
-  await db.query('SELECT id FROM projects WHERE id = $1 FOR UPDATE', [projectId]);
 }
 
 /** Sets the given descriptive fields of a project (`settings` as JSON). */
@@ -636,4 +663,46 @@ export async function takeViolationSignalTurn(
     [story.id, story.tenant_id, intervalMs],
   );
   return rowCount === 1;
+}
+
+/** A dependency as lists show it: both stories' numbers and the dependency's status. */
+export interface DependencyListing {
+  id: string;
+  story_id: string;
+  depends_on_story_id: string;
+  story_number: string;
+  depends_on_number: string;
+  depends_on_verified_status: string;
+  created_at: Date;
+}
+
+/**
+ * Dependency edges between live stories, filtered by the dependent, the dependency, the project or
+ * the epic (of the dependent), oldest first, a page at a time (keyed on creation time and id).
+ */
+export async function listDependencies(
+  db: Queryable,
+  tenantId: string,
+  f: {
+    storyId?: string | undefined;
+    dependsOnStoryId?: string | undefined;
+    projectId?: string | undefined;
+    epicId?: string | undefined;
+    limit: number;
+    offset: number;
+  },
+): Promise<{ rows: DependencyListing[]; total: number }> {
+  const filter = `d.tenant_id = $1 AND s.deleted_at IS NULL AND dep.deleted_at IS NULL
+    AND ($2::uuid IS NULL OR d.story_id = $2) AND ($3::uuid IS NULL OR d.depends_on_story_id = $3)
+    AND ($4::uuid IS NULL OR s.project_id = $4) AND ($5::uuid IS NULL OR s.epic_id = $5)`;
+  const from = `FROM story_dependencies d JOIN stories s ON s.id = d.story_id JOIN stories dep ON dep.id = d.depends_on_story_id`;
+  const params = [tenantId, f.storyId ?? null, f.dependsOnStoryId ?? null, f.projectId ?? null, f.epicId ?? null];
+  const count = await db.query<{ n: number }>(`SELECT count(*)::int AS n ${from} WHERE ${filter}`, params);
+  const { rows } = await db.query<DependencyListing>(
+    `SELECT d.id, d.story_id, d.depends_on_story_id, s.number AS story_number, dep.number AS depends_on_number,
+       dep.verified_status AS depends_on_verified_status, d.created_at
+     ${from} WHERE ${filter} ORDER BY d.created_at, d.id LIMIT $6 OFFSET $7`,
+    [...params, f.limit, f.offset],
+  );
+  return { rows, total: count.rows[0].n };
 }

@@ -7,13 +7,12 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { findCycle } from '../custody/dependency-graph.js';
 import type { Config } from '../config.js';
-import { inTransaction } from '../db/pool.js';
+import { withProjectLock } from '../db/project-lock.js';
 import { enforceQuota, quotasOf } from '../db/quotas.js';
 import {
   insertDependencies,
   insertStories,
   listEpics,
-  lockProject,
   projectDependencyEdges,
   projectStoriesByNumber,
   markWorkflowsStarted,
@@ -29,8 +28,12 @@ import { custodyErrorOf } from './temporal-errors.js';
 import { storyWorkflowId, type StoryCommands } from './story-commands.js';
 import { notBlank } from './routes/params.js';
 
+/**
+ * A story number is text ("2.10"). As a JSON number only an integer is taken: 2.10 arrives as
+ * 2.1, another story, so a fractional number is refused rather than guessed at.
+ */
 const storyNumber = z
-  .union([z.string(), z.number()])
+  .union([z.string(), z.number().int().min(0).max(999_999_999)])
   .transform(String)
   .pipe(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, 'a story number is like "2.1"'));
 
@@ -89,6 +92,9 @@ export const ImportBody = z.strictObject({
 export type ImportBody = z.input<typeof ImportBody>;
 type ParsedImport = z.output<typeof ImportBody>;
 
+/** Why a merge left a story as it was. */
+export type SkipReason = 'story_in_progress' | 'epic_changed' | 'story_closed' | 'story_held';
+
 export interface ImportResult {
   stories: StoryRow[];
   created: number;
@@ -97,13 +103,23 @@ export interface ImportResult {
   epicsCreated: number;
   updated: string[];
   unchanged: string[];
-  skipped: string[];
+  skipped: { number: string; reason: SkipReason; agent_status: string; verified_status: string }[];
   orphaned: string[];
   dependenciesCreated: number;
+  /** What `record` returned: the import's audit row, written in the import's own transaction. */
+  recorded?: string | undefined;
 }
+
+/** Writes the import's audit row in its transaction (so an import is never committed unrecorded). */
+export type ImportRecorder = (db: pg.PoolClient, result: Omit<ImportResult, 'recorded'>) => Promise<string>;
 
 /** Workflow starts (and signals) in flight at once per import: enough to keep Temporal busy, bounded. */
 const START_CONCURRENCY = 32;
+/** Merge edits run while the import's transaction waits: a few at a time, to leave the pool room. */
+const EDIT_CONCURRENCY = 4;
+
+/** At most this many bytes of a story's stored fields (its JSON in UTF-8), whatever the request's size. */
+export const STORY_BYTES_LIMIT = 256 * 1024;
 
 /** Runs `fn` on every item, at most `limit` at once; a slow one holds one slot, not a whole batch. */
 async function inWindow<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -142,20 +158,56 @@ export function storyContent(s: {
     metadata: s.metadata ?? {},
   };
 }
+export type StoryContent = ReturnType<typeof storyContent>;
 
 export function sameContent(a: Parameters<typeof storyContent>[0], b: Parameters<typeof storyContent>[0]): boolean {
   return canonical(storyContent(a)) === canonical(storyContent(b));
 }
 
-/** Edits a pending story through its workflow (the rules refuse once it is past pending). */
-export type StoryEditor = (story: StoryRow, content: ReturnType<typeof storyContent>) => Promise<'updated' | 'skipped'>;
+/** The bytes a story's stored fields take (number and content as JSON, UTF-8). */
+export function storyBytes(number: string, content: StoryContent): number {
+  return Buffer.byteLength(JSON.stringify({ number, ...content }), 'utf8');
+}
 
+/** 413 `story_too_large` when one story's stored fields pass the per-story limit. */
+export function refuseOversizedStory(number: string, content: StoryContent): void {
+  const bytes = storyBytes(number, content);
+  if (bytes > STORY_BYTES_LIMIT) {
+    throw new CustodyError(
+      'story_too_large',
+      `Story ${number} holds ${bytes} bytes; a story holds at most ${STORY_BYTES_LIMIT}.`,
+      {
+        number,
+        bytes,
+        limit: STORY_BYTES_LIMIT,
+      },
+    );
+  }
+}
+
+/**
+ * Edits a pending story through its workflow (the rules refuse once it is past pending): 'updated',
+ * or why it was left as it was.
+ */
+export type StoryEditor = (story: StoryRow, content: StoryContent) => Promise<'updated' | SkipReason>;
+
+function sameSet(a: readonly string[], b: ReadonlySet<string>): boolean {
+  return a.length === b.size && a.every((x) => b.has(x));
+}
+
+/**
+ * Imports a backlog, all or nothing. The project's lock is held from the first read to the commit,
+ * so two imports of one project run one after the other and each judges what the other wrote. A
+ * merge's edits go through the stories' workflows (the authority on whether a story is still
+ * pending) before this transaction writes anything, since each edit commits through its
+ * workflow's persistence: were anything after them to fail, the edits already made are put back.
+ */
 export async function importBacklog(
   deps: { pool: pg.Pool; commands: StoryCommands; config: Config },
   tenant: { id: string; slug: string },
   project: ProjectRow,
   backlog: ParsedImport,
-  options: { merge?: boolean; edit?: StoryEditor; exact?: boolean } = {},
+  options: { merge?: boolean; edit?: StoryEditor; exact?: boolean; record?: ImportRecorder } = {},
 ): Promise<ImportResult> {
   const { pool } = deps;
   const incoming = backlog.epics.flatMap((epic) => epic.stories.map((story) => ({ epic, story })));
@@ -164,6 +216,7 @@ export async function importBacklog(
   for (const { story } of incoming) {
     if (seen.has(story.number)) repeated.add(story.number);
     seen.add(story.number);
+    refuseOversizedStory(story.number, storyContent(story));
   }
   if (repeated.size > 0) {
     throw new CustodyError('duplicate_story_number', 'A story number appears more than once in the backlog.', {
@@ -193,177 +246,244 @@ export async function importBacklog(
     if (!list.includes(dep.depends_on)) list.push(dep.depends_on);
   }
 
-  const written = await inTransaction(pool, async (db) => {
-    // Serializes imports into one project, so the cycle check sees every committed edge.
-    await lockProject(db, project.id);
-    const existing = await projectStoriesByNumber(db, tenant.id, project.id);
-    if (options.exact) {
-      const taken = incoming.find(({ story }) => existing.has(story.number));
-      if (taken) {
-        const number = taken.story.number;
-        throw new CustodyError('conflict', `Story ${number} already exists.`, {
-          number,
-          existing_id: existing.get(number)!.id,
-        });
-      }
-    }
-    const newCount = incoming.filter(({ story }) => !existing.has(story.number)).length;
-    await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
-    const known = new Set([...existing.keys(), ...seen]);
-    for (const [number, list] of wanted) {
-      for (const dep of list) {
-        if (dep === number || !known.has(dep)) {
-          throw new CustodyError(
-            dep === number ? 'dependency_cycle' : 'unknown_dependency',
-            dep === number
-              ? `Story ${number} depends on itself.`
-              : `Story ${number} depends on ${dep}, which is not in the project or the backlog.`,
-            dep === number ? { cycle: [number, number] } : { number, depends_on: dep },
-          );
+  // Edits made through workflows by a transaction that then failed: put back after the rollback.
+  const applied: { row: StoryRow; previous: StoryContent }[] = [];
+  let written;
+  try {
+    written = await withProjectLock(pool, project.id, async (db) => {
+      const existing = await projectStoriesByNumber(db, tenant.id, project.id);
+      if (options.exact) {
+        const taken = incoming.find(({ story }) => existing.has(story.number));
+        if (taken) {
+          const number = taken.story.number;
+          throw new CustodyError('conflict', `Story ${number} already exists.`, {
+            number,
+            existing_id: existing.get(number)!.id,
+          });
         }
       }
-    }
-    // An existing number with other content is a conflict unless merging; a withdrawn story's number stays taken.
-    const conflicts: { number: string; reason: string }[] = [];
-    const toUpdate: { row: StoryRow; content: ReturnType<typeof storyContent> }[] = [];
-    const skipped: string[] = [];
-    const unchanged: string[] = [];
-    for (const { epic, story } of incoming) {
-      const row = existing.get(story.number);
-      if (!row) continue;
-      const same = sameContent(row, story) && row.epic_number === epic.number;
-      if (row.deleted_at) conflicts.push({ number: story.number, reason: 'deleted' });
-      else if (same) unchanged.push(story.number);
-      else if (!options.merge) conflicts.push({ number: story.number, reason: 'content_differs' });
-      else if (row.agent_status !== 'pending' || row.verified_status === 'verified' || row.epic_number !== epic.number)
-        skipped.push(story.number);
-      else toUpdate.push({ row, content: storyContent(story) });
-    }
-    if (conflicts.length > 0) {
-      throw new CustodyError(
-        'duplicate_story_numbers',
-        'Stories with these numbers already exist with other content; import with ?merge=true to update the pending ones.',
-        { numbers: conflicts.map((c) => c.number), conflicts },
+      const newCount = incoming.filter(({ story }) => !existing.has(story.number)).length;
+      await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
+      for (const [number, list] of wanted) {
+        for (const dep of list) {
+          const row = existing.get(dep);
+          // A withdrawn story is never verified: a story depending on it would wait forever.
+          const withdrawn = !seen.has(dep) && row?.deleted_at;
+          if (dep === number) {
+            throw new CustodyError('dependency_cycle', `Story ${number} depends on itself.`, {
+              cycle: [number, number],
+            });
+          }
+          if ((!seen.has(dep) && !row) || withdrawn) {
+            throw new CustodyError(
+              'unknown_dependency',
+              withdrawn
+                ? `Story ${number} depends on ${dep}, which was withdrawn.`
+                : `Story ${number} depends on ${dep}, which is not in the project or the backlog.`,
+              { number, depends_on: dep, ...(withdrawn ? { withdrawn: true } : {}) },
+            );
+          }
+        }
+      }
+
+      const byId = new Map([...existing.values()].map((s) => [s.id, s.number]));
+      const storedEdges = (await projectDependencyEdges(db, tenant.id, project.id)).map(
+        (e) => [byId.get(e.story_id)!, byId.get(e.depends_on_story_id)!] as [string, string],
       );
-    }
+      const storedDeps = new Map<string, Set<string>>();
+      for (const [story, dep] of storedEdges) {
+        if (!storedDeps.has(story)) storedDeps.set(story, new Set());
+        storedDeps.get(story)!.add(dep);
+      }
 
-    const byId = new Map([...existing.values()].map((s) => [s.id, s.number]));
-    const edges: [string, string][] = (await projectDependencyEdges(db, tenant.id, project.id)).map((e) => [
-      byId.get(e.story_id)!,
-      byId.get(e.depends_on_story_id)!,
-    ]);
-    for (const [number, list] of wanted) for (const dep of list) edges.push([number, dep]);
-    const cycle = findCycle(edges);
-    if (cycle)
-      throw new CustodyError('dependency_cycle', `Dependencies form a cycle: ${cycle.join(' -> ')}.`, { cycle });
+      // An existing number with other content or other dependencies is a conflict unless merging;
+      // a merge changes pending stories only. A withdrawn story's number stays taken.
+      const conflicts: { number: string; reason: string }[] = [];
+      const toUpdate: { row: StoryRow; content: StoryContent }[] = [];
+      const skipped: ImportResult['skipped'] = [];
+      const unchanged: string[] = [];
+      /** Existing stories this import may give new dependencies: pending ones, when merging. */
+      const mayChange = new Set<string>();
+      for (const { epic, story } of incoming) {
+        const row = existing.get(story.number);
+        if (!row) continue;
+        const list = wanted.get(story.number)!;
+        const stored = storedDeps.get(story.number) ?? new Set<string>();
+        const sameText = sameContent(row, story) && row.epic_number === epic.number;
+        const newDeps = list.some((d) => !stored.has(d));
+        if (row.deleted_at) conflicts.push({ number: story.number, reason: 'deleted' });
+        else if (!options.merge) {
+          if (!sameText) conflicts.push({ number: story.number, reason: 'content_differs' });
+          else if (!sameSet(list, stored)) conflicts.push({ number: story.number, reason: 'dependencies_differ' });
+          else unchanged.push(story.number);
+        } else if (sameText && !newDeps) unchanged.push(story.number);
+        else {
+          const reason: SkipReason | null =
+            row.epic_number !== epic.number
+              ? 'epic_changed'
+              : row.agent_status !== 'pending' || row.verified_status === 'verified'
+                ? 'story_in_progress'
+                : null;
+          if (reason) {
+            skipped.push({
+              number: story.number,
+              reason,
+              agent_status: row.agent_status,
+              verified_status: row.verified_status,
+            });
+            continue;
+          }
+          mayChange.add(story.number);
+          if (!sameText) toUpdate.push({ row, content: storyContent(story) });
+        }
+      }
+      if (conflicts.length > 0) {
+        throw new CustodyError(
+          'duplicate_story_numbers',
+          'Stories with these numbers already exist with other content or dependencies; import with ?merge=true to update the pending ones.',
+          { numbers: conflicts.map((c) => c.number), conflicts },
+        );
+      }
+      /** The dependencies this import adds: those of new stories and of the stories it may change. */
+      const adding = (number: string) => !existing.has(number) || mayChange.has(number);
+      const edges = [...storedEdges];
+      for (const [number, list] of wanted) if (adding(number)) for (const dep of list) edges.push([number, dep]);
+      const cycle = findCycle(edges);
+      if (cycle)
+        throw new CustodyError('dependency_cycle', `Dependencies form a cycle: ${cycle.join(' -> ')}.`, { cycle });
 
-    const stories = new Map<string, StoryRow>();
-    let created = 0;
-    const createdNumbers: string[] = [];
-    let epicsCreated = 0;
-    // Stories imported before: their workflows are running and learn new dependencies by signal.
-    const alreadyRunning = new Set<string>();
-    const epicIds = new Map<number, string>();
-    const existingEpics = new Set((await listEpics(db, tenant.id, project.id)).map((e) => e.number));
-    for (const epic of backlog.epics) {
-      if (!existingEpics.has(epic.number)) epicsCreated++;
-      const row = await upsertEpic(db, tenant.id, project.id, {
-        number: epic.number,
-        title: epic.title,
-        description: epic.description ?? undefined,
-        metadata: epic.metadata ?? undefined,
-      });
-      if (options.merge && existingEpics.has(epic.number)) {
-        await replaceEpicContent(db, row.id, {
-          title: epic.title,
-          description: epic.description ?? null,
-          metadata: epic.metadata ?? {},
+      // Merged content reaches pending stories through their workflows, before this transaction
+      // writes anything (their persistence must not wait on its locks). One that moved past pending
+      // meanwhile refuses: it is skipped, dependencies included; its workflow is never restarted.
+      const updated: string[] = [];
+      if (options.edit && toUpdate.length > 0) {
+        const edit = options.edit;
+        await inWindow(toUpdate, EDIT_CONCURRENCY, async ({ row, content }) => {
+          const outcome = await edit(row, content);
+          if (outcome === 'updated') {
+            applied.push({ row, previous: storyContent(row) });
+            updated.push(row.number);
+          } else {
+            mayChange.delete(row.number);
+            skipped.push({
+              number: row.number,
+              reason: outcome,
+              agent_status: row.agent_status,
+              verified_status: row.verified_status,
+            });
+          }
         });
       }
-      epicIds.set(epic.number, row.id);
-    }
-    // One statement for every new story, then one read of every story the backlog names.
-    const createdSet = await insertStories(
-      db,
-      tenant.id,
-      incoming
-        .filter(({ story }) => !existing.has(story.number))
-        .map(({ epic, story }) => ({
-          projectId: project.id,
-          epicId: epicIds.get(epic.number)!,
-          number: story.number,
-          title: story.title,
-          description: story.description ?? undefined,
-          acceptanceCriteria: story.acceptance_criteria,
-          estimatedHours: story.estimated_hours ?? undefined,
-          metadata: story.metadata ?? undefined,
-          workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
-        })),
-    );
-    const named = await storiesByNumbers(
-      db,
-      tenant.id,
-      project.id,
-      incoming.map(({ story }) => story.number),
-    );
-    for (const { story } of incoming) {
-      const row = named.get(story.number)!;
-      stories.set(story.number, row);
-      if (createdSet.has(story.number)) {
-        created++;
-        createdNumbers.push(story.number);
-      } else alreadyRunning.add(row.id);
-    }
-    const all = new Map([...existing, ...stories]);
-    const newEdges = await insertDependencies(
-      db,
-      tenant.id,
-      [...wanted].flatMap(([number, list]) =>
-        list.map((dep): [string, string] => [all.get(number)!.id, all.get(dep)!.id]),
-      ),
-    );
-    const dependenciesCreated = newEdges.length;
-    // A story given a dependency here must hear of it, even one started and told before.
-    const untold = new Set(newEdges.map(([storyId]) => storyId));
-    for (const [number, story] of stories) {
-      if (untold.has(story.id)) stories.set(number, { ...story, workflow_started: false });
-    }
-    const dependsOn = new Map<string, StoryRow[]>();
-    for (const [number, list] of wanted)
-      dependsOn.set(
-        number,
-        list.map((n) => all.get(n)!),
+      // Pending stories that only gained dependencies are updated too.
+      for (const number of mayChange) if (!updated.includes(number)) updated.push(number);
+
+      const stories = new Map<string, StoryRow>();
+      let created = 0;
+      const createdNumbers: string[] = [];
+      let epicsCreated = 0;
+      // Stories imported before: their workflows are running and learn new dependencies by signal.
+      const alreadyRunning = new Set<string>();
+      const epicIds = new Map<number, string>();
+      const existingEpics = new Set((await listEpics(db, tenant.id, project.id)).map((e) => e.number));
+      for (const epic of backlog.epics) {
+        if (!existingEpics.has(epic.number)) epicsCreated++;
+        const row = await upsertEpic(db, tenant.id, project.id, {
+          number: epic.number,
+          title: epic.title,
+          description: epic.description ?? undefined,
+          metadata: epic.metadata ?? undefined,
+        });
+        if (options.merge && existingEpics.has(epic.number)) {
+          await replaceEpicContent(db, row.id, {
+            title: epic.title,
+            description: epic.description ?? null,
+            metadata: epic.metadata ?? {},
+          });
+        }
+        epicIds.set(epic.number, row.id);
+      }
+      // One statement for every new story, then one read of every story the backlog names.
+      const createdSet = await insertStories(
+        db,
+        tenant.id,
+        incoming
+          .filter(({ story }) => !existing.has(story.number))
+          .map(({ epic, story }) => ({
+            projectId: project.id,
+            epicId: epicIds.get(epic.number)!,
+            number: story.number,
+            title: story.title,
+            description: story.description ?? undefined,
+            acceptanceCriteria: story.acceptance_criteria,
+            estimatedHours: story.estimated_hours ?? undefined,
+            metadata: story.metadata ?? undefined,
+            workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
+          })),
       );
-    const orphaned = [...existing.values()].filter((s) => !seen.has(s.number) && !s.deleted_at).map((s) => s.number);
-    return {
-      stories: [...stories.values()],
-      created,
-      createdNumbers,
-      epicsCreated,
-      dependsOn,
-      alreadyRunning,
-      toUpdate,
-      skipped,
-      unchanged,
-      orphaned,
-      dependenciesCreated,
-    };
-  });
+      const named = await storiesByNumbers(
+        db,
+        tenant.id,
+        project.id,
+        incoming.map(({ story }) => story.number),
+      );
+      for (const { story } of incoming) {
+        const row = named.get(story.number)!;
+        stories.set(story.number, row);
+        if (createdSet.has(story.number)) {
+          created++;
+          createdNumbers.push(story.number);
+        } else alreadyRunning.add(row.id);
+      }
+      const all = new Map([...existing, ...stories]);
+      const newEdges = await insertDependencies(
+        db,
+        tenant.id,
+        [...wanted]
+          .filter(([number]) => adding(number))
+          .flatMap(([number, list]) => list.map((dep): [string, string] => [all.get(number)!.id, all.get(dep)!.id])),
+      );
+      const dependenciesCreated = newEdges.length;
+      // A story given a dependency here must hear of it, even one started and told before.
+      const untold = new Set(newEdges.map(([storyId]) => storyId));
+      for (const [number, story] of stories) {
+        if (untold.has(story.id)) stories.set(number, { ...story, workflow_started: false });
+      }
+      // Every story's dependencies as they will stand: a workflow that a failed attempt left
+      // unstarted starts with all of them, a running one hears of each.
+      const dependsOn = new Map<string, StoryRow[]>();
+      for (const [number, list] of wanted) {
+        const numbers = new Set(storedDeps.get(number));
+        if (adding(number)) for (const dep of list) numbers.add(dep);
+        dependsOn.set(
+          number,
+          [...numbers].map((n) => all.get(n)!),
+        );
+      }
+      const orphaned = [...existing.values()].filter((s) => !seen.has(s.number) && !s.deleted_at).map((s) => s.number);
+      const summary = {
+        stories: [...stories.values()],
+        created,
+        createdNumbers,
+        epicsCreated,
+        updated,
+        skipped,
+        unchanged,
+        orphaned,
+        dependenciesCreated,
+      };
+      // Last: the audit row takes the tenant's chain lock until the commit.
+      const recorded = options.record ? await options.record(db, summary) : undefined;
+      return { ...summary, dependsOn, alreadyRunning, recorded };
+    });
+  } catch (err) {
+    await restoreEdits(applied, options.edit);
+    throw err;
+  }
 
   await startWorkflows(deps, tenant.id, written.stories, written.dependsOn, written.alreadyRunning, {
     leaseTtlMs: project.lease_ttl_seconds * 1000,
     stallAfterMs: project.stall_after_seconds * 1000,
   });
-  // Merged content reaches pending stories through their workflows: one that moved past pending
-  // meanwhile refuses, and is reported skipped; its workflow is never restarted.
-  const updated: string[] = [];
-  const skipped = [...written.skipped];
-  if (options.edit) {
-    const edit = options.edit;
-    await inWindow(written.toUpdate, START_CONCURRENCY, async ({ row, content }) => {
-      ((await edit(row, content)) === 'updated' ? updated : skipped).push(row.number);
-    });
-  }
   const fresh = new Map(
     (
       await storiesByIds(
@@ -378,12 +498,25 @@ export async function importBacklog(
     created: written.created,
     createdNumbers: written.createdNumbers,
     epicsCreated: written.epicsCreated,
-    updated,
+    updated: written.updated,
     unchanged: written.unchanged,
-    skipped,
+    skipped: written.skipped,
     orphaned: written.orphaned,
     dependenciesCreated: written.dependenciesCreated,
+    recorded: written.recorded,
   };
+}
+
+/**
+ * A merge whose transaction failed after some edits were made through their workflows: each is
+ * edited back to what it held (it is still pending unless somebody contracted it meanwhile, in
+ * which case its workflow refuses and the new content stays, as a separate PATCH's would).
+ */
+async function restoreEdits(applied: { row: StoryRow; previous: StoryContent }[], edit?: StoryEditor): Promise<void> {
+  if (!edit) return;
+  await inWindow(applied, EDIT_CONCURRENCY, async ({ row, previous }) => {
+    await edit(row, previous).catch(() => undefined);
+  });
 }
 
 /**

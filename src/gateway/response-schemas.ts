@@ -162,11 +162,35 @@ export const StoryJson = z
 
 export const ImportJson = z.object({
   project_id: z.uuid(),
+  merged: z.boolean(),
   stories_count: z.number().int(),
   created_count: z.number().int(),
+  stories_updated: z.array(z.string()),
+  stories_unchanged: z.array(z.string()),
+  skipped: z.array(z.string()).openapi({ description: 'Numbers of the stories a merge left as they were' }),
+  skipped_count: z.number().int(),
+  skipped_details: z.array(
+    z.object({
+      number: z.string(),
+      reason: z.enum(['story_in_progress', 'epic_changed', 'story_closed', 'story_held']),
+      agent_status: z.enum(AGENT_STATUSES),
+      verified_status: z.enum(VERIFIED_STATUSES),
+    }),
+  ),
+  stories_orphaned: z.array(z.string()),
+  dependencies_created: z.number().int(),
   stories: z.array(StoryJson),
 });
 
+export const DependencyEdgeJson = z.object({
+  id: z.uuid(),
+  story_id: z.uuid(),
+  depends_on_story_id: z.uuid(),
+  story_number: z.string().openapi({ example: '1.2' }),
+  depends_on_number: z.string().openapi({ example: '1.1' }),
+  depends_on_verified_status: z.enum(VERIFIED_STATUSES),
+  created_at: time,
+});
 export const DependencyJson = z.object({ id: z.uuid().optional(), story_id: z.uuid(), depends_on_story_id: z.uuid() });
 export const RemovedDependencyJson = z.object({
   id: z.uuid(),
@@ -388,6 +412,9 @@ const listOf = (item: z.ZodType) =>
       next_cursor: z.string().nullable().openapi({ description: 'Pass as cursor for the next page; null at the end' }),
       offset: z.number().int().optional(),
       total_count: z.number().int().optional(),
+      page: z.number().int().optional().openapi({ description: "loopctl's page numbering, when asked by page" }),
+      page_size: z.number().int().optional(),
+      total_pages: z.number().int().optional(),
     }),
   });
 const one = (item: z.ZodType) => z.object({ data: item });
@@ -433,6 +460,11 @@ export const OPERATIONS: Record<string, { operationId: string; response: z.ZodTy
   'PATCH /epics/:epic_id': { operationId: 'updateEpic', response: one(EpicJson) },
   'GET /epics/:epic_id/progress': { operationId: 'getEpicProgress', response: one(EpicProgressJson) },
   'DELETE /story_dependencies/:id': { operationId: 'removeDependency', response: one(RemovedDependencyJson) },
+  'GET /story_dependencies': { operationId: 'listDependencies', response: listOf(DependencyEdgeJson) },
+  'GET /epics/:epic_id/story_dependencies': {
+    operationId: 'listEpicDependencies',
+    response: listOf(DependencyEdgeJson),
+  },
   'GET /stories/:id/acceptance_criteria': { operationId: 'getAcceptanceCriteria', response: one(CriteriaJson) },
   'PATCH /stories/:id': { operationId: 'updateStory', response: one(StoryJson) },
   'DELETE /stories/:id': { operationId: 'deleteStory', response: one(DeletedStoryJson) },

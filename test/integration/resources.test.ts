@@ -150,9 +150,19 @@ describe('a backlog from signup to progress', () => {
     const stories = await importBacklog(stack.api, team, plain);
     const withEdge = structuredClone(plain) as any;
     withEdge.epics[0].stories[1].depends_on = ['8.1'];
-    expect(
-      (await stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, withEdge)).status,
-    ).toBe(201);
+    // A plain re-import that changes a story's dependencies is a conflict; a merge adds them to pending stories.
+    const plainAgain = await stack.api.post(
+      `/api/v1/projects/${team.projectId}/import`,
+      team.orchestrator.key,
+      withEdge,
+    );
+    expect([plainAgain.status, plainAgain.body.error?.code]).toEqual([409, 'duplicate_story_numbers']);
+    const merged = await stack.api.post(
+      `/api/v1/projects/${team.projectId}/import?merge=true`,
+      team.orchestrator.key,
+      withEdge,
+    );
+    expect([merged.status, merged.body.data?.stories_updated]).toEqual([200, ['8.2']]);
 
     const [first, second] = [stories.get('8.1'), stories.get('8.2')];
     const [implementer, reviewer] = team.agents;
@@ -298,7 +308,9 @@ describe('tenant isolation', () => {
             : undefined;
         const r = await stack.api.call(route.method, path, { key, body });
         walked++;
-        if (route.params.length > 0 || path.endsWith('story_dependencies')) {
+        // POST /story_dependencies names A's stories in its body; GET /story_dependencies lists B's own.
+        const namesA = route.params.length > 0 || (route.method === 'POST' && path.endsWith('story_dependencies'));
+        if (namesA) {
           // 403 only where the role is refused before any lookup (the answer names no resource).
           expect([404, 403], `${route.method} ${route.path}: ${r.status} ${JSON.stringify(r.body)}`).toContain(
             r.status,

@@ -13,25 +13,82 @@ export const Page = {
   cursor: z.string().max(200).optional(),
 };
 
-/** Lists in natural order also take loopctl's `offset` (a cursor is an offset too, opaque). */
+/**
+ * Lists in natural order also take loopctl's `offset`, and its `page`/`page_size` (page_size is
+ * the limit, page counts from 1). A cursor is a keyset position (the last row's sort key), so a
+ * page walk neither repeats nor skips a row when stories are added or withdrawn meanwhile;
+ * `offset` and `page` count rows as they stand at each request, as loopctl's do.
+ */
 export const OffsetPage = {
   ...Page,
   offset: z.coerce.number().int().min(0).max(10_000_000).optional(),
+  page: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  page_size: z.coerce.number().int().min(1).max(500).optional(),
 };
 
-const OffsetCursor = z.strictObject({ o: z.string().regex(/^\d{1,9}$/) });
-
-/** Where a page starts: the cursor's offset, else `offset`, else 0; null when the cursor is not valid. */
-export function startOf(q: { cursor?: string | undefined; offset?: number | undefined }): number | null {
-  const after = decodeCursor(OffsetCursor, q.cursor);
-  if (after === null) return null;
-  return after ? Number(after.o) : (q.offset ?? 0);
+/** Where a story list resumes: after the row with this sort key (epic number, story number, id). */
+export interface StoryKeyset {
+  epicNumber: number;
+  number: string;
+  id: string;
 }
 
-/** `meta` of a page that starts at `start`: the next cursor when more remain, and the total. */
-export function pageMeta(limit: number, start: number, returned: number, total: number) {
-  const next = start + returned < total && returned > 0 ? encodeCursor({ o: String(start + returned) }) : null;
-  return { limit, offset: start, next_cursor: next, total_count: total };
+const OffsetCursor = z.strictObject({ o: z.string().regex(/^\d{1,9}$/) });
+const KeysetCursor = z.strictObject({
+  e: z.number().int().min(0).max(1_000_000),
+  n: z.string().min(1).max(64),
+  i: z.uuid(),
+});
+
+export interface PageStart {
+  limit: number;
+  /** Rows to skip (offset, page or an offset cursor); 0 when resuming after a keyset. */
+  offset: number;
+  after?: StoryKeyset;
+  /** loopctl's page numbering, echoed in `meta` when the caller paged by `page`/`page_size`. */
+  page?: number;
+}
+
+/** Where a page starts and how long it is; null when the cursor is not valid. */
+export function startOf(q: {
+  limit: number;
+  cursor?: string | undefined;
+  offset?: number | undefined;
+  page?: number | undefined;
+  page_size?: number | undefined;
+}): PageStart | null {
+  const limit = q.page_size ?? q.limit;
+  if (q.cursor !== undefined) {
+    const keyset = decodeCursor(KeysetCursor, q.cursor);
+    if (keyset) return { limit, offset: 0, after: { epicNumber: keyset.e, number: keyset.n, id: keyset.i } };
+    const legacy = decodeCursor(OffsetCursor, q.cursor);
+    return legacy ? { limit, offset: Number(legacy.o) } : null;
+  }
+  if (q.page !== undefined) return { limit, offset: (q.page - 1) * limit, page: q.page };
+  return { limit, offset: q.offset ?? 0 };
+}
+
+/**
+ * `meta` of a page of stories: the next cursor (the last row's sort key) when more remain, the
+ * total, and loopctl's offset or page numbering as the caller asked.
+ */
+export function pageMeta(
+  start: PageStart,
+  rows: { id: string; number: string; epic_number: number }[],
+  more: boolean,
+  total: number,
+) {
+  const last = rows[rows.length - 1];
+  const next = more && last ? encodeCursor({ e: last.epic_number, n: last.number, i: last.id }) : null;
+  return {
+    limit: start.limit,
+    next_cursor: next,
+    total_count: total,
+    ...(start.after ? {} : { offset: start.offset }),
+    ...(start.page !== undefined
+      ? { page: start.page, page_size: start.limit, total_pages: Math.ceil(total / start.limit) }
+      : {}),
+  };
 }
 
 /**
@@ -46,7 +103,7 @@ export function setCursorSecret(secret: Uint8Array): void {
   cursorKey = createHash('sha256').update('custody list cursors v1\0').update(secret).digest();
 }
 
-export function encodeCursor(parts: Record<string, string>): string {
+export function encodeCursor(parts: Record<string, string | number>): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', cursorKey, iv);
   const data = Buffer.concat([cipher.update(JSON.stringify(parts), 'utf8'), cipher.final()]);

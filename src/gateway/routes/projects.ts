@@ -4,6 +4,7 @@ import { findCycle } from '../../custody/dependency-graph.js';
 import { getTenant } from '../../db/identity-repo.js';
 import { inTransaction } from '../../db/pool.js';
 import type { PoolClient } from 'pg';
+import { withProjectLock } from '../../db/project-lock.js';
 import { enforceQuota, enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
@@ -12,13 +13,21 @@ import { agentActor } from '../../custody/actor.js';
 import { recordChange } from '../../db/change-audit.js';
 import { enqueueEvent } from '../../db/webhook-repo.js';
 import { dispatchPending } from '../../webhooks/outbox.js';
-import { EpicNumber, ImportBody, StoryInput, importBacklog, type ImportResult, type StoryEditor } from '../backlog.js';
+import {
+  EpicNumber,
+  ImportBody,
+  StoryInput,
+  importBacklog,
+  type ImportResult,
+  type SkipReason,
+  type StoryEditor,
+} from '../backlog.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { custodyErrorOf } from '../temporal-errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { epicJson, projectJson, storyJson } from '../views.js';
-import { OffsetPage, Uuid, notBlank, pageMeta, startOf, withUuid } from './params.js';
+import { OffsetPage, Uuid, encodeCursor, notBlank, pageMeta, startOf, withUuid } from './params.js';
 import type { Caller } from '../../db/identity-repo.js';
 import type { StoryRow } from '../../db/story-repo.js';
 
@@ -73,10 +82,20 @@ export const EpicStoriesQuery = z.strictObject({
   verified_status: z.enum(VERIFIED_STATUSES).optional(),
   ...OffsetPage,
 });
+export const DependenciesQuery = z.strictObject({
+  story_id: Uuid.optional(),
+  depends_on_story_id: Uuid.optional(),
+  project_id: Uuid.optional(),
+  ...OffsetPage,
+});
+export const EpicDependenciesQuery = z.strictObject({ ...OffsetPage });
 export const ProgressQuery = z.strictObject({ include_cost: z.enum(['true', 'false']).optional() });
 
+/** What a merge's edit may answer that leaves the story as it was, reported in `skipped_details`. */
+const MERGE_SKIPS: ReadonlySet<string> = new Set<SkipReason>(['story_in_progress', 'story_closed', 'story_held']);
+
 /** A report of an import, in loopctl's terms and custody's. */
-function importSummary(projectId: string, result: ImportResult, merged: boolean) {
+function importSummary(projectId: string, result: Omit<ImportResult, 'recorded'>, merged: boolean) {
   return {
     project_id: projectId,
     merged,
@@ -86,7 +105,9 @@ function importSummary(projectId: string, result: ImportResult, merged: boolean)
     stories_created: result.created,
     stories_updated: result.updated,
     stories_unchanged: result.unchanged,
-    skipped: result.skipped,
+    skipped: result.skipped.map((s) => s.number),
+    skipped_count: result.skipped.length,
+    skipped_details: result.skipped,
     stories_orphaned: result.orphaned,
     dependencies_created: result.dependenciesCreated,
   };
@@ -182,17 +203,18 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       const result = await importBacklog(deps, await tenantOf(caller.tenantId), project, body, {
         merge,
         edit: editorFor(caller),
+        record: (db, written) =>
+          recordChange(db, {
+            tenantId: caller.tenantId,
+            projectId: project.id,
+            action: merge ? 'project.merged' : 'project.imported',
+            actor: agentActor(caller),
+            // Every story it created is named here: an import is their creation.
+            payload: { ...importSummary(project.id, written, merge), created_numbers: written.createdNumbers },
+          }),
       });
       const summary = importSummary(project.id, result, merge);
-      const sourceKey = await recordChange(pool, {
-        tenantId: caller.tenantId,
-        projectId: project.id,
-        action: merge ? 'project.merged' : 'project.imported',
-        actor: agentActor(caller),
-        // Every story it created is named here: an import is their creation.
-        payload: { ...summary, created_numbers: result.createdNumbers },
-      });
-      await announce(caller.tenantId, 'project.imported', sourceKey, summary);
+      await announce(caller.tenantId, 'project.imported', result.recorded!, summary);
       res.status(merge ? 200 : 201).json({ data: { ...summary, stories: result.stories.map((s) => storyJson(s)) } });
     },
   );
@@ -267,8 +289,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       const project = await writableProject(caller.tenantId, req.params.project_id);
       const body = parseOr400(EpicBody, req.body);
       // Exact: of concurrent creators of one number, one gets the 201, every other a 409 naming it.
-      const epic = await inTransaction(pool, async (db) => {
-        await repo.lockProject(db, project.id);
+      const epic = await withProjectLock(pool, project.id, async (db) => {
         const existing = (await repo.listEpics(db, caller.tenantId, project.id)).find((e) => e.number === body.number);
         if (existing)
           throw new ApiError('conflict', `Epic ${body.number} already exists.`, {
@@ -396,14 +417,13 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       const q = parseOr400(EpicStoriesQuery, req.query, 'invalid_query');
       const start = startOf(q);
       if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      const { rows, total } = await repo.listStories(pool, caller.tenantId, {
+      const { rows, more, total } = await repo.listStories(pool, caller.tenantId, {
         epicId: epic.id,
         agentStatus: q.agent_status,
         verifiedStatus: q.verified_status,
-        limit: q.limit,
-        offset: start,
+        ...start,
       });
-      res.json({ data: rows.map((s) => storyJson(s)), meta: pageMeta(q.limit, start, rows.length, total) });
+      res.json({ data: rows.map((s) => storyJson(s)), meta: pageMeta(start, rows, more, total) });
     },
   );
 
@@ -421,7 +441,11 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const body = parseOr400(DependencyBody, req.body);
-      const { story, dependency, id } = await inTransaction(pool, async (db) => {
+      const first = await repo.getStory(pool, caller.tenantId, body.story_id);
+      if (!first) throw notFound('Story');
+      // The project's lock first, then the stories as they stand under it: a withdrawal (which
+      // takes the same lock) cannot slip between the check and the insert.
+      const { story, dependency, id } = await withProjectLock(pool, first.project_id, async (db) => {
         const story = await repo.getStory(db, caller.tenantId, body.story_id);
         const dependency = await repo.getStory(db, caller.tenantId, body.depends_on_story_id);
         if (!story || !dependency) throw notFound('Story');
@@ -436,7 +460,6 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         }
         if (story.project_archived)
           throw new ApiError('project_archived', 'The project is archived: it is read-only.', {});
-        await repo.lockProject(db, story.project_id);
         const edges: [string, string][] = (
           await repo.projectDependencyEdges(db, caller.tenantId, story.project_id)
         ).map((e) => [e.story_id, e.depends_on_story_id]);
@@ -462,6 +485,73 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       res.status(201).json({ data: { id, story_id: story.id, depends_on_story_id: dependency.id } });
     },
   );
+
+  book.add(
+    {
+      method: 'get',
+      path: '/story_dependencies',
+      summary: 'Dependencies between live stories, filtered by story_id, depends_on_story_id or project_id',
+      tag: 'Stories',
+      query: DependenciesQuery,
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const q = parseOr400(DependenciesQuery, req.query, 'invalid_query');
+      res.json(
+        await dependencyPage(caller.tenantId, q, {
+          storyId: q.story_id,
+          dependsOnStoryId: q.depends_on_story_id,
+          projectId: q.project_id,
+        }),
+      );
+    },
+  );
+
+  book.add(
+    {
+      method: 'get',
+      path: '/epics/:epic_id/story_dependencies',
+      summary: "Dependencies of the epic's stories (loopctl's listing)",
+      tag: 'Stories',
+      query: EpicDependenciesQuery,
+    },
+    async (req, res) => {
+      const caller = callerOf(res);
+      const epic = await withUuid(req.params.epic_id, (id) => repo.getEpic(pool, caller.tenantId, id));
+      if (!epic) throw notFound('Epic');
+      const q = parseOr400(EpicDependenciesQuery, req.query, 'invalid_query');
+      res.json(await dependencyPage(caller.tenantId, q, { epicId: epic.id }));
+    },
+  );
+
+  async function dependencyPage(
+    tenantId: string,
+    q: z.infer<typeof EpicDependenciesQuery>,
+    filter: Omit<Parameters<typeof repo.listDependencies>[2], 'limit' | 'offset'>,
+  ) {
+    const start = startOf(q);
+    // Dependencies page by position (an offset cursor); a story list's cursor means nothing here.
+    if (start === null || start.after) throw new ApiError('invalid_query', 'The cursor is not valid.');
+    const { rows, total } = await repo.listDependencies(pool, tenantId, { ...filter, ...start });
+    const end = start.offset + rows.length;
+    return {
+      data: rows.map((d) => ({
+        id: d.id,
+        story_id: d.story_id,
+        depends_on_story_id: d.depends_on_story_id,
+        story_number: d.story_number,
+        depends_on_number: d.depends_on_number,
+        depends_on_verified_status: d.depends_on_verified_status,
+        created_at: d.created_at.toISOString(),
+      })),
+      meta: {
+        limit: start.limit,
+        offset: start.offset,
+        next_cursor: end < total && rows.length > 0 ? encodeCursor({ o: String(end) }) : null,
+        total_count: total,
+      },
+    };
+  }
 
   book.add(
     {
@@ -574,7 +664,9 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         });
         return 'updated';
       } catch (err) {
-        if (custodyErrorOf(err)?.code === 'story_in_progress') return 'skipped';
+        // Past pending, closed by an operator or held: the merge leaves it, and says why.
+        const code = custodyErrorOf(err)?.code;
+        if (code && MERGE_SKIPS.has(code)) return code as SkipReason;
         throw err;
       }
     };
@@ -589,18 +681,20 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       await tenantOf(caller.tenantId),
       project,
       { epics: [{ number: epic.number, title: epic.title, stories: [story] }] },
-      { exact: true },
+      {
+        exact: true,
+        record: (db, written) =>
+          recordChange(db, {
+            tenantId: caller.tenantId,
+            projectId: project.id,
+            storyId: written.stories[0].id,
+            action: 'story.created',
+            actor: agentActor(caller),
+            payload: { epic_number: epic.number, ...story },
+          }),
+      },
     );
-    const created = result.stories[0];
-    await recordChange(pool, {
-      tenantId: caller.tenantId,
-      projectId: project.id,
-      storyId: created.id,
-      action: 'story.created',
-      actor: agentActor(caller),
-      payload: { epic_number: epic.number, ...story },
-    });
-    return storyJson(created, { caller });
+    return storyJson(result.stories[0], { caller });
   }
 
   async function exportBacklog(tenantId: string, project: repo.ProjectRow) {

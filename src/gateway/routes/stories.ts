@@ -12,7 +12,8 @@ import { statusOf } from '../../custody/errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
-import { StoryInput } from '../backlog.js';
+import { StoryInput, refuseOversizedStory, storyContent } from '../backlog.js';
+import { withProjectLock } from '../../db/project-lock.js';
 import { OffsetPage, Page, Uuid, decodeCursor, notBlank, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
 
 export const StoriesQuery = z.strictObject({
@@ -88,14 +89,13 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const q = parseOr400(StoriesQuery, req.query, 'invalid_query');
       const start = startOf(q);
       if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      const { rows, total } = await repo.listStories(pool, caller.tenantId, {
+      const { rows, more, total } = await repo.listStories(pool, caller.tenantId, {
         projectId: q.project_id,
         epicId: q.epic_id,
         agentStatus: q.agent_status,
         verifiedStatus: q.verified_status,
         stalled: q.stalled,
-        offset: start,
-        limit: q.limit,
+        ...start,
       });
       const tokens =
         q.include_token_totals === 'true'
@@ -103,7 +103,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
           : null;
       res.json({
         data: rows.map((s) => storyJson(s, tokens ? { tokenUsage: tokens.get(s.id) ?? null } : {})),
-        meta: pageMeta(q.limit, start, rows.length, total),
+        meta: pageMeta(start, rows, more, total),
       });
     },
   );
@@ -120,9 +120,9 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
       const start = startOf(q);
       if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      const filter = { projectId: q.project_id, epicId: q.epic_id, limit: q.limit, offset: start };
-      const { rows, total } = await repo.readyStories(pool, callerOf(res).tenantId, filter);
-      res.json({ data: rows.map((s) => storyJson(s)), meta: pageMeta(q.limit, start, rows.length, total) });
+      const filter = { projectId: q.project_id, epicId: q.epic_id, ...start };
+      const { rows, more, total } = await repo.readyStories(pool, callerOf(res).tenantId, filter);
+      res.json({ data: rows.map((s) => storyJson(s)), meta: pageMeta(start, rows, more, total) });
     },
   );
 
@@ -139,8 +139,8 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const start = startOf(q);
       if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
       const tenantId = callerOf(res).tenantId;
-      const filter = { projectId: q.project_id, epicId: q.epic_id, limit: q.limit, offset: start };
-      const { rows, total } = await repo.blockedStories(pool, tenantId, filter);
+      const filter = { projectId: q.project_id, epicId: q.epic_id, ...start };
+      const { rows, more, total } = await repo.blockedStories(pool, tenantId, filter);
       const blocking = await repo.blockingDependencies(
         pool,
         tenantId,
@@ -148,7 +148,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       );
       res.json({
         data: rows.map((s) => storyJson(s, { blocking: blocking.get(s.id) ?? [] })),
-        meta: pageMeta(q.limit, start, rows.length, total),
+        meta: pageMeta(start, rows, more, total),
       });
     },
   );
@@ -262,6 +262,17 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const story = await storyOr404(caller.tenantId, req.params.id);
       const body = parseOr400(StoryPatch, req.body);
       refuseIfArchived(story);
+      // The per-story limit holds for the story as the edit leaves it, not only for the request.
+      refuseOversizedStory(
+        story.number,
+        storyContent({
+          title: body.title ?? story.title,
+          description: body.description !== undefined ? body.description : story.description,
+          acceptance_criteria: body.acceptance_criteria ?? story.acceptance_criteria,
+          estimated_hours: body.estimated_hours !== undefined ? body.estimated_hours : story.estimated_hours,
+          metadata: body.metadata ?? story.metadata,
+        }),
+      );
       const content: Record<string, unknown> = {};
       for (const field of ['description', 'acceptance_criteria', 'estimated_hours', 'metadata'] as const) {
         if (body[field] !== undefined) content[field] = body[field];
@@ -294,13 +305,17 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const story = await storyOr404(caller.tenantId, req.params.id);
       refuseIfArchived(story);
-      const dependents = await repo.liveDependents(pool, caller.tenantId, story.id);
-      if (dependents.length > 0) {
-        throw new ApiError('conflict', 'Other stories depend on this one; remove those dependencies first.', {
-          dependents,
-        });
-      }
-      await commands.act(caller, story, 'delete', {});
+      // Under the project's lock, held until the workflow has withdrawn the story: a dependency
+      // added meanwhile (which takes the same lock) would otherwise point at a withdrawn story.
+      await withProjectLock(pool, story.project_id, async (db) => {
+        const dependents = await repo.liveDependents(db, caller.tenantId, story.id);
+        if (dependents.length > 0) {
+          throw new ApiError('conflict', 'Other stories depend on this one; remove those dependencies first.', {
+            dependents,
+          });
+        }
+        await commands.act(caller, story, 'delete', {});
+      });
       res.json({ data: { id: story.id, number: story.number, deleted: true } });
     },
   );
