@@ -46,7 +46,8 @@ export async function storedBytes(db: pg.Pool | pg.PoolClient, tenantId: string)
 
 /**
  * Refuses `adding` more of `resource` past the tenant's quota. Call it inside the transaction that
- * creates them: it takes the tenant's quota lock for that resource until the commit.
+ * creates them: it takes the tenant's quota lock for that resource until the commit. With
+ * `lock: false` it only checks (an early answer; the creating transaction still enforces).
  */
 export async function enforceQuota(
   db: pg.PoolClient,
@@ -54,12 +55,15 @@ export async function enforceQuota(
   quotas: Quotas,
   resource: Exclude<QuotaResource, 'stored_bytes'>,
   adding: number,
+  options: { lock?: boolean } = {},
 ): Promise<void> {
   if (adding <= 0) return;
-  await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('custody-quota:' || $1 || ':' || $2, 0))`, [
-    resource,
-    tenantId,
-  ]);
+  if (options.lock !== false) {
+    await db.query(`SELECT pg_advisory_xact_lock(hashtextextended('custody-quota:' || $1 || ':' || $2, 0))`, [
+      resource,
+      tenantId,
+    ]);
+  }
   const used = Number((await db.query<{ n: string }>(COUNTS[resource], [tenantId])).rows[0].n);
   if (used + adding > quotas[resource]) throw quotaExceeded(resource, quotas[resource], used, adding);
   // Whatever is created also takes room: nothing is created once the byte quota is spent.

@@ -263,7 +263,9 @@ export async function importBacklog(
         }
       }
       const newCount = incoming.filter(({ story }) => !existing.has(story.number)).length;
-      await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
+      // Checked now, enforced (under the tenant's quota lock) once the merge's edits are made: a
+      // lock held while waiting on workflows would make every other creator in the tenant wait.
+      await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount, { lock: false });
       for (const [number, list] of wanted) {
         for (const dep of list) {
           const row = existing.get(dep);
@@ -291,7 +293,11 @@ export async function importBacklog(
         (e) => [byId.get(e.story_id)!, byId.get(e.depends_on_story_id)!] as [string, string],
       );
       const storedDeps = new Map<string, Set<string>>();
+      // A dependency on a withdrawn story (written before such were refused) is not compared:
+      // the export leaves it out, and its round trip must compare equal.
+      const withdrawnNumbers = new Set([...existing.values()].filter((s) => s.deleted_at).map((s) => s.number));
       for (const [story, dep] of storedEdges) {
+        if (withdrawnNumbers.has(dep)) continue;
         if (!storedDeps.has(story)) storedDeps.set(story, new Set());
         storedDeps.get(story)!.add(dep);
       }
@@ -374,6 +380,7 @@ export async function importBacklog(
           }
         });
       }
+      await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
       // Pending stories that only gained dependencies are updated too.
       for (const number of mayChange) if (!updated.includes(number)) updated.push(number);
 

@@ -496,6 +496,45 @@ describe('list pages', () => {
   });
 });
 
+describe('short lists', () => {
+  it("page projects, a project's epics and agents by loopctl's page/page_size, offset or cursor; all of them by default", async () => {
+    const projectId = await newProject();
+    await seed(projectId, {
+      epics: [5, 1, 3, 2, 4].map((number) => ({ number, title: `E${number}`, stories: [] })),
+    });
+    const epics = (q: string) => orchCall('GET', `/api/v1/projects/${projectId}/epics${q}`);
+    expect((await epics('')).body.data.map((e: any) => e.number)).toEqual([1, 2, 3, 4, 5]);
+    const second = await epics('?page=2&page_size=2');
+    expect(second.body.data.map((e: any) => e.number)).toEqual([3, 4]);
+    expect(second.body.meta).toMatchObject({ page: 2, page_size: 2, total_pages: 3, total_count: 5 });
+    const first = await epics('?limit=2');
+    // An epic created before the cursor's place is not shown again, nor is one skipped.
+    expect((await orchCall('POST', `/api/v1/projects/${projectId}/epics`, { number: 0, title: 'E0' })).status).toBe(
+      201,
+    );
+    const next = await epics(`?limit=2&cursor=${first.body.meta.next_cursor}`);
+    expect(next.body.data.map((e: any) => e.number)).toEqual([3, 4]);
+    expect((await epics('?offset=4&limit=10')).body.data.map((e: any) => e.number)).toEqual([4, 5]);
+
+    const allProjects = await orchCall('GET', '/api/v1/projects');
+    const total = allProjects.body.data.length;
+    expect(allProjects.body.meta.total_count).toBe(total);
+    const walked: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r: any = await orchCall('GET', `/api/v1/projects?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      walked.push(...r.body.data.map((p: any) => p.id));
+      cursor = r.body.meta.next_cursor;
+    } while (cursor);
+    expect(walked).toEqual(allProjects.body.data.map((p: any) => p.id));
+    const agents = await stack.api.get('/api/v1/agents?page=1&page_size=2', team.admin.key);
+    expect(agents.body.data).toHaveLength(2);
+    expect(agents.body.meta).toMatchObject({ page: 1, page_size: 2, total_count: 4, total_pages: 2 });
+    for (const bad of ['page=0', 'cursor=forged', 'owner=me'])
+      expect((await orchCall('GET', `/api/v1/projects?${bad}`)).status).toBe(400);
+  });
+});
+
 describe('JSON numbers', () => {
   it('are integers where a number is meant (epic numbers, story numbers sent as numbers)', async () => {
     const projectId = await newProject();

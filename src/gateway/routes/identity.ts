@@ -9,7 +9,7 @@ import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
-import { notBlank, withUuid } from './params.js';
+import { WholeListQuery, notBlank, pageOfRows, withUuid } from './params.js';
 import { recordChange } from '../../db/change-audit.js';
 import { enqueueEvent } from '../../db/webhook-repo.js';
 import { dispatchPending } from '../../webhooks/outbox.js';
@@ -98,13 +98,17 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'get',
       path: '/agents',
-      summary: 'Agents of the tenant',
+      summary: "Agents of the tenant: all, or a page (limit/offset, loopctl's page/page_size, cursor)",
       tag: 'Agents',
       roles: ['admin', 'orchestrator'],
+      query: WholeListQuery,
     },
-    async (_req, res) => {
+    async (req, res) => {
+      const q = parseOr400(WholeListQuery, req.query, 'invalid_query');
       const agents = await repo.listAgents(pool, callerOf(res).tenantId);
-      res.json({ data: agents.map(agentJson), meta: { limit: agents.length, next_cursor: null } });
+      const page = pageOfRows(agents, q, (a) => [a.created_at.toISOString(), a.id]);
+      if (!page) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      res.json({ data: page.data.map(agentJson), meta: page.meta });
     },
   );
 

@@ -103,7 +103,7 @@ export function setCursorSecret(secret: Uint8Array): void {
   cursorKey = createHash('sha256').update('custody list cursors v1\0').update(secret).digest();
 }
 
-export function encodeCursor(parts: Record<string, string | number>): string {
+export function encodeCursor(parts: Record<string, string | number | (string | number)[]>): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', cursorKey, iv);
   const data = Buffer.concat([cipher.update(JSON.stringify(parts), 'utf8'), cipher.final()]);
@@ -134,4 +134,58 @@ export function decodeCursor<T extends z.ZodType>(
 /** Runs `find` with the id when it is a UUID; anything else is simply not found. */
 export async function withUuid<T>(id: unknown, find: (id: string) => Promise<T | null>): Promise<T | null> {
   return typeof id === 'string' && Uuid.safeParse(id).success ? find(id) : null;
+}
+
+/**
+ * Short lists held whole in memory (a tenant's projects, agents, a project's epics: each bounded by
+ * a quota): every row unless the caller pages, with `limit`/`offset`, loopctl's `page`/`page_size`,
+ * or a cursor holding the last row's sort key (so rows added meanwhile neither repeat nor skip).
+ */
+export const WholeListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  cursor: z.string().max(200).optional(),
+  offset: z.coerce.number().int().min(0).max(10_000_000).optional(),
+  page: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  page_size: z.coerce.number().int().min(1).max(500).optional(),
+});
+
+const SortKeyCursor = z.strictObject({ k: z.array(z.union([z.string().max(100), z.number()])).max(4) });
+
+function compareKeys(a: readonly (string | number)[], b: readonly (string | number)[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] < b[i]) return -1;
+    if (a[i] > b[i]) return 1;
+  }
+  return a.length - b.length;
+}
+
+/** A page of `rows` (already in `keyOf` order) and its `meta`; null when the cursor is not valid. */
+export function pageOfRows<T>(
+  rows: T[],
+  q: z.infer<typeof WholeListQuery>,
+  keyOf: (row: T) => (string | number)[],
+): { data: T[]; meta: Record<string, unknown> } | null {
+  const asked = Object.values(q).some((v) => v !== undefined);
+  if (!asked) return { data: rows, meta: { limit: rows.length, next_cursor: null, total_count: rows.length } };
+  const limit = q.page_size ?? q.limit ?? 50;
+  let start = q.page !== undefined ? (q.page - 1) * limit : (q.offset ?? 0);
+  if (q.cursor !== undefined) {
+    const after = decodeCursor(SortKeyCursor, q.cursor);
+    if (!after) return null;
+    start = rows.findIndex((r) => compareKeys(keyOf(r), after.k) > 0);
+    if (start < 0) start = rows.length;
+  }
+  const data = rows.slice(start, start + limit);
+  const last = data[data.length - 1];
+  const more = start + data.length < rows.length;
+  return {
+    data,
+    meta: {
+      limit,
+      next_cursor: more && last !== undefined ? encodeCursor({ k: keyOf(last) }) : null,
+      total_count: rows.length,
+      ...(q.cursor === undefined ? { offset: start } : {}),
+      ...(q.page !== undefined ? { page: q.page, page_size: limit, total_pages: Math.ceil(rows.length / limit) } : {}),
+    },
+  };
 }

@@ -27,7 +27,17 @@ import { custodyErrorOf } from '../temporal-errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { epicJson, projectJson, storyJson } from '../views.js';
-import { OffsetPage, Uuid, encodeCursor, notBlank, pageMeta, startOf, withUuid } from './params.js';
+import {
+  OffsetPage,
+  Uuid,
+  WholeListQuery,
+  encodeCursor,
+  notBlank,
+  pageMeta,
+  pageOfRows,
+  startOf,
+  withUuid,
+} from './params.js';
 import type { Caller } from '../../db/identity-repo.js';
 import type { StoryRow } from '../../db/story-repo.js';
 
@@ -160,13 +170,19 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   );
 
   book.add(
-    { method: 'get', path: '/projects', summary: 'Projects of the tenant', tag: 'Projects' },
-    async (_req, res) => {
+    {
+      method: 'get',
+      path: '/projects',
+      summary: "Projects of the tenant: all, or a page (limit/offset, loopctl's page/page_size, cursor)",
+      tag: 'Projects',
+      query: WholeListQuery,
+    },
+    async (req, res) => {
+      const q = parseOr400(WholeListQuery, req.query, 'invalid_query');
       const projects = await repo.listProjects(pool, callerOf(res).tenantId);
-      res.json({
-        data: projects.map(projectJson),
-        meta: { limit: projects.length, next_cursor: null, total_count: projects.length },
-      });
+      const page = pageOfRows(projects, q, (p) => [p.created_at.toISOString(), p.id]);
+      if (!page) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      res.json({ data: page.data.map(projectJson), meta: page.meta });
     },
   );
 
@@ -315,18 +331,19 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     {
       method: 'get',
       path: '/projects/:project_id/epics',
-      summary: 'Epics of a project',
+      summary: "Epics of a project by number: all, or a page (limit/offset, loopctl's page/page_size, cursor)",
       tag: 'Projects',
       roles: ['admin', 'orchestrator'],
+      query: WholeListQuery,
     },
     async (req, res) => {
       const caller = callerOf(res);
       const project = await projectOr404(caller.tenantId, req.params.project_id);
+      const q = parseOr400(WholeListQuery, req.query, 'invalid_query');
       const epics = await repo.listEpics(pool, caller.tenantId, project.id);
-      res.json({
-        data: epics.map(epicJson),
-        meta: { limit: epics.length, next_cursor: null, total_count: epics.length },
-      });
+      const page = pageOfRows(epics, q, (e) => [e.number]);
+      if (!page) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      res.json({ data: page.data.map(epicJson), meta: page.meta });
     },
   );
 
