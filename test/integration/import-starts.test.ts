@@ -27,8 +27,12 @@ const backlog = (stories: { number: string; depends_on?: string[] }[]) => ({
     },
   ],
 });
-const importInto = (payload: unknown) =>
-  stack.api.post(`/api/v1/projects/${team.projectId}/import`, team.orchestrator.key, payload);
+const importInto = (payload: unknown, merge = false) =>
+  stack.api.post(
+    `/api/v1/projects/${team.projectId}/import${merge ? '?merge=true' : ''}`,
+    team.orchestrator.key,
+    payload,
+  );
 
 async function rows(): Promise<Map<string, { id: string; workflow_id: string; workflow_started: boolean }>> {
   const { rows } = await stack.pool.query(
@@ -85,10 +89,12 @@ describe('import and the workflows it starts', () => {
     expect(await runs(a.workflow_id)).toBe(true);
     expect((await rows()).get('1.1')!.workflow_started).toBe(true);
 
-    // A dependency added to a started story reaches its workflow.
+    // A dependency added to a started (pending) story by a merge reaches its workflow; a plain
+    // re-import that changes a story's dependencies is a conflict.
     const second = backlog([{ number: '1.1' }, { number: '1.2', depends_on: ['1.1', '1.3'] }, { number: '1.3' }]);
-    const grown = await importInto(second);
-    expect(grown.status, JSON.stringify(grown.body)).toBe(201);
+    expect((await importInto(second)).status).toBe(409);
+    const grown = await importInto(second, true);
+    expect(grown.status, JSON.stringify(grown.body)).toBe(200);
     expect(grown.body.data).toMatchObject({ stories_created: 1, dependencies_created: 1 });
     stored = await rows();
     expect([...stored.values()].every((r) => r.workflow_started)).toBe(true);
