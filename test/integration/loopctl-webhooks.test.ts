@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeam, driveToVerified, type Team } from '../support/api.js';
 import { startStack, type Stack } from '../support/stack.js';
+import { until } from '../support/until.js';
 
 interface Delivery {
   id: string;
@@ -46,16 +47,6 @@ function loopctlReceiver(secret: () => string) {
       resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/loopctl`, accepted, refused }),
     ),
   );
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 let stack: Stack;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeam, driveToVerified, importBacklog, oneStoryBacklog, type Team } from '../support/api.js';
 import { startStack, type Stack } from '../support/stack.js';
+import { until } from '../support/until.js';
 
 interface Received {
   body: string;
@@ -42,16 +43,6 @@ function receiver(
       resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, answered }),
     ),
   );
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 let stack: Stack;

@@ -117,10 +117,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       query: ReadyQuery,
     },
     async (req, res) => {
-      const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
-      const start = startOf(q);
-      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      const filter = { projectId: q.project_id, epicId: q.epic_id, ...start };
+      const { start, filter } = waitingFilter(req.query);
       const { rows, more, total } = await repo.readyStories(pool, callerOf(res).tenantId, filter);
       res.json({ data: rows.map((s) => storyJson(s)), meta: pageMeta(start, rows, more, total) });
     },
@@ -135,11 +132,8 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       query: ReadyQuery,
     },
     async (req, res) => {
-      const q = parseOr400(ReadyQuery, req.query, 'invalid_query');
-      const start = startOf(q);
-      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      const { start, filter } = waitingFilter(req.query);
       const tenantId = callerOf(res).tenantId;
-      const filter = { projectId: q.project_id, epicId: q.epic_id, ...start };
       const { rows, more, total } = await repo.blockedStories(pool, tenantId, filter);
       const blocking = await repo.blockingDependencies(
         pool,
@@ -449,6 +443,14 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       });
     },
   );
+}
+
+/** The ready and blocked lists' query: a page of a project's or an epic's waiting stories. */
+function waitingFilter(query: unknown) {
+  const q = parseOr400(ReadyQuery, query, 'invalid_query');
+  const start = startOf(q);
+  if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+  return { start, filter: { projectId: q.project_id, epicId: q.epic_id, ...start } };
 }
 
 /** An archived project is read-only: its stories take no action. */
