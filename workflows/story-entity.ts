@@ -21,10 +21,12 @@ import type { Action } from '../src/custody/actions.js';
 import { SYSTEM_ACTOR, agentActor, type Actor } from '../src/custody/actor.js';
 import {
   awaitedStep,
+  awaitedStepOf,
   clocksAfter,
   heartbeatDeadline,
   leaseOf,
   leaseRunOut,
+  stallAfterFor,
   stallDeadline,
   stallOf,
   stateAt,
@@ -132,6 +134,11 @@ export class StoryEntity {
    * step of a wait), and each change shows in one search-attribute upsert.
    */
   readonly leanHistory: boolean;
+  /**
+   * Review policies came later still: in runs from before them a stall is timed as it always was;
+   * in later runs an open review round keeps its own deadline and the stall names the round.
+   */
+  readonly timesRounds: boolean;
   leaseExpiresAt: number | null;
   waitingSince: number | null;
   stalled: boolean;
@@ -163,6 +170,7 @@ export class StoryEntity {
     this.keepsTime = patched('claim-leases-and-stalls');
     this.checksNewsSignatures = patched('signed-dependency-news');
     this.leanHistory = patched('lean-transition-history');
+    this.timesRounds = patched('review-policies');
     this.leaseExpiresAt = carried.leaseExpiresAt ?? null;
     this.waitingSince = carried.waitingSince ?? null;
     this.stalled = carried.stalled ?? false;
@@ -242,9 +250,17 @@ export class StoryEntity {
     envelope?: ActionEnvelope,
   ): number {
     const seq = ++this.seq;
+    const previous = this.state;
     this.state = next;
     this.transitionsThisRun++;
-    const clocks = clocksAfter(this, next, transition.action, this.settings.leaseTtlMs, Date.now());
+    const clocks = clocksAfter(
+      this,
+      next,
+      transition.action,
+      this.settings.leaseTtlMs,
+      Date.now(),
+      this.timesRounds ? previous : undefined,
+    );
     if (this.keepsTime) {
       this.leaseExpiresAt = clocks.leaseExpiresAt;
       this.waitingSince = clocks.waitingSince;
@@ -419,11 +435,20 @@ export class StoryEntity {
     for (;;) {
       await condition(() => this.waitingSince !== null && !this.stalled);
       const since = this.waitingSince!;
-      // Lean: the next step of a wait (a later start) is picked up when this timer fires.
+      const stallAfterMs = () =>
+        this.timesRounds ? stallAfterFor(this.state, this.settings.stallAfterMs) : this.settings.stallAfterMs;
+      const deadline = stallDeadline(since, stallAfterMs());
+      const step = this.timesRounds ? awaitedStepOf(this.state) : awaitedStep(this.state);
+      // Lean: the next step of a wait (a later start) is picked up when this timer fires, unless a
+      // review round that opened since has a nearer deadline.
       const moved = await condition(
-        () => (this.leanHistory ? this.waitingSince === null : this.waitingSince !== since),
-        Math.max(1, stallDeadline(since, this.settings.stallAfterMs) - Date.now()),
-        { summary: `waiting for ${awaitedStep(this.state)} since ${clockTime(since, Date.now())}` },
+        () =>
+          this.leanHistory
+            ? this.waitingSince === null ||
+              (this.timesRounds && stallDeadline(this.waitingSince, stallAfterMs()) < deadline)
+            : this.waitingSince !== since,
+        Math.max(1, deadline - Date.now()),
+        { summary: `waiting for ${step} since ${clockTime(since, Date.now())}` },
       );
       const stall = moved || (this.leanHistory && this.waitingSince !== since) ? null : stallOf(this.state, since);
       if (!stall) continue;

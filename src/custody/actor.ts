@@ -41,8 +41,17 @@ export function agentActor(who: AgentActor): AgentActor {
 }
 
 /** The caller's identity as the gateway signs it into an envelope. */
-export function signedActor(caller: AgentActor & { tenantId: string; agentName?: string }): SignedActor {
-  return { tenantId: caller.tenantId, agentId: caller.agentId, role: caller.role, name: caller.agentName };
+export function signedActor(
+  caller: AgentActor & { tenantId: string; agentName?: string; labels?: string[] },
+): SignedActor {
+  return {
+    tenantId: caller.tenantId,
+    agentId: caller.agentId,
+    role: caller.role,
+    name: caller.agentName,
+    // Labels are identity, signed with it (an admin set them); unlabelled agents sign as before.
+    ...(caller.labels && caller.labels.length > 0 ? { labels: caller.labels } : {}),
+  };
 }
 
 /** How an actor is stored (audit_events.actor_agent_id, actor_role): the system has no agent id. */

@@ -8,6 +8,7 @@ import {
   expireLease,
   holdsLease,
   isAwaitingOthers,
+  openRoundOf,
   type ExpiredLease,
   type StoryState,
   type TimedEvent,
@@ -34,8 +35,17 @@ export function clocksAfter(
   action: Action | TimedEvent,
   leaseTtlMs: number,
   now: number,
+  /** The state before `action`, for stories whose review rounds keep their own clock (see below). */
+  previous?: StoryState,
 ): StoryClocks {
   if (action === 'stalled') return clocks;
+  if (previous && keepsRoundClock(previous, state, action) && clocks.waitingSince !== null) {
+    return {
+      leaseExpiresAt: holdsLease(state) && leaseTtlMs > 0 ? clocks.leaseExpiresAt : null,
+      waitingSince: clocks.waitingSince,
+      stalled: clocks.stalled,
+    };
+  }
   return {
     // A project without leases (lease_ttl 0, refused by the API before it meant that) sets no clock.
     leaseExpiresAt:
@@ -47,6 +57,17 @@ export function clocksAfter(
     waitingSince: isAwaitingOthers(state) ? now : null,
     stalled: false,
   };
+}
+
+/**
+ * A review round's deadline runs from when the round opened: a review within it does not restart
+ * it (nor take back a stall already said); a new round, or a new artifact, does.
+ */
+export function keepsRoundClock(previous: StoryState, state: StoryState, action: Action | TimedEvent): boolean {
+  if (action === 'report') return false;
+  const round = openRoundOf(state);
+  const before = openRoundOf(previous);
+  return round !== null && before !== null && round.name === before.name;
 }
 
 /** The lease deadline a heartbeat sets (none for a project without leases). */
@@ -113,11 +134,31 @@ export function stallDeadline(since: number, stallAfterMs: number): number {
 export function stallOf(
   state: StoryState,
   since: number,
-): { transition: Transition; payload: { waiting_since: string } } | null {
+): { transition: Transition; payload: { waiting_since: string; round?: string } } | null {
   if (!isAwaitingOthers(state)) return null;
   const status = { agent_status: state.agentStatus, verified_status: state.verifiedStatus };
   return {
     transition: { action: 'stalled', from: status, to: { ...status }, iteration: state.iteration },
-    payload: { waiting_since: new Date(since).toISOString() },
+    payload: stallPayload(state, since),
   };
+}
+
+/** What a stall records: since when the story waited, and the review round it waited on, if any. */
+export function stallPayload(state: StoryState, since: number): { waiting_since: string; round?: string } {
+  const round = openRoundOf(state);
+  return { waiting_since: new Date(since).toISOString(), ...(round ? { round: round.name } : {}) };
+}
+
+/**
+ * How long a story may wait before it stalls: the open review round's deadline under a policy
+ * that sets one, else the project's stall_after.
+ */
+export function stallAfterFor(state: StoryState, stallAfterMs: number): number {
+  return openRoundOf(state)?.deadlineMs ?? stallAfterMs;
+}
+
+/** What a waiting story waits for, for the timer's summary: its review round, review, or verification. */
+export function awaitedStepOf(state: StoryState): string {
+  const round = openRoundOf(state);
+  return round ? `review round ${round.name}` : awaitedStep(state);
 }

@@ -59,6 +59,9 @@ function envelopeMessage(workflowId: string, env: Omit<ActionEnvelope, 'signatur
     // The agent's display name (what the Temporal UI shows), signed when given; absent, the
     // message is the one envelopes had before names (a shorter array, so never ambiguous).
     ...(typeof env.actor.name === 'string' ? [env.actor.name] : []),
+    // The agent's labels (what review policies require), signed when given: an object, so never
+    // taken for a name; absent, the message is the one envelopes had before labels.
+    ...(Array.isArray(env.actor.labels) ? [{ labels: env.actor.labels }] : []),
   ];
   return new TextEncoder().encode(JSON.stringify(fields));
 }

@@ -9,6 +9,8 @@
 import { isAction } from './actions.js';
 import { SYSTEM_ACTOR, agentActor, type Actor } from './actor.js';
 import { envelopeProblem, type ActionEnvelope, type SignatureVerifier } from './identity.js';
+import { custodyRecordOf, type CustodyRecord } from './policy.js';
+import { keepsRoundClock, stallPayload } from './clocks.js';
 import { decide, expireLease, isAwaitingOthers, type StoryState, type Transition } from './rules.js';
 
 /** One transition as the workflow's outbox holds it (workflows/messages.ts, TransitionRecord). */
@@ -23,6 +25,8 @@ export interface OutboxTransition extends Transition {
 
 /** A transition as it is to be written: actor and payload from the signed envelope, or re-derived. */
 export interface JudgedTransition extends Transition {
+  /** The link of the artifact chain a report, review, sign-off or verify adds (absent for the rest). */
+  record?: CustodyRecord | null;
   updateId: string;
   seq: number;
   actor: Actor;
@@ -135,7 +139,7 @@ export function judgeBatch(
         updateId: String(t.updateId),
         seq: t.seq,
         actor: SYSTEM_ACTOR,
-        payload: { waiting_since: new Date(since).toISOString() },
+        payload: stallPayload(state, since),
         occurredAt,
       });
       stalled = true;
@@ -166,9 +170,11 @@ export function judgeBatch(
       actor: agentActor(envelope.actor),
       payload: (envelope.body ?? {}) as Record<string, unknown>,
       occurredAt,
+      record: custodyRecordOf(t.action, state, decision.state, envelope.actor.labels),
     });
+    // A review within a round that already stalled leaves it stalled (the round's clock runs on).
+    stalled = stalled && keepsRoundClock(state, decision.state, t.action);
     state = decision.state;
-    stalled = false;
   }
   return { ok: true, state, stalled, transitions: judged };
 }

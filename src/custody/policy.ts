@@ -398,3 +398,99 @@ export function normalisePolicy(policy: ReviewPolicy, version: number): PinnedPo
 function sha256Hex(text: string): string {
   return bytesToHex(sha256(new TextEncoder().encode(text)));
 }
+
+/** One link of the artifact chain: a report, a review, a sign-off or a verify, and the artifact it concerns. */
+export interface CustodyRecord {
+  kind: 'report' | 'review' | 'aggregation' | 'verify';
+  round: string | null;
+  /** Its place among the iteration's reviews (or sign-offs) under a policy: what `voided` refers to. */
+  position: number | null;
+  agent_labels: string[];
+  review_type: string | null;
+  findings_count: number | null;
+  fixes_count: number | null;
+  disproved_count: number | null;
+  summary: string | null;
+  artifact: unknown;
+  artifact_key: string | null;
+}
+
+type RecordedState = {
+  artifact?: unknown;
+  review: {
+    review_type: string;
+    findings_count: number;
+    fixes_count: number;
+    disproved_count: number;
+    summary: string;
+  } | null;
+  reviewProgress?: ReviewProgress | null;
+  verifiedArtifact?: string | null;
+};
+
+/** The chain's record of an accepted action, from the state before and after it (null for other actions). */
+export function custodyRecordOf(
+  action: string,
+  before: RecordedState,
+  after: RecordedState,
+  labels: readonly string[] | undefined,
+): CustodyRecord | null {
+  const base = {
+    round: null,
+    position: null,
+    agent_labels: [...(labels ?? [])].sort(),
+    review_type: null,
+    findings_count: null,
+    fixes_count: null,
+    disproved_count: null,
+    summary: null,
+  };
+  const reviewed = before.artifact ?? null;
+  switch (action) {
+    case 'report':
+      return { ...base, kind: 'report', artifact: after.artifact ?? null, artifact_key: artifactKey(after.artifact) };
+    case 'review-complete': {
+      const reviews = after.reviewProgress?.reviews ?? [];
+      const entry = after.reviewProgress ? reviews[reviews.length - 1] : undefined;
+      const r = after.review;
+      return {
+        ...base,
+        kind: 'review',
+        round: entry?.round ?? null,
+        position: entry ? reviews.length - 1 : null,
+        review_type: r?.review_type ?? null,
+        findings_count: r?.findings_count ?? null,
+        fixes_count: r?.fixes_count ?? null,
+        disproved_count: r?.disproved_count ?? null,
+        summary: r?.summary ?? null,
+        artifact: reviewed,
+        artifact_key: artifactKey(reviewed),
+      };
+    }
+    case 'aggregate': {
+      const signed = after.reviewProgress?.aggregations ?? [];
+      const entry = signed[signed.length - 1];
+      return {
+        ...base,
+        kind: 'aggregation',
+        round: entry?.round ?? null,
+        position: entry ? signed.length - 1 : null,
+        findings_count: entry?.findings_count ?? null,
+        fixes_count: entry?.fixes_count ?? null,
+        disproved_count: entry?.disproved_count ?? null,
+        summary: entry?.summary ?? null,
+        artifact: reviewed,
+        artifact_key: artifactKey(reviewed),
+      };
+    }
+    case 'verify':
+      return {
+        ...base,
+        kind: 'verify',
+        artifact: reviewed,
+        artifact_key: after.verifiedArtifact ?? artifactKey(reviewed),
+      };
+    default:
+      return null;
+  }
+}

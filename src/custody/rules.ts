@@ -90,6 +90,19 @@ export function policyOf(state: StoryState): PinnedPolicy | null {
   return state.reviewPolicy ?? null;
 }
 
+/**
+ * The review round a story waits on (reported, not verified, under a policy with a round open):
+ * what its deadline is measured for and what `story.stalled` names.
+ */
+export function openRoundOf(state: StoryState): { name: string; deadlineMs: number | null } | null {
+  const policy = policyOf(state);
+  if (policy === null || state.agentStatus !== 'reported_done' || state.verifiedStatus === 'verified') return null;
+  const open = currentRound(policy, progressOf(state));
+  if (open === null) return null;
+  const seconds = policy.rounds[open.index].deadline_seconds;
+  return { name: open.name, deadlineMs: seconds === undefined ? null : seconds * 1000 };
+}
+
 function progressOf(state: StoryState): ReviewProgress {
   return state.reviewProgress ?? EMPTY_PROGRESS;
 }

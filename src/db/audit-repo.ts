@@ -25,6 +25,11 @@ export interface AuditRow {
   occurred_at: Date;
   /** The row's number in its tenant's audit trail (1, 2, 3…): what the API shows as its id. */
   chain_seq: string;
+  /** The link of the artifact chain this transition added (a report, review, sign-off or verify). */
+  chain_kind?: string | null;
+  chain_round?: string | null;
+  chain_artifact?: unknown;
+  chain_artifact_key?: string | null;
 }
 
 /** Bytes of payload one page of history or audit may carry (one row more than this at most). */
@@ -60,7 +65,11 @@ export async function auditTrail(pool: pg.Pool, tenantId: string, f: AuditFilter
          AND ($4::timestamptz IS NULL OR e.occurred_at >= $4) AND ($5::bigint IS NULL OR e.chain_seq > $5)
        ORDER BY e.chain_seq LIMIT $6
      )
-     SELECT p.*, (SELECT count(*) FROM page) AS fetched FROM page p WHERE p.running - p.size < $7 ORDER BY p.chain_seq`,
+     SELECT p.*, (SELECT count(*) FROM page) AS fetched, r.kind AS chain_kind, r.round AS chain_round,
+       r.artifact AS chain_artifact, r.artifact_key AS chain_artifact_key
+     FROM page p LEFT JOIN story_reviews r
+       ON p.outcome = 'accepted' AND r.workflow_id = p.workflow_id AND r.update_id = p.update_id
+     WHERE p.running - p.size < $7 ORDER BY p.chain_seq`,
     [
       tenantId,
       f.projectId ?? null,

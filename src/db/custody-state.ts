@@ -72,5 +72,8 @@ export function custodyStateOfRow(row: StoryRow, dependencies: Record<string, De
     backfilled: row.backfilled === true,
     deleted: row.deleted_at !== null && row.deleted_at !== undefined,
     dependencies,
+    // Only a story under a policy of its own carries one (the rules read absent as the default).
+    ...(row.review_policy ? { reviewPolicy: row.review_policy, reviewProgress: row.review_progress } : {}),
+    ...(row.verified_artifact ? { verifiedArtifact: row.verified_artifact } : {}),
   };
 }

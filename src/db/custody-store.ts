@@ -9,6 +9,7 @@ import { eventsOfTransition } from '../custody/actions.js';
 import { SYSTEM_ACTOR, actorColumns, actorJson, type Actor } from '../custody/actor.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
 import type { JudgedTransition } from '../custody/integrity.js';
+import type { CustodyRecord } from '../custody/policy.js';
 import { summariseRejectedBody } from '../custody/rejected-body.js';
 import type { Rejection, StoryState } from '../custody/rules.js';
 import type { StoredCustody } from './custody-state.js';
@@ -50,7 +51,8 @@ export async function writeAcceptedTransitions(
        reported_by_agent_id = $5, reviewer_agent_id = $6, verified_by_agent_id = $7,
        implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12, stalled = $13,
        title = $14, artifact = $15, backfilled = $16,
-       deleted_at = CASE WHEN $17::boolean THEN coalesce(deleted_at, $12::timestamptz) ELSE NULL END
+       deleted_at = CASE WHEN $17::boolean THEN coalesce(deleted_at, $12::timestamptz) ELSE NULL END,
+       review_policy = $18, review_progress = $19, verified_artifact = $20
      WHERE id = $1`,
     [
       row.id,
@@ -70,6 +72,9 @@ export async function writeAcceptedTransitions(
       state.artifact === undefined || state.artifact === null ? null : JSON.stringify(state.artifact),
       state.backfilled === true,
       state.deleted === true,
+      state.reviewPolicy ? JSON.stringify(state.reviewPolicy) : null,
+      state.reviewPolicy && state.reviewProgress ? JSON.stringify(state.reviewProgress) : null,
+      state.verifiedArtifact ?? null,
     ],
   );
   // An accepted edit also carries what only the read model keeps (description, criteria, …).
@@ -103,6 +108,7 @@ export async function writeAcceptedTransitions(
         t.occurredAt,
       ],
     );
+    if (t.record) await writeCustodyRecord(db, row, t, t.record);
     const data = {
       // loopctl's flat fields, then custody's.
       story_id: row.id,
@@ -122,6 +128,11 @@ export async function writeAcceptedTransitions(
         actor: actorJson(actor),
       },
       occurred_at: t.occurredAt,
+      // The artifact chain: what was reported, reviewed, signed or verified, and its identity.
+      ...(t.record ? { artifact: t.record.artifact, artifact_key: t.record.artifact_key } : {}),
+      ...(t.record?.round ? { round: t.record.round } : {}),
+      // A stall under a review policy names the round it waited on.
+      ...(t.action === 'stalled' && typeof t.payload.round === 'string' ? { round: t.payload.round } : {}),
     };
     for (const event of eventsOfTransition(t.action, t.from, t.to))
       await enqueueEvent(db, row.tenant_id, event, `${row.workflow_id}:${t.updateId}`, data);
@@ -133,6 +144,39 @@ export async function writeAcceptedTransitions(
     await announceEpicCompleted(db, row.tenant_id, row.epic_id, `${row.workflow_id}:${last.updateId}`);
   }
   return judged.transitions.map((t) => `${row.workflow_id}:${t.updateId}`);
+}
+
+/** One link of the artifact chain (`story_reviews`), once per transition like its audit row. */
+async function writeCustodyRecord(db: pg.PoolClient, row: StoredRow, t: JudgedTransition, record: CustodyRecord) {
+  await db.query(
+    `INSERT INTO story_reviews (tenant_id, project_id, story_id, workflow_id, update_id, seq, iteration, kind, round,
+       position, agent_id, agent_labels, review_type, findings_count, fixes_count, disproved_count, summary, artifact,
+       artifact_key, occurred_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+     ON CONFLICT (workflow_id, update_id) DO NOTHING`,
+    [
+      row.tenant_id,
+      row.project_id,
+      row.id,
+      row.workflow_id,
+      t.updateId,
+      t.seq,
+      t.iteration,
+      record.kind,
+      record.round,
+      record.position,
+      t.actor.agentId,
+      record.agent_labels,
+      record.review_type,
+      record.findings_count,
+      record.fixes_count,
+      record.disproved_count,
+      record.summary,
+      record.artifact === null || record.artifact === undefined ? null : JSON.stringify(record.artifact),
+      record.artifact_key,
+      t.occurredAt,
+    ],
+  );
 }
 
 const EDITABLE_CONTENT: Record<string, (v: unknown) => unknown> = {

@@ -35,6 +35,8 @@ export interface Caller extends AgentActor {
   /** For display (the Temporal UI's identity, the board), never for decisions. */
   agentName?: string;
   tenantSlug?: string;
+  /** The labels an admin gave the agent; signed into its actions (review policies require some). */
+  labels?: string[];
 }
 
 type Queryable = pg.Pool | pg.PoolClient;
@@ -211,8 +213,9 @@ export async function callerForKey(pool: pg.Pool, rawKey: string): Promise<Calle
     role: Role;
     agent_name: string;
     tenant_slug: string;
+    labels: string[];
   }>(
-    `SELECT k.id, k.key_hash, k.tenant_id, k.agent_id, a.role, a.name AS agent_name, t.slug AS tenant_slug
+    `SELECT k.id, k.key_hash, k.tenant_id, k.agent_id, a.role, a.name AS agent_name, t.slug AS tenant_slug, a.labels
      FROM api_keys k JOIN agents a ON a.id = k.agent_id AND a.tenant_id = k.tenant_id
      JOIN tenants t ON t.id = k.tenant_id
      WHERE k.key_hash = $1 AND k.revoked_at IS NULL`,
@@ -227,5 +230,6 @@ export async function callerForKey(pool: pg.Pool, rawKey: string): Promise<Calle
     keyId: row.id,
     agentName: row.agent_name,
     tenantSlug: row.tenant_slug,
+    labels: row.labels ?? [],
   };
 }

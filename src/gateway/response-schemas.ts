@@ -270,6 +270,15 @@ export const HistoryJson = z
     workflow_id: z.string().nullable(),
     run_id: z.string().nullable(),
     occurred_at: time,
+    artifact: z
+      .object({
+        kind: z.enum(['report', 'review', 'aggregation', 'verify']),
+        round: z.string().nullable(),
+        artifact: z.unknown(),
+        artifact_key: z.string().nullable().openapi({ example: 'commit:3f2a1b…' }),
+      })
+      .optional()
+      .openapi({ description: 'The artifact chain: what a report, review, sign-off or verify concerned' }),
   })
   .openapi('HistoryEntry');
 

@@ -142,5 +142,16 @@ export function historyJson(row: AuditRow) {
     workflow_id: row.workflow_id,
     run_id: row.run_id,
     occurred_at: row.occurred_at,
+    // The artifact chain: what a report, review, sign-off or verify concerned.
+    ...(row.chain_kind
+      ? {
+          artifact: {
+            kind: row.chain_kind,
+            round: row.chain_round ?? null,
+            artifact: row.chain_artifact ?? null,
+            artifact_key: row.chain_artifact_key ?? null,
+          },
+        }
+      : {}),
   };
 }

@@ -2,6 +2,8 @@
  * Review policies through the real gateway, workflow, Temporal server and PostgreSQL: policies per
  * project (versioned, audited), labels set by an admin only, and a story's reviews.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../support/stack.js';
 import { createTeam, type Team } from '../support/api.js';
@@ -122,4 +124,258 @@ describe("a story's reviews", () => {
     });
     expect((await stack.api.get(`/api/v1/stories/${story.id}/reviews`, team.admin.key)).status).toBe(404);
   });
+});
+
+describe('the review pipeline under a policy (issue 19)', () => {
+  const SHA1 = '1a2b3c4d5e6f708192a3b4c5d6e7f80912345678';
+  const SHA2 = '2a2b3c4d5e6f708192a3b4c5d6e7f80912345678';
+  const SHA3 = '3a2b3c4d5e6f708192a3b4c5d6e7f80912345678';
+  const commit = (sha: string) => ({ artifact: { artifact_type: 'commit', path: sha } });
+  const review = (findings: number, extra: Record<string, unknown> = {}) => ({
+    review_type: 'team',
+    findings_count: findings,
+    fixes_count: findings,
+    disproved_count: 0,
+    summary: `${findings} finding(s)`,
+    ...extra,
+  });
+
+  it('runs 3 reviewers + aggregation, fixes, 4 reviewers + aggregation, fixes and a summary, verify; refuses each shortcut', async () => {
+    const t = await createTeam(stack.api, 7, 'pipeline');
+    const [impl, ba, arch, eng, sec, agg] = t.agents;
+    for (const [who, labels] of [
+      [ba, ['business-analyst']],
+      [arch, ['architect']],
+      [eng, ['engineer']],
+      [sec, ['security-adversary', 'engineer']],
+    ] as const)
+      expect((await put(`/api/v1/agents/${who.id}/labels`, t.admin.key, { labels })).status).toBe(200);
+    expect((await put(`/api/v1/projects/${t.projectId}/review_policy`, t.admin.key, PIPELINE)).status).toBe(200);
+
+    // A receiver for the webhooks: artifact.reported carries the artifact.
+    const received: { event: string; data: Record<string, unknown> }[] = [];
+    const server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (c) => (text += c));
+      req.on('end', () => {
+        received.push(JSON.parse(text));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    expect(
+      (await stack.api.post('/api/v1/webhooks', t.admin.key, { url, events: ['artifact.reported', 'story.verified'] }))
+        .status,
+    ).toBe(201);
+
+    const imported = await stack.api.post(`/api/v1/projects/${t.projectId}/import`, t.orchestrator.key, {
+      epics: [
+        { number: 1, title: 'Shop', stories: [{ number: '1.1', title: 'Checkout', acceptance_criteria: ['pays'] }] },
+      ],
+    });
+    const id = imported.body.data.stories[0].id as string;
+    const act = (key: string, action: string, body: unknown = {}) => stack.api.act(id, action, key, body);
+    const ok = async (key: string, action: string, body: unknown = {}) => {
+      const r = await act(key, action, body);
+      expect(r.status, `${action}: ${JSON.stringify(r.body)}`).toBe(200);
+      return r;
+    };
+    const refusals: string[] = [];
+    const refused = async (what: string, key: string, action: string, body: unknown, status: number, code: string) => {
+      const r = await act(key, action, body);
+      refusals.push(`${what}: ${r.status} ${r.body.error?.code}`);
+      expect([r.status, r.body.error?.code], `${what}: ${JSON.stringify(r.body)}`).toEqual([status, code]);
+      return r;
+    };
+
+    await ok(impl.key, 'contract', { story_title: 'Checkout', ac_count: 1 });
+    for (const action of ['claim', 'start', 'request-review']) await ok(impl.key, action);
+    // As loopctl's MCP server sends report_story{artifact_type: "commit", artifact_path: <sha>}.
+    await ok(t.orchestrator.key, 'report', commit(SHA1));
+
+    // Round 1, the team: three reviewers with the business analyst's, architect's and engineer's labels.
+    await ok(ba.key, 'review-complete', review(2));
+    await ok(arch.key, 'review-complete', review(1, { round: 'team' }));
+    await refused(
+      'a reviewer reviewing twice in one round',
+      arch.key,
+      'review-complete',
+      review(0),
+      409,
+      'duplicate_review',
+    );
+    await refused('an implementer reviewing', impl.key, 'review-complete', review(0), 409, 'self_review_blocked');
+    await refused(
+      'aggregation before the round has its reviewers',
+      agg.key,
+      'aggregate',
+      { summary: 'x', findings_count: 3, fixes_count: 3 },
+      409,
+      'round_incomplete',
+    );
+    await ok(eng.key, 'review-complete', review(1, { artifact: SHA1 }));
+    await refused(
+      'an aggregator reviewing its own round',
+      arch.key,
+      'aggregate',
+      { summary: 'x', findings_count: 4, fixes_count: 4 },
+      409,
+      'aggregator_is_reviewer',
+    );
+    await refused(
+      "an aggregation whose findings are not the round's",
+      agg.key,
+      'aggregate',
+      { summary: 'x', findings_count: 3, fixes_count: 3 },
+      422,
+      'findings_math_mismatch',
+    );
+    await refused(
+      'verify before the first round is complete',
+      t.orchestrator.key,
+      'verify',
+      {},
+      409,
+      'round_incomplete',
+    );
+    await ok(agg.key, 'aggregate', {
+      summary: 'three fixed, one disproved',
+      findings_count: 4,
+      fixes_count: 3,
+      disproved_count: 1,
+    });
+
+    // Fixes: a new commit. Round 2, the adversarial review, is of it.
+    await ok(t.orchestrator.key, 'report', commit(SHA2));
+    await refused(
+      'a review of a stale artifact',
+      ba.key,
+      'review-complete',
+      review(0, { artifact: SHA1 }),
+      409,
+      'artifact_mismatch',
+    );
+    await refused(
+      'a review naming a closed round',
+      ba.key,
+      'review-complete',
+      review(0, { round: 'team' }),
+      409,
+      'round_not_current',
+    );
+    for (const who of [ba, arch, eng]) await ok(who.key, 'review-complete', review(1, { artifact: SHA2 }));
+    const early = await refused(
+      'verify before the second round is complete',
+      t.orchestrator.key,
+      'verify',
+      {},
+      409,
+      'round_incomplete',
+    );
+    expect(early.body.error.context).toMatchObject({
+      round: 'adversarial',
+      missing_reviewers: 1,
+      missing_labels: ['security-adversary'],
+    });
+    await ok(sec.key, 'review-complete', review(2));
+    await ok(agg.key, 'aggregate', { summary: 'all five to fix', findings_count: 5, fixes_count: 5 });
+
+    // Fixes and a summary: the new commit reopens the last round's sign-off.
+    await ok(t.orchestrator.key, 'report', commit(SHA3));
+    await refused('verify of fixes nobody signed', t.orchestrator.key, 'verify', {}, 409, 'round_incomplete');
+    await ok(agg.key, 'aggregate', { summary: 'fixes in', findings_count: 5, fixes_count: 5, artifact: SHA3 });
+    const verified = await ok(t.orchestrator.key, 'verify', { summary: 'criteria met' });
+    expect(verified.body.data.verified_status).toBe('verified');
+    console.log(`review pipeline refusals:\n  ${refusals.join('\n  ')}`);
+
+    // Each reviewer's findings, round by round, and the artifact chain.
+    const reviews = (await stack.api.get(`/api/v1/stories/${id}/reviews`, t.orchestrator.key)).body.data;
+    expect(reviews.policy).toMatchObject({ version: 1, default: false });
+    expect(reviews.rounds.map((r: any) => [r.name, r.complete, r.reviewers.length, r.findings_count])).toEqual([
+      ['team', true, 3, 4],
+      ['adversarial', true, 4, 5],
+    ]);
+    expect(reviews.verified_artifact).toBe(`commit:${SHA3}`);
+    expect(reviews.records.map((r: any) => [r.kind, r.round, r.artifact_key?.slice(0, 9), r.counts])).toEqual([
+      ['report', null, 'commit:1a', false],
+      ['review', 'team', 'commit:1a', true],
+      ['review', 'team', 'commit:1a', true],
+      ['review', 'team', 'commit:1a', true],
+      ['aggregation', 'team', 'commit:1a', true],
+      ['report', null, 'commit:2a', false],
+      ['review', 'adversarial', 'commit:2a', true],
+      ['review', 'adversarial', 'commit:2a', true],
+      ['review', 'adversarial', 'commit:2a', true],
+      ['review', 'adversarial', 'commit:2a', true],
+      ['aggregation', 'adversarial', 'commit:2a', false],
+      ['report', null, 'commit:3a', false],
+      ['aggregation', 'adversarial', 'commit:3a', true],
+      ['verify', null, 'commit:3a', false],
+    ]);
+    expect(reviews.records.find((r: any) => r.agent_id === sec.id).agent_labels).toEqual([
+      'engineer',
+      'security-adversary',
+    ]);
+
+    // History shows the chain; the stored story, what was verified.
+    const history = (await stack.api.get(`/api/v1/stories/${id}/history?limit=100`, t.orchestrator.key)).body.data;
+    const chain = history
+      .filter((h: any) => h.artifact)
+      .map((h: any) => `${h.action}:${h.artifact.artifact_key.slice(7, 9)}`);
+    expect(chain).toEqual([
+      'report:1a',
+      'review-complete:1a',
+      'review-complete:1a',
+      'review-complete:1a',
+      'aggregate:1a',
+      'report:2a',
+      'review-complete:2a',
+      'review-complete:2a',
+      'review-complete:2a',
+      'review-complete:2a',
+      'aggregate:2a',
+      'report:3a',
+      'aggregate:3a',
+      'verify:3a',
+    ]);
+    const row = (await stack.pool.query('SELECT verified_artifact, review_policy FROM stories WHERE id = $1', [id]))
+      .rows[0];
+    expect(row).toMatchObject({ verified_artifact: `commit:${SHA3}`, review_policy: { version: 1 } });
+
+    // The artifact.reported webhook carries each artifact.
+    await expect
+      .poll(() => received.filter((d) => d.event === 'artifact.reported').length, { timeout: 20_000 })
+      .toBe(3);
+    expect(received.filter((d) => d.event === 'artifact.reported').map((d) => d.data.artifact_key)).toEqual([
+      `commit:${SHA1}`,
+      `commit:${SHA2}`,
+      `commit:${SHA3}`,
+    ]);
+    server.close();
+  }, 180_000);
+
+  it("a round's deadline stalls the story, naming the round", async () => {
+    const t = await createTeam(stack.api, 2, 'deadline');
+    const [impl, reviewer] = t.agents;
+    const policy = { rounds: [{ name: 'quick', min_reviewers: 2, deadline_seconds: 2 }] };
+    expect((await put(`/api/v1/projects/${t.projectId}/review_policy`, t.admin.key, policy)).status).toBe(200);
+    const imported = await stack.api.post(`/api/v1/projects/${t.projectId}/import`, t.orchestrator.key, {
+      epics: [{ number: 1, title: 'Site', stories: [{ number: '1.1', title: 'Home', acceptance_criteria: ['a'] }] }],
+    });
+    const id = imported.body.data.stories[0].id as string;
+    await stack.api.act(id, 'contract', impl.key, { story_title: 'Home', ac_count: 1 });
+    for (const action of ['claim', 'start', 'request-review']) await stack.api.act(id, action, impl.key);
+    expect((await stack.api.act(id, 'report', t.orchestrator.key, commit(SHA1))).status).toBe(200);
+    expect((await stack.api.act(id, 'review-complete', reviewer.key, review(0))).status).toBe(200);
+    await expect
+      .poll(
+        async () =>
+          (await stack.api.get(`/api/v1/stories/${id}/history`, t.orchestrator.key)).body.data
+            .filter((h: any) => h.action === 'stalled')
+            .map((h: any) => h.payload.round),
+        { timeout: 20_000, interval: 500 },
+      )
+      .toEqual(['quick']);
+  }, 60_000);
 });

@@ -169,10 +169,61 @@ try {
   await stack.api.post(`/api/v1/stories/${guarded.id}/resume`, team.admin.key, { reason: 'key retired' });
   await stack.api.act(guarded.id, 'claim', second.key);
 
+  // Review policies (patched 'review-policies'): two rounds with labels and an aggregator, a round
+  // that stalls on its own deadline (named in the stall), a stale review refused, fixes reported
+  // again, the last round signed again, verify.
+  const third = team.agents[3];
+  await stack.api.call('PUT', `/api/v1/agents/${second.id}/labels`, {
+    key: team.admin.key,
+    body: { labels: ['security-adversary'] },
+  });
+  const governed = (await stack.api.post('/api/v1/projects', team.admin.key, { name: 'Policies', slug: 'policies' }))
+    .body.data;
+  await stack.api.call('PUT', `/api/v1/projects/${governed.id}/review_policy`, {
+    key: team.admin.key,
+    body: {
+      rounds: [
+        { name: 'team', min_reviewers: 2, aggregator_required: true, deadline_seconds: 2 },
+        { name: 'adversarial', min_reviewers: 1, required_labels: ['security-adversary'] },
+      ],
+    },
+  });
+  const policed = (
+    await stack.api.post(`/api/v1/projects/${governed.id}/import`, team.orchestrator.key, {
+      epics: [
+        { number: 3, title: 'Policies', stories: [{ number: '3.1', title: 'Pipeline', acceptance_criteria: ['a'] }] },
+      ],
+    })
+  ).body.data.stories[0];
+  const sha = (n: number) => `${n}`.repeat(40);
+  const review = { review_type: 'team', findings_count: 1, fixes_count: 1, disproved_count: 0, summary: 'ok' };
+  await stack.api.act(policed.id, 'contract', implementer.key, { story_title: policed.title, ac_count: 1 });
+  for (const action of ['claim', 'start', 'request-review']) await stack.api.act(policed.id, action, implementer.key);
+  await stack.api.act(policed.id, 'report', team.orchestrator.key, {
+    artifact: { artifact_type: 'commit', path: sha(1) },
+  });
+  await stack.api.act(policed.id, 'review-complete', reviewer.key, review);
+  await stack.api.act(policed.id, 'review-complete', reviewer.key, review); // refused: duplicate_review
+  await pause(3500); // the team round waits too long: stalled, naming the round
+  await stack.api.act(policed.id, 'review-complete', third.key, review);
+  await stack.api.act(policed.id, 'aggregate', reviewer.key, { summary: 'x', findings_count: 2, fixes_count: 2 }); // refused
+  await stack.api.act(policed.id, 'aggregate', second.key, {
+    summary: 'both fixed',
+    findings_count: 2,
+    fixes_count: 2,
+  });
+  await stack.api.act(policed.id, 'report', team.orchestrator.key, {
+    artifact: { artifact_type: 'commit', path: sha(2) },
+  });
+  await stack.api.act(policed.id, 'review-complete', third.key, { ...review, artifact: sha(1) }); // refused: stale
+  await stack.api.act(policed.id, 'verify', team.orchestrator.key, {}); // refused: round_incomplete
+  await stack.api.act(policed.id, 'review-complete', second.key, { ...review, findings_count: 0, fixes_count: 0 });
+  await stack.api.act(policed.id, 'verify', team.orchestrator.key, {});
+
   mkdirSync(FIXTURES, { recursive: true });
   const ids: Record<string, string> = existsSync(WORKFLOW_IDS) ? JSON.parse(readFileSync(WORKFLOW_IDS, 'utf8')) : {};
   let written = 0;
-  for (const story of [first, rework, timed, guarded]) {
+  for (const story of [first, rework, timed, guarded, policed]) {
     for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) {
       // The CLI writes the standard JSON history format that replay reads.
       const json = execFileSync(

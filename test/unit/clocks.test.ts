@@ -5,7 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   awaitedStep,
+  awaitedStepOf,
   clocksAfter,
+  keepsRoundClock,
+  stallAfterFor,
+  stallPayload,
   heartbeatDeadline,
   leaseOf,
   leaseRunOut,
@@ -135,5 +139,62 @@ describe('stalls', () => {
   it('records none for a story no longer waiting on others', () => {
     expect(stallOf(held, T0)).toBeNull();
     expect(stallOf(story({ agentStatus: 'reported_done', verifiedStatus: 'verified' }), T0)).toBeNull();
+  });
+});
+
+describe('review rounds keep their own clock', () => {
+  const policy = {
+    version: 1,
+    rounds: [
+      { name: 'team', min_reviewers: 2, required_labels: [], aggregator_required: false, deadline_seconds: 5 },
+      { name: 'adversarial', min_reviewers: 1, required_labels: [], aggregator_required: false },
+    ],
+  };
+  const entry = (round: string, id: string) => ({
+    round,
+    reviewer_agent_id: id,
+    reviewer_labels: [],
+    review_type: 't',
+    findings_count: 0,
+    fixes_count: 0,
+    disproved_count: 0,
+    summary: '',
+    artifact_key: null,
+  });
+  const reported = story({
+    agentStatus: 'reported_done',
+    reviewPolicy: policy,
+    reviewProgress: { reviews: [], aggregations: [] },
+  });
+  const oneReview = { ...reported, reviewProgress: { reviews: [entry('team', 'r1')], aggregations: [] } };
+  const teamDone = {
+    ...reported,
+    reviewProgress: { reviews: [entry('team', 'r1'), entry('team', 'r2')], aggregations: [] },
+  };
+
+  it("waits by the open round's deadline, or the project's, and a stall names the round", () => {
+    expect(stallAfterFor(reported, 86_400_000)).toBe(5000);
+    expect(stallAfterFor(teamDone, 86_400_000)).toBe(86_400_000);
+    expect(stallAfterFor(story({ agentStatus: 'reported_done' }), 7)).toBe(7);
+    expect(stallOf(oneReview, T0)?.payload).toEqual({ waiting_since: new Date(T0).toISOString(), round: 'team' });
+    expect(stallPayload(story({ agentStatus: 'review_requested' }), T0)).toEqual({
+      waiting_since: new Date(T0).toISOString(),
+    });
+    expect(awaitedStepOf(oneReview)).toBe('review round team');
+  });
+
+  it('a review within the round keeps its clock and its stall; a new round or a new artifact restarts it', () => {
+    const waiting: StoryClocks = { leaseExpiresAt: null, waitingSince: T0, stalled: true };
+    expect(keepsRoundClock(reported, oneReview, 'review-complete')).toBe(true);
+    expect(clocksAfter(waiting, oneReview, 'review-complete', TTL, T0 + 9000, reported)).toEqual(waiting);
+    expect(keepsRoundClock(oneReview, teamDone, 'review-complete')).toBe(false);
+    expect(clocksAfter(waiting, teamDone, 'review-complete', TTL, T0 + 9000, oneReview)).toEqual({
+      leaseExpiresAt: null,
+      waitingSince: T0 + 9000,
+      stalled: false,
+    });
+    expect(keepsRoundClock(oneReview, reported, 'report')).toBe(false);
+    // Without the previous state (runs from before review policies) every step restarts the wait.
+    expect(clocksAfter(waiting, oneReview, 'review-complete', TTL, T0 + 9000).waitingSince).toBe(T0 + 9000);
   });
 });

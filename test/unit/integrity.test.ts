@@ -233,3 +233,80 @@ describe('the key ring', () => {
     expect(keyRingNewsProblem(WORKFLOW, { ...added, keys: [forger.publicKey] }, [k1.publicKey], 0)).not.toBeNull();
   });
 });
+
+describe('the worker judges a review policy as the workflow does', () => {
+  const SHA1 = 'a'.repeat(40);
+  const SHA2 = 'b'.repeat(40);
+  const orch: SignedActor = { tenantId: 't', agentId: 'orch', role: 'orchestrator' };
+  const sec: SignedActor = { tenantId: 't', agentId: 'sec', role: 'agent', labels: ['security-adversary'] };
+  const agg: SignedActor = { tenantId: 't', agentId: 'agg', role: 'agent' };
+  const policy = {
+    version: 1,
+    rounds: [
+      { name: 'adversarial', min_reviewers: 1, required_labels: ['security-adversary'], aggregator_required: true },
+    ],
+  };
+  const review = { review_type: 'x', findings_count: 1, fixes_count: 1, disproved_count: 0 };
+  const steps: [Action, SignedActor, unknown][] = [
+    ['contract', implementer, { story_title: 'T', ac_count: 1, review_policy: policy }],
+    ['claim', implementer, {}],
+    ['start', implementer, {}],
+    ['request-review', implementer, {}],
+    ['report', orch, { artifact: { artifact_type: 'commit', path: SHA1 } }],
+    ['review-complete', sec, review],
+    ['aggregate', agg, { summary: 'fixed', findings_count: 1, fixes_count: 1 }],
+    ['report', orch, { artifact: SHA2 }],
+    ['aggregate', agg, { summary: 'fixes in', findings_count: 1, fixes_count: 1 }],
+    ['verify', orch, {}],
+  ];
+  const context = { workflowId: WORKFLOW, acceptedKeys: [gateway.publicKey], nowMs: Date.now(), verify: nativeVerify };
+
+  it('accepts the pipeline and records the artifact chain, labels signed with the reviewer', () => {
+    const judged = judgeBatch({ state: start, stalled: false, version: 0 }, outboxOf(start, 0, steps), context);
+    if (!judged.ok) throw new Error(`${judged.reason}: ${judged.detail}`);
+    expect(judged.state).toMatchObject({ verifiedStatus: 'verified', verifiedArtifact: `commit:${SHA2}` });
+    expect(
+      judged.transitions.map((t) => t.record && [t.record.kind, t.record.round, t.record.artifact_key?.slice(0, 8)]),
+    ).toEqual([
+      null,
+      null,
+      null,
+      null,
+      ['report', null, 'commit:a'],
+      ['review', 'adversarial', 'commit:a'],
+      ['aggregation', 'adversarial', 'commit:a'],
+      ['report', null, 'commit:b'],
+      ['aggregation', 'adversarial', 'commit:b'],
+      ['verify', null, 'commit:b'],
+    ]);
+    expect(judged.transitions[5].record?.agent_labels).toEqual(['security-adversary']);
+  });
+
+  it('refuses a verify the policy does not allow, even when the workflow asked for it', () => {
+    const reviewed = outboxOf(start, 0, steps.slice(0, 6));
+    const after = judgeBatch({ state: start, stalled: false, version: 0 }, reviewed, context);
+    if (!after.ok) throw new Error(after.reason);
+    // A forged outbox: verify with the round unsigned (the workflow's rules would never put it there).
+    const forged = signEnvelope(gateway, WORKFLOW, {
+      updateId: 'u7',
+      action: 'verify',
+      actor: orch,
+      body: {},
+      issuedAt: Date.now(),
+    });
+    const verify: OutboxTransition = {
+      action: 'verify',
+      from: { agent_status: 'reported_done', verified_status: 'unverified' },
+      to: { agent_status: 'reported_done', verified_status: 'verified' },
+      iteration: 1,
+      updateId: 'u7',
+      seq: 7,
+      actor: { agentId: orch.agentId, role: orch.role },
+      payload: {},
+      occurredAt: new Date().toISOString(),
+      envelope: forged,
+    };
+    const judged = judgeBatch({ state: after.state, stalled: false, version: 6 }, [verify], context);
+    expect(judged.ok ? 'ok' : `${judged.reason}:${judged.detail}`).toBe('against_the_rules:round_incomplete');
+  });
+});

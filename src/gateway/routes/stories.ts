@@ -5,6 +5,7 @@ import { ACTION_SPECS, COMMON_ACTION_ERRORS, ROUTED_ACTIONS, actionPath } from '
 import { auditTrail, storyHistory, verifyAuditChain } from '../../db/audit-repo.js';
 import { enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
+import { policyToPin } from '../../db/review-policy-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { ApiError, notFound, parseOr400 } from '../errors.js';
 import { custodyErrorOf } from '../temporal-errors.js';
@@ -230,7 +231,10 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
         refuseIfArchived(story);
         // A tenant past its stored-bytes quota writes nothing more, rejected attempts included.
         await enforceStoredBytes(pool, caller.tenantId, quotasOf(deps.config));
-        const view = await commands.act(caller, story, action, body, res.locals.idempotencyKey as string | undefined);
+        // A contract starts an iteration: it carries the project's review policy, which the iteration keeps.
+        const pinned = action === 'contract' ? await policyToPin(pool, caller.tenantId, story.project_id) : null;
+        const sent = pinned ? { ...(body as Record<string, unknown>), review_policy: pinned } : body;
+        const view = await commands.act(caller, story, action, sent, res.locals.idempotencyKey as string | undefined);
         const updated = withState(story, view.state, new Date());
         // The workflow's own view of its dependencies: no second trip to the database.
         const dependsOn = Object.fromEntries(
