@@ -262,7 +262,8 @@ export function voidForNewArtifact(policy: ReviewPolicy, progress: ReviewProgres
  * An artifact's identity: what two mentions of it must share to be the same artifact. A commit is
  * its SHA (any case); a set of files is the digest of its (path, digest) pairs, or the digest it
  * names; a URL, when given beside either, is where to find it and not what it is. Anything else
- * (loopctl's `{artifact_type: "pr", path}`, a branch name) is itself, in canonical JSON.
+ * (loopctl's `{artifact_type: "pr", path}`, a branch name) is itself: short text as it is, the
+ * rest by the digest of its canonical JSON (key order aside).
  */
 export function artifactKey(artifact: unknown): string | null {
   if (artifact === undefined || artifact === null) return null;
@@ -270,7 +271,7 @@ export function artifactKey(artifact: unknown): string | null {
     const text = artifact.trim();
     if (/^[0-9a-f]{7,64}$/i.test(text)) return `commit:${text.toLowerCase()}`;
     if (/^sha256:[0-9a-f]{64}$/i.test(text)) return `files:${text.toLowerCase()}`;
-    return `text:${artifact}`;
+    return artifact.length <= 200 ? `text:${artifact}` : `text:sha256:${sha256Hex(artifact)}`;
   }
   if (typeof artifact === 'object' && !Array.isArray(artifact)) {
     const a = artifact as Record<string, unknown>;
@@ -291,7 +292,8 @@ export function artifactKey(artifact: unknown): string | null {
       return `files:sha256:${fileSetDigest(a.files)}`;
     }
   }
-  return `json:${canonical(artifact)}`;
+  // Its digest, so that an identity stays short whatever the artifact holds.
+  return `json:sha256:${sha256Hex(canonical(artifact))}`;
 }
 
 interface FileEntry {
@@ -399,7 +401,10 @@ function sha256Hex(text: string): string {
   return bytesToHex(sha256(new TextEncoder().encode(text)));
 }
 
-/** One link of the artifact chain: a report, a review, a sign-off or a verify, and the artifact it concerns. */
+/**
+ * One link of the artifact chain: a report (with its artifact), or a review, sign-off or verify
+ * (with the identity of the artifact it concerned: the artifact itself is the report's).
+ */
 export interface CustodyRecord {
   kind: 'report' | 'review' | 'aggregation' | 'verify';
   round: string | null;
@@ -463,7 +468,7 @@ export function custodyRecordOf(
         fixes_count: r?.fixes_count ?? null,
         disproved_count: r?.disproved_count ?? null,
         summary: r?.summary ?? null,
-        artifact: reviewed,
+        artifact: null,
         artifact_key: artifactKey(reviewed),
       };
     }
@@ -479,7 +484,7 @@ export function custodyRecordOf(
         fixes_count: entry?.fixes_count ?? null,
         disproved_count: entry?.disproved_count ?? null,
         summary: entry?.summary ?? null,
-        artifact: reviewed,
+        artifact: null,
         artifact_key: artifactKey(reviewed),
       };
     }
@@ -487,7 +492,7 @@ export function custodyRecordOf(
       return {
         ...base,
         kind: 'verify',
-        artifact: reviewed,
+        artifact: null,
         artifact_key: after.verifiedArtifact ?? artifactKey(reviewed),
       };
     default:

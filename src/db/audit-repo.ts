@@ -28,7 +28,6 @@ export interface AuditRow {
   /** The link of the artifact chain this transition added (a report, review, sign-off or verify). */
   chain_kind?: string | null;
   chain_round?: string | null;
-  chain_artifact?: unknown;
   chain_artifact_key?: string | null;
 }
 
@@ -66,7 +65,7 @@ export async function auditTrail(pool: pg.Pool, tenantId: string, f: AuditFilter
        ORDER BY e.chain_seq LIMIT $6
      )
      SELECT p.*, (SELECT count(*) FROM page) AS fetched, r.kind AS chain_kind, r.round AS chain_round,
-       r.artifact AS chain_artifact, r.artifact_key AS chain_artifact_key
+       r.artifact_key AS chain_artifact_key
      FROM page p LEFT JOIN story_reviews r
        ON p.outcome = 'accepted' AND r.workflow_id = p.workflow_id AND r.update_id = p.update_id
      WHERE p.running - p.size < $7 ORDER BY p.chain_seq`,

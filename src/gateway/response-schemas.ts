@@ -274,7 +274,6 @@ export const HistoryJson = z
       .object({
         kind: z.enum(['report', 'review', 'aggregation', 'verify']),
         round: z.string().nullable(),
-        artifact: z.unknown(),
         artifact_key: z.string().nullable().openapi({ example: 'commit:3f2a1b…' }),
       })
       .optional()

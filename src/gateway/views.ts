@@ -142,13 +142,13 @@ export function historyJson(row: AuditRow) {
     workflow_id: row.workflow_id,
     run_id: row.run_id,
     occurred_at: row.occurred_at,
-    // The artifact chain: what a report, review, sign-off or verify concerned.
+    // The artifact chain: the identity of what a report, review, sign-off or verify concerned
+    // (the artifact itself is in the report's payload).
     ...(row.chain_kind
       ? {
           artifact: {
             kind: row.chain_kind,
             round: row.chain_round ?? null,
-            artifact: row.chain_artifact ?? null,
             artifact_key: row.chain_artifact_key ?? null,
           },
         }

@@ -120,6 +120,11 @@ describe('artifact identity', () => {
     );
     expect(artifactKey('main')).toBe('text:main');
     expect(artifactKey('main')).not.toBe(artifactKey({ path: 'main' }));
+    // Identities stay short: a long text or a large object is known by its digest.
+    const large = { blob: 'y'.repeat(240_000) };
+    expect(artifactKey(large)).toMatch(/^json:sha256:[0-9a-f]{64}$/);
+    expect(artifactKey({ ...large })).toBe(artifactKey(large));
+    expect(artifactKey('z'.repeat(201))).toMatch(/^text:sha256:[0-9a-f]{64}$/);
     expect(artifactKey(null)).toBeNull();
     expect(artifactKey(undefined)).toBeNull();
   });
