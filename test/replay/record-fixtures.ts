@@ -223,8 +223,14 @@ try {
   mkdirSync(FIXTURES, { recursive: true });
   const ids: Record<string, string> = existsSync(WORKFLOW_IDS) ? JSON.parse(readFileSync(WORKFLOW_IDS, 'utf8')) : {};
   let written = 0;
+  // Named for what each holds: when it was recorded, the story and its scenario (its title), and
+  // which run of it (started, continued as new, or resumed by an admin).
+  const recordedAt = new Date().toISOString().slice(0, 16).replace('T', '-').replace(':', '');
   for (const story of [first, rework, timed, guarded, policed]) {
-    for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) {
+    const runs = [];
+    for await (const run of stack.client.workflow.list({ query: `WorkflowId="${story.workflow_id}"` })) runs.push(run);
+    runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+    for (const [index, run] of runs.entries()) {
       // The CLI writes the standard JSON history format that replay reads.
       const json = execFileSync(
         executable,
@@ -242,7 +248,7 @@ try {
         ],
         { maxBuffer: 64 << 20 },
       );
-      const name = `story-${story.number.replace('.', '_')}-${run.startTime.getTime()}.json`;
+      const name = `${recordedAt}-${story.number.replace('.', '_')}-${slug(story.title)}-run${index + 1}-${runKind(json)}.json`;
       writeFileSync(join(FIXTURES, name), json);
       ids[name] = story.workflow_id;
       written++;
@@ -253,4 +259,30 @@ try {
 } finally {
   await stack.stop();
   await server.stop();
+}
+
+function slug(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
+}
+
+/** How the run began: started, continued as new from the run before, or resumed by an admin. */
+function runKind(historyJson: Buffer): 'started' | 'continued' | 'resumed' {
+  const started = (
+    JSON.parse(historyJson.toString('utf8')) as {
+      events: {
+        workflowExecutionStartedEventAttributes: {
+          continuedExecutionRunId?: string;
+          input: { payloads: { data: string }[] };
+        };
+      }[];
+    }
+  ).events[0].workflowExecutionStartedEventAttributes;
+  if (started.continuedExecutionRunId) return 'continued';
+  const input = JSON.parse(Buffer.from(started.input.payloads[0].data, 'base64').toString('utf8')) as {
+    carried?: unknown;
+  };
+  return input.carried ? 'resumed' : 'started';
 }
