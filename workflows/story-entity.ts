@@ -134,6 +134,8 @@ export class StoryEntity {
    * step of a wait), and each change shows in one search-attribute upsert.
    */
   readonly leanHistory: boolean;
+  /** A new awaited step gets its own stall timer, whose summary says what is awaited (lean runs only). */
+  readonly stallTimerPerStep: boolean;
   /**
    * Review policies came later still: in runs from before them a stall is timed as it always was;
    * in later runs an open review round keeps its own deadline and the stall names the round.
@@ -170,6 +172,8 @@ export class StoryEntity {
     this.keepsTime = patched('claim-leases-and-stalls');
     this.checksNewsSignatures = patched('signed-dependency-news');
     this.leanHistory = patched('lean-transition-history');
+    // Lean runs started before it kept one stall timer through review and verification.
+    this.stallTimerPerStep = patched('stall-timer-per-step');
     this.timesRounds = patched('review-policies');
     this.leaseExpiresAt = carried.leaseExpiresAt ?? null;
     this.waitingSince = carried.waitingSince ?? null;
@@ -445,6 +449,8 @@ export class StoryEntity {
         () =>
           this.leanHistory
             ? this.waitingSince === null ||
+              (this.stallTimerPerStep &&
+                (this.timesRounds ? awaitedStepOf(this.state) : awaitedStep(this.state)) !== step) ||
               (this.timesRounds && stallDeadline(this.waitingSince, stallAfterMs()) < deadline)
             : this.waitingSince !== since,
         Math.max(1, deadline - Date.now()),
