@@ -23,21 +23,65 @@ let api: Api;
 let team: Team;
 let story: { id: string; title: string };
 
-/** The direct children of `pid` whose command line matches. */
-function childOf(pid: number, pattern: RegExp): number {
+/** Every process: pid, parent pid and command line (for finding children, and for failure messages). */
+function processes(): { pid: number; ppid: number; cmdline: string }[] {
+  const found = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (ppid === pid && pattern.test(cmdline)) return Number(entry);
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      found.push({ pid: Number(entry), ppid, cmdline });
     } catch {
       // The process went away while we looked.
     }
   }
-  throw new Error(`no child of ${pid} matching ${pattern}`);
+  return found;
 }
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (a restart may be under way) for `find` to name a live process; fails with what was running. */
+async function waitForPid(what: string, find: () => number | undefined, timeoutMs = 15_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pid = find();
+    if (pid !== undefined && alive(pid)) return pid;
+    if (Date.now() > deadline) {
+      const tree = processes()
+        .map((p) => `${p.pid} ${p.ppid} ${p.cmdline.slice(0, 120)}`)
+        .join('\n');
+      throw new Error(`no ${what} after ${timeoutMs} ms; processes:\n${tree}\noutput:\n${output.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The Temporal dev server: the child of `npm start` running `server start-dev`. */
+const temporalPid = () =>
+  waitForPid('Temporal dev server', () => {
+    const child = processes().find((p) => p.ppid === main.pid && /server start-dev/.test(p.cmdline));
+    return child?.pid;
+  });
+
+/** The embedded PostgreSQL's postmaster, as its own pid file names it (wherever its cluster lives). */
+const postgresPid = () =>
+  waitForPid('embedded PostgreSQL postmaster', () => {
+    try {
+      const pid = Number(readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  });
 
 async function healthy(): Promise<boolean> {
   try {
@@ -49,16 +93,16 @@ async function healthy(): Promise<boolean> {
 }
 
 /** SIGKILLs the child, then measures how long until /health answers ok again. */
-async function killAndMeasure(pattern: RegExp): Promise<number> {
-  const pid = childOf(main.pid!, pattern);
+async function killAndMeasure(find: () => Promise<number>): Promise<number> {
+  const pid = await find();
   process.kill(pid, 'SIGKILL');
   const killedAt = Date.now();
   // First the gateway sees it down (or the restart is quicker than a probe), then up again.
   while (Date.now() - killedAt < 60_000) {
-    if ((await healthy()) && childOf(main.pid!, pattern) !== pid) return Date.now() - killedAt;
+    if ((await healthy()) && (await find()) !== pid) return Date.now() - killedAt;
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`not healthy 60 s after SIGKILL of ${pattern}: ${output.slice(-2000)}`);
+  throw new Error(`not healthy 60 s after SIGKILL of ${pid}: ${output.slice(-2000)}`);
 }
 
 beforeAll(async () => {
@@ -111,19 +155,19 @@ describe('fault 6: npm start supervises Temporal and PostgreSQL', () => {
     const contract = await api.act(story.id, 'contract', implementer, { story_title: story.title, ac_count: 3 });
     expect(contract.status).toBe(200);
 
-    const temporalMs = await killAndMeasure(/server start-dev/);
+    const temporalMs = await killAndMeasure(temporalPid);
     expect(output.match(/the Temporal dev server exited unexpectedly/g)).toHaveLength(1);
     const claim = await api.act(story.id, 'claim', implementer, {}, { 'Idempotency-Key': 'claim-after-temporal' });
     expect(claim.status).toBe(200);
 
     // An action sent as PostgreSQL dies: accepted by the story, written once the database is back.
-    const pgPid = childOf(main.pid!, /postgres/);
+    const pgPid = await postgresPid();
     process.kill(pgPid, 'SIGKILL');
     const killedAt = Date.now();
     const during = api.act(story.id, 'start', implementer, {}, { 'Idempotency-Key': 'start-during-pg' });
     let postgresMs = -1;
     while (Date.now() - killedAt < 60_000) {
-      if ((await healthy()) && childOf(main.pid!, /postgres/) !== pgPid) {
+      if ((await healthy()) && (await postgresPid()) !== pgPid) {
         postgresMs = Date.now() - killedAt;
         break;
       }
