@@ -53,7 +53,12 @@ export const ACTION_BODIES = {
     /** The artifact the summary is of; absent, the latest report's. */
     artifact: artifact.optional(),
   }),
-  verify: z.strictObject({ summary: text(20_000).optional(), review_type: text(64).optional() }),
+  verify: z.strictObject({
+    summary: text(20_000).optional(),
+    review_type: text(64).optional(),
+    /** The artifact verified; absent, the reviewed one (the latest report's), as loopctl's clients send it. */
+    artifact: artifact.optional(),
+  }),
   reject: z.strictObject({ reason: text(20_000).optional() }),
   unclaim: z.strictObject({}),
   'force-unclaim': z.strictObject({ reason: text(20_000).optional() }),

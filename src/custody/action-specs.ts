@@ -242,21 +242,25 @@ const INTERFACES = {
       summary:
         'Verify a reviewed story (every round of its review policy complete): never by the implementer nor by a reviewer',
     },
-    errors: ['self_verify_blocked', 'verifier_is_reviewer', 'review_required', 'round_incomplete'],
+    errors: ['self_verify_blocked', 'verifier_is_reviewer', 'review_required', 'round_incomplete', 'artifact_mismatch'],
     mcp: {
       name: 'verify_story',
       description:
-        'Verify a reviewed story (not by its implementer nor a reviewer; under a review policy, once every round is complete).',
+        'Verify a reviewed story (not by its implementer nor a reviewer; under a review policy, once every round is complete). Name the artifact you verified (a commit SHA), if you like: another one than the reviewed one is refused.',
       key: 'orch',
       args: [
         { field: 'summary', kind: 'text' },
         { field: 'review_type', kind: 'text' },
+        { field: 'artifact', kind: 'text' },
       ],
     },
     cli: {
       command: 'verify',
       description: 'verify a reviewed story',
-      options: [{ field: 'summary', kind: 'text', flag: '--summary <text>' }],
+      options: [
+        { field: 'summary', kind: 'text', flag: '--summary <text>' },
+        { field: 'artifact', kind: 'text', flag: '--artifact <sha>' },
+      ],
     },
   },
   reject: {

@@ -122,7 +122,11 @@ const SHAPES: Record<Action, Record<string, Field>> = {
     disproved_count: { check: count, optional: true },
     artifact: { check: artifact, optional: true },
   },
-  verify: { summary: { check: text(20_000), optional: true }, review_type: { check: text(64), optional: true } },
+  verify: {
+    summary: { check: text(20_000), optional: true },
+    review_type: { check: text(64), optional: true },
+    artifact: { check: artifact, optional: true },
+  },
   reject: { reason: { check: text(20_000), optional: true } },
   unclaim: {},
   'force-unclaim': { reason: { check: text(20_000), optional: true } },

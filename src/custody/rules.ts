@@ -470,13 +470,21 @@ function labelsOf(actor: SignedActor): string[] {
   return Array.isArray(actor.labels) ? [...new Set(actor.labels.filter((l) => typeof l === 'string'))].sort() : [];
 }
 
-/** A review or sign-off that names an artifact must name the one reported (by identity: see `artifactKey`). */
-function artifactMismatch(state: StoryState, named: unknown): Rejection | null {
+/**
+ * A review, sign-off or verify that names an artifact must name the one reported, which is the one
+ * every counting review is of (by identity: see `artifactKey`).
+ */
+function artifactMismatch(state: StoryState, named: unknown, action: 'review' | 'verify' = 'review'): Rejection | null {
   if (named === undefined || artifactKey(named) === artifactKey(state.artifact ?? null)) return null;
-  return rejectionOf('artifact_mismatch', 'The review names another artifact than the one reported.', {
-    reported_artifact: state.artifact ?? null,
-    reviewed_artifact: named,
-  });
+  return rejectionOf(
+    'artifact_mismatch',
+    action === 'verify'
+      ? 'The verify names another artifact than the one reported and reviewed.'
+      : 'The review names another artifact than the one reported.',
+    action === 'verify'
+      ? { reported_artifact: state.artifact ?? null, named_artifact: named }
+      : { reported_artifact: state.artifact ?? null, reviewed_artifact: named },
+  );
 }
 
 function describe(state: StoryState): string {
@@ -714,7 +722,10 @@ export const ACTION_EFFECTS: Record<Action, Effect> = {
     };
     return null;
   },
-  verify: (next, { state, actor }) => {
+  verify: (next, { state, actor, body }) => {
+    // A verify that names what it verified must name what was reviewed (absent: that one).
+    const mismatch = artifactMismatch(state, (body as { artifact?: unknown }).artifact, 'verify');
+    if (mismatch) return mismatch;
     next.verifiedStatus = 'verified';
     next.verifiedByAgentId = actor.agentId;
     next.verifiedArtifact = artifactKey(state.artifact ?? null);

@@ -379,3 +379,64 @@ describe('the review pipeline under a policy (issue 19)', () => {
       .toEqual(['quick']);
   }, 60_000);
 });
+
+describe('verify names the artifact it verified (issue 19)', () => {
+  const SHA_REVIEWED = '4a2b3c4d5e6f708192a3b4c5d6e7f80912345678';
+  const SHA_OTHER = '5a2b3c4d5e6f708192a3b4c5d6e7f80912345678';
+
+  /** A story of its own project (no policy: the single review), reported with `sha` and reviewed. */
+  async function reviewedStory(name: string, sha: string) {
+    const t = await createTeam(stack.api, 2, name);
+    const [impl, reviewer] = t.agents;
+    const imported = await stack.api.post(`/api/v1/projects/${t.projectId}/import`, t.orchestrator.key, {
+      epics: [{ number: 1, title: 'Site', stories: [{ number: '1.1', title: 'Home', acceptance_criteria: ['a'] }] }],
+    });
+    const id = imported.body.data.stories[0].id as string;
+    const steps: [string, string, unknown][] = [
+      [impl.key, 'contract', { story_title: 'Home', ac_count: 1 }],
+      [impl.key, 'claim', {}],
+      [impl.key, 'start', {}],
+      [impl.key, 'request-review', {}],
+      [t.orchestrator.key, 'report', { artifact: { artifact_type: 'commit', path: sha } }],
+      [reviewer.key, 'review-complete', { review_type: 'team', summary: 'fine' }],
+    ];
+    for (const [key, action, body] of steps) {
+      const r = await stack.api.act(id, action, key, body);
+      expect(r.status, `${action}: ${JSON.stringify(r.body)}`).toBe(200);
+    }
+    return { t, id };
+  }
+
+  it('refuses a verify naming another artifact (409 artifact_mismatch), records and shows the one verified', async () => {
+    const { t, id } = await reviewedStory('verify-names', SHA_REVIEWED);
+    const other = await stack.api.act(id, 'verify', t.orchestrator.key, { summary: 'ok', artifact: SHA_OTHER });
+    console.log(`verify naming another artifact: ${other.status} ${JSON.stringify(other.body.error)}`);
+    expect([other.status, other.body.error?.code]).toEqual([409, 'artifact_mismatch']);
+    expect(other.body.error.context).toMatchObject({ named_artifact: SHA_OTHER });
+    const refusedRow = (await stack.api.get(`/api/v1/stories/${id}`, t.orchestrator.key)).body.data;
+    expect(refusedRow.verified_status).toBe('unverified');
+
+    const named = { artifact_type: 'commit', path: SHA_REVIEWED.toUpperCase() };
+    const verified = await stack.api.act(id, 'verify', t.orchestrator.key, { summary: 'ok', artifact: named });
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200);
+    const history = (await stack.api.get(`/api/v1/stories/${id}/history`, t.orchestrator.key)).body.data;
+    const verify = history.find((h: any) => h.action === 'verify' && h.outcome === 'accepted');
+    console.log(
+      `verify history row: artifact ${JSON.stringify(verify.artifact)} payload ${JSON.stringify(verify.payload)}`,
+    );
+    expect(verify.artifact).toMatchObject({ kind: 'verify', artifact_key: `commit:${SHA_REVIEWED}` });
+    expect(verify.payload.artifact).toEqual(named);
+    const rejected = history.find((h: any) => h.action === 'verify' && h.outcome === 'rejected');
+    expect(rejected.code).toBe('artifact_mismatch');
+    const reviews = (await stack.api.get(`/api/v1/stories/${id}/reviews`, t.orchestrator.key)).body.data;
+    expect(reviews.verified_artifact).toBe(`commit:${SHA_REVIEWED}`);
+  }, 60_000);
+
+  it('takes a verify without an artifact, as loopctl clients send it: the reviewed artifact is the one verified', async () => {
+    const { t, id } = await reviewedStory('verify-plain', SHA_REVIEWED);
+    const verified = await stack.api.act(id, 'verify', t.orchestrator.key, { summary: 'ok' });
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200);
+    const row = (await stack.pool.query('SELECT verified_artifact FROM stories WHERE id = $1', [id])).rows[0];
+    expect(row.verified_artifact).toBe(`commit:${SHA_REVIEWED}`);
+  }, 60_000);
+});

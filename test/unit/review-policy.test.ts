@@ -315,6 +315,17 @@ describe('the pipeline under a policy (issue 19)', () => {
     expect(step(reviewed, ORCH, 'verify', {}).verifiedArtifact).toBe(`commit:${SHA1}`);
   });
 
+  it('a verify that names an artifact names the reviewed one (409 artifact_mismatch), by identity', () => {
+    for (const policy of [null, DEFAULT_POLICY]) {
+      const reviewed = step(reported(policy), BA, 'review-complete', review(0));
+      const other = judge(reviewed, ORCH, 'verify', { artifact: SHA2 });
+      expect(code(other)).toBe('artifact_mismatch');
+      expect(statusOf('artifact_mismatch')).toBe(409);
+      const named = { artifact_type: 'commit', path: SHA1.toUpperCase() };
+      expect(step(reviewed, ORCH, 'verify', { artifact: named }).verifiedArtifact).toBe(`commit:${SHA1}`);
+    }
+  });
+
   it('an iteration keeps its policy; the next contract pins the one of its day', () => {
     let s = reported(PIPELINE);
     s = step(s, ORCH, 'reject', { reason: 'wrong feature' });
