@@ -1,14 +1,14 @@
 /**
- * One spec per action: who may take it and from which states (its rule, ./actions.ts), what it
- * checks and does (its guard and effect, ./rules.ts), its body, its HTTP route, its MCP tool, its
- * CLI command and its webhook event. The workflow's update definitions, the gateway's routes and
+ * One spec per action: who may take it, from which states and with what body (its rule,
+ * ./actions.ts), what it checks and does (its guard and effect, ./rules.ts), its HTTP route, its MCP
+ * tool, its CLI command and its webhook event. The workflow's update definitions, the gateway's routes and
  * their OpenAPI entries, the MCP tools, the CLI commands and the metrics' labels are derived from
  * this table; adding an action is one entry here, its rule, and tests.
  *
  * Outside the workflow bundle (it holds zod schemas): the workflow reads ./actions.ts only.
  */
 import type { z } from 'zod';
-import { ACTION_BODIES } from './action-bodies.js';
+import { bodySchema } from './action-bodies.js';
 import { ACTIONS, ACTION_RULES, type Action, type ActionRule } from './actions.js';
 import type { ErrorCode } from './errors.js';
 import { ACTION_EFFECTS, ACTION_GUARDS } from './rules.js';
@@ -62,7 +62,7 @@ interface ActionInterface {
 export interface ActionSpec extends ActionInterface {
   name: Action;
   rule: ActionRule;
-  /** The body's shape: the gateway validates with it; OpenAPI is generated from it. */
+  /** The body's zod schema, from the rule's body: the gateway validates with it; OpenAPI is generated from it. */
   body: z.ZodType;
   /** What it checks beyond roles and states (./rules.ts ACTION_GUARDS); null when nothing. */
   guard: ((typeof ACTION_GUARDS)[Action] & {}) | null;
@@ -330,7 +330,7 @@ function specOf(name: Action): ActionSpec {
   return {
     name,
     rule: ACTION_RULES[name],
-    body: ACTION_BODIES[name],
+    body: bodySchema(ACTION_RULES[name].body),
     guard: ACTION_GUARDS[name] ?? null,
     effect: ACTION_EFFECTS[name],
     event: ACTION_RULES[name].event,
