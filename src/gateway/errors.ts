@@ -85,6 +85,14 @@ function fromBodyParser(err: { type?: unknown; status?: unknown }): ApiError | n
   }
 }
 
+/**
+ * The router could not percent-decode a path parameter (`/stories/%ZZ`): like any other id that
+ * names nothing (a malformed UUID), it is a resource that does not exist, not a bad body.
+ */
+function fromPathDecoding(err: unknown): ApiError | null {
+  return err instanceof URIError && (err as { status?: unknown }).status === 400 ? notFound('Resource') : null;
+}
+
 /** The database is down or unreachable (not a bug, not bad input): the client should retry. */
 export function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
@@ -111,7 +119,8 @@ function isDataException(err: unknown): boolean {
 
 export function errorMiddleware(log: (err: unknown) => void): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const apiError = apiErrorOf(err) ?? fromBodyParser(err ?? {}) ?? fromDatabase(err, req.method, log);
+    const apiError =
+      apiErrorOf(err) ?? fromPathDecoding(err) ?? fromBodyParser(err ?? {}) ?? fromDatabase(err, req.method, log);
     if (res.headersSent) return;
     sendError(res, apiError);
   };

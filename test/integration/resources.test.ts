@@ -334,6 +334,35 @@ describe('tenant isolation', () => {
   });
 });
 
+describe('malformed paths', () => {
+  it('answers 404 not_found to a path parameter that is not valid percent-encoding, on every route, and changes nothing', async () => {
+    const team = await createTeam(stack.api, 1, 'bad-paths');
+    await importBacklog(stack.api, team, backlog);
+    const countRows = async () =>
+      (
+        await stack.pool.query(
+          `SELECT (SELECT count(*)::int FROM audit_events WHERE tenant_id = $1) AS audit,
+             (SELECT count(*)::int FROM stories WHERE tenant_id = $1) AS stories`,
+          [team.tenantId],
+        )
+      ).rows[0];
+    const before = await countRows();
+    const answers: string[] = [];
+    for (const route of await documentedRoutes()) {
+      if (route.params.length === 0) continue;
+      for (const bad of ['%ZZ', '%E0%A4%A', '%']) {
+        const path = route.path.replace(/\{(\w+)\}/g, bad);
+        const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : {};
+        const r = await stack.api.call(route.method, path, { key: team.admin.key, body });
+        answers.push(`${route.method} ${path} ${r.status} ${r.body?.error?.code}`);
+        expect(`${r.status} ${r.body?.error?.code}`, `${route.method} ${path}`).toBe('404 not_found');
+      }
+    }
+    expect(answers.length).toBeGreaterThan(100);
+    expect(await countRows()).toEqual(before);
+  });
+});
+
 describe('keys', () => {
   it('gives 401 on every route to a revoked or rotated-away key, and stores no raw key', async () => {
     const team = await createTeam(stack.api, 2, 'keys');
