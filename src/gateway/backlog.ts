@@ -20,9 +20,11 @@ import {
   storiesByIds,
   storiesByNumbers,
   upsertEpic,
+  type EpicRow,
   type ProjectRow,
   type StoryRow,
 } from '../db/story-repo.js';
+import { inTransaction } from '../db/pool.js';
 import { CustodyError } from '../custody/errors.js';
 import { custodyErrorOf } from './temporal-errors.js';
 import { storyWorkflowId, type StoryCommands } from './story-commands.js';
@@ -93,7 +95,7 @@ export type ImportBody = z.input<typeof ImportBody>;
 type ParsedImport = z.output<typeof ImportBody>;
 
 /** Why a merge left a story as it was. */
-export type SkipReason = 'story_in_progress' | 'epic_changed' | 'story_closed' | 'story_held';
+export type SkipReason = 'story_in_progress' | 'epic_changed' | 'story_closed' | 'story_held' | 'story_withdrawn';
 
 export interface ImportResult {
   stories: StoryRow[];
@@ -115,7 +117,7 @@ export type ImportRecorder = (db: pg.PoolClient, result: Omit<ImportResult, 'rec
 
 /** Workflow starts (and signals) in flight at once per import: enough to keep Temporal busy, bounded. */
 const START_CONCURRENCY = 32;
-/** Merge edits run while the import's transaction waits: a few at a time, to leave the pool room. */
+/** Merge edits run once the import's transaction committed: a few at a time, to leave the pool room. */
 const EDIT_CONCURRENCY = 4;
 
 /** At most this many bytes of a story's stored fields (its JSON in UTF-8), whatever the request's size. */
@@ -196,11 +198,14 @@ function sameSet(a: readonly string[], b: ReadonlySet<string>): boolean {
 }
 
 /**
- * Imports a backlog, all or nothing. The project's lock is held from the first read to the commit,
- * so two imports of one project run one after the other and each judges what the other wrote. A
- * merge's edits go through the stories' workflows (the authority on whether a story is still
- * pending) before this transaction writes anything, since each edit commits through its
- * workflow's persistence: were anything after them to fail, the edits already made are put back.
+ * Imports a backlog, all or nothing. The project's lock is held from the first read to the commit
+ * (for a merge, until its edits are made), so two imports of one project run one after the other
+ * and each judges what the other wrote. A merge's content edits go through the stories' workflows
+ * (the authority on whether a story is still pending), each committing through its workflow's
+ * persistence; so they are sent only once the import's transaction has committed: a merge that
+ * fails in the database has edited no workflow. Each edit is idempotent by content (a story that
+ * holds the merged content is unchanged), so a merge whose edits were cut short (Temporal
+ * unreachable, the gateway stopped) completes when sent again, as its unstarted workflows do.
  */
 export async function importBacklog(
   deps: { pool: pg.Pool; commands: StoryCommands; config: Config },
@@ -246,246 +251,249 @@ export async function importBacklog(
     if (!list.includes(dep.depends_on)) list.push(dep.depends_on);
   }
 
-  // Edits made through workflows by a transaction that then failed: put back after the rollback.
-  const applied: { row: StoryRow; previous: StoryContent }[] = [];
-  let written;
-  try {
-    written = await withProjectLock(pool, project.id, async (db) => {
-      const existing = await projectStoriesByNumber(db, tenant.id, project.id);
-      if (options.exact) {
-        const taken = incoming.find(({ story }) => existing.has(story.number));
-        if (taken) {
-          const number = taken.story.number;
-          throw new CustodyError('conflict', `Story ${number} already exists.`, {
-            number,
-            existing_id: existing.get(number)!.id,
-          });
-        }
-      }
-      const newCount = incoming.filter(({ story }) => !existing.has(story.number)).length;
-      // Checked now, enforced (under the tenant's quota lock) once the merge's edits are made: a
-      // lock held while waiting on workflows would make every other creator in the tenant wait.
-      await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount, { lock: false });
-      for (const [number, list] of wanted) {
-        for (const dep of list) {
-          const row = existing.get(dep);
-          // A withdrawn story is never verified: a story depending on it would wait forever.
-          const withdrawn = !seen.has(dep) && row?.deleted_at;
-          if (dep === number) {
-            throw new CustodyError('dependency_cycle', `Story ${number} depends on itself.`, {
-              cycle: [number, number],
-            });
-          }
-          if ((!seen.has(dep) && !row) || withdrawn) {
-            throw new CustodyError(
-              'unknown_dependency',
-              withdrawn
-                ? `Story ${number} depends on ${dep}, which was withdrawn.`
-                : `Story ${number} depends on ${dep}, which is not in the project or the backlog.`,
-              { number, depends_on: dep, ...(withdrawn ? { withdrawn: true } : {}) },
-            );
-          }
-        }
-      }
-
-      const byId = new Map([...existing.values()].map((s) => [s.id, s.number]));
-      const storedEdges = (await projectDependencyEdges(db, tenant.id, project.id)).map(
-        (e) => [byId.get(e.story_id)!, byId.get(e.depends_on_story_id)!] as [string, string],
-      );
-      const storedDeps = new Map<string, Set<string>>();
-      // A dependency on a withdrawn story (written before such were refused) is not compared:
-      // the export leaves it out, and its round trip must compare equal.
-      const withdrawnNumbers = new Set([...existing.values()].filter((s) => s.deleted_at).map((s) => s.number));
-      for (const [story, dep] of storedEdges) {
-        if (withdrawnNumbers.has(dep)) continue;
-        if (!storedDeps.has(story)) storedDeps.set(story, new Set());
-        storedDeps.get(story)!.add(dep);
-      }
-
-      // An existing number with other content or other dependencies is a conflict unless merging;
-      // a merge changes pending stories only. A withdrawn story's number stays taken.
-      const conflicts: { number: string; reason: string }[] = [];
-      const toUpdate: { row: StoryRow; content: StoryContent }[] = [];
-      const skipped: ImportResult['skipped'] = [];
-      const unchanged: string[] = [];
-      /** Existing stories this import may give new dependencies: pending ones, when merging. */
-      const mayChange = new Set<string>();
-      for (const { epic, story } of incoming) {
-        const row = existing.get(story.number);
-        if (!row) continue;
-        const list = wanted.get(story.number)!;
-        const stored = storedDeps.get(story.number) ?? new Set<string>();
-        const sameText = sameContent(row, story) && row.epic_number === epic.number;
-        const newDeps = list.some((d) => !stored.has(d));
-        if (row.deleted_at) conflicts.push({ number: story.number, reason: 'deleted' });
-        else if (!options.merge) {
-          if (!sameText) conflicts.push({ number: story.number, reason: 'content_differs' });
-          else if (!sameSet(list, stored)) conflicts.push({ number: story.number, reason: 'dependencies_differ' });
-          else unchanged.push(story.number);
-        } else if (sameText && !newDeps) unchanged.push(story.number);
-        else {
-          const reason: SkipReason | null =
-            row.epic_number !== epic.number
-              ? 'epic_changed'
-              : row.agent_status !== 'pending' || row.verified_status === 'verified'
-                ? 'story_in_progress'
-                : null;
-          if (reason) {
-            skipped.push({
-              number: story.number,
-              reason,
-              agent_status: row.agent_status,
-              verified_status: row.verified_status,
-            });
-            continue;
-          }
-          mayChange.add(story.number);
-          if (!sameText) toUpdate.push({ row, content: storyContent(story) });
-        }
-      }
-      if (conflicts.length > 0) {
-        throw new CustodyError(
-          'duplicate_story_numbers',
-          'Stories with these numbers already exist with other content or dependencies; import with ?merge=true to update the pending ones.',
-          { numbers: conflicts.map((c) => c.number), conflicts },
-        );
-      }
-      /** The dependencies this import adds: those of new stories and of the stories it may change. */
-      const adding = (number: string) => !existing.has(number) || mayChange.has(number);
-      const edges = [...storedEdges];
-      for (const [number, list] of wanted) if (adding(number)) for (const dep of list) edges.push([number, dep]);
-      const cycle = findCycle(edges);
-      if (cycle)
-        throw new CustodyError('dependency_cycle', `Dependencies form a cycle: ${cycle.join(' -> ')}.`, { cycle });
-
-      // Merged content reaches pending stories through their workflows, before this transaction
-      // writes anything (their persistence must not wait on its locks). One that moved past pending
-      // meanwhile refuses: it is skipped, dependencies included; its workflow is never restarted.
-      const updated: string[] = [];
-      if (options.edit && toUpdate.length > 0) {
-        const edit = options.edit;
-        await inWindow(toUpdate, EDIT_CONCURRENCY, async ({ row, content }) => {
-          const outcome = await edit(row, content);
-          if (outcome === 'updated') {
-            applied.push({ row, previous: storyContent(row) });
-            updated.push(row.number);
-          } else {
-            mayChange.delete(row.number);
-            skipped.push({
-              number: row.number,
-              reason: outcome,
-              agent_status: row.agent_status,
-              verified_status: row.verified_status,
-            });
-          }
-        });
-      }
-      await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
-      // Pending stories that only gained dependencies are updated too.
-      for (const number of mayChange) if (!updated.includes(number)) updated.push(number);
-
-      const stories = new Map<string, StoryRow>();
-      let created = 0;
-      const createdNumbers: string[] = [];
-      let epicsCreated = 0;
-      // Stories imported before: their workflows are running and learn new dependencies by signal.
-      const alreadyRunning = new Set<string>();
-      const epicIds = new Map<number, string>();
-      const existingEpics = new Set((await listEpics(db, tenant.id, project.id)).map((e) => e.number));
-      for (const epic of backlog.epics) {
-        if (!existingEpics.has(epic.number)) epicsCreated++;
-        const row = await upsertEpic(db, tenant.id, project.id, {
-          number: epic.number,
-          title: epic.title,
-          description: epic.description ?? undefined,
-          metadata: epic.metadata ?? undefined,
-        });
-        if (options.merge && existingEpics.has(epic.number)) {
-          await replaceEpicContent(db, row.id, {
-            title: epic.title,
-            description: epic.description ?? null,
-            metadata: epic.metadata ?? {},
-          });
-        }
-        epicIds.set(epic.number, row.id);
-      }
-      // One statement for every new story, then one read of every story the backlog names.
-      const createdSet = await insertStories(
-        db,
-        tenant.id,
-        incoming
-          .filter(({ story }) => !existing.has(story.number))
-          .map(({ epic, story }) => ({
-            projectId: project.id,
-            epicId: epicIds.get(epic.number)!,
-            number: story.number,
-            title: story.title,
-            description: story.description ?? undefined,
-            acceptanceCriteria: story.acceptance_criteria,
-            estimatedHours: story.estimated_hours ?? undefined,
-            metadata: story.metadata ?? undefined,
-            workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
-          })),
-      );
-      const named = await storiesByNumbers(
-        db,
-        tenant.id,
-        project.id,
-        incoming.map(({ story }) => story.number),
-      );
-      for (const { story } of incoming) {
-        const row = named.get(story.number)!;
-        stories.set(story.number, row);
-        if (createdSet.has(story.number)) {
-          created++;
-          createdNumbers.push(story.number);
-        } else alreadyRunning.add(row.id);
-      }
-      const all = new Map([...existing, ...stories]);
-      const newEdges = await insertDependencies(
-        db,
-        tenant.id,
-        [...wanted]
-          .filter(([number]) => adding(number))
-          .flatMap(([number, list]) => list.map((dep): [string, string] => [all.get(number)!.id, all.get(dep)!.id])),
-      );
-      const dependenciesCreated = newEdges.length;
-      // A story given a dependency here must hear of it, even one started and told before.
-      const untold = new Set(newEdges.map(([storyId]) => storyId));
-      for (const [number, story] of stories) {
-        if (untold.has(story.id)) stories.set(number, { ...story, workflow_started: false });
-      }
-      // Every story's dependencies as they will stand: a workflow that a failed attempt left
-      // unstarted starts with all of them, a running one hears of each.
-      const dependsOn = new Map<string, StoryRow[]>();
-      for (const [number, list] of wanted) {
-        const numbers = new Set(storedDeps.get(number));
-        if (adding(number)) for (const dep of list) numbers.add(dep);
-        dependsOn.set(
+  const writeBacklog = async (db: pg.PoolClient) => {
+    const existing = await projectStoriesByNumber(db, tenant.id, project.id);
+    if (options.exact) {
+      const taken = incoming.find(({ story }) => existing.has(story.number));
+      if (taken) {
+        const number = taken.story.number;
+        throw new CustodyError('conflict', `Story ${number} already exists.`, {
           number,
-          [...numbers].map((n) => all.get(n)!),
-        );
+          existing_id: existing.get(number)!.id,
+        });
       }
-      const orphaned = [...existing.values()].filter((s) => !seen.has(s.number) && !s.deleted_at).map((s) => s.number);
-      const summary = {
-        stories: [...stories.values()],
-        created,
-        createdNumbers,
-        epicsCreated,
-        updated,
-        skipped,
-        unchanged,
-        orphaned,
-        dependenciesCreated,
-      };
-      // Last: the audit row takes the tenant's chain lock until the commit.
-      const recorded = options.record ? await options.record(db, summary) : undefined;
-      return { ...summary, dependsOn, alreadyRunning, recorded };
-    });
-  } catch (err) {
-    await restoreEdits(applied, options.edit);
-    throw err;
-  }
+    }
+    const newCount = incoming.filter(({ story }) => !existing.has(story.number)).length;
+    // Checked now, enforced (under the tenant's quota lock) once the merge's edits are made: a
+    // lock held while waiting on workflows would make every other creator in the tenant wait.
+    await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount, { lock: false });
+    for (const [number, list] of wanted) {
+      for (const dep of list) {
+        const row = existing.get(dep);
+        // A withdrawn story is never verified: a story depending on it would wait forever.
+        // Its number stays taken (a merge skips it), so even one named in the backlog is refused.
+        const withdrawn = row?.deleted_at;
+        if (dep === number) {
+          throw new CustodyError('dependency_cycle', `Story ${number} depends on itself.`, {
+            cycle: [number, number],
+          });
+        }
+        if ((!seen.has(dep) && !row) || withdrawn) {
+          throw new CustodyError(
+            'unknown_dependency',
+            withdrawn
+              ? `Story ${number} depends on ${dep}, which was withdrawn.`
+              : `Story ${number} depends on ${dep}, which is not in the project or the backlog.`,
+            { number, depends_on: dep, ...(withdrawn ? { withdrawn: true } : {}) },
+          );
+        }
+      }
+    }
+
+    const byId = new Map([...existing.values()].map((s) => [s.id, s.number]));
+    const storedEdges = (await projectDependencyEdges(db, tenant.id, project.id)).map(
+      (e) => [byId.get(e.story_id)!, byId.get(e.depends_on_story_id)!] as [string, string],
+    );
+    const storedDeps = new Map<string, Set<string>>();
+    // A dependency on a withdrawn story (written before such were refused) is not compared:
+    // the export leaves it out, and its round trip must compare equal.
+    const withdrawnNumbers = new Set([...existing.values()].filter((s) => s.deleted_at).map((s) => s.number));
+    for (const [story, dep] of storedEdges) {
+      if (withdrawnNumbers.has(dep)) continue;
+      if (!storedDeps.has(story)) storedDeps.set(story, new Set());
+      storedDeps.get(story)!.add(dep);
+    }
+
+    // An existing number with other content or other dependencies is a conflict unless merging;
+    // a merge changes pending stories only. A withdrawn story's number stays taken: a conflict,
+    // and a merge skips it (its workflow is never restarted).
+    const conflicts: { number: string; reason: string }[] = [];
+    const toUpdate: { row: StoryRow; content: StoryContent }[] = [];
+    const skipped: ImportResult['skipped'] = [];
+    const unchanged: string[] = [];
+    /** Existing stories this import may give new dependencies: pending ones, when merging. */
+    const mayChange = new Set<string>();
+    for (const { epic, story } of incoming) {
+      const row = existing.get(story.number);
+      if (!row) continue;
+      const list = wanted.get(story.number)!;
+      const stored = storedDeps.get(story.number) ?? new Set<string>();
+      const sameText = sameContent(row, story) && row.epic_number === epic.number;
+      const newDeps = list.some((d) => !stored.has(d));
+      if (row.deleted_at && options.merge) {
+        skipped.push({
+          number: story.number,
+          reason: 'story_withdrawn',
+          agent_status: row.agent_status,
+          verified_status: row.verified_status,
+        });
+      } else if (row.deleted_at) conflicts.push({ number: story.number, reason: 'deleted' });
+      else if (!options.merge) {
+        if (!sameText) conflicts.push({ number: story.number, reason: 'content_differs' });
+        else if (!sameSet(list, stored)) conflicts.push({ number: story.number, reason: 'dependencies_differ' });
+        else unchanged.push(story.number);
+      } else if (sameText && !newDeps) unchanged.push(story.number);
+      else {
+        const reason: SkipReason | null =
+          row.epic_number !== epic.number
+            ? 'epic_changed'
+            : row.agent_status !== 'pending' || row.verified_status === 'verified'
+              ? 'story_in_progress'
+              : null;
+        if (reason) {
+          skipped.push({
+            number: story.number,
+            reason,
+            agent_status: row.agent_status,
+            verified_status: row.verified_status,
+          });
+          continue;
+        }
+        mayChange.add(story.number);
+        if (!sameText) toUpdate.push({ row, content: storyContent(story) });
+      }
+    }
+    // An existing epic with other content is a conflict too unless merging (a merge updates it):
+    // kept silently, later contracts would read the old epic. (A story created by its epic's
+    // number names the stored epic: nothing to compare.)
+    const storedEpics = new Map((await listEpics(db, tenant.id, project.id)).map((e) => [e.number, e]));
+    const epicConflicts = options.merge || options.exact ? [] : differingEpics(backlog.epics, storedEpics);
+    if (conflicts.length > 0 || epicConflicts.length > 0) {
+      throw new CustodyError(
+        'duplicate_story_numbers',
+        'Stories or epics with these numbers already exist with other content or dependencies; import with ?merge=true to update the pending stories and the epics.',
+        {
+          numbers: conflicts.map((c) => c.number),
+          conflicts,
+          epic_numbers: epicConflicts.map((c) => c.number),
+          epic_conflicts: epicConflicts,
+        },
+      );
+    }
+    /** The dependencies this import adds: those of new stories and of the stories it may change. */
+    const adding = (number: string) => !existing.has(number) || mayChange.has(number);
+    const edges = [...storedEdges];
+    for (const [number, list] of wanted) if (adding(number)) for (const dep of list) edges.push([number, dep]);
+    const cycle = findCycle(edges);
+    if (cycle)
+      throw new CustodyError('dependency_cycle', `Dependencies form a cycle: ${cycle.join(' -> ')}.`, { cycle });
+
+    await enforceQuota(db, tenant.id, quotasOf(deps.config), 'stories', newCount);
+    // The stories this merge changes: merged content (sent to their workflows after the commit)
+    // and pending stories that only gained dependencies.
+    const updated = [...toUpdate.map(({ row }) => row.number)];
+    for (const number of mayChange) if (!updated.includes(number)) updated.push(number);
+
+    const stories = new Map<string, StoryRow>();
+    let created = 0;
+    const createdNumbers: string[] = [];
+    let epicsCreated = 0;
+    // Stories imported before: their workflows are running and learn new dependencies by signal.
+    const alreadyRunning = new Set<string>();
+    const epicIds = new Map<number, string>();
+    const existingEpics = new Set(storedEpics.keys());
+    for (const epic of backlog.epics) {
+      if (!existingEpics.has(epic.number)) epicsCreated++;
+      const row = await upsertEpic(db, tenant.id, project.id, {
+        number: epic.number,
+        title: epic.title,
+        description: epic.description ?? undefined,
+        metadata: epic.metadata ?? undefined,
+      });
+      if (options.merge && existingEpics.has(epic.number)) {
+        await replaceEpicContent(db, row.id, {
+          title: epic.title,
+          description: epic.description ?? null,
+          metadata: epic.metadata ?? {},
+        });
+      }
+      epicIds.set(epic.number, row.id);
+    }
+    // One statement for every new story, then one read of every story the backlog names.
+    const createdSet = await insertStories(
+      db,
+      tenant.id,
+      incoming
+        .filter(({ story }) => !existing.has(story.number))
+        .map(({ epic, story }) => ({
+          projectId: project.id,
+          epicId: epicIds.get(epic.number)!,
+          number: story.number,
+          title: story.title,
+          description: story.description ?? undefined,
+          acceptanceCriteria: story.acceptance_criteria,
+          estimatedHours: story.estimated_hours ?? undefined,
+          metadata: story.metadata ?? undefined,
+          workflowId: storyWorkflowId(tenant.slug, project.slug, story.number),
+        })),
+    );
+    const named = await storiesByNumbers(
+      db,
+      tenant.id,
+      project.id,
+      incoming.map(({ story }) => story.number),
+    );
+    for (const { story } of incoming) {
+      const row = named.get(story.number)!;
+      if (row.deleted_at) continue; // withdrawn: skipped by the merge, never started again
+      stories.set(story.number, row);
+      if (createdSet.has(story.number)) {
+        created++;
+        createdNumbers.push(story.number);
+      } else alreadyRunning.add(row.id);
+    }
+    const all = new Map([...existing, ...stories]);
+    const newEdges = await insertDependencies(
+      db,
+      tenant.id,
+      [...wanted]
+        .filter(([number]) => adding(number))
+        .flatMap(([number, list]) => list.map((dep): [string, string] => [all.get(number)!.id, all.get(dep)!.id])),
+    );
+    const dependenciesCreated = newEdges.length;
+    // A story given a dependency here must hear of it, even one started and told before.
+    const untold = new Set(newEdges.map(([storyId]) => storyId));
+    for (const [number, story] of stories) {
+      if (untold.has(story.id)) stories.set(number, { ...story, workflow_started: false });
+    }
+    // Every story's dependencies as they will stand: a workflow that a failed attempt left
+    // unstarted starts with all of them, a running one hears of each.
+    const dependsOn = new Map<string, StoryRow[]>();
+    for (const [number, list] of wanted) {
+      const numbers = new Set(storedDeps.get(number));
+      if (adding(number)) for (const dep of list) numbers.add(dep);
+      dependsOn.set(
+        number,
+        [...numbers].map((n) => all.get(n)!),
+      );
+    }
+    const orphaned = [...existing.values()].filter((s) => !seen.has(s.number) && !s.deleted_at).map((s) => s.number);
+    const summary = {
+      stories: [...stories.values()],
+      created,
+      createdNumbers,
+      epicsCreated,
+      updated,
+      skipped,
+      unchanged,
+      orphaned,
+      dependenciesCreated,
+    };
+    // Last: the audit row takes the tenant's chain lock until the commit. Its `stories_updated`
+    // lists the edits this merge sends; each edit's outcome is that story's own audit row.
+    const recorded = options.record ? await options.record(db, summary) : undefined;
+    return { ...summary, dependsOn, alreadyRunning, recorded, toUpdate };
+  };
+
+  // A merge holds the project's lock (a transaction of its own) past its commit, until its edits
+  // are made: the next merge of the project judges content the workflows already hold.
+  const written = options.merge
+    ? await withProjectLock(pool, project.id, async () => {
+        const committed = await inTransaction(pool, writeBacklog);
+        await sendEdits(committed, options.edit);
+        return committed;
+      })
+    : await withProjectLock(pool, project.id, writeBacklog);
 
   await startWorkflows(deps, tenant.id, written.stories, written.dependsOn, written.alreadyRunning, {
     leaseTtlMs: project.lease_ttl_seconds * 1000,
@@ -515,15 +523,44 @@ export async function importBacklog(
 }
 
 /**
- * A merge whose transaction failed after some edits were made through their workflows: each is
- * edited back to what it held (it is still pending unless somebody contracted it meanwhile, in
- * which case its workflow refuses and the new content stays, as a separate PATCH's would).
+ * A committed merge's content edits, through the stories' workflows. A story that moved past
+ * pending since the merge read it refuses: it keeps its content and is reported skipped (the
+ * dependencies the merge gave it stay, as they would for a story contracted just after).
  */
-async function restoreEdits(applied: { row: StoryRow; previous: StoryContent }[], edit?: StoryEditor): Promise<void> {
+async function sendEdits(
+  written: Pick<ImportResult, 'updated' | 'skipped'> & { toUpdate: { row: StoryRow; content: StoryContent }[] },
+  edit?: StoryEditor,
+): Promise<void> {
   if (!edit) return;
-  await inWindow(applied, EDIT_CONCURRENCY, async ({ row, previous }) => {
-    await edit(row, previous).catch(() => undefined);
+  await inWindow(written.toUpdate, EDIT_CONCURRENCY, async ({ row, content }) => {
+    const outcome = await edit(row, content);
+    if (outcome === 'updated') return;
+    written.updated.splice(written.updated.indexOf(row.number), 1);
+    written.skipped.push({
+      number: row.number,
+      reason: outcome,
+      agent_status: row.agent_status,
+      verified_status: row.verified_status,
+    });
   });
+}
+
+/** The backlog's epics that exist with another title, description or metadata, and which fields differ. */
+function differingEpics(
+  epics: ParsedImport['epics'],
+  stored: ReadonlyMap<number, EpicRow>,
+): { number: number; fields: string[] }[] {
+  const differing: { number: number; fields: string[] }[] = [];
+  for (const epic of epics) {
+    const row = stored.get(epic.number);
+    if (!row) continue;
+    const fields: string[] = [];
+    if (row.title !== epic.title) fields.push('title');
+    if ((row.description ?? null) !== (epic.description ?? null)) fields.push('description');
+    if (canonical(row.metadata ?? {}) !== canonical(epic.metadata ?? {})) fields.push('metadata');
+    if (fields.length > 0) differing.push({ number: epic.number, fields });
+  }
+  return differing;
 }
 
 /**

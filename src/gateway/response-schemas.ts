@@ -172,7 +172,7 @@ export const ImportJson = z.object({
   skipped_details: z.array(
     z.object({
       number: z.string(),
-      reason: z.enum(['story_in_progress', 'epic_changed', 'story_closed', 'story_held']),
+      reason: z.enum(['story_in_progress', 'epic_changed', 'story_closed', 'story_held', 'story_withdrawn']),
       agent_status: z.enum(AGENT_STATUSES),
       verified_status: z.enum(VERIFIED_STATUSES),
     }),

@@ -167,6 +167,173 @@ describe('import in loopctl format', () => {
     );
     expect(rows[0].n).toBe(3);
   });
+
+  it('refuses an existing epic number with another title (409, its number in context) unless merging, writing nothing', async () => {
+    const projectId = await newProject();
+    const first = { epics: [{ number: 7, title: 'Payments', description: 'pay', stories: [story('7.1', 'one')] }] };
+    expect((await importInto(projectId, first)).status).toBe(201);
+    const renamed = {
+      epics: [
+        { number: 7, title: 'Billing', description: 'pay', stories: [story('7.1', 'one'), story('7.2', 'two')] },
+        { number: 8, title: 'New epic', stories: [story('8.1', 'eight')] },
+      ],
+    };
+    const before = await rowCounts(projectId);
+    const conflict = await importInto(projectId, renamed);
+    expect([conflict.status, conflict.body.error.code]).toEqual([409, 'duplicate_story_numbers']);
+    expect(conflict.body.error.context).toMatchObject({
+      numbers: [],
+      epic_numbers: [7],
+      epic_conflicts: [{ number: 7, fields: ['title'] }],
+    });
+    expect(await rowCounts(projectId)).toEqual(before); // neither 7.2 nor epic 8 half-imported
+    const epics = await orchCall('GET', `/api/v1/projects/${projectId}/epics`);
+    expect(epics.body.data.map((e: any) => [e.number, e.title])).toEqual([[7, 'Payments']]);
+
+    const merged = await importInto(projectId, renamed, true);
+    expect(merged.status).toBe(200);
+    expect(merged.body.data).toMatchObject({ epics_created: 1, stories_created: 2, stories_unchanged: ['7.1'] });
+    const after = await orchCall('GET', `/api/v1/projects/${projectId}/epics`);
+    expect(after.body.data.map((e: any) => [e.number, e.title])).toEqual([
+      [7, 'Billing'],
+      [8, 'New epic'],
+    ]);
+    // The same backlog again, epics as stored: nothing changes, no conflict.
+    const again = await importInto(projectId, renamed);
+    expect([again.status, again.body.data.stories_created]).toEqual([201, 0]);
+  });
+
+  it('skips a withdrawn story under ?merge=true, saying so in skipped_details, and refuses a dependency on it', async () => {
+    const projectId = await newProject();
+    const backlog = { epics: [{ number: 4, title: 'E', stories: [story('4.1', 'one'), story('4.2', 'two')] }] };
+    const created = await importInto(projectId, backlog);
+    const withdrawn = created.body.data.stories.find((s: any) => s.number === '4.2');
+    expect((await orchCall('DELETE', `/api/v1/stories/${withdrawn.id}`)).status).toBe(200);
+
+    const plain = await importInto(projectId, backlog);
+    expect([plain.status, plain.body.error.code]).toEqual([409, 'duplicate_story_numbers']);
+    expect(plain.body.error.context.conflicts).toEqual([{ number: '4.2', reason: 'deleted' }]);
+
+    const next = {
+      epics: [
+        {
+          number: 4,
+          title: 'E',
+          stories: [story('4.1', 'one, reworded'), story('4.2', 'two, reworded'), story('4.3', 'three')],
+        },
+      ],
+    };
+    const merged = await importInto(projectId, next, true);
+    expect(merged.status, JSON.stringify(merged.body)).toBe(200);
+    expect(merged.body.data).toMatchObject({
+      stories_created: 1,
+      stories_updated: ['4.1'],
+      skipped: ['4.2'],
+      skipped_details: [{ number: '4.2', reason: 'story_withdrawn' }],
+    });
+    expect((await stack.api.get(`/api/v1/stories/${withdrawn.id}`, team.orchestrator.key)).status).toBe(404);
+    expect(merged.body.data.stories.map((s: any) => s.number)).toEqual(['4.1', '4.3']);
+
+    // A new story depending on the withdrawn one would wait forever: refused, nothing written.
+    const before = await rowCounts(projectId);
+    const dependent = await importInto(
+      projectId,
+      {
+        epics: [
+          {
+            number: 4,
+            title: 'E',
+            stories: [story('4.2', 'two, reworded'), story('4.4', 'four', { depends_on: ['4.2'] })],
+          },
+        ],
+      },
+      true,
+    );
+    expect([dependent.status, dependent.body.error.code]).toEqual([422, 'unknown_dependency']);
+    expect(dependent.body.error.context).toMatchObject({ number: '4.4', depends_on: '4.2', withdrawn: true });
+    expect(await rowCounts(projectId)).toEqual(before);
+  });
+
+  it('edits no workflow when a merge fails part-way: a conflicting row fails its insert, the stories keep their content', async () => {
+    const projectId = await newProject();
+    const created = await importInto(projectId, {
+      epics: [{ number: 5, title: 'E', stories: [story('5.1', 'one'), story('5.2', 'two')] }],
+    });
+    const one = created.body.data.stories.find((s: any) => s.number === '5.1');
+    const { rows: slugs } = await stack.pool.query(
+      'SELECT t.slug AS tenant, p.slug AS project FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1',
+      [projectId],
+    );
+    // A row of another project holding the workflow id that story 5.3 would get, written by a
+    // transaction left open: the merge waits on it, then fails on 5.3's insert once it commits.
+    // (Another tenant's project: a row of this tenant would hold its usage counter's lock.)
+    const stranger = await createTeam(stack.api, 0, 'blocker');
+    const other = stranger.projectId;
+    const otherEpic = (
+      await stack.api.post(`/api/v1/projects/${other}/import`, stranger.orchestrator.key, {
+        epics: [{ number: 1, title: 'E', stories: [story('1.1', 'z')] }],
+      })
+    ).body.data.stories[0].epic_id;
+    const blocker = await stack.pool.connect();
+    try {
+      const blockerPid = (await blocker.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      await blocker.query('BEGIN');
+      await blocker.query(
+        `INSERT INTO stories (tenant_id, project_id, epic_id, number, title, acceptance_criteria, workflow_id)
+         VALUES ($1, $2, $3, '9.9', 'blocker', '[]', $4)`,
+        [stranger.tenantId, other, otherEpic, `story/${slugs[0].tenant}/${slugs[0].project}/5.3`],
+      );
+      const merge = importInto(
+        projectId,
+        {
+          epics: [
+            {
+              number: 5,
+              title: 'E',
+              stories: [story('5.1', 'one, reworded'), story('5.2', 'two'), story('5.3', 'three')],
+            },
+          ],
+        },
+        true,
+      );
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const { rows } = await stack.pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`,
+          [blockerPid],
+        );
+        if (rows[0].n > 0) break;
+        if (Date.now() > deadline) throw new Error('the merge never reached its insert');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Mid-merge, an agent contracts 5.1 with the title it reads.
+      const seen = (await stack.api.get(`/api/v1/stories/${one.id}`, team.agents[0].key)).body.data;
+      const contract = await stack.api.act(one.id, 'contract', team.agents[0].key, {
+        story_title: seen.title,
+        ac_count: seen.acceptance_criteria.length,
+      });
+      expect(contract.status).toBe(200);
+      await blocker.query('COMMIT');
+      const failed = await merge;
+      expect(failed.status).toBe(500);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.query(`DELETE FROM stories WHERE number = '9.9' AND project_id = $1`, [other]);
+      blocker.release();
+    }
+    // The failed merge changed nothing: 5.1 holds its old content in the projection and in its
+    // workflow (the contract was taken against 'one'), no edit was recorded, 5.3 was not created.
+    const after = (await stack.api.get(`/api/v1/stories/${one.id}`, team.orchestrator.key)).body.data;
+    expect([after.title, after.agent_status, after.acceptance_criteria]).toEqual(['one', 'contracted', ['one works']]);
+    const audit = await stack.pool.query('SELECT action FROM audit_events WHERE story_id = $1 ORDER BY id', [one.id]);
+    expect(audit.rows.map((r) => r.action)).not.toContain('edit');
+    expect(await rowCounts(projectId)).toMatchObject({ stories: 2 });
+    const merges = await stack.pool.query(
+      `SELECT count(*)::int AS n FROM audit_events WHERE project_id = $1 AND action = 'project.merged'`,
+      [projectId],
+    );
+    expect(merges.rows[0].n).toBe(0);
+  });
 });
 
 describe('body limits', () => {
