@@ -11,7 +11,7 @@ import { SYSTEM_ACTOR, agentActor, type Actor } from './actor.js';
 import { envelopeProblem, type ActionEnvelope, type SignatureVerifier } from './identity.js';
 import { custodyRecordOf, type CustodyRecord } from './policy.js';
 import { keepsRoundClock, stallPayload } from './clocks.js';
-import { decide, expireLease, isAwaitingOthers, type StoryState, type Transition } from './rules.js';
+import { expireLease, isAwaitingOthers, judge, type StoryState, type Transition } from './rules.js';
 
 /** One transition as the workflow's outbox holds it (workflows/messages.ts, TransitionRecord). */
 export interface OutboxTransition extends Transition {
@@ -160,7 +160,7 @@ export function judgeBatch(
     ) {
       return fail('envelope_mismatch', 'the transition is not the one the envelope signs');
     }
-    const decision = decide(state, envelope.actor, t.action, envelope.body);
+    const decision = judge(state, envelope.actor, t.action, envelope.body);
     if (!decision.ok) return fail('against_the_rules', decision.rejection.code);
     if (!sameTransition(t, decision.transition)) return fail('transition_mismatch', `${t.action} differs`);
     judged.push({

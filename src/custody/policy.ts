@@ -226,12 +226,17 @@ export function aggregationStanding(
   return { round: current };
 }
 
-/** Everyone who reviewed or signed a round of this iteration (none of them may verify it). */
-export function iterationReviewers(progress: ReviewProgress): string[] {
+/**
+ * Everyone who reviewed or signed a round of this iteration (none of them may verify it). With
+ * `voided`, also those whose review or sign-off a new report voided: they read the work of this
+ * iteration all the same.
+ */
+export function iterationReviewers(progress: ReviewProgress, { voided }: { voided: boolean }): string[] {
+  const counted = <T extends { voided?: boolean }>(entries: readonly T[]) => (voided ? entries : live(entries));
   return [
     ...new Set([
-      ...live(progress.reviews).map((r) => r.reviewer_agent_id),
-      ...live(progress.aggregations).map((a) => a.aggregator_agent_id),
+      ...counted(progress.reviews).map((r) => r.reviewer_agent_id),
+      ...counted(progress.aggregations).map((a) => a.aggregator_agent_id),
     ]),
   ];
 }

@@ -224,7 +224,7 @@ export function hasReviewThisIteration(state: StoryState): boolean {
  * Checks who may act and from which state, without looking at the body. `next_actions` uses this
  * alone; `decide` adds the body checks.
  */
-function checkStanding(state: StoryState, actor: unknown, action: unknown): Rejection | null {
+function checkStanding(state: StoryState, actor: unknown, action: unknown, rules: RuleSet): Rejection | null {
   if (!validActor(actor)) {
     return rejectionOf('unauthorized', 'The caller has no valid identity.');
   }
@@ -263,11 +263,18 @@ function checkStanding(state: StoryState, actor: unknown, action: unknown): Reje
       attempted_action: action,
     });
   }
-  return ACTION_GUARDS[action]?.(state, actor, action) ?? null;
+  return ACTION_GUARDS[action]?.(state, actor, action, rules) ?? null;
 }
 
+/**
+ * `replayed`: the rules the workflow's handler runs, also when a history replays, so they must
+ * decide as they did when that history was written. `current`: those and the rules that came
+ * later, judged where nothing replays (the update validator, `next_actions`, the worker).
+ */
+type RuleSet = 'replayed' | 'current';
+
 /** What an action checks of the caller and the story beyond roles and states (none: no guard). */
-type Guard = (state: StoryState, actor: SignedActor, action: Action) => Rejection | null;
+type Guard = (state: StoryState, actor: SignedActor, action: Action, rules: RuleSet) => Rejection | null;
 
 const assigneeOnly: Guard = (state, actor, action) =>
   state.assignedAgentId !== actor.agentId
@@ -318,13 +325,13 @@ export const ACTION_GUARDS: Partial<Record<Action, Guard>> = {
     return null;
   },
   aggregate: (state, actor) => aggregationRefusal(state, actor, undefined),
-  verify: (state, actor) => {
+  verify: (state, actor, _action, rules) => {
     if (isImplementer(state, actor)) {
       return rejectionOf('self_verify_blocked', 'The implementer of a story may not verify it.', {
         implementer_agent_id: actor.agentId,
       });
     }
-    if (policyOf(state) !== null) return verifyRefusal(state, actor);
+    if (policyOf(state) !== null) return verifyRefusal(state, actor, rules);
     if (hasReviewThisIteration(state) && state.review!.reviewer_agent_id === actor.agentId) {
       return rejectionOf(
         'verifier_is_reviewer',
@@ -441,11 +448,15 @@ function aggregationRefusal(state: StoryState, actor: SignedActor, round: string
   return 'code' in standing ? policyRejection(state, 'aggregate', standing, actor.agentId) : null;
 }
 
-/** Under a policy: nobody who reviewed or signed a round verifies, and only once every round is complete. */
-function verifyRefusal(state: StoryState, actor: SignedActor): Rejection | null {
+/**
+ * Under a policy: nobody who reviewed or signed a round verifies, and only once every round is
+ * complete. A review or sign-off a new report voided still makes its author a reviewer of the
+ * iteration (the current rules; histories from before them accepted such a verify and replay so).
+ */
+function verifyRefusal(state: StoryState, actor: SignedActor, rules: RuleSet): Rejection | null {
   const policy = policyOf(state)!;
   const progress = progressOf(state);
-  if (iterationReviewers(progress).includes(actor.agentId)) {
+  if (iterationReviewers(progress, { voided: rules === 'current' }).includes(actor.agentId)) {
     return rejectionOf(
       'verifier_is_reviewer',
       'A reviewer or aggregator of a story may not also verify it; verify with a key of another agent.',
@@ -493,7 +504,7 @@ function describe(state: StoryState): string {
 
 /** The actions the actor could take now, body aside: what `next_actions` shows. */
 export function availableActions(state: StoryState, actor: unknown): Action[] {
-  return ACTIONS.filter((action) => checkStanding(state, actor, action) === null);
+  return ACTIONS.filter((action) => checkStanding(state, actor, action, 'current') === null);
 }
 
 /**
@@ -526,7 +537,7 @@ export function checkLaterRules(state: StoryState, action: unknown, body: unknow
 
 /** Every custody rule for an action: what the update validator applies (`decide`, then the later rules). */
 export function judge(state: StoryState, actor: unknown, action: unknown, body: unknown): Decision {
-  const decision = decide(state, actor, action, body);
+  const decision = decideUnder(state, actor, action, body, 'current');
   if (!decision.ok) return decision;
   const later = checkLaterRules(state, action, body);
   return later ? { ok: false, rejection: later } : decision;
@@ -536,9 +547,13 @@ function hasLetterOrDigit(value: string): boolean {
   return /[\p{L}\p{N}]/u.test(value);
 }
 
-/** Decides one action. Never throws; never mutates `state`. */
+/** Decides one action by the rules the workflow's handler replays. Never throws; never mutates `state`. */
 export function decide(state: StoryState, actor: unknown, action: unknown, body: unknown): Decision {
-  const standing = checkStanding(state, actor, action);
+  return decideUnder(state, actor, action, body, 'replayed');
+}
+
+function decideUnder(state: StoryState, actor: unknown, action: unknown, body: unknown, rules: RuleSet): Decision {
+  const standing = checkStanding(state, actor, action, rules);
   if (standing) return { ok: false, rejection: standing };
   const act = action as Action;
   const who = actor as SignedActor;

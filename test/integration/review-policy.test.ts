@@ -440,3 +440,46 @@ describe('verify names the artifact it verified (issue 19)', () => {
     expect(row.verified_artifact).toBe(`commit:${SHA_REVIEWED}`);
   }, 60_000);
 });
+
+describe('a review a new report voided (adversarial review F2)', () => {
+  it("keeps its reviewer a reviewer of the iteration: that agent's verify is 409 verifier_is_reviewer", async () => {
+    const t = await createTeam(stack.api, 2, 'voided-reviewer');
+    const [impl, reviewer] = t.agents;
+    const registered = await stack.api.post('/api/v1/agents/register', t.admin.key, {
+      name: 'orchestrator-2',
+      role: 'orchestrator',
+    });
+    expect(registered.status).toBe(201);
+    const firstReviewer = registered.body.data.api_key.key as string;
+    const policy = { rounds: [{ name: 'review', min_reviewers: 1, required_labels: [], aggregator_required: false }] };
+    expect((await put(`/api/v1/projects/${t.projectId}/review_policy`, t.admin.key, policy)).status).toBe(200);
+    const imported = await stack.api.post(`/api/v1/projects/${t.projectId}/import`, t.orchestrator.key, {
+      epics: [{ number: 1, title: 'Site', stories: [{ number: '1.1', title: 'Home', acceptance_criteria: ['a'] }] }],
+    });
+    const id = imported.body.data.stories[0].id as string;
+    const commit = (n: number) => ({ artifact_type: 'commit', path: `${n}a2b3c4d5e6f708192a3b4c5d6e7f80912345678` });
+    const steps: [string, string, unknown][] = [
+      [impl.key, 'contract', { story_title: 'Home', ac_count: 1 }],
+      [impl.key, 'claim', {}],
+      [impl.key, 'start', {}],
+      [impl.key, 'request-review', {}],
+      [t.orchestrator.key, 'report', { artifact: commit(1) }],
+      [firstReviewer, 'review-complete', { review_type: 'team', summary: 'fine' }],
+      // Fixes: a new artifact voids the review of the old one; another agent reviews the new one.
+      [t.orchestrator.key, 'report', { artifact: commit(2) }],
+      [reviewer.key, 'review-complete', { review_type: 'team', summary: 'fine again' }],
+    ];
+    for (const [key, action, body] of steps) {
+      const r = await stack.api.act(id, action, key, body);
+      expect(r.status, `${action}: ${JSON.stringify(r.body)}`).toBe(200);
+    }
+    const refused = await stack.api.act(id, 'verify', firstReviewer, { summary: 'ok' });
+    console.log(`verify by the voided reviewer: ${refused.status} ${JSON.stringify(refused.body.error)}`);
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'verifier_is_reviewer']);
+    const shown = (await stack.api.get(`/api/v1/stories/${id}`, firstReviewer)).body.data;
+    expect(shown.verified_status).toBe('unverified');
+    expect(shown.next_actions).not.toContain('verify');
+    const verified = await stack.api.act(id, 'verify', t.orchestrator.key, { summary: 'ok' });
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200);
+  }, 60_000);
+});

@@ -800,9 +800,13 @@ describe('custody rules under generated review policies', () => {
     rounds: Round[];
     reviewers: Map<string, { labels: string[]; findings: number }>[];
     aggregator: (string | null)[];
+    /** Whose review or sign-off a new report voided: still reviewers of the iteration. */
+    voided: Set<string>;
     artifact: string;
     verified: boolean;
   }
+  const iterationReviewers = (m: Model) =>
+    new Set([...m.reviewers.flatMap((r) => [...r.keys()]), ...m.aggregator.filter(Boolean), ...m.voided]);
   const complete = (m: Model, i: number) => {
     const held = new Set([...m.reviewers[i].values()].flatMap((r) => r.labels));
     const r = m.rounds[i];
@@ -908,8 +912,7 @@ describe('custody rules under generated review policies', () => {
         return namedProblem() ?? (stale ? 'artifact_mismatch' : step.mathRight ? 'ok' : 'findings_math_mismatch');
       case 'verify': {
         if (implementer) return 'self_verify_blocked';
-        const reviewers = new Set([...m.reviewers.flatMap((r) => [...r.keys()]), ...m.aggregator.filter(Boolean)]);
-        if (reviewers.has(a.agentId)) return 'verifier_is_reviewer';
+        if (iterationReviewers(m).has(a.agentId)) return 'verifier_is_reviewer';
         return i >= 0 ? 'round_incomplete' : 'ok';
       }
     }
@@ -932,9 +935,14 @@ describe('custody rules under generated review policies', () => {
       case 'report': {
         // The open round starts again; with every round complete, the last round's sign-off does.
         const last = m.rounds.length - 1;
-        if (i >= 0) m.reviewers[i] = new Map();
-        else if (m.rounds[last].aggregator_required) m.aggregator[last] = null;
-        else m.reviewers[last] = new Map();
+        const voidedRound = i >= 0 ? i : m.rounds[last].aggregator_required ? null : last;
+        if (voidedRound === null) {
+          if (m.aggregator[last]) m.voided.add(m.aggregator[last]);
+          m.aggregator[last] = null;
+        } else {
+          for (const id of m.reviewers[voidedRound].keys()) m.voided.add(id);
+          m.reviewers[voidedRound] = new Map();
+        }
         m.artifact = ((b.artifact as { path: string }).path ?? '').toLowerCase();
         return;
       }
@@ -992,6 +1000,7 @@ describe('custody rules under generated review policies', () => {
           rounds,
           reviewers: rounds.map(() => new Map()),
           aggregator: rounds.map(() => null),
+          voided: new Set(),
           artifact: 'abcdef0123',
           verified: false,
         };
@@ -1016,9 +1025,7 @@ describe('custody rules under generated review policies', () => {
           // next_actions offers what the contract allows to this caller now, body aside.
           const offered = availableActions(state, POLICY_ACTORS.orch);
           const i = open(m);
-          expect(offered.includes('verify')).toBe(
-            !m.verified && i < 0 && ![...m.reviewers.flatMap((r) => [...r.keys()]), ...m.aggregator].includes(ORCH),
-          );
+          expect(offered.includes('verify')).toBe(!m.verified && i < 0 && !iterationReviewers(m).has(ORCH));
         }
       }),
       { numRuns: 2000, seed: 19 },

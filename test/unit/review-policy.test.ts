@@ -306,6 +306,35 @@ describe('the pipeline under a policy (issue 19)', () => {
     });
   });
 
+  it('a reviewer or signer whose work a new report voided is still a reviewer of the iteration: no verify', () => {
+    const REVIEWING_ORCH = agent('orch-reviewer', ['architect'], 'orchestrator');
+    // The default policy: the single review, voided by a new artifact, then reviewed again by another.
+    let s = step(reported(DEFAULT_POLICY), REVIEWING_ORCH, 'review-complete', review(0));
+    s = step(s, ORCH, 'report', { artifact: SHA2 });
+    s = step(s, BA, 'review-complete', review(0));
+    expect(code(judge(s, REVIEWING_ORCH, 'verify', {}))).toBe('verifier_is_reviewer');
+    expect(availableActions(s, REVIEWING_ORCH)).not.toContain('verify');
+    expect(step(s, ORCH, 'verify', {}).verifiedStatus).toBe('verified');
+    // A sign-off voided by a re-report after every round was complete.
+    const signed: ReviewPolicy = {
+      rounds: [{ name: 'team', min_reviewers: 1, required_labels: [], aggregator_required: true }],
+    };
+    let p = step(reported(signed), BA, 'review-complete', review(0));
+    p = step(p, REVIEWING_ORCH, 'aggregate', { summary: 'fine', findings_count: 0 });
+    p = step(p, ORCH, 'report', { artifact: SHA3 });
+    p = step(p, AGG, 'aggregate', { summary: 'fine again', findings_count: 0 });
+    expect(code(judge(p, REVIEWING_ORCH, 'verify', {}))).toBe('verifier_is_reviewer');
+    expect(step(p, ORCH, 'verify', {}).verifiedStatus).toBe('verified');
+  });
+
+  it('without a policy a review cannot be voided: one report and one review per iteration', () => {
+    const REVIEWING_ORCH = agent('orch-reviewer', [], 'orchestrator');
+    const s = step(reported(null), REVIEWING_ORCH, 'review-complete', review(0));
+    expect(code(judge(s, ORCH, 'report', { artifact: SHA2 }))).toBe('invalid_transition');
+    expect(code(judge(s, BA, 'review-complete', review(0)))).toBe('invalid_transition');
+    expect(code(judge(s, REVIEWING_ORCH, 'verify', {}))).toBe('verifier_is_reviewer');
+  });
+
   it('without a policy nothing changes: no second report, no aggregation', () => {
     const s = reported(null);
     expect(s.reviewPolicy).toBeUndefined();
