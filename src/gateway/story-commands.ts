@@ -123,11 +123,12 @@ export class StoryCommands {
   constructor(private readonly options: StoryCommandsOptions) {
     this.keyRing = options.keyRing;
     this.identityClients = new IdentityClients(options.client);
-    // Signed with the key current at start (a rotation restarts the gateway anyway).
+    // Signed like actions, with the current key of the ring as it is when each signal goes: a
+    // story that heard of a rotation may no longer trust the key this gateway started with.
     this.violations = new ViolationSignals(
       options.client,
       options.pool,
-      options.keyRing.current,
+      () => this.keyRing.current,
       options.violationSignalIntervalMs,
     );
   }

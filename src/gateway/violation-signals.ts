@@ -28,7 +28,8 @@ export class ViolationSignals {
   constructor(
     private readonly client: Client,
     private readonly pool: pg.Pool,
-    private readonly signingKey: SigningKey,
+    /** The key to sign with, read at each send: the current key of the ring the gateway acts with. */
+    private readonly signingKey: () => SigningKey,
     private readonly intervalMs = 60_000,
   ) {}
 
@@ -71,7 +72,7 @@ export class ViolationSignals {
       const count = await violationCount(this.pool, story.tenant_id, story.id);
       await this.client.workflow
         .getHandle(story.workflow_id)
-        .signal(custodyViolationsSignal, signViolationNews(this.signingKey, story.workflow_id, count));
+        .signal(custodyViolationsSignal, signViolationNews(this.signingKey(), story.workflow_id, count));
     } catch {
       // Best effort: the next violation sends the total again, and the audit table has every one.
     }

@@ -11,6 +11,7 @@ import { startStack, type Stack } from '../support/stack.js';
 import { CustodyViolations } from '../../workflows/search-attributes.js';
 import { getStory } from '../../src/db/story-repo.js';
 import { ViolationSignals } from '../../src/gateway/violation-signals.js';
+import { keyRingOf, newSigningSeed, signingKeyFromSeed } from '../../src/custody/identity.js';
 
 type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
 type Payload = NonNullable<NonNullable<HistoryEvent['userMetadata']>['summary']>;
@@ -30,7 +31,7 @@ beforeAll(async () => {
       {
         number: 1,
         title: 'Ops',
-        stories: ['Identities', 'Violations', 'Forged', 'Held', 'Gate'].map((title, i) => ({
+        stories: ['Identities', 'Violations', 'Forged', 'Held', 'Gate', 'Rotated'].map((title, i) => ({
           number: `1.${i + 1}`,
           title,
           acceptance_criteria: ['a'],
@@ -185,7 +186,7 @@ describe('a story in the Temporal UI', () => {
     const signalCount = async () =>
       (await events(story.workflow_id)).filter((e) => Number(e.eventType) === SIGNALED).length;
     // Two gateways (each with its own in-process throttle) on one database.
-    const gateways = [1, 2].map(() => new ViolationSignals(stack.client, stack.pool, stack.signingKey, 3000));
+    const gateways = [1, 2].map(() => new ViolationSignals(stack.client, stack.pool, () => stack.signingKey, 3000));
     const started = Date.now();
     for (const gateway of gateways) gateway.raised(story);
     await new Promise((r) => setTimeout(r, 1500));
@@ -194,5 +195,36 @@ describe('a story in the Temporal UI', () => {
     while ((await signalCount()) < 2 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 200));
     expect(await signalCount()).toBe(2);
     expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+  });
+
+  // Last: it rotates the stack's signing key.
+  it('counts violations after a signing key rotation: they are signed with the current key of the ring', async () => {
+    const story = stories.get('1.6');
+    const [implementer] = team.agents;
+    const k1 = stack.keyRing.current;
+    const k2 = signingKeyFromSeed(newSigningSeed(), 'k2');
+    expect(
+      (await stack.api.act(story.id, 'contract', implementer.key, { story_title: story.title, ac_count: 1 })).status,
+    ).toBe(200);
+    // Added, then the first key retired: the story, told by its next actions, trusts k2 alone.
+    await stack.useKeyRing(keyRingOf(k2, k1));
+    expect((await stack.api.act(story.id, 'claim', implementer.key)).status).toBe(200);
+    await stack.useKeyRing(keyRingOf(k2));
+    expect((await stack.api.act(story.id, 'start', implementer.key)).status).toBe(200);
+    expect((await stack.api.act(story.id, 'request-review', implementer.key)).status).toBe(200);
+    const handle = stack.client.workflow.getHandle(story.workflow_id);
+    expect((await handle.query<{ trustedKeys: string[] }>('story')).trustedKeys).toEqual([k2.publicKey]);
+
+    for (let i = 0; i < 3; i++) {
+      const r = await stack.api.act(story.id, 'report', implementer.key, { artifact: 'x' });
+      expect(r.body.error?.code).toBe('self_report_blocked');
+    }
+    let count: number | undefined;
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline && count !== 3;) {
+      count = (await handle.describe()).typedSearchAttributes.get(CustodyViolations);
+      if (count !== 3) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(count).toBe(3);
+    expect(await currentDetails(story.workflow_id)).toContain('**custody violations: 3**');
   });
 });
