@@ -59,6 +59,8 @@ export interface JudgedStory {
   agent_status: AgentStatus;
   verified_status: VerifiedStatus;
   iteration: number;
+  /** The story's latest accepted transition when it judged (absent from workers before it was sent). */
+  seq?: number;
 }
 
 /** The details of a refused update's ApplicationFailure (whose type is the rejection's code). */

@@ -83,11 +83,19 @@ interface Refusal {
   judged: StoryState;
 }
 
-/** A refusal as the update's failure: the code is its type, the rejection and the judged story its details. */
-function refusalFailure({ rejection, judged }: Refusal): ApplicationFailure {
+/**
+ * A refusal as the update's failure: the code is its type, the rejection and the judged story its
+ * details, with `seq`, the latest transition it was judged after (the history lists it there).
+ */
+function refusalFailure({ rejection, judged }: Refusal, seq: number): ApplicationFailure {
   const details: RefusalDetails = {
     ...rejection,
-    judged: { agent_status: judged.agentStatus, verified_status: judged.verifiedStatus, iteration: judged.iteration },
+    judged: {
+      agent_status: judged.agentStatus,
+      verified_status: judged.verifiedStatus,
+      iteration: judged.iteration,
+      seq,
+    },
   };
   return ApplicationFailure.create({
     type: rejection.code,
@@ -214,7 +222,7 @@ export class StoryEntity {
   validateAction(action: Action, envelope: ActionEnvelope): void {
     if (this.repeatOf(action, envelope)) return;
     const refusal = this.refusal(action, envelope);
-    if (refusal) throw refusalFailure(refusal);
+    if (refusal) throw refusalFailure(refusal, this.seq);
   }
 
   /**
@@ -308,7 +316,7 @@ export class StoryEntity {
 
   /** The update's failure for a refusal judged against the story as it stands. */
   private refused(rejection: Rejection): ApplicationFailure {
-    return refusalFailure({ rejection, judged: this.state });
+    return refusalFailure({ rejection, judged: this.state }, this.seq);
   }
 
   /** The state a request is judged against (validators only: they do not run on replay). */
@@ -352,7 +360,7 @@ export class StoryEntity {
   validateHeartbeat(envelope: ActionEnvelope): void {
     const unverified = this.identityRefusal(envelope, 'heartbeat');
     const refusal = unverified ? { rejection: unverified, judged: this.state } : this.heartbeatRefusal(envelope.actor);
-    if (refusal) throw refusalFailure(refusal);
+    if (refusal) throw refusalFailure(refusal, this.seq);
   }
 
   private heartbeatRefusal(actor: unknown): Refusal | null {

@@ -22,6 +22,8 @@ export interface AuditRow {
   to_verified_status: string | null;
   iteration: number | null;
   payload: unknown;
+  /** A rejected attempt's: the sequence number of the transition it was judged after. */
+  judged_seq: string | null;
   occurred_at: Date;
   /** The row's number in its tenant's audit trail (1, 2, 3…): what the API shows as its id. */
   chain_seq: string;
@@ -79,21 +81,58 @@ export async function auditTrail(pool: pg.Pool, tenantId: string, f: AuditFilter
       AUDIT_PAGE_PAYLOAD_BYTES,
     ],
   );
-  const fetched = rows.length > 0 ? Number(rows[0].fetched) : 0;
-  const page = rows.slice(0, f.limit);
-  const more = fetched > page.length;
-  const last = page[page.length - 1];
-  return { rows: page, nextAfter: more && last ? String(last.chain_seq) : null };
+  return pageOf(rows, f.limit);
 }
 
-/** A story's accepted transitions and rejected attempts, oldest first, a page at a time. */
+/**
+ * A row's place in its story's history (`e` is the audit row), the order its workflow judged each
+ * attempt in. A rejected attempt's row is written by the gateway as soon as it is refused,
+ * often before the worker writes the transition it was judged against, so the write order
+ * (`chain_seq`) is not the story's order. Each row has a place: a transition its `seq`; a rejected
+ * attempt the `judged_seq` of the transition it was judged after; any other row (a creation, an
+ * edit, a resume, attempts recorded before `judged_seq` existed) the latest `seq` written before
+ * it. Rows go by place, the transition first, then in the order they were written.
+ */
+export const STORY_PLACE = `coalesce(e.seq, e.judged_seq,
+  max(e.seq) OVER (ORDER BY e.chain_seq ROWS UNBOUNDED PRECEDING), 0) AS place, (e.seq IS NULL)::int AS after_transition`;
+
+/** A story's accepted transitions and rejected attempts, in their places (`STORY_PLACE`), a page at a time. */
 export async function storyHistory(
   pool: pg.Pool,
   tenantId: string,
   storyId: string,
   page: { afterSeq?: string | undefined; limit: number },
 ): Promise<AuditPage> {
-  return auditTrail(pool, tenantId, { storyId, ...page });
+  const { rows } = await pool.query<AuditRow & { fetched: string }>(
+    `WITH placed AS (
+       SELECT e.id, e.chain_seq, ${STORY_PLACE}
+       FROM audit_events e WHERE e.tenant_id = $1 AND e.story_id = $2
+     ), page AS (
+       SELECT e.*, p.place, p.after_transition, octet_length(e.payload::text) AS size,
+         sum(octet_length(e.payload::text)) OVER (ORDER BY p.place, p.after_transition, p.chain_seq) AS running
+       FROM placed p JOIN audit_events e ON e.id = p.id
+       WHERE $3::bigint IS NULL
+         OR (p.place, p.after_transition, p.chain_seq) >
+            (SELECT c.place, c.after_transition, c.chain_seq FROM placed c WHERE c.chain_seq = $3)
+       ORDER BY p.place, p.after_transition, p.chain_seq LIMIT $4
+     )
+     SELECT p.*, (SELECT count(*) FROM page) AS fetched, r.kind AS chain_kind, r.round AS chain_round,
+       r.artifact_key AS chain_artifact_key
+     FROM page p LEFT JOIN story_reviews r
+       ON p.outcome = 'accepted' AND r.workflow_id = p.workflow_id AND r.update_id = p.update_id
+     WHERE p.running - p.size < $5 ORDER BY p.place, p.after_transition, p.chain_seq`,
+    [tenantId, storyId, page.afterSeq ?? null, page.limit + 1, AUDIT_PAGE_PAYLOAD_BYTES],
+  );
+  return pageOf(rows, page.limit);
+}
+
+/** The first `limit` rows, and where the next page starts when more were fetched. */
+function pageOf(rows: (AuditRow & { fetched: string })[], limit: number): AuditPage {
+  const fetched = rows.length > 0 ? Number(rows[0].fetched) : 0;
+  const page = rows.slice(0, limit);
+  const more = fetched > page.length;
+  const last = page[page.length - 1];
+  return { rows: page, nextAfter: more && last ? String(last.chain_seq) : null };
 }
 
 export interface ChainReport {

@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { STORY_PLACE } from './audit-repo.js';
 import type { Role } from '../custody/actions.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
 
@@ -122,14 +123,17 @@ export interface TimelineEntry {
   occurred_at: Date;
 }
 
-/** Every attempt on the story, accepted and rejected, oldest first (the newest 500). */
+/** Every attempt on the story, accepted and rejected, in the order the API's history lists them (the newest 500). */
 export async function storyTimeline(pool: pg.Pool, tenantId: string, storyId: string): Promise<TimelineEntry[]> {
   const { rows } = await pool.query<TimelineEntry>(
     `SELECT * FROM (
-       SELECT id, outcome, code, action, actor_agent_id, actor_role, from_agent_status, to_agent_status,
-         from_verified_status, to_verified_status, seq, payload, occurred_at
-       FROM audit_events WHERE tenant_id = $1 AND story_id = $2 ORDER BY id DESC LIMIT 500
-     ) newest ORDER BY id`,
+       SELECT * FROM (
+         SELECT e.id, e.outcome, e.code, e.action, e.actor_agent_id, e.actor_role, e.from_agent_status,
+           e.to_agent_status, e.from_verified_status, e.to_verified_status, e.seq, e.payload, e.occurred_at,
+           e.chain_seq, ${STORY_PLACE}
+         FROM audit_events e WHERE e.tenant_id = $1 AND e.story_id = $2
+       ) placed ORDER BY place DESC, after_transition DESC, chain_seq DESC LIMIT 500
+     ) newest ORDER BY place, after_transition, chain_seq`,
     [tenantId, storyId],
   );
   return rows;

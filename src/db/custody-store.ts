@@ -292,6 +292,8 @@ export interface RejectedAttempt {
   agentStatus: string;
   verifiedStatus: string;
   iteration: number;
+  /** The sequence number of the latest accepted transition it was judged after, when the workflow said. */
+  judgedSeq?: number | undefined;
   payload: unknown;
   rejection: Rejection;
 }
@@ -311,8 +313,8 @@ async function writeRejectedAttempt(db: pg.PoolClient, attempt: RejectedAttempt)
   const actor = actorColumns(attempt.actor);
   await db.query(
     `INSERT INTO audit_events (tenant_id, project_id, story_id, workflow_id, update_id, outcome, code, action, actor_agent_id,
-       actor_role, from_agent_status, from_verified_status, iteration, payload, occurred_at)
-     VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8, $9, $10, $11, $12, $13, now())
+       actor_role, from_agent_status, from_verified_status, iteration, payload, judged_seq, occurred_at)
+     VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
      ON CONFLICT (workflow_id, update_id, outcome) DO NOTHING`,
     [
       attempt.tenantId,
@@ -328,6 +330,7 @@ async function writeRejectedAttempt(db: pg.PoolClient, attempt: RejectedAttempt)
       attempt.verifiedStatus,
       attempt.iteration,
       JSON.stringify({ body: summariseRejectedBody(attempt.payload) }),
+      attempt.judgedSeq ?? null,
     ],
   );
   if (!CUSTODY_VIOLATIONS.has(rejection.code)) return null;

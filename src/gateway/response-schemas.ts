@@ -266,6 +266,10 @@ export const HistoryJson = z
     iteration: z.number().int().nullable(),
     payload: z.unknown(),
     seq: z.number().int().nullable(),
+    judged_after_seq: z.number().int().nullable().openapi({
+      description:
+        "A rejected attempt's: the seq of the accepted transition it was judged after (the story's history lists it there)",
+    }),
     update_id: z.string().nullable(),
     workflow_id: z.string().nullable(),
     run_id: z.string().nullable(),

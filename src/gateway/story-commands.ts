@@ -254,6 +254,7 @@ export class StoryCommands {
           agentStatus: judged.agent_status,
           verifiedStatus: judged.verified_status,
           iteration: judged.iteration,
+          judgedSeq: rejection.judged?.seq,
           payload: body,
           rejection,
         });

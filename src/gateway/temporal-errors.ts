@@ -66,7 +66,8 @@ function isJudgedStory(value: unknown): value is JudgedStory {
     v !== null &&
     (AGENT_STATUSES as readonly unknown[]).includes(v.agent_status) &&
     (VERIFIED_STATUSES as readonly unknown[]).includes(v.verified_status) &&
-    Number.isInteger(v.iteration)
+    Number.isInteger(v.iteration) &&
+    (v.seq === undefined || (Number.isSafeInteger(v.seq) && v.seq >= 0))
   );
 }
 

@@ -138,6 +138,7 @@ export function historyJson(row: AuditRow) {
     iteration: row.iteration,
     payload: row.payload,
     seq: row.seq === null ? null : Number(row.seq),
+    judged_after_seq: row.judged_seq === null ? null : Number(row.judged_seq),
     update_id: row.update_id,
     workflow_id: row.workflow_id,
     run_id: row.run_id,
