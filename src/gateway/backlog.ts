@@ -353,6 +353,27 @@ export async function importBacklog(
         if (!sameText) toUpdate.push({ row, content: storyContent(story) });
       }
     }
+    // A story an operator closed would refuse its edit after the commit: found now, so that the
+    // merge's audit row (written below) says it was skipped, as the answer does.
+    if (options.merge && toUpdate.length > 0) {
+      const closed = new Set<string>();
+      await inWindow(toUpdate, EDIT_CONCURRENCY, async ({ row }) => {
+        if (await deps.commands.isClosed(row.workflow_id)) closed.add(row.number);
+      });
+      for (const { row } of toUpdate.filter(({ row }) => closed.has(row.number))) {
+        toUpdate.splice(
+          toUpdate.findIndex((u) => u.row.number === row.number),
+          1,
+        );
+        mayChange.delete(row.number);
+        skipped.push({
+          number: row.number,
+          reason: 'story_closed',
+          agent_status: row.agent_status,
+          verified_status: row.verified_status,
+        });
+      }
+    }
     // An existing epic with other content is a conflict too unless merging (a merge updates it):
     // kept silently, later contracts would read the old epic. (A story created by its epic's
     // number names the stored epic: nothing to compare.)
