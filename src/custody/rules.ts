@@ -209,6 +209,7 @@ export function checkMeaningfulText(action: unknown, body: unknown): Rejection |
       return null;
     case 'reject':
     case 'force-unclaim':
+    case 'backfill':
       if (blank('reason')) return rejectionOf('reason_required', `A ${action} needs a reason with a letter or digit.`);
       return null;
     default:

@@ -346,6 +346,16 @@ describe('blank text', () => {
     const current = await stack.api.get(`/api/v1/stories/${story.id}`, team.orchestrator.key);
     expect(current.body.data.agent_status).toBe('assigned');
     expect((await stack.api.act(story.id, 'force-unclaim', team.orchestrator.key, { reason: 'é' })).status).toBe(200);
+    // A backfill's reason is a reason like the others (F7).
+    const [unclaimed] = await freshStories(1);
+    for (const reason of ['\u200b', '--']) {
+      const r = await stack.api.act(unclaimed.id, 'backfill', team.orchestrator.key, { reason });
+      expect([r.status, r.body.error?.code], JSON.stringify(r.body)).toEqual([422, 'reason_required']);
+    }
+    const backfilled = await stack.api.act(unclaimed.id, 'backfill', team.orchestrator.key, {
+      reason: 'shipped in v1',
+    });
+    expect(backfilled.status, JSON.stringify(backfilled.body)).toBe(200);
     for (const name of ['\u200b', '...', '\u200b\u200c']) {
       const project = await stack.api.post('/api/v1/projects', team.admin.key, { name, slug: 'blank-name' });
       expect(project.status).toBe(400);

@@ -52,6 +52,8 @@ describe('not blank', () => {
   it('refuses blank reasons, review types and summaries that are given; leaves absence to the rules', () => {
     expect(checkMeaningfulText('reject', { reason: '\u200b' })?.code).toBe('reason_required');
     expect(checkMeaningfulText('force-unclaim', { reason: '--' })?.code).toBe('reason_required');
+    expect(checkMeaningfulText('backfill', { reason: '\u200b' })?.code).toBe('reason_required');
+    expect(checkMeaningfulText('backfill', { reason: 'shipped before custody' })).toBeNull();
     expect(checkMeaningfulText('review-complete', { review_type: '\u200b', summary: 'ok' })?.code).toBe(
       'review_required',
     );
