@@ -56,6 +56,22 @@ function purgeExpired(pool: pg.Pool): void {
   deleteExpiredKeys(pool).catch(() => undefined);
 }
 
+/**
+ * The query string as part of what a request is (`?merge=true` is another import), its parameters
+ * sorted so their order does not matter. Empty without a query, so that keys stored before the
+ * query counted still match the requests they were stored for.
+ */
+function sortedQuery(originalUrl: string): string {
+  const at = originalUrl.indexOf('?');
+  if (at < 0) return '';
+  const params = originalUrl
+    .slice(at + 1)
+    .split('&')
+    .filter((p) => p.length > 0)
+    .sort();
+  return params.length === 0 ? '' : `?${params.join('&')}`;
+}
+
 /** Answers the client is told to retry: the key is released for that retry, not spent on them. */
 const isRetryableStatus = (status: number) => status >= 500 || status === 429;
 
@@ -79,7 +95,9 @@ export function idempotency(pool: pg.Pool, options: { staleAfterMs: number; seal
     }
     const caller = callerOf(res);
     const requestHash = createHash('sha256')
-      .update(`${req.method} ${req.baseUrl}${req.path}\n${canonicalJson(req.body ?? {})}`)
+      .update(
+        `${req.method} ${req.baseUrl}${req.path}${sortedQuery(req.originalUrl)}\n${canonicalJson(req.body ?? {})}`,
+      )
       .digest('hex');
     const ids: [string, string, string] = [caller.tenantId, caller.agentId, key];
     purgeExpired(pool);

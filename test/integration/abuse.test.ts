@@ -409,6 +409,30 @@ describe('idempotency keys', () => {
   });
 });
 
+describe('an idempotency key and the query string (F10)', () => {
+  it('the same key with another query is another request: 422 idempotency_key_reused; the same query replays', async () => {
+    const path = `/api/v1/projects/${team.projectId}/import`;
+    const backlog = {
+      epics: [{ number: 7, title: 'Queries', stories: [{ number: '7.1', title: 'Q', acceptance_criteria: ['a'] }] }],
+    };
+    const headers = { 'Idempotency-Key': `import-query-${team.projectId}` };
+    const first = await stack.api.post(path, team.orchestrator.key, backlog, headers);
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    const merged = await stack.api.post(`${path}?merge=true`, team.orchestrator.key, backlog, headers);
+    console.log(`same key, ?merge=true: ${merged.status} ${JSON.stringify(merged.body.error ?? null)}`);
+    expect([merged.status, merged.body.error?.code]).toEqual([422, 'idempotency_key_reused']);
+    const replay = await stack.api.post(path, team.orchestrator.key, backlog, headers);
+    expect([replay.status, replay.headers.get('idempotent-replayed')]).toEqual([201, 'true']);
+
+    const queried = { 'Idempotency-Key': `import-query-2-${team.projectId}` };
+    expect((await stack.api.post(`${path}?merge=true`, team.orchestrator.key, backlog, queried)).status).toBe(200);
+    const again = await stack.api.post(`${path}?merge=true`, team.orchestrator.key, backlog, queried);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const plain = await stack.api.post(path, team.orchestrator.key, backlog, queried);
+    expect([plain.status, plain.body.error?.code]).toEqual([422, 'idempotency_key_reused']);
+  });
+});
+
 describe('quotas', () => {
   const quotaError = (r: { status: number; body: any }, resource: string, limit: number) => {
     expect(r.status).toBe(403);
