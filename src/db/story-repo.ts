@@ -70,6 +70,8 @@ export interface StoryRow {
   review_progress: ReviewProgress | null;
   /** The identity of the artifact verified. */
   verified_artifact: string | null;
+  /** When the claim's lease runs out, as the workflow last said; meaningful only while a claim is held. */
+  lease_expires_at?: Date | null;
   version: string;
   position: string;
   created_at: Date;
@@ -80,7 +82,7 @@ const STORY_COLUMNS = `s.id, s.tenant_id, s.project_id, s.epic_id, s.number, s.t
   s.workflow_id, s.agent_status, s.verified_status, s.assigned_agent_id, s.reported_by_agent_id, s.reviewer_agent_id,
   s.verified_by_agent_id, s.implementer_agent_ids, s.iteration, s.review, s.stalled, s.held, s.held_reason, s.version, s.position, s.created_at, s.updated_at,
   s.estimated_hours, s.metadata, s.artifact, s.backfilled, s.deleted_at, s.workflow_started,
-  s.review_policy, s.review_progress, s.verified_artifact,
+  s.review_policy, s.review_progress, s.verified_artifact, s.lease_expires_at,
   (SELECT e.number FROM epics e WHERE e.id = s.epic_id) AS epic_number,
   (SELECT p.archived_at IS NOT NULL FROM projects p WHERE p.id = s.project_id) AS project_archived`;
 
@@ -267,6 +269,14 @@ export async function markWorkflowsStarted(db: Queryable, tenantId: string, ids:
   await db.query('UPDATE stories SET workflow_started = true WHERE tenant_id = $1 AND id = ANY ($2::uuid[])', [
     tenantId,
     ids,
+  ]);
+}
+
+/** The deadline of the story's claim as its workflow answered it (null: no lease runs). */
+export async function recordLeaseDeadline(db: Queryable, storyId: string, expiresAtMs: number | null): Promise<void> {
+  await db.query('UPDATE stories SET lease_expires_at = $2 WHERE id = $1 AND lease_expires_at IS DISTINCT FROM $2', [
+    storyId,
+    expiresAtMs === null ? null : new Date(expiresAtMs),
   ]);
 }
 

@@ -128,6 +128,9 @@ export const StoryJson = z
     estimated_hours: z.number().nullable(),
     metadata: z.unknown(),
     backfilled: z.boolean(),
+    lease_expires_at: time.nullable().openapi({
+      description: "When the claim's lease runs out unless the assignee sends a heartbeat; null when no claim is held",
+    }),
     stalled: z.boolean(),
     held: z.boolean().openapi({
       description:

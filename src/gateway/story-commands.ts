@@ -40,7 +40,7 @@ import { ProjectId, StoryStatus, TenantId, VerifiedStatus } from '../../workflow
 import { holdsLease, isAwaitingOthers, type DependencyStatus } from '../custody/rules.js';
 import { isAction } from '../custody/actions.js';
 import { storedCustodyState } from '../db/custody-state.js';
-import { getStory, projectTimings } from '../db/story-repo.js';
+import { getStory, projectTimings, recordLeaseDeadline } from '../db/story-repo.js';
 import { isNotFound, isResourceExhausted, rejectionOf, storyClosed, type JudgedRejection } from './temporal-errors.js';
 import { CustodyError } from '../custody/errors.js';
 import { auditWriteFailures, rejections, transitionSeconds, transitions } from '../observability/metrics.js';
@@ -191,6 +191,9 @@ export class StoryCommands {
         );
         endTimer();
         transitions.inc({ action, outcome: 'accepted' });
+        // What GET /stories/:id shows of the claim's lease (a heartbeat is no transition, so the
+        // projection does not hold it). A miss leaves the previous deadline: a read, not custody.
+        await recordLeaseDeadline(this.options.pool, story.id, view.leaseExpiresAt).catch(() => undefined);
         // A key retired from the ring is dropped by the story as soon as it next acts.
         if (view.trustedKeys && !sameKeys(view.trustedKeys, acceptedKeys(ring))) {
           await this.tellKeyRing(story.workflow_id, ring).catch(() => undefined);
@@ -338,6 +341,7 @@ export class StoryCommands {
           keyRingIssuedAt: 0,
         },
       };
+      await recordLeaseDeadline(db, row.id, input.carried!.leaseExpiresAt ?? null);
       await recordResume(db, row, {
         previousRunId: previous?.run_id ?? null,
         updateId: `resume:${randomUUID()}`,

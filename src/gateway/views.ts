@@ -2,7 +2,7 @@
 import type { Action } from '../custody/actions.js';
 import { ROUTED_ACTIONS } from '../custody/action-specs.js';
 import { actorJson, signedActor } from '../custody/actor.js';
-import { availableActions, type StoryState } from '../custody/rules.js';
+import { availableActions, holdsLease, type StoryState } from '../custody/rules.js';
 import type { AuditRow } from '../db/audit-repo.js';
 import { custodyStateOfRow } from '../db/custody-state.js';
 import type { AgentRow, ApiKeyRow, Caller, TenantRow } from '../db/identity-repo.js';
@@ -100,6 +100,9 @@ export function storyJson(row: StoryRow, extra: StoryExtras = {}) {
     estimated_hours: row.estimated_hours === null ? null : Number(row.estimated_hours),
     metadata: row.metadata,
     backfilled: row.backfilled,
+    // The claim's deadline while a claim is held (a heartbeat moves it), else null.
+    lease_expires_at:
+      row.lease_expires_at && holdsLease(stateOfRow(row)) ? new Date(row.lease_expires_at).toISOString() : null,
     stalled: row.stalled,
     // The worker refused to write a batch for this story (an integrity violation): it takes no
     // action until an admin resumes it.

@@ -101,6 +101,28 @@ describe('claim leases', () => {
     );
   });
 
+  it("GET /stories/:id shows the claim's lease_expires_at (F5): the heartbeat's deadline while held, null otherwise", async () => {
+    const [holder] = team.agents;
+    const story = await claimedStory(holder.key);
+    const shown = async () => (await stack.api.get(`/api/v1/stories/${story.id}`, holder.key)).body.data;
+    const claimed = await shown();
+    console.log(`GET after claim: lease_expires_at ${claimed.lease_expires_at}`);
+    expect(Date.parse(claimed.lease_expires_at)).toBeGreaterThan(Date.now() - 1000);
+    const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
+    expect(beat.status).toBe(200);
+    expect((await shown()).lease_expires_at).toBe(beat.body.data.lease_expires_at);
+    const started = await stack.api.act(story.id, 'start', holder.key);
+    expect(Date.parse(started.body.data.lease_expires_at)).toBeGreaterThanOrEqual(
+      Date.parse(beat.body.data.lease_expires_at),
+    );
+    await until('the lease to expire', async () =>
+      (await storyRow(story.id)).agent_status === 'contracted' ? true : undefined,
+    );
+    expect((await shown()).lease_expires_at).toBeNull();
+    const list = (await stack.api.get(`/api/v1/stories?project_id=${projectId}`, holder.key)).body.data;
+    expect(list.find((s: any) => s.id === story.id).lease_expires_at).toBeNull();
+  });
+
   it('holds across a worker restart: the timer fires while no worker runs, and is acted on when one is back', async () => {
     const story = await claimedStory(team.agents[2].key);
     await stack.stopWorker();

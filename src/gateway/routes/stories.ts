@@ -235,7 +235,10 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
         const pinned = action === 'contract' ? await policyToPin(pool, caller.tenantId, story.project_id) : null;
         const sent = pinned ? { ...(body as Record<string, unknown>), review_policy: pinned } : body;
         const view = await commands.act(caller, story, action, sent, res.locals.idempotencyKey as string | undefined);
-        const updated = withState(story, view.state, new Date());
+        const updated = {
+          ...withState(story, view.state, new Date()),
+          lease_expires_at: view.leaseExpiresAt === null ? null : new Date(view.leaseExpiresAt),
+        };
         // The workflow's own view of its dependencies: no second trip to the database.
         const dependsOn = Object.fromEntries(
           Object.entries(view.state.dependencies).map(([id, d]) => [id, d.verified]),
