@@ -135,7 +135,13 @@ export async function writeAcceptedTransitions(
       ...(t.action === 'stalled' && typeof t.payload.round === 'string' ? { round: t.payload.round } : {}),
     };
     for (const event of eventsOfTransition(t.action, t.from, t.to))
-      await enqueueEvent(db, row.tenant_id, event, `${row.workflow_id}:${t.updateId}`, data);
+      await enqueueEvent(
+        db,
+        { tenantId: row.tenant_id, projectId: row.project_id },
+        event,
+        `${row.workflow_id}:${t.updateId}`,
+        data,
+      );
   }
   const verifiedNow = judged.transitions.some(
     (t) => t.to.verified_status === 'verified' && t.from.verified_status !== 'verified',
@@ -230,7 +236,7 @@ async function announceEpicCompleted(db: pg.PoolClient, tenantId: string, epicId
   );
   const epic = rows[0];
   if (!epic || epic.total === 0 || epic.total !== epic.verified) return;
-  await enqueueEvent(db, tenantId, 'epic.completed', sourceKey, {
+  await enqueueEvent(db, { tenantId, projectId: epic.project_id }, 'epic.completed', sourceKey, {
     epic_id: epicId,
     project_id: epic.project_id,
     number: epic.number,
@@ -272,7 +278,7 @@ export async function recordIntegrityViolation(
   );
   await db.query('UPDATE stories SET held = true, held_reason = $2 WHERE id = $1', [row.id, violation.reason]);
   const sourceKey = `${row.workflow_id}:${violation.updateId}`;
-  await enqueueEvent(db, row.tenant_id, 'custody.violation', sourceKey, {
+  await enqueueEvent(db, { tenantId: row.tenant_id, projectId: row.project_id }, 'custody.violation', sourceKey, {
     code: 'integrity_violation',
     message: 'The worker refused to write a batch of transitions; the story is held until an admin resumes it.',
     reason: violation.reason,
@@ -335,7 +341,7 @@ async function writeRejectedAttempt(db: pg.PoolClient, attempt: RejectedAttempt)
   );
   if (!CUSTODY_VIOLATIONS.has(rejection.code)) return null;
   const sourceKey = `${story.workflow_id}:${attempt.updateId}:rejected`;
-  await enqueueEvent(db, attempt.tenantId, 'custody.violation', sourceKey, {
+  await enqueueEvent(db, { tenantId: attempt.tenantId, projectId: story.project_id }, 'custody.violation', sourceKey, {
     code: rejection.code,
     message: rejection.message,
     action: attempt.action,

@@ -10,13 +10,21 @@ export interface WebhookRow {
   id: string;
   url: string;
   events: string[];
+  /** Only this project's events (null: every event of the tenant). */
+  project_id: string | null;
   created_at: Date;
 }
 
-/** Records `event` for every webhook of the tenant that subscribes to it. */
+const WEBHOOK_COLUMNS = 'id, url, events, project_id, created_at';
+
+/**
+ * Records `event` for every webhook of the tenant that subscribes to it: of a project (`projectId`),
+ * for the tenant's webhooks and that project's; of no project (an agent registered), for the
+ * tenant's webhooks only.
+ */
 export async function enqueueEvent(
   db: Queryable,
-  tenantId: string,
+  scope: { tenantId: string; projectId: string | null },
   event: string,
   sourceKey: string,
   payload: unknown,
@@ -25,8 +33,9 @@ export async function enqueueEvent(
     `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload)
      SELECT $1, w.id, $2, $3, $4 FROM webhooks w
      WHERE w.tenant_id = $1 AND w.disabled_at IS NULL AND $2 = ANY (w.events)
+       AND (w.project_id IS NULL OR w.project_id = $5::uuid)
      ON CONFLICT (webhook_id, source_key, event) DO NOTHING`,
-    [tenantId, event, sourceKey, JSON.stringify(payload)],
+    [scope.tenantId, event, sourceKey, JSON.stringify(payload), scope.projectId],
   );
 }
 
@@ -148,11 +157,11 @@ export async function recordAttempt(
 export async function insertWebhook(
   db: Queryable,
   tenantId: string,
-  hook: { url: string; events: string[]; secret: string },
+  hook: { url: string; events: string[]; secret: string; projectId: string | null },
 ): Promise<WebhookRow> {
   const { rows } = await db.query<WebhookRow>(
-    'INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at',
-    [tenantId, hook.url, hook.events, hook.secret],
+    `INSERT INTO webhooks (tenant_id, url, events, secret, project_id) VALUES ($1, $2, $3, $4, $5) RETURNING ${WEBHOOK_COLUMNS}`,
+    [tenantId, hook.url, hook.events, hook.secret, hook.projectId],
   );
   return rows[0];
 }
@@ -165,7 +174,7 @@ export async function getWebhook(
   withRemoved: boolean,
 ): Promise<WebhookRow | null> {
   const { rows } = await db.query<WebhookRow>(
-    'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND id = $2 AND ($3 OR disabled_at IS NULL)',
+    `SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE tenant_id = $1 AND id = $2 AND ($3 OR disabled_at IS NULL)`,
     [tenantId, id, withRemoved],
   );
   return rows[0] ?? null;
@@ -173,7 +182,7 @@ export async function getWebhook(
 
 export async function listWebhooks(db: Queryable, tenantId: string): Promise<WebhookRow[]> {
   const { rows } = await db.query<WebhookRow>(
-    'SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at',
+    `SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at`,
     [tenantId],
   );
   return rows;

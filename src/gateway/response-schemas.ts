@@ -385,6 +385,10 @@ export const WebhookJson = z
     id: z.uuid(),
     url: z.url().openapi({ example: 'https://hooks.example.com/custody' }),
     events: z.array(z.string()).openapi({ example: ['story.verified'] }),
+    project_id: z
+      .uuid()
+      .nullable()
+      .openapi({ description: "Only this project's events are delivered; null: every event of the tenant" }),
     created_at: time,
   })
   .openapi('Webhook');

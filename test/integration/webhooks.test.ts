@@ -333,3 +333,79 @@ describe('webhooks', () => {
     ).toBe(201);
   });
 });
+
+describe('a webhook for one project (F4)', () => {
+  it('takes project_id (a project of the tenant), shows it, and hears only that project’s events', async () => {
+    const t = await createTeam(stack.api, 0, 'hooks-scoped');
+    const other = await stack.api.post('/api/v1/projects', t.admin.key, { name: 'Other', slug: 'other' });
+    expect(other.status).toBe(201);
+    const otherProject = other.body.data.id as string;
+    const scopedHook = await receiver(0);
+    const tenantHook = await receiver(0);
+    try {
+      const events = ['project.imported', 'agent.registered'];
+      const scoped = await stack.api.post('/api/v1/webhooks', t.admin.key, {
+        url: scopedHook.url,
+        events,
+        project_id: otherProject,
+      });
+      console.log(
+        `POST /webhooks with project_id: ${scoped.status} ${JSON.stringify(scoped.body.data ?? scoped.body)}`,
+      );
+      expect(scoped.status).toBe(201);
+      expect(scoped.body.data.project_id).toBe(otherProject);
+      const unscoped = await stack.api.post('/api/v1/webhooks', t.admin.key, { url: tenantHook.url, events });
+      expect(unscoped.body.data.project_id).toBeNull();
+      const listed = (await stack.api.get('/api/v1/webhooks', t.admin.key)).body.data;
+      expect(listed.map((w: any) => [w.id, w.project_id])).toEqual([
+        [scoped.body.data.id, otherProject],
+        [unscoped.body.data.id, null],
+      ]);
+
+      // Another tenant's project is not found; a malformed id is a bad body.
+      const foreign = await stack.api.post('/api/v1/webhooks', t.admin.key, {
+        url: scopedHook.url,
+        events,
+        project_id: team.projectId,
+      });
+      expect([foreign.status, foreign.body.error?.code]).toEqual([404, 'not_found']);
+      const malformed = await stack.api.post('/api/v1/webhooks', t.admin.key, {
+        url: scopedHook.url,
+        events,
+        project_id: 'p1',
+      });
+      expect([malformed.status, malformed.body.error?.code]).toEqual([400, 'invalid_body']);
+
+      const backlog = (n: number) => ({
+        epics: [
+          { number: n, title: 'Site', stories: [{ number: `${n}.1`, title: 'Home', acceptance_criteria: ['a'] }] },
+        ],
+      });
+      expect((await stack.api.post(`/api/v1/projects/${t.projectId}/import`, t.admin.key, backlog(1))).status).toBe(
+        201,
+      );
+      expect((await stack.api.post(`/api/v1/projects/${otherProject}/import`, t.admin.key, backlog(2))).status).toBe(
+        201,
+      );
+      const registered = await stack.api.post('/api/v1/agents/register', t.admin.key, { name: 'late', role: 'agent' });
+      expect(registered.status).toBe(201);
+
+      await until('the tenant webhook to hear all three', async () =>
+        tenantHook.received.length >= 3 ? true : undefined,
+      );
+      const projectsOf = (hook: { received: Received[] }) =>
+        hook.received.map((r) => `${r.event}:${JSON.parse(r.body).data.project_id ?? '-'}`).sort();
+      expect(projectsOf(tenantHook)).toEqual(
+        [`project.imported:${t.projectId}`, `project.imported:${otherProject}`, 'agent.registered:-'].sort(),
+      );
+      // Enqueued in the same transactions as the tenant webhook's: nothing more will come.
+      const deliveries = await stack.api.get(`/api/v1/webhooks/${scoped.body.data.id}/deliveries`, t.admin.key);
+      expect(deliveries.body.data.map((d: any) => d.event)).toEqual(['project.imported']);
+      await until('the scoped delivery', async () => (scopedHook.received.length >= 1 ? true : undefined));
+      expect(projectsOf(scopedHook)).toEqual([`project.imported:${otherProject}`]);
+    } finally {
+      scopedHook.server.close();
+      tenantHook.server.close();
+    }
+  });
+});

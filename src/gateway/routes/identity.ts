@@ -85,7 +85,7 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
         actor: agentActor(caller),
         payload: { agent_id: agent.id, name: agent.name, role: agent.role, api_key_id: key.id },
       });
-      await enqueueEvent(pool, caller.tenantId, 'agent.registered', sourceKey, {
+      await enqueueEvent(pool, { tenantId: caller.tenantId, projectId: null }, 'agent.registered', sourceKey, {
         agent: agentJson(agent),
         registered_by: caller.agentId,
       });

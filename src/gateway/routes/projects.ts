@@ -230,7 +230,12 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
           }),
       });
       const summary = importSummary(project.id, result, merge);
-      await announce(caller.tenantId, 'project.imported', result.recorded!, summary);
+      await announce(
+        { tenantId: caller.tenantId, projectId: project.id },
+        'project.imported',
+        result.recorded!,
+        summary,
+      );
       res.status(merge ? 200 : 201).json({ data: { ...summary, stories: result.stories.map((s) => storyJson(s)) } });
     },
   );
@@ -660,8 +665,13 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   }
 
   /** Webhook news of a change made outside a workflow, sent once its audit row is committed. */
-  async function announce(tenantId: string, event: string, sourceKey: string, data: unknown): Promise<void> {
-    await enqueueEvent(pool, tenantId, event, sourceKey, data);
+  async function announce(
+    scope: { tenantId: string; projectId: string },
+    event: string,
+    sourceKey: string,
+    data: unknown,
+  ): Promise<void> {
+    await enqueueEvent(pool, scope, event, sourceKey, data);
     await dispatchPending(pool, deps.commands.webhooks, [sourceKey]).catch(() => undefined);
   }
 

@@ -11,14 +11,23 @@ import { enforceQuota, quotasOf } from '../../db/quotas.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { webhookTargetProblem } from '../../webhooks/targets.js';
-import { withUuid } from './params.js';
+import { Uuid, withUuid } from './params.js';
+import { getProject } from '../../db/story-repo.js';
 
 export const WebhookBody = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2000),
   events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length),
+  // Only this project's events (a project of the caller's tenant); absent or null: every event.
+  project_id: Uuid.nullable().optional(),
 });
 
-const webhookJson = (w: WebhookRow) => ({ id: w.id, url: w.url, events: w.events, created_at: w.created_at });
+const webhookJson = (w: WebhookRow) => ({
+  id: w.id,
+  url: w.url,
+  events: w.events,
+  project_id: w.project_id,
+  created_at: w.created_at,
+});
 
 export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool } = deps;
@@ -39,7 +48,7 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin'],
       body: WebhookBody,
       status: 201,
-      errors: ['quota_exceeded'],
+      errors: ['quota_exceeded', 'not_found'],
     },
     async (req, res) => {
       const body = parseOr400(WebhookBody, req.body);
@@ -53,13 +62,21 @@ export function webhookRoutes(book: RouteBook, deps: GatewayDeps): void {
           );
       }
       const tenantId = callerOf(res).tenantId;
+      // Another tenant's project, like one that does not exist, is not found (never named as foreign).
+      const project = body.project_id == null ? null : await getProject(pool, tenantId, body.project_id);
+      if (body.project_id != null && !project) throw notFound('Project');
       const secret = `whsec_${randomBytes(24).toString('base64url')}`;
       const hook = await inTransaction(pool, async (db) => {
         // Every transition fans out to each subscribed webhook: a bound keeps one tenant from
         // flooding the shared delivery workers. Counted under a per-tenant lock, so concurrent
         // subscriptions cannot all pass the count.
         await enforceQuota(db, tenantId, quotasOf(deps.config), 'webhooks', 1);
-        return hooks.insertWebhook(db, tenantId, { url: body.url, events: [...new Set(body.events)], secret });
+        return hooks.insertWebhook(db, tenantId, {
+          url: body.url,
+          events: [...new Set(body.events)],
+          secret,
+          projectId: project?.id ?? null,
+        });
       });
       res.status(201).json({ data: { ...webhookJson(hook), secret } });
     },
