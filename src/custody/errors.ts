@@ -43,6 +43,8 @@ export const ERROR_STATUS = {
   dependency_cycle: 422,
   unknown_round: 422,
   duplicate_story_number: 422,
+  story_number_mismatch: 422,
+  duplicate_criterion_id: 422,
   unknown_dependency: 422,
   cross_project_dependency: 422,
   rate_limited: 429,

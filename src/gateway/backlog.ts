@@ -32,12 +32,54 @@ import { notBlank } from './routes/params.js';
 
 /**
  * A story number is text ("2.10"). As a JSON number only an integer is taken: 2.10 arrives as
- * 2.1, another story, so a fractional number is refused rather than guessed at.
+ * 2.1, another story, so a fractional number is refused rather than guessed at. As text it is
+ * integers joined by dots, none with a leading zero ("01.5" would sort and compare as another
+ * "1.5"), nothing else ("x", "1.5e0"); a dotted number starts with its epic's (`numberEpicProblem`).
  */
 const storyNumber = z
   .union([z.string(), z.number().int().min(0).max(999_999_999)])
   .transform(String)
-  .pipe(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, 'a story number is like "2.1"'));
+  .pipe(
+    z
+      .string()
+      .regex(
+        /^(0|[1-9]\d{0,8})(\.(0|[1-9]\d{0,8})){0,3}$/,
+        'a story number is its epic number and an integer, like "2.1" (no leading zeros)',
+      ),
+  );
+
+/** A dotted story number names its epic first: "1.1" is no story of epic 2. */
+function numberEpicProblem(number: string, epicNumber: number): CustodyError | null {
+  const dot = number.indexOf('.');
+  if (dot < 0 || number.slice(0, dot) === String(epicNumber)) return null;
+  return new CustodyError('story_number_mismatch', `Story ${number} is not a number of epic ${epicNumber}.`, {
+    number,
+    epic_number: epicNumber,
+  });
+}
+
+/** Acceptance criteria with ids: each id once in a story (a contract's reviewer names them). */
+export function duplicateCriterionIds(criteria: readonly unknown[]): string[] {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const c of criteria) {
+    if (typeof c !== 'object' || c === null || !('id' in c)) continue;
+    const id = String(c.id);
+    if (seen.has(id)) repeated.add(id);
+    seen.add(id);
+  }
+  return [...repeated];
+}
+
+/** 422 duplicate_criterion_id when a story's criteria name one id twice. */
+export function refuseDuplicateCriterionIds(number: string, criteria: readonly unknown[]): void {
+  const ids = duplicateCriterionIds(criteria);
+  if (ids.length > 0)
+    throw new CustodyError('duplicate_criterion_id', `Story ${number} names acceptance criterion ${ids[0]} twice.`, {
+      number,
+      ids,
+    });
+}
 
 /** An epic number: an integer, or (as loopctl's clients send it) the same as a numeric string. */
 export const EpicNumber = z
@@ -218,10 +260,13 @@ export async function importBacklog(
   const incoming = backlog.epics.flatMap((epic) => epic.stories.map((story) => ({ epic, story })));
   const seen = new Set<string>();
   const repeated = new Set<string>();
-  for (const { story } of incoming) {
+  for (const { epic, story } of incoming) {
     if (seen.has(story.number)) repeated.add(story.number);
     seen.add(story.number);
     refuseOversizedStory(story.number, storyContent(story));
+    const misplaced = numberEpicProblem(story.number, epic.number);
+    if (misplaced) throw misplaced;
+    refuseDuplicateCriterionIds(story.number, story.acceptance_criteria);
   }
   if (repeated.size > 0) {
     throw new CustodyError('duplicate_story_number', 'A story number appears more than once in the backlog.', {

@@ -533,7 +533,7 @@ describe('quotas', () => {
       expect(spent).toBeLessThan(quota + 2048);
       quotaError(
         await api.post(`/api/v1/projects/${t.projectId}/import`, t.orchestrator.key, {
-          epics: [{ number: 1, title: 'E', stories: [{ number: '9.9', title: 'x', acceptance_criteria: [] }] }],
+          epics: [{ number: 1, title: 'E', stories: [{ number: '1.999', title: 'x', acceptance_criteria: [] }] }],
         }),
         'stored_bytes',
         quota,

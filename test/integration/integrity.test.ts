@@ -153,7 +153,7 @@ describe('dependency news for a closed story', () => {
     const { story } = await freshStory();
     const { story: dependency } = await freshStory();
     const a = team.agents[0];
-    expect((await act(story.id, 'contract', a.key, { story_title: story.title, ac_count: 1 })).status).toBe(200);
+    // Closed while pending: a story under way takes no new dependency (409 story_in_progress).
     const handle = stack.client.workflow.getHandle(story.workflow_id);
     await handle.terminate('operator');
     const added = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, {
@@ -164,6 +164,7 @@ describe('dependency news for a closed story', () => {
     expect((await handle.describe()).status.name).toBe('TERMINATED');
     expect((await stack.api.post(`/api/v1/stories/${story.id}/resume`, team.admin.key, {})).status).toBe(200);
     expect(Object.keys((await handle.query(storyQuery)).state.dependencies)).toEqual([dependency.id]);
+    expect((await act(story.id, 'contract', a.key, { story_title: story.title, ac_count: 1 })).status).toBe(200);
     const claim = await act(story.id, 'claim', a.key);
     expect(claim.status).toBe(409);
     expect(claim.body.error.code).toBe('dependencies_not_met');

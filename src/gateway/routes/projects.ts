@@ -205,6 +205,8 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         'dependency_cycle',
         'duplicate_story_numbers',
         'duplicate_story_number',
+        'story_number_mismatch',
+        'duplicate_criterion_id',
         'unknown_dependency',
         'project_archived',
         'quota_exceeded',
@@ -361,7 +363,14 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: StoryInput,
       status: 201,
-      errors: ['conflict', 'dependency_cycle', 'unknown_dependency', 'quota_exceeded'],
+      errors: [
+        'conflict',
+        'dependency_cycle',
+        'unknown_dependency',
+        'quota_exceeded',
+        'story_number_mismatch',
+        'duplicate_criterion_id',
+      ],
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -381,7 +390,14 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: CreateStoryInProject,
       status: 201,
-      errors: ['conflict', 'dependency_cycle', 'unknown_dependency', 'quota_exceeded'],
+      errors: [
+        'conflict',
+        'dependency_cycle',
+        'unknown_dependency',
+        'quota_exceeded',
+        'story_number_mismatch',
+        'duplicate_criterion_id',
+      ],
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -458,7 +474,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: DependencyBody,
       status: 201,
-      errors: ['dependency_cycle', 'cross_project_dependency'],
+      errors: ['dependency_cycle', 'cross_project_dependency', 'story_in_progress'],
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -482,6 +498,15 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         }
         if (story.project_archived)
           throw new ApiError('project_archived', 'The project is archived: it is read-only.', {});
+        // As a merge: a dependency is added to a pending story only; one under way was contracted
+        // and claimed on the dependencies it had.
+        if (story.agent_status !== 'pending' || story.verified_status === 'verified') {
+          throw new ApiError('story_in_progress', `Story ${story.number} is under way: its dependencies are fixed.`, {
+            story_id: story.id,
+            current_agent_status: story.agent_status,
+            current_verified_status: story.verified_status,
+          });
+        }
         const edges: [string, string][] = (
           await repo.projectDependencyEdges(db, caller.tenantId, story.project_id)
         ).map((e) => [e.story_id, e.depends_on_story_id]);

@@ -13,7 +13,7 @@ import { statusOf } from '../../custody/errors.js';
 import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
-import { StoryInput, refuseOversizedStory, storyContent } from '../backlog.js';
+import { StoryInput, refuseDuplicateCriterionIds, refuseOversizedStory, storyContent } from '../backlog.js';
 import { withProjectLock } from '../../db/project-lock.js';
 import { OffsetPage, Page, Uuid, decodeCursor, notBlank, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
 
@@ -256,13 +256,14 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       tag: 'Stories',
       roles: ['admin', 'orchestrator'],
       body: StoryPatch,
-      errors: ['story_in_progress', 'project_archived'],
+      errors: ['story_in_progress', 'project_archived', 'duplicate_criterion_id'],
     },
     async (req, res) => {
       const caller = callerOf(res);
       const story = await storyOr404(caller.tenantId, req.params.id);
       const body = parseOr400(StoryPatch, req.body);
       refuseIfArchived(story);
+      if (body.acceptance_criteria) refuseDuplicateCriterionIds(story.number, body.acceptance_criteria);
       // The per-story limit holds for the story as the edit leaves it, not only for the request.
       refuseOversizedStory(
         story.number,
