@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { keyRingOf, parseKeyRing, signingKeyFromSeed, type KeyRing } from './custody/identity.js';
+import { nativeSigningRing } from './custody/native-sign.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const bool = z
@@ -168,8 +169,8 @@ export function webhookRetry(config: Config): { initialIntervalMs: number; maxim
 
 /** The configured key ring (CUSTODY_SIGNING_KEYS, else CUSTODY_SIGNING_KEY as a ring of one), if any. */
 export function configuredKeyRing(config: Config): KeyRing | undefined {
-  if (config.CUSTODY_SIGNING_KEYS) return parseKeyRing(config.CUSTODY_SIGNING_KEYS);
-  if (config.CUSTODY_SIGNING_KEY) return keyRingOf(signingKeyFromSeed(config.CUSTODY_SIGNING_KEY));
+  if (config.CUSTODY_SIGNING_KEYS) return nativeSigningRing(parseKeyRing(config.CUSTODY_SIGNING_KEYS));
+  if (config.CUSTODY_SIGNING_KEY) return nativeSigningRing(keyRingOf(signingKeyFromSeed(config.CUSTODY_SIGNING_KEY)));
   return undefined;
 }
 

@@ -21,6 +21,7 @@ import {
 } from '../composition.js';
 import { configuredKeyRing, loadConfigOrExit } from '../config.js';
 import { keyRingOf, newSigningSeed, signingKeyFromSeed, type KeyRing } from '../custody/identity.js';
+import { nativeSigningRing } from '../custody/native-sign.js';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { startDevServer } from '../temporal/dev-server.js';
@@ -107,7 +108,7 @@ function keyRing(): KeyRing {
   if (configured) return configured;
   const file = resolve(dataDir, 'signing-key');
   if (!existsSync(file)) writeFileSync(file, newSigningSeed(), { mode: 0o600 });
-  return keyRingOf(signingKeyFromSeed(readFileSync(file, 'utf8').trim()));
+  return nativeSigningRing(keyRingOf(signingKeyFromSeed(readFileSync(file, 'utf8').trim())));
 }
 
 async function stopAll(): Promise<void> {

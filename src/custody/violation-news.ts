@@ -6,7 +6,7 @@
  * Pure JavaScript (noble): runs inside the workflow sandbox.
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { fromBase64Url, toBase64Url, type SigningKey } from './identity.js';
+import { fromBase64Url, signWith, toBase64Url, type SigningKey } from './identity.js';
 
 export interface ViolationNews {
   count: number;
@@ -18,7 +18,7 @@ function violationNewsMessage(workflowId: string, count: number): Uint8Array {
 }
 
 export function signViolationNews(key: SigningKey, workflowId: string, count: number): ViolationNews {
-  return { count, signature: toBase64Url(ed25519.sign(violationNewsMessage(workflowId, count), key.secretKey)) };
+  return { count, signature: toBase64Url(signWith(key, violationNewsMessage(workflowId, count))) };
 }
 
 /** The count, when the news is well formed and signed by one of the trusted keys; null otherwise. Never throws. */

@@ -13,6 +13,7 @@ import {
   signingKeyFromSeed,
   toBase64Url,
 } from '../../src/custody/identity.js';
+import { withNativeSigning } from '../../src/custody/native-sign.js';
 
 const key = signingKeyFromSeed(newSigningSeed());
 const other = signingKeyFromSeed(newSigningSeed());
@@ -82,6 +83,22 @@ describe('action envelopes', () => {
       [{ ...envelope, signature: toBase64Url(new Uint8Array(64)) }, 'signature not from a trusted gateway'],
     ];
     for (const [env, problem] of cases) expect(envelopeProblem(WORKFLOW, env, [key.publicKey], NOW)).toBe(problem);
+  });
+});
+
+describe('native signing (node:crypto)', () => {
+  it('gives the bytes noble gives, which the workflow verifies, for any key and message', () => {
+    for (let i = 0; i < 20; i++) {
+      const noble = signingKeyFromSeed(newSigningSeed());
+      const native = withNativeSigning(noble);
+      const env = { ...unsigned, updateId: `u-${i}`, body: { n: i, text: 'x'.repeat(i * 37) } };
+      const signed = signEnvelope(native, WORKFLOW, env);
+      expect(signed.signature).toBe(signEnvelope(noble, WORKFLOW, env).signature);
+      expect(envelopeProblem(WORKFLOW, signed, [noble.publicKey], NOW)).toBeNull();
+      expect(signDependencyNews(native, WORKFLOW, { storyId: 's', verified: true, seq: i })).toEqual(
+        signDependencyNews(noble, WORKFLOW, { storyId: 's', verified: true, seq: i }),
+      );
+    }
   });
 });
 
