@@ -2,16 +2,15 @@
  * Once per test run: one real Temporal dev server (in memory, random port) and one workflow
  * bundle for every test file. Each file gets its own database and task queue (test/support/stack.ts).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { buildClients } from '../src/bin/build-clients.js';
 import { locateTemporalCli } from '../src/temporal/cli.js';
 import { startDevServer, type DevServer } from '../src/temporal/dev-server.js';
-import { WORKFLOWS_PATH } from '../src/temporal/workflow-bundle.js';
+import { writeWorkflowBundle } from '../src/temporal/workflow-bundle.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -42,9 +41,9 @@ export async function setup(project: TestProject): Promise<void> {
     throw new Error('no Temporal CLI: install Go so the dev server can be built, or set TEMPORAL_CLI_PATH');
   const dir = mkdtempSync(join(tmpdir(), 'custody-test-'));
   server = await startDevServer({ executable, port: await freePort(), logFile: join(dir, 'temporal.log') });
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  // The bundle as the build makes it (its shared modules included).
   const bundlePath = join(dir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, code);
+  await writeWorkflowBundle(bundlePath);
   project.provide('temporalAddress', server.address);
   project.provide('temporalCliPath', executable);
   project.provide('workflowBundlePath', bundlePath);
@@ -53,6 +52,3 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   await server?.stop();
 }
-
-const noop = () => undefined;
-const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };

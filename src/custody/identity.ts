@@ -6,15 +6,16 @@
  * still cannot act as an agent. Pure JavaScript (noble): runs inside the workflow sandbox.
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToNumberLE, concatBytes } from '@noble/curves/utils.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import type { Action } from './actions.js';
 import type { SignedActor } from './actor.js';
 
-// The workflow sandbox instantiates this module again for every cached workflow. noble's default
-// table for the base point (8-bit windows) is about 1 MB per instance; 4-bit windows keep it small
-// and verify as fast (about 2 ms either way, measured).
-ed25519.Point.BASE.precompute(4);
+// The workflow bundle shares this module (and noble) among the workflows of a thread
+// (`preloadModules`, ../temporal/workflow-bundle.ts): noble's table for the base point, 8-bit
+// windows, about 1 MB, is built once per thread, not once per cached workflow.
+ed25519.Point.BASE.precompute(8);
 
 /** How far an envelope's time may be from the workflow's clock: a captured one expires. */
 export const ENVELOPE_MAX_AGE_MS = 5 * 60_000;
@@ -173,7 +174,63 @@ export function signEnvelope(
  */
 export type SignatureVerifier = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
 
-const nobleVerify: SignatureVerifier = (signature, message, publicKey) => ed25519.verify(signature, message, publicKey);
+type Point = InstanceType<typeof ed25519.Point>;
+
+/**
+ * A trusted key as a curve point with precomputed multiples (4-bit windows, 64 KB), and its
+ * encoding as noble re-encodes it. Verifying multiplies the key's point by a hash each time:
+ * without the table (noble's `verify` decodes the key afresh) that is a plain double-and-add,
+ * most of a verification's cost. The workflow bundle loads this module once per workflow thread
+ * (`preloadModules`, ../temporal/workflow-bundle.ts), so a key's table is built once, not per story.
+ */
+interface KeyPoint {
+  point: Point;
+  encoded: Uint8Array;
+}
+const keyPoints = new WeakMap<Uint8Array, KeyPoint | null>();
+
+function keyPointOf(publicKey: Uint8Array): KeyPoint | null {
+  let found = keyPoints.get(publicKey);
+  if (found === undefined) {
+    try {
+      const point = ed25519.Point.fromBytes(publicKey, true);
+      point.precompute(4, false);
+      found = { point, encoded: point.toBytes() };
+    } catch {
+      found = null;
+    }
+    keyPoints.set(publicKey, found);
+  }
+  return found;
+}
+
+/**
+ * noble's `ed25519.verify` (RFC 8032 with ZIP 215's decoding, its default) step for step, the
+ * key's point taken from the table above: [8][S]B = [8]R + [8][k]A, k = SHA-512(R || A || M) mod L.
+ * Same answer for every input (unit-tested against noble's own, forged and malformed ones included).
+ */
+function verifyWithKeyPoint(signature: Uint8Array, message: Uint8Array, key: KeyPoint): boolean {
+  if (signature.length !== 64) return false;
+  const { Point } = ed25519;
+  let R: Point, SB: Point;
+  try {
+    R = Point.fromBytes(signature.subarray(0, 32), true);
+    SB = Point.BASE.multiplyUnsafe(bytesToNumberLE(signature.subarray(32, 64)));
+  } catch {
+    return false;
+  }
+  const k = Point.Fn.create(bytesToNumberLE(sha512(concatBytes(R.toBytes(), key.encoded, message))));
+  return R.add(key.point.multiplyUnsafe(k)).subtract(SB).clearCofactor().is0();
+}
+
+/**
+ * The workflow's verifier (pure JavaScript). Tables are kept per key array: the keys come from
+ * `decodedKey` below, decoded once per ring key, so each key gets one table.
+ */
+export const keyTableVerify: SignatureVerifier = (signature, message, publicKey) => {
+  const key = keyPointOf(publicKey);
+  return key ? verifyWithKeyPoint(signature, message, key) : ed25519.verify(signature, message, publicKey);
+};
 
 /** Why an envelope is not to be trusted, or null when it is. Never throws. */
 export function envelopeProblem(
@@ -181,7 +238,7 @@ export function envelopeProblem(
   env: unknown,
   trustedPublicKeys: readonly string[],
   nowMs: number,
-  verify: SignatureVerifier = nobleVerify,
+  verify: SignatureVerifier = keyTableVerify,
 ): string | null {
   if (typeof env !== 'object' || env === null) return 'no envelope';
   const e = env as Partial<ActionEnvelope>;
@@ -231,7 +288,7 @@ function signedByOneOf(
   signature: Uint8Array,
   message: Uint8Array,
   trustedPublicKeys: readonly string[],
-  verify: SignatureVerifier = nobleVerify,
+  verify: SignatureVerifier = keyTableVerify,
 ): boolean {
   const ordered =
     lastSigner !== undefined && trustedPublicKeys.includes(lastSigner)

@@ -12,6 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+/**
+ * Loaded once per workflow thread and shared by every workflow in it, not instantiated again per
+ * cached workflow: the signature check (noble's curve and its tables, the trusted keys' decoded
+ * points). Stateless but for caches whose content never changes an answer.
+ */
+const SHARED_MODULES = [fileURLToPath(new URL('../custody/identity.ts', import.meta.url))];
 const THIS_FILE = fileURLToPath(import.meta.url);
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -20,6 +26,7 @@ export async function writeWorkflowBundle(out: string): Promise<void> {
   const noop = () => undefined;
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
+    preloadModules: SHARED_MODULES,
     logger: {
       log: noop,
       trace: noop,

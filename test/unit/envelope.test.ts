@@ -7,6 +7,7 @@ import {
   dependencyNewsProblem,
   envelopeProblem,
   fromBase64Url,
+  keyTableVerify,
   newSigningSeed,
   signDependencyNews,
   signEnvelope,
@@ -14,6 +15,7 @@ import {
   toBase64Url,
 } from '../../src/custody/identity.js';
 import { withNativeSigning } from '../../src/custody/native-sign.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 
 const key = signingKeyFromSeed(newSigningSeed());
 const other = signingKeyFromSeed(newSigningSeed());
@@ -101,6 +103,56 @@ describe('native signing (node:crypto)', () => {
     }
   });
 });
+
+describe("the workflow's verifier (a key's point and table kept)", () => {
+  const L = ed25519.Point.Fn.ORDER;
+  const le32 = (n: bigint) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
+  it("answers as noble's ed25519.verify does, for good, forged and malformed signatures", () => {
+    const keys = Array.from({ length: 3 }, () => signingKeyFromSeed(newSigningSeed()));
+    const publicKeys = keys.map((k) => fromBase64Url(k.publicKey)!);
+    // A small-order key (the identity point) and one that does not decode: both never verify.
+    publicKeys.push(ed25519.Point.ZERO.toBytes(), new Uint8Array(32).fill(0xff));
+    let cases = 0;
+    for (let i = 0; i < 6; i++) {
+      const message = new TextEncoder().encode(`message ${i} ${'y'.repeat(i * 11)}`);
+      const signature = ed25519.sign(message, keys[i % 3].secretKey);
+      const s = signature.slice(32);
+      const variants = [
+        signature,
+        Uint8Array.from(signature, (b, j) => (j === i % 64 ? b ^ 1 : b)),
+        new Uint8Array([...signature.slice(0, 32), ...le32(BigInt('0x' + toHex(s.slice().reverse())) + L)]),
+        new Uint8Array([...new Uint8Array(32).fill(0xff), ...s]),
+        signature.slice(0, 63),
+        new Uint8Array(64),
+      ];
+      for (const publicKey of publicKeys) {
+        for (const sig of variants) {
+          for (const msg of [message, message.slice(1)]) {
+            let expected: boolean;
+            try {
+              expected = ed25519.verify(sig, msg, publicKey);
+            } catch {
+              expected = false;
+            }
+            let got: boolean;
+            try {
+              got = keyTableVerify(sig, msg, publicKey);
+            } catch {
+              got = false;
+            }
+            expect(got).toBe(expected);
+            cases++;
+          }
+        }
+      }
+    }
+    expect(cases).toBe(6 * 5 * 6 * 2);
+  });
+});
+
+function toHex(bytes: Uint8Array): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 describe('dependency news', () => {
   const DEPENDENT = 'story/t1/p1/2.1';
