@@ -14,7 +14,7 @@ import { summariseRejectedBody } from '../custody/rejected-body.js';
 import type { Rejection, StoryState } from '../custody/rules.js';
 import type { StoredCustody } from './custody-state.js';
 import { inTransaction } from './pool.js';
-import { enqueueEvent } from './webhook-repo.js';
+import { enqueueEvent, enqueueEvents } from './webhook-repo.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 type StoredRow = StoredCustody['row'];
@@ -36,7 +36,8 @@ export async function writtenUpdateSeqs(
 /**
  * A judged batch of accepted transitions: the projection, the edits' content, one audit row and
  * the webhook events of each transition, and `epic.completed` when the batch finished its epic.
- * Returns the source keys of the events written (what the caller dispatches after the commit).
+ * Returns the source keys of the deliveries written (what the caller dispatches after the commit):
+ * none when no webhook subscribes to what happened.
  */
 export async function writeAcceptedTransitions(
   db: pg.PoolClient,
@@ -79,6 +80,8 @@ export async function writeAcceptedTransitions(
   );
   // An accepted edit also carries what only the read model keeps (description, criteria, …).
   await applyEdits(db, row.id, last.seq, judged.transitions);
+  // Only causes with a subscriber have deliveries to dispatch (none: no query after the commit).
+  const enqueued = new Set<string>();
   // Audit rows last: each takes the tenant's audit-chain lock until the commit.
   for (const t of judged.transitions) {
     const actor = actorColumns(t.actor);
@@ -134,22 +137,19 @@ export async function writeAcceptedTransitions(
       // A stall under a review policy names the round it waited on.
       ...(t.action === 'stalled' && typeof t.payload.round === 'string' ? { round: t.payload.round } : {}),
     };
-    for (const event of eventsOfTransition(t.action, t.from, t.to))
-      await enqueueEvent(
-        db,
-        { tenantId: row.tenant_id, projectId: row.project_id },
-        event,
-        `${row.workflow_id}:${t.updateId}`,
-        data,
-      );
+    const sourceKey = `${row.workflow_id}:${t.updateId}`;
+    const scope = { tenantId: row.tenant_id, projectId: row.project_id };
+    if ((await enqueueEvents(db, scope, eventsOfTransition(t.action, t.from, t.to), sourceKey, data)) > 0)
+      enqueued.add(sourceKey);
   }
   const verifiedNow = judged.transitions.some(
     (t) => t.to.verified_status === 'verified' && t.from.verified_status !== 'verified',
   );
   if (verifiedNow) {
-    await announceEpicCompleted(db, row.tenant_id, row.epic_id, `${row.workflow_id}:${last.updateId}`);
+    const sourceKey = `${row.workflow_id}:${last.updateId}`;
+    if (await announceEpicCompleted(db, row.tenant_id, row.epic_id, sourceKey)) enqueued.add(sourceKey);
   }
-  return judged.transitions.map((t) => `${row.workflow_id}:${t.updateId}`);
+  return [...enqueued];
 }
 
 /** One link of the artifact chain (`story_reviews`), once per transition like its audit row. */
@@ -202,6 +202,8 @@ async function applyEdits(
   version: number,
   transitions: readonly { action: string; payload: unknown }[],
 ) {
+  // Most batches edit nothing: no read of the version for them.
+  if (!transitions.some((t) => t.action === 'edit')) return;
   const current = await db.query<{ version: string }>('SELECT version FROM stories WHERE id = $1', [storyId]);
   if (Number(current.rows[0]?.version) !== version) return;
   for (const t of transitions) {
@@ -225,8 +227,16 @@ async function applyEdits(
   }
 }
 
-/** `epic.completed` once every live story of the epic is verified (keyed on the verifying transition). */
-async function announceEpicCompleted(db: pg.PoolClient, tenantId: string, epicId: string, sourceKey: string) {
+/**
+ * `epic.completed` once every live story of the epic is verified (keyed on the verifying
+ * transition). Whether a delivery of it was written.
+ */
+async function announceEpicCompleted(
+  db: pg.PoolClient,
+  tenantId: string,
+  epicId: string,
+  sourceKey: string,
+): Promise<boolean> {
   const { rows } = await db.query<{ total: number; verified: number; project_id: string; number: number }>(
     `SELECT count(*)::int AS total, count(*) FILTER (WHERE s.verified_status = 'verified')::int AS verified,
        e.project_id, e.number
@@ -235,13 +245,15 @@ async function announceEpicCompleted(db: pg.PoolClient, tenantId: string, epicId
     [epicId],
   );
   const epic = rows[0];
-  if (!epic || epic.total === 0 || epic.total !== epic.verified) return;
-  await enqueueEvent(db, { tenantId, projectId: epic.project_id }, 'epic.completed', sourceKey, {
+  if (!epic || epic.total === 0 || epic.total !== epic.verified) return false;
+  const scope = { tenantId, projectId: epic.project_id };
+  const written = await enqueueEvents(db, scope, ['epic.completed'], sourceKey, {
     epic_id: epicId,
     project_id: epic.project_id,
     number: epic.number,
     stories_count: epic.total,
   });
+  return written > 0;
 }
 
 /**

@@ -29,14 +29,29 @@ export async function enqueueEvent(
   sourceKey: string,
   payload: unknown,
 ): Promise<void> {
-  await db.query(
+  await enqueueEvents(db, scope, [event], sourceKey, payload);
+}
+
+/**
+ * Records each of `events` (one cause's, one payload) as `enqueueEvent` does, in one statement.
+ * Returns how many deliveries were written: none means there is nothing of this cause to dispatch.
+ */
+export async function enqueueEvents(
+  db: Queryable,
+  scope: { tenantId: string; projectId: string | null },
+  events: string[],
+  sourceKey: string,
+  payload: unknown,
+): Promise<number> {
+  const { rowCount } = await db.query(
     `INSERT INTO webhook_deliveries (tenant_id, webhook_id, event, source_key, payload)
-     SELECT $1, w.id, $2, $3, $4 FROM webhooks w
-     WHERE w.tenant_id = $1 AND w.disabled_at IS NULL AND $2 = ANY (w.events)
+     SELECT $1, w.id, e.event, $3, $4 FROM webhooks w CROSS JOIN unnest($2::text[]) AS e(event)
+     WHERE w.tenant_id = $1 AND w.disabled_at IS NULL AND e.event = ANY (w.events)
        AND (w.project_id IS NULL OR w.project_id = $5::uuid)
      ON CONFLICT (webhook_id, source_key, event) DO NOTHING`,
-    [scope.tenantId, event, sourceKey, JSON.stringify(payload), scope.projectId],
+    [scope.tenantId, events, sourceKey, JSON.stringify(payload), scope.projectId],
   );
+  return rowCount ?? 0;
 }
 
 /** A test delivery to one webhook, whatever it subscribes to. */
