@@ -225,12 +225,15 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       },
       async (req, res) => {
         const caller = callerOf(res);
+        // A tenant past its stored-bytes quota writes nothing more, rejected attempts included.
+        // Read beside the story (two connections, one wait); its refusal comes after the story's.
+        const spaceLeft = enforceStoredBytes(pool, caller.tenantId, quotasOf(deps.config));
+        spaceLeft.catch(() => undefined);
         const story = await storyOr404(caller.tenantId, req.params.id);
         // Shape only (the same schema the rules use); what the body means is the workflow's call.
         const body = parseOr400(spec.body, req.body ?? {});
         refuseIfArchived(story);
-        // A tenant past its stored-bytes quota writes nothing more, rejected attempts included.
-        await enforceStoredBytes(pool, caller.tenantId, quotasOf(deps.config));
+        await spaceLeft;
         // A contract starts an iteration: it carries the project's review policy, which the iteration keeps.
         const pinned = action === 'contract' ? await policyToPin(pool, caller.tenantId, story.project_id) : null;
         const sent = pinned ? { ...(body as Record<string, unknown>), review_policy: pinned } : body;
