@@ -94,9 +94,11 @@ const schema = z.object({
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /**
    * What a worker process may hold (MB): sizes its workflow cache and its workflow thread's V8 heap
-   * (src/worker-memory.ts). The default: a worker and a gateway peaked at 403 MB together (bench/README.md).
+   * (src/worker-memory.ts). The default is the least allowed: 71 cached story workflows (more than
+   * the bench's 50 agents keep busy) in a 77 MB workflow heap, to keep a worker and a gateway
+   * within 400 MB together (bench/README.md, round 3).
    */
-  WORKER_MEMORY_MB: z.coerce.number().int().min(128).max(1_000_000).default(160),
+  WORKER_MEMORY_MB: z.coerce.number().int().min(128).max(1_000_000).default(128),
   /** Story workflows a worker keeps in memory between tasks (about 0.5 MB each); unset: from WORKER_MEMORY_MB. */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).max(100_000).optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (the metrics show every tenant's activity). */

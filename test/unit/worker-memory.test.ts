@@ -19,8 +19,8 @@ describe('workerMemoryPlan', () => {
     expect(workerMemoryPlan(256, 40).maxCachedWorkflows).toBe(40);
   });
 
-  it('defaults to 160 MB and refuses a budget too small to run in', () => {
-    expect(parseConfig({}).WORKER_MEMORY_MB).toBe(160);
+  it('defaults to 128 MB and refuses a budget too small to run in', () => {
+    expect(parseConfig({}).WORKER_MEMORY_MB).toBe(128);
     expect(parseConfig({}).WORKER_MAX_CACHED_WORKFLOWS).toBeUndefined();
     expect(() => parseConfig({ WORKER_MEMORY_MB: '64' })).toThrow(/WORKER_MEMORY_MB/);
   });
