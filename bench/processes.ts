@@ -65,9 +65,13 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** Peak resident memory of a process, sampled from /proc every 200 ms. */
+/** Peak resident memory of a process, sampled from /proc every 200 ms, overall and per phase. */
 export class RssSampler {
   peakKb = 0;
+  /** Peak MB of each phase named by `phase`, in order: where the peak happens. */
+  readonly byPhase: Record<string, number> = {};
+  private phaseName = 'start';
+  private phaseKb = 0;
   private timer: NodeJS.Timeout;
   constructor(private readonly pid: number) {
     this.timer = setInterval(() => this.sample(), 200);
@@ -77,15 +81,22 @@ export class RssSampler {
       const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       this.peakKb = Math.max(this.peakKb, kb);
+      this.phaseKb = Math.max(this.phaseKb, kb);
     } catch {
       // The process is gone.
     }
+  }
+  phase(name: string): void {
+    this.sample();
+    this.byPhase[this.phaseName] = round(this.phaseKb / 1024, 1);
+    this.phaseName = name;
+    this.phaseKb = 0;
   }
   get peakMb(): number {
     return round(this.peakKb / 1024, 1);
   }
   stop(): number {
-    this.sample();
+    this.phase('stopped');
     clearInterval(this.timer);
     return this.peakMb;
   }

@@ -38,8 +38,10 @@ const SCALE_OUT_STORIES = scaled(200, 50);
 const ENTRY: EntryMode = process.env.BENCH_ENTRY === 'tsx' ? 'tsx' : 'dist';
 const started = Date.now();
 const loads: { phase: string; load: [number, number, number] }[] = [];
+const samplers: RssSampler[] = [];
 const phase = (name: string) => {
   loads.push({ phase: name, load: load() });
+  for (const s of samplers) s.phase(name);
   say(`-- ${name} (${loadText()})`);
 };
 
@@ -107,6 +109,7 @@ async function startPair(): Promise<{ worker: ChildProcess; gateway: ChildProces
 const main = await startPair();
 const workerRss = new RssSampler(main.worker.pid!);
 const gatewayRss = new RssSampler(main.gateway.pid!);
+samplers.push(workerRss, gatewayRss);
 const api = main.api;
 // The worker may still be starting (bundling its workflows unless compiled): wait until it acts.
 const ping = await createTeam(api, 1, 'warmup');
@@ -351,11 +354,19 @@ const memory = {
   worker_peak_rss_mb: workerRss.stop(),
   gateway_peak_rss_mb: gatewayRss.stop(),
   worker_memory_mb_setting: process.env.WORKER_MEMORY_MB ?? '(default)',
+  worker_peak_by_phase_mb: workerRss.byPhase,
+  gateway_peak_by_phase_mb: gatewayRss.byPhase,
 };
 const totalRss = round(memory.worker_peak_rss_mb + memory.gateway_peak_rss_mb, 1);
 say(
   `memory: worker peak RSS ${memory.worker_peak_rss_mb} MB + gateway ${memory.gateway_peak_rss_mb} MB = ${totalRss} MB (WORKER_MEMORY_MB ${memory.worker_memory_mb_setting})`,
 );
+const byPhase = (peaks: Record<string, number>) =>
+  Object.entries(peaks)
+    .map(([p, mb]) => `${p.split(':')[0]} ${mb}`)
+    .join(', ');
+say(`memory by phase, worker: ${byPhase(workerRss.byPhase)}`);
+say(`memory by phase, gateway: ${byPhase(gatewayRss.byPhase)}`);
 
 // ---- scale-out: 2 workers and 2 gateways, one Temporal, one database -------------------------
 phase(`scale-out: 2 workers + 2 gateways, ${SCALE_OUT_STORIES} lifecycles`);
