@@ -33,6 +33,7 @@ import { claimDataFolder } from '../startup/data-folder.js';
 import { endDescendants } from '../startup/descendants.js';
 import { inPart, oneLine, StartupError } from '../startup/failure.js';
 import { assertPortsFree, portInUse, type PlannedPort } from '../startup/ports.js';
+import { stopOrphans, TEMPORAL_PID_FILE } from '../startup/orphans.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const config = loadConfigOrExit();
@@ -94,6 +95,7 @@ async function temporalAddress(): Promise<{ address: string; ui: string | null }
     uiPort: config.TEMPORAL_UI_PORT,
     dbFilename: resolve(dataDir, 'temporal.sqlite'),
     logFile,
+    pidFile: resolve(dataDir, TEMPORAL_PID_FILE),
   };
   const supervisor = await inPart('the Temporal dev server', () =>
     Supervisor.start({ name: 'the Temporal dev server', start: () => startDevServer(options), log: say }),
@@ -151,6 +153,8 @@ async function start(): Promise<void> {
   // First the data folder (writable, and no other npm start on it), then every port, before anything is started.
   const release = claimDataFolder(dataDir);
   stops.push(() => Promise.resolve(release()));
+  // Servers an earlier start on this folder could not stop (it was SIGKILLed) hold its ports and files.
+  await inPart('the servers an earlier npm start left running', () => stopOrphans(dataDir, say));
   await assertPortsFree(plannedPorts());
   const sdkMetricsUrl = installTemporalRuntime(logger, config.TEMPORAL_METRICS_PORT);
   const temporal = await temporalAddress();

@@ -3,7 +3,7 @@
  * story workflow's search attributes, and an in-flight update limit high enough for claim races.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
@@ -16,6 +16,8 @@ export interface DevServerOptions {
   /** SQLite file; omitted means in memory (tests). */
   dbFilename?: string;
   logFile?: string;
+  /** Holds the server's pid while it runs, so a start after a crash of ours can find it (src/startup/orphans.ts). */
+  pidFile?: string;
   namespace?: string;
   /** More `key=value` dynamic config settings (after the defaults, so they win). */
   dynamicConfig?: string[];
@@ -119,6 +121,18 @@ export async function startDevServer(options: DevServerOptions, timeoutMs = 60_0
   const child = spawn(options.executable, devServerArgs(options), { stdio });
   // The child has its own copy of the log's descriptor.
   if (typeof stdio[1] === 'number') closeSync(stdio[1]);
+  const { pidFile } = options;
+  if (pidFile && child.pid !== undefined) {
+    const pid = String(child.pid);
+    writeFileSync(pidFile, `${pid}\n`);
+    child.once('exit', () => {
+      try {
+        if (readFileSync(pidFile, 'utf8').trim() === pid) rmSync(pidFile, { force: true });
+      } catch {
+        // Already gone.
+      }
+    });
+  }
   const address = `127.0.0.1:${options.port}`;
   let spawnError: Error | undefined;
   const exited = new Promise<void>((resolve) => {

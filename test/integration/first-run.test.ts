@@ -327,6 +327,61 @@ describe('npm start as an ordinary user', () => {
   });
 });
 
+/** A process's start time (in clock ticks since boot): with the pid, it names one process, never a reused pid. */
+function startTime(pid: string): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? null : fields[19];
+  } catch {
+    return null;
+  }
+}
+
+describe('npm start after the previous one was SIGKILLed', () => {
+  it('stops the Temporal dev server and PostgreSQL it left running, starts, and nothing of the first run is left', async () => {
+    const p = await ports();
+    const dataDir = join(privateFolder(null, 'killed-'), 'data');
+    const env = { CUSTODY_DATA_DIR: dataDir, TEMPORAL_CLI_PATH: inject('temporalCliPath') };
+    const first = npmStart({ ports: p, dataDir, env });
+    await untilRunning(first);
+    await expectHealthy(p.PORT);
+    // Every process of the first run, as pid and start time.
+    const firstRun = processesOf(first.child.pid!, first.markers).map((line) => line.split(':')[0]);
+    const identities = new Map(firstRun.map((pid) => [pid, startTime(pid)]));
+    const main = readFileSync(join(dataDir, 'npm-start.pid'), 'utf8').trim();
+    const temporal = readFileSync(join(dataDir, 'temporal.pid'), 'utf8').trim();
+    const postmaster = readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0];
+    expect(firstRun).toEqual(expect.arrayContaining([main, temporal, postmaster]));
+
+    // Only the main process dies: its servers are orphaned, still holding their ports.
+    process.kill(Number(main), 'SIGKILL');
+    await first.exited;
+    expect(startTime(temporal), 'the dev server outlived its npm start').not.toBeNull();
+    expect(startTime(postmaster), 'PostgreSQL outlived its npm start').not.toBeNull();
+
+    const second = npmStart({ ports: p, dataDir, env });
+    await untilRunning(second);
+    await expectHealthy(p.PORT);
+    expect(second.stdout()).toContain(`stopping the Temporal dev server (pid ${temporal})`);
+    expect(second.stdout()).toContain(`stopping the embedded PostgreSQL (pid ${postmaster})`);
+    said(
+      'start after a SIGKILL',
+      second
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('stopping the'))
+        .join(' / '),
+    );
+    const left = [...identities].filter(([pid, started]) => started !== null && startTime(pid) === started);
+    expect(
+      left.map(([pid]) => pid),
+      'processes of the first run still alive',
+    ).toEqual([]);
+    await ctrlC(second);
+  });
+});
+
 describe('start-up failures: exit code 1, one line, nothing left running', () => {
   it.each([
     ['PORT', 'the gateway'],
