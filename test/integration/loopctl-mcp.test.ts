@@ -56,25 +56,34 @@ function loopctlTools(keys: { orch: string; agent?: string }) {
       tech_stack?: string;
       mission?: string;
     }) => apiCall(orch, 'POST', '/api/v1/projects', a),
+    getTenant: () => apiCall(orch, 'GET', '/api/v1/tenants/me'),
     listProjects: () => apiCall(orch, 'GET', '/api/v1/projects'),
+    /** delete_project sends LOOPCTL_USER_KEY (here the tenant admin's). */
+    deleteProject: (userKey: string, projectId: string) => apiCall(userKey, 'DELETE', `/api/v1/projects/${projectId}`),
     getProgress: (projectId: string, includeCost = false) =>
       apiCall(orch, 'GET', `/api/v1/projects/${projectId}/progress${includeCost ? '?include_cost=true' : ''}`),
     importStories: (projectId: string, payload: unknown, merge = false) =>
       apiCall(orch, 'POST', `/api/v1/projects/${projectId}/import${merge ? '?merge=true' : ''}`, payload),
+    createStoryByEpicId: (epicId: string, story: Record<string, unknown>) =>
+      apiCall(orch, 'POST', `/api/v1/epics/${epicId}/stories`, story),
     createStoryByEpicNumber: (projectId: string, epicNumber: number, story: Record<string, unknown>) =>
       apiCall(orch, 'POST', `/api/v1/projects/${projectId}/stories`, { epic_number: epicNumber, ...story }),
     listStories: (a: {
       project_id: string;
       agent_status?: string;
+      verified_status?: string;
       epic_id?: string;
       limit?: number;
       offset?: number;
+      include_token_totals?: boolean;
     }) => {
       const params = new URLSearchParams({ project_id: a.project_id });
       if (a.agent_status) params.set('agent_status', a.agent_status);
+      if (a.verified_status) params.set('verified_status', a.verified_status);
       if (a.epic_id) params.set('epic_id', a.epic_id);
       params.set('limit', String(Math.min(a.limit ?? 20, 20)));
       if (a.offset != null) params.set('offset', String(a.offset));
+      if (a.include_token_totals) params.set('include_token_totals', 'true');
       return apiCall(orch, 'GET', `/api/v1/stories?${params.toString()}`);
     },
     listReadyStories: (projectId: string) =>
@@ -366,5 +375,88 @@ describe("loopctl's MCP server, request for request", () => {
       ['7.1', 'verified'],
       ['7.2', 'verifier_is_reviewer'],
     ]);
+  });
+
+  it('the rest of its tools: tenant, projects, filters, a story by epic id, a reject and a second round, delete', async () => {
+    const [implementer, reviewer] = team.agents;
+    const orch = loopctlTools({ orch: team.orchestrator.key, agent: implementer.key });
+    const review = loopctlTools({ orch: reviewer.key });
+    const impl = loopctlTools({ orch: implementer.key, agent: implementer.key });
+    expect((await orch.getTenant()).status).toBe(200);
+    const project = (await orch.createProject({ name: 'Rounds', slug: 'rounds' })).body.data;
+    expect((await orch.listProjects()).body.data.map((p: any) => p.slug)).toContain('rounds');
+    const payload = {
+      epics: [{ number: '4', title: 'E', stories: [{ number: '4.1', title: 'Pay', acceptance_criteria: ['pays'] }] }],
+    };
+    expect((await orch.importStories(project.id, payload)).status).toBe(201);
+    // The same payload again changes nothing.
+    const again = await orch.importStories(project.id, payload);
+    expect([again.status, again.body.data.stories_unchanged]).toEqual([201, ['4.1']]);
+    const [story] = (await orch.listStories({ project_id: project.id })).body.data;
+    // create_story with an epic id posts the bare story object.
+    const byEpicId = await orch.createStoryByEpicId(story.epic_id, { number: '4.2', title: 'Refund' });
+    expect([byEpicId.status, byEpicId.body.data.acceptance_criteria]).toEqual([201, []]);
+
+    for (const step of [
+      () => impl.contractStory(story.id, 'Pay', 1),
+      () => impl.claimStory(story.id),
+      () => impl.startStory(story.id),
+      () => impl.requestReview(story.id),
+      () => review.reportStory(story.id, { artifact_type: 'branch', artifact_path: 'feat/pay' }),
+      () =>
+        review.reviewComplete(story.id, {
+          review_type: 'enhanced_6_agent',
+          findings_count: 3,
+          fixes_count: 2,
+          disproved_count: 1,
+        }),
+    ])
+      expect((await step()).status).toBe(200);
+    const blank = await orch.rejectStory(story.id, ' ');
+    expect([blank.status, blank.body.error.code]).toEqual([422, 'reason_required']);
+    const rejected = await orch.rejectStory(story.id, 'misses 3-D Secure');
+    expect([rejected.status, rejected.body.data]).toEqual([
+      200,
+      expect.objectContaining({ agent_status: 'pending', verified_status: 'rejected', iteration: 2 }),
+    ]);
+    // The second round: the same implementer, a report and review of the new artifact, verified.
+    for (const step of [
+      () => impl.contractStory(story.id, 'Pay', 1),
+      () => impl.claimStory(story.id),
+      () => impl.startStory(story.id),
+      () => impl.requestReview(story.id),
+      () => review.reportStory(story.id, { artifact_type: 'branch', artifact_path: 'feat/pay-3ds' }),
+      () => review.reviewComplete(story.id, { review_type: 'single_reviewer' }),
+      () => orch.verifyStory(story.id, { summary: '3-D Secure added' }),
+    ])
+      expect((await step()).status).toBe(200);
+    const filtered = await orch.listStories({
+      project_id: project.id,
+      verified_status: 'verified',
+      epic_id: story.epic_id,
+      include_token_totals: true,
+    });
+    expect(filtered.status).toBe(200);
+    expect(filtered.body.data.map((s: any) => [s.number, s.iteration])).toEqual([['4.1', 2]]);
+    expect(filtered.body.meta.total_count).toBe(1);
+
+    // Its tools for what API.md does not cover (bulk mark-complete, token analytics, the knowledge
+    // wiki, dispatch, routes) get a clear 404, never a 500.
+    for (const [method, path, body] of [
+      [
+        'POST',
+        '/api/v1/stories/bulk/mark-complete',
+        { stories: [{ story_id: story.id, summary: 's', review_type: 'r' }] },
+      ],
+      ['POST', '/api/v1/token-usage', { story_id: story.id, input_tokens: 1, output_tokens: 1, model_name: 'm' }],
+      ['GET', `/api/v1/projects/${project.id}/knowledge/index`, null],
+      ['GET', '/api/v1/routes', null],
+    ] as const) {
+      const r = await apiCall(team.orchestrator.key, method, path, body);
+      expect([r.status, r.body.error.code], path).toEqual([404, 'not_found']);
+    }
+
+    const archived = await orch.deleteProject(team.admin.key, project.id);
+    expect([archived.status, archived.body.data.status]).toEqual([200, 'archived']);
   });
 });
