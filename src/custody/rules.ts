@@ -325,7 +325,7 @@ export const ACTION_GUARDS: Partial<Record<Action, Guard>> = {
     }
     return null;
   },
-  aggregate: (state, actor) => aggregationRefusal(state, actor, undefined),
+  aggregate: (state, actor, _action, rules) => aggregationRefusal(state, actor, undefined, rules),
   verify: (state, actor, _action, rules) => {
     if (isImplementer(state, actor)) {
       return rejectionOf('self_verify_blocked', 'The implementer of a story may not verify it.', {
@@ -436,17 +436,31 @@ function reviewRefusal(
   return 'code' in standing ? policyRejection(state, action, standing, actor.agentId) : null;
 }
 
-function aggregationRefusal(state: StoryState, actor: SignedActor, round: string | undefined): Rejection | null {
+/**
+ * Who may sign the open round. A reviewer whose review of the round a new report voided read the
+ * round's work all the same, so may not sign it either (the current rules; histories from before
+ * them accepted such a sign-off and replay so).
+ */
+function aggregationRefusal(
+  state: StoryState,
+  actor: SignedActor,
+  round: string | undefined,
+  rules: RuleSet = 'replayed',
+): Rejection | null {
   const policy = policyOf(state);
   if (policy === null) return wrongState(state, 'aggregate', 'This story has no review round an aggregator signs.');
   const implementer = state.implementerAgentIds.includes(actor.agentId);
-  const standing = aggregationStanding(
-    policy,
-    progressOf(state),
-    { agentId: actor.agentId, isImplementer: implementer },
-    round,
+  const progress = progressOf(state);
+  const standing = aggregationStanding(policy, progress, { agentId: actor.agentId, isImplementer: implementer }, round);
+  if ('code' in standing) return policyRejection(state, 'aggregate', standing, actor.agentId);
+  const readTheRound = progress.reviews.some(
+    (r) => r.round === standing.round.name && r.voided === true && r.reviewer_agent_id === actor.agentId,
   );
-  return 'code' in standing ? policyRejection(state, 'aggregate', standing, actor.agentId) : null;
+  if (rules === 'current' && readTheRound) {
+    const refusal = { code: 'aggregator_is_reviewer', round: standing.round.name } as const;
+    return policyRejection(state, 'aggregate', refusal, actor.agentId);
+  }
+  return null;
 }
 
 /**

@@ -20,7 +20,7 @@ import {
   type ReviewPolicy,
   type ReviewProgress,
 } from '../../src/custody/policy.js';
-import { availableActions, judge, newStoryState, type StoryState } from '../../src/custody/rules.js';
+import { availableActions, decide, judge, newStoryState, type StoryState } from '../../src/custody/rules.js';
 
 const SHA1 = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 const SHA2 = 'b1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
@@ -325,6 +325,23 @@ describe('the pipeline under a policy (issue 19)', () => {
     p = step(p, AGG, 'aggregate', { summary: 'fine again', findings_count: 0 });
     expect(code(judge(p, REVIEWING_ORCH, 'verify', {}))).toBe('verifier_is_reviewer');
     expect(step(p, ORCH, 'verify', {}).verifiedStatus).toBe('verified');
+  });
+
+  it('a reviewer whose review of the round a new report voided may not sign that round', () => {
+    const REVIEWING_ORCH = agent('orch-reviewer', [], 'orchestrator');
+    const signed: ReviewPolicy = {
+      rounds: [{ name: 'team', min_reviewers: 1, required_labels: [], aggregator_required: true }],
+    };
+    let p = step(reported(signed), REVIEWING_ORCH, 'review-complete', review(0));
+    p = step(p, ORCH, 'report', { artifact: SHA3 });
+    p = step(p, BA, 'review-complete', review(0));
+    expect(code(judge(p, REVIEWING_ORCH, 'aggregate', { summary: 'fine', findings_count: 0 }))).toBe(
+      'aggregator_is_reviewer',
+    );
+    expect(availableActions(p, REVIEWING_ORCH)).not.toContain('aggregate');
+    // Histories from before the rule replay as they ran: the handler's rules accept it.
+    expect(decide(p, REVIEWING_ORCH, 'aggregate', { summary: 'fine', findings_count: 0 }).ok).toBe(true);
+    expect(step(p, AGG, 'aggregate', { summary: 'fine', findings_count: 0 }).agentStatus).toBe('reported_done');
   });
 
   it('without a policy a review cannot be voided: one report and one review per iteration', () => {
