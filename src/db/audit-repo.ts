@@ -96,7 +96,11 @@ export async function auditTrail(pool: pg.Pool, tenantId: string, f: AuditFilter
 export const STORY_PLACE = `coalesce(e.seq, e.judged_seq,
   max(e.seq) OVER (ORDER BY e.chain_seq ROWS UNBOUNDED PRECEDING), 0) AS place, (e.seq IS NULL)::int AS after_transition`;
 
-/** A story's accepted transitions and rejected attempts, in their places (`STORY_PLACE`), a page at a time. */
+/**
+ * A story's accepted transitions and rejected attempts, in their places (`STORY_PLACE`), a page at a
+ * time. A rejected attempt waits until the transition it was judged after is written: listed
+ * before it, a reader whose cursor passed the attempt would never be given that transition.
+ */
 export async function storyHistory(
   pool: pg.Pool,
   tenantId: string,
@@ -104,9 +108,12 @@ export async function storyHistory(
   page: { afterSeq?: string | undefined; limit: number },
 ): Promise<AuditPage> {
   const { rows } = await pool.query<AuditRow & { fetched: string }>(
-    `WITH placed AS (
+    `WITH written AS (
+       SELECT coalesce(max(seq), 0) AS top FROM audit_events WHERE tenant_id = $1 AND story_id = $2
+     ), placed AS (
        SELECT e.id, e.chain_seq, ${STORY_PLACE}
-       FROM audit_events e WHERE e.tenant_id = $1 AND e.story_id = $2
+       FROM audit_events e, written w WHERE e.tenant_id = $1 AND e.story_id = $2
+         AND (e.seq IS NOT NULL OR e.judged_seq IS NULL OR e.judged_seq <= w.top)
      ), page AS (
        SELECT e.*, p.place, p.after_transition, octet_length(e.payload::text) AS size,
          sum(octet_length(e.payload::text)) OVER (ORDER BY p.place, p.after_transition, p.chain_seq) AS running

@@ -47,6 +47,11 @@ describe('GET /stories/:id/history', () => {
       );
       // The refusal's row came before the claim's: the order the rows were written is not the story's.
       expect(written.rows.map((r) => `${r.action} ${r.outcome}`).slice(-1)).toEqual(['claim rejected']);
+      // Until the claim is written the refusal is not listed: a reader whose cursor passed it
+      // would never be given the claim, which sorts before it.
+      const early = await stack.api.get(`/api/v1/stories/${story.id}/history`, team.orchestrator.key);
+      expect(early.status).toBe(200);
+      expect(early.body.data.map((h: any) => `${h.action} ${h.outcome}`)).toEqual(['contract accepted']);
     } finally {
       await holder.query('COMMIT');
       holder.release();
