@@ -20,7 +20,7 @@ import { judgeBatch, type BatchJudgement, type OutboxTransition } from '../src/c
 import { nativeVerify } from '../src/custody/native-verify.js';
 import { storedCustodyState } from '../src/db/custody-state.js';
 import { recordIntegrityViolation, writeAcceptedTransitions, writtenUpdateSeqs } from '../src/db/custody-store.js';
-import { dependentWorkflowIds } from '../src/db/story-repo.js';
+import { dependentWorkflowIds, projectTimings } from '../src/db/story-repo.js';
 import { dispatchPending, type WebhookDispatch } from '../src/webhooks/outbox.js';
 import type { DependentsNotice, PersistBatch, StoryActivities } from './types.js';
 
@@ -81,6 +81,7 @@ export function createStoryActivities(deps: {
                 acceptedKeys: acceptedKeys(keyRing),
                 nowMs: Date.now(),
                 verify: nativeVerify,
+                timings: await projectClocks(db, row.project_id),
               });
         if (!judgement.ok) {
           const sourceKey = await recordViolation(db, stored, batch, fresh, judgement);
@@ -124,6 +125,12 @@ export function createStoryActivities(deps: {
       return workflowIds.length;
     },
   };
+}
+
+/** The project's clocks, as its stories' workflows are started with them. */
+async function projectClocks(db: pg.PoolClient, projectId: string) {
+  const timings = await projectTimings(db, projectId);
+  return { leaseTtlMs: timings.lease_ttl_seconds * 1000, stallAfterMs: timings.stall_after_seconds * 1000 };
 }
 
 /**

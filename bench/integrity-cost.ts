@@ -76,6 +76,7 @@ export function measureJudgement(lifecycles: number): { transitions: number; ms_
         acceptedKeys: acceptedKeys(ring),
         nowMs: Date.now(),
         verify: nativeVerify,
+        timings: { leaseTtlMs: 30 * 60_000, stallAfterMs: 86_400_000 },
       });
       if (!judged.ok) throw new Error(`judgement refused: ${judged.reason} ${judged.detail}`);
     }

@@ -162,3 +162,54 @@ export function awaitedStepOf(state: StoryState): string {
   const round = openRoundOf(state);
   return round ? `review round ${round.name}` : awaitedStep(state);
 }
+
+/**
+ * The clocks the database keeps for a story, so the worker can tell a lease expiry or a stall that
+ * time really brought from one a forged run claims: when the claim's lease runs out at the
+ * earliest, since when the story waits on others. `undefined` is a clock running that the database
+ * does not know (a story claimed or waiting since before they were kept): judged as before.
+ */
+export interface KeptClocks {
+  leaseExpiresAt: number | null | undefined;
+  waitingSince: number | null | undefined;
+}
+
+/** The kept clocks as the database has them (null where nothing is written), read against `state`. */
+export function keptClocksOf(
+  state: StoryState,
+  stored: { leaseExpiresAt: number | null; waitingSince: number | null },
+  leaseTtlMs: number,
+): KeptClocks {
+  return {
+    leaseExpiresAt: stored.leaseExpiresAt ?? (holdsLease(state) && leaseTtlMs > 0 ? undefined : null),
+    waitingSince: stored.waitingSince ?? (isAwaitingOthers(state) ? undefined : null),
+  };
+}
+
+/**
+ * The kept clocks once `action` (accepted at `at`) led from `previous` to `next`: the workflow's
+ * own (clocksAfter), except that a clock the database did not know stays unknown until it restarts
+ * (a claim, a new wait). A heartbeat moves the lease later: the gateway writes that, not this.
+ */
+export function keptClocksAfter(
+  kept: KeptClocks,
+  previous: StoryState,
+  next: StoryState,
+  action: Action | TimedEvent,
+  leaseTtlMs: number,
+  at: number,
+): KeptClocks {
+  if (action === 'stalled') return kept;
+  const known = {
+    leaseExpiresAt: kept.leaseExpiresAt ?? null,
+    waitingSince: kept.waitingSince ?? null,
+    stalled: false,
+  };
+  const after = clocksAfter(known, next, action, leaseTtlMs, at, previous);
+  const sameClaim = action !== 'claim' && after.leaseExpiresAt !== null;
+  const sameWait = after.waitingSince !== null && keepsRoundClock(previous, next, action);
+  return {
+    leaseExpiresAt: kept.leaseExpiresAt === undefined && sameClaim ? undefined : after.leaseExpiresAt,
+    waitingSince: kept.waitingSince === undefined && sameWait ? undefined : after.waitingSince,
+  };
+}

@@ -10,7 +10,15 @@ import { isAction } from './actions.js';
 import { SYSTEM_ACTOR, agentActor, type Actor } from './actor.js';
 import { envelopeProblem, type ActionEnvelope, type SignatureVerifier } from './identity.js';
 import { custodyRecordOf, type CustodyRecord } from './policy.js';
-import { keepsRoundClock, stallPayload } from './clocks.js';
+import {
+  keepsRoundClock,
+  keptClocksAfter,
+  keptClocksOf,
+  stallAfterFor,
+  stallDeadline,
+  stallPayload,
+  type KeptClocks,
+} from './clocks.js';
 import { expireLease, isAwaitingOthers, judge, type StoryState, type Transition } from './rules.js';
 
 /** One transition as the workflow's outbox holds it (workflows/messages.ts, TransitionRecord). */
@@ -46,8 +54,16 @@ export type IntegrityReason =
   | 'transition_mismatch'
   | 'timed_event_unfounded';
 
+/** The clocks the database keeps for a story (ms since the epoch; null: none written). */
+export interface StoredClocks {
+  /** The earliest the current claim's lease runs out: set by a claim, moved later by heartbeats. */
+  leaseExpiresAt: number | null;
+  /** Since when the story waits on others (a review round's wait: since the round opened). */
+  waitingSince: number | null;
+}
+
 export type BatchJudgement =
-  | { ok: true; state: StoryState; stalled: boolean; transitions: JudgedTransition[] }
+  | { ok: true; state: StoryState; stalled: boolean; clocks: StoredClocks; transitions: JudgedTransition[] }
   | { ok: false; reason: IntegrityReason; seq: number | null; detail: string };
 
 /** How far ahead of the worker's clock a timed event may claim to have happened (clock skew). */
@@ -64,6 +80,8 @@ function sameTransition(a: Transition, b: Transition): boolean {
   );
 }
 
+const iso = (ms: number) => new Date(ms).toISOString();
+
 function timeOf(value: unknown): number | null {
   if (typeof value !== 'string') return null;
   const ms = Date.parse(value);
@@ -75,15 +93,29 @@ function timeOf(value: unknown): number | null {
  * database has it at `storedVersion`, with the dependencies the database knows to be verified.
  */
 export function judgeBatch(
-  stored: { state: StoryState; stalled: boolean; version: number },
+  stored: { state: StoryState; stalled: boolean; version: number; clocks?: StoredClocks },
   transitions: readonly OutboxTransition[],
-  context: { workflowId: string; acceptedKeys: readonly string[]; nowMs: number; verify?: SignatureVerifier },
+  context: {
+    workflowId: string;
+    acceptedKeys: readonly string[];
+    nowMs: number;
+    verify?: SignatureVerifier;
+    /** The project's clocks (its stories' workflows are started with them). */
+    timings: { leaseTtlMs: number; stallAfterMs: number };
+  },
 ): BatchJudgement {
   if (!Array.isArray(transitions) || transitions.length === 0) {
     return { ok: false, reason: 'empty_batch', seq: null, detail: 'no transitions' };
   }
+  const { leaseTtlMs, stallAfterMs } = context.timings;
   let state = stored.state;
   let stalled = stored.stalled;
+  // Absent: a story the database kept no clocks for; every running one is then judged as before.
+  let clocks: KeptClocks = keptClocksOf(
+    state,
+    stored.clocks ?? { leaseExpiresAt: null, waitingSince: null },
+    leaseTtlMs,
+  );
   const judged: JudgedTransition[] = [];
   let expected = stored.version + 1;
   for (const t of transitions) {
@@ -108,6 +140,13 @@ export function judgeBatch(
       if (expiredAt === null || expiredAt > context.nowMs + CLOCK_SKEW_MS) {
         return fail('timed_event_unfounded', 'the lease has not run out');
       }
+      if (leaseTtlMs <= 0) return fail('timed_event_unfounded', "the project's claims have no lease");
+      // The lease runs at least until the deadline the claim and the heartbeats set (the run's
+      // input, where a forged one would put an earlier one, is not asked).
+      const deadline = clocks.leaseExpiresAt;
+      if (deadline != null && (expiredAt < deadline || context.nowMs + CLOCK_SKEW_MS < deadline)) {
+        return fail('timed_event_unfounded', `the lease runs until ${iso(deadline)}`);
+      }
       if (!sameTransition(t, expiry.transition)) return fail('transition_mismatch', 'lease expiry differs');
       judged.push({
         ...expiry.transition,
@@ -117,6 +156,7 @@ export function judgeBatch(
         payload: { lease_expired_at: new Date(expiredAt).toISOString(), previous_assignee: state.assignedAgentId },
         occurredAt,
       });
+      clocks = keptClocksAfter(clocks, state, expiry.state, 'lease-expired', leaseTtlMs, occurredMs);
       state = expiry.state;
       stalled = false;
       continue;
@@ -126,6 +166,15 @@ export function judgeBatch(
       const since = timeOf(payload.waiting_since);
       if (!isAwaitingOthers(state) || since === null || since > context.nowMs + CLOCK_SKEW_MS) {
         return fail('timed_event_unfounded', 'the story is not waiting on others');
+      }
+      // Not before the wait the database knows has lasted its step's time. The shorter of the
+      // round's deadline and the project's: a run from before review policies times a round by
+      // the project's, and must not be held for it.
+      if (clocks.waitingSince != null) {
+        const due = stallDeadline(clocks.waitingSince, Math.min(stallAfterFor(state, stallAfterMs), stallAfterMs));
+        if (occurredMs < due || context.nowMs + CLOCK_SKEW_MS < due) {
+          return fail('timed_event_unfounded', `the wait since ${iso(clocks.waitingSince)} lasts until ${iso(due)}`);
+        }
       }
       const transition: Transition = {
         action: 'stalled',
@@ -139,7 +188,8 @@ export function judgeBatch(
         updateId: String(t.updateId),
         seq: t.seq,
         actor: SYSTEM_ACTOR,
-        payload: stallPayload(state, since),
+        // Since when it waited, as the database knows it when it does.
+        payload: stallPayload(state, clocks.waitingSince ?? since),
         occurredAt,
       });
       stalled = true;
@@ -174,7 +224,9 @@ export function judgeBatch(
     });
     // A review within a round that already stalled leaves it stalled (the round's clock runs on).
     stalled = stalled && keepsRoundClock(state, decision.state, t.action);
+    clocks = keptClocksAfter(clocks, state, decision.state, t.action, leaseTtlMs, occurredMs);
     state = decision.state;
   }
-  return { ok: true, state, stalled, transitions: judged };
+  const kept = { leaseExpiresAt: clocks.leaseExpiresAt ?? null, waitingSince: clocks.waitingSince ?? null };
+  return { ok: true, state, stalled, clocks: kept, transitions: judged };
 }

@@ -3,16 +3,24 @@
  * what an admin's resume seeds a new run with. Never what a workflow says about itself.
  */
 import type pg from 'pg';
+import type { StoredClocks } from '../custody/integrity.js';
 import type { DependencyStatus, StoryState } from '../custody/rules.js';
 import type { StoryRow } from './story-repo.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
 export interface StoredCustody {
-  row: StoryRow & { held: boolean; held_reason: string | null };
+  row: StoryRow & {
+    held: boolean;
+    held_reason: string | null;
+    kept_lease_expires_at: Date | null;
+    kept_waiting_since: Date | null;
+  };
   state: StoryState;
   stalled: boolean;
   version: number;
+  /** What the worker checks a lease expiry or a stall against. */
+  clocks: StoredClocks;
 }
 
 /**
@@ -47,7 +55,9 @@ export async function storedCustodyState(
     row,
     Object.fromEntries(deps.rows.map((d) => [d.id, { verified: d.verified, seq: Number(d.version) }])),
   );
-  return { row, state, stalled: row.stalled, version };
+  const ms = (d: Date | null) => (d === null || d === undefined ? null : d.getTime());
+  const clocks = { leaseExpiresAt: ms(row.kept_lease_expires_at), waitingSince: ms(row.kept_waiting_since) };
+  return { row, state, stalled: row.stalled, version, clocks };
 }
 
 /** The custody state a story row holds, as the rules see it, with its dependencies as given. */

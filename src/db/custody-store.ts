@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { eventsOfTransition } from '../custody/actions.js';
 import { SYSTEM_ACTOR, actorColumns, actorJson, type Actor } from '../custody/actor.js';
 import { CUSTODY_VIOLATIONS } from '../custody/errors.js';
-import type { JudgedTransition } from '../custody/integrity.js';
+import type { JudgedTransition, StoredClocks } from '../custody/integrity.js';
 import type { CustodyRecord } from '../custody/policy.js';
 import { summariseRejectedBody } from '../custody/rejected-body.js';
 import type { Rejection, StoryState } from '../custody/rules.js';
@@ -43,7 +43,7 @@ export async function writeAcceptedTransitions(
   db: pg.PoolClient,
   row: StoredRow,
   runId: string,
-  judged: { state: StoryState; stalled: boolean; transitions: JudgedTransition[] },
+  judged: { state: StoryState; stalled: boolean; clocks: StoredClocks; transitions: JudgedTransition[] },
 ): Promise<string[]> {
   const { state } = judged;
   const last = judged.transitions[judged.transitions.length - 1];
@@ -53,7 +53,8 @@ export async function writeAcceptedTransitions(
        implementer_agent_ids = $8, iteration = $9, review = $10, version = $11, updated_at = $12, stalled = $13,
        title = $14, artifact = $15, backfilled = $16,
        deleted_at = CASE WHEN $17::boolean THEN coalesce(deleted_at, $12::timestamptz) ELSE NULL END,
-       review_policy = $18, review_progress = $19, verified_artifact = $20
+       review_policy = $18, review_progress = $19, verified_artifact = $20,
+       kept_lease_expires_at = $21, kept_waiting_since = $22
      WHERE id = $1`,
     [
       row.id,
@@ -76,6 +77,8 @@ export async function writeAcceptedTransitions(
       state.reviewPolicy ? JSON.stringify(state.reviewPolicy) : null,
       state.reviewPolicy && state.reviewProgress ? JSON.stringify(state.reviewProgress) : null,
       state.verifiedArtifact ?? null,
+      timestampOf(judged.clocks.leaseExpiresAt),
+      timestampOf(judged.clocks.waitingSince),
     ],
   );
   // An accepted edit also carries what only the read model keeps (description, criteria, …).
@@ -151,6 +154,8 @@ export async function writeAcceptedTransitions(
   }
   return [...enqueued];
 }
+
+const timestampOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** One link of the artifact chain (`story_reviews`), once per transition like its audit row. */
 async function writeCustodyRecord(db: pg.PoolClient, row: StoredRow, t: JudgedTransition, record: CustodyRecord) {
@@ -396,6 +401,8 @@ export async function recordResume(
     updateId: string;
     actor: Actor;
     payload: unknown;
+    /** The clocks the new run is started with. */
+    clocks: StoredClocks;
   },
 ): Promise<void> {
   const actor = actorColumns(resume.actor);
@@ -419,5 +426,29 @@ export async function recordResume(
       JSON.stringify(resume.payload),
     ],
   );
-  await db.query('UPDATE stories SET held = false, held_reason = NULL WHERE id = $1', [row.id]);
+  await db.query(
+    'UPDATE stories SET held = false, held_reason = NULL, kept_lease_expires_at = $2, kept_waiting_since = $3 WHERE id = $1',
+    [row.id, timestampOf(resume.clocks.leaseExpiresAt), timestampOf(resume.clocks.waitingSince)],
+  );
+}
+
+/**
+ * A heartbeat the story's workflow accepted moves the kept lease deadline later: to the one the
+ * workflow answered, but no later than a lease from when the gateway sent it (so a run answering
+ * with a later one gains nothing), and never earlier than the kept one (nor a claim no longer the
+ * caller's). Sent at `sentAt`: the workflow's own deadline is no earlier.
+ */
+export async function keepHeartbeatDeadline(
+  db: Queryable,
+  story: { id: string },
+  agentId: string,
+  beat: { answeredDeadline: number; sentAt: number },
+): Promise<void> {
+  await db.query(
+    `UPDATE stories s SET kept_lease_expires_at = greatest(s.kept_lease_expires_at,
+       least($3::timestamptz, $4::timestamptz + make_interval(secs => p.lease_ttl_seconds)))
+     FROM projects p
+     WHERE s.id = $1 AND p.id = s.project_id AND s.assigned_agent_id = $2 AND p.lease_ttl_seconds > 0`,
+    [story.id, agentId, timestampOf(beat.answeredDeadline), timestampOf(beat.sentAt)],
+  );
 }

@@ -101,7 +101,7 @@ export function boardRoutes(app: Express, deps: BoardDeps): void {
   const { pool, client, config } = deps;
   const leases = new Map<string, { at: number; until: number | null }>();
 
-  /** When a held story's claim lease ends: only the workflow knows (heartbeats are not persisted). */
+  /** When a held story's claim lease ends, as the workflow says (the database keeps only the earliest it may). */
   async function leaseOf(workflowId: string): Promise<number | null> {
     const cached = leases.get(workflowId);
     if (cached && Date.now() - cached.at < LEASE_CACHE_MS) return cached.until;

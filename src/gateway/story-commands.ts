@@ -21,7 +21,7 @@ import {
   signKeyRingNews,
   type KeyRing,
 } from '../custody/identity.js';
-import { appliedUpdates, recordRejectedAttempt, recordResume } from '../db/custody-store.js';
+import { appliedUpdates, keepHeartbeatDeadline, recordRejectedAttempt, recordResume } from '../db/custody-store.js';
 import { inTransaction } from '../db/pool.js';
 import type { Caller } from '../db/identity-repo.js';
 import type { StoryRow } from '../db/story-repo.js';
@@ -153,7 +153,17 @@ export class StoryCommands {
 
   /** Keeps the caller's claim alive; only its assignee may. */
   async heartbeat(caller: Caller, story: StoryRow, idempotencyKey?: string): Promise<StoryView> {
-    return this.act(caller, story, 'heartbeat', {}, idempotencyKey);
+    const sentAt = Date.now();
+    const view = await this.act(caller, story, 'heartbeat', {}, idempotencyKey);
+    // The worker refuses a lease expiry dated before the kept deadline. Best effort: a deadline not
+    // moved here only lets the worker accept an expiry earlier than it could have, never refuse one.
+    if (view.leaseExpiresAt !== null && view.leaseExpiresAt !== undefined) {
+      await keepHeartbeatDeadline(this.options.pool, story, caller.agentId, {
+        answeredDeadline: view.leaseExpiresAt,
+        sentAt,
+      }).catch(() => undefined);
+    }
+    return view;
   }
 
   async act(
@@ -315,6 +325,12 @@ export class StoryCommands {
           { seq: Number(r.seq), bodyDigest: bodyDigest(r.payload), action: r.action as Action },
         ]);
       const now = Date.now();
+      // A claim held when the story stopped gets a whole lease from now; a wait starts again. The
+      // database keeps the same, for the worker to judge the new run's expiries and stalls by.
+      const clocks = {
+        leaseExpiresAt: holdsLease(state) ? now + (settings.leaseTtlMs ?? 30 * 60_000) : null,
+        waitingSince: isAwaitingOthers(state) ? now : null,
+      };
       const keys = acceptedKeys(this.keyRing);
       const input: StoryWorkflowInput = {
         facts: {
@@ -333,9 +349,7 @@ export class StoryCommands {
           seq: stored.version,
           outbox: [],
           processed,
-          // A claim held when the story stopped gets a whole lease from now; a wait starts again.
-          leaseExpiresAt: holdsLease(state) ? now + (settings.leaseTtlMs ?? 30 * 60_000) : null,
-          waitingSince: isAwaitingOthers(state) ? now : null,
+          ...clocks,
           stalled: stored.stalled,
           trustedKeys: keys,
           keyRingIssuedAt: 0,
@@ -347,6 +361,7 @@ export class StoryCommands {
         updateId: `resume:${randomUUID()}`,
         actor: agentActor(caller),
         payload: { reason: reason ?? null, previous_run: previous, held_reason: row.held_reason, seq: stored.version },
+        clocks,
       });
       // The one explicit start of a closed id; inside the transaction, so a failed start leaves it closed.
       await client.workflow.start(STORY_WORKFLOW_TYPE, {

@@ -362,6 +362,118 @@ describe('scenario 2: a forged start', () => {
   });
 });
 
+describe('forged timed events', () => {
+  /** Terminates the story's run and starts one whose input carries the real state and `clocks`. */
+  async function forgedRun(
+    story: { id: string; number: string; title: string; workflow_id: string },
+    clocks: {
+      leaseExpiresAt?: number | null;
+      waitingSince?: number | null;
+    },
+  ) {
+    const handle = stack.client.workflow.getHandle(story.workflow_id);
+    const real = await handle.query(storyQuery);
+    await handle.terminate('forger');
+    const input: StoryWorkflowInput = {
+      facts: {
+        tenantId: team.tenantId,
+        projectId: team.projectId,
+        storyId: story.id,
+        number: story.number,
+        title: story.title,
+        acCount: 1,
+        dependsOn: [],
+      },
+      // The real ring: nothing here needs a signature, a lease expiry and a stall are the system's.
+      trustedKeys: real.trustedKeys ?? [stack.signingKey.publicKey],
+      carried: { state: real.state, seq: real.seq, outbox: [], processed: [], stalled: false, ...clocks },
+    };
+    await stack.client.workflow.start(STORY_WORKFLOW_TYPE, {
+      workflowId: story.workflow_id,
+      taskQueue: stack.taskQueue,
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    });
+    return handle;
+  }
+
+  async function heldStory(storyId: string) {
+    return until('the story to be held', async () => {
+      const r = await stack.api.get(`/api/v1/stories/${storyId}`, team.admin.key);
+      return r.body.data.held ? r.body.data : null;
+    });
+  }
+
+  async function violationsOf(storyId: string) {
+    const { rows } = await stack.pool.query<{ code: string; payload: { detail: string } }>(
+      `SELECT code, payload FROM audit_events WHERE story_id = $1 AND outcome = 'integrity_violation'`,
+      [storyId],
+    );
+    return rows.map((r) => [r.code, r.payload.detail]);
+  }
+
+  it("refuses a lease expiry dated before the claim's deadline: the story is held, the claim stays", async () => {
+    const { story } = await freshStory();
+    const a = team.agents[0];
+    expect((await act(story.id, 'contract', a.key, { story_title: story.title, ac_count: 1 })).status).toBe(200);
+    const claimedAt = Date.now();
+    expect((await act(story.id, 'claim', a.key)).status).toBe(200);
+    const kept = async () =>
+      (
+        await stack.pool.query<{ t: Date }>('SELECT kept_lease_expires_at AS t FROM stories WHERE id = $1', [story.id])
+      ).rows[0].t.getTime();
+    // The claim's deadline (the project's 30-minute lease), then a heartbeat's, later.
+    const claimDeadline = await kept();
+    expect(claimDeadline).toBeGreaterThanOrEqual(claimedAt + 1800_000 - 1000);
+    expect(claimDeadline).toBeLessThanOrEqual(Date.now() + 1800_000);
+    await new Promise((r) => setTimeout(r, 50));
+    const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, a.key);
+    expect(beat.status).toBe(200);
+    const deadline = await kept();
+    expect(deadline).toBeGreaterThan(claimDeadline);
+    expect(deadline).toBeLessThanOrEqual(Date.parse(beat.body.data.lease_expires_at));
+
+    const violationsBefore = await metric('custody_integrity_violations_total');
+    // A run whose input says the lease ran out a second ago: its own timer fires at once.
+    const handle = await forgedRun(story, { leaseExpiresAt: Date.now() - 1000 });
+    const held = await heldStory(story.id);
+    expect(held).toMatchObject({
+      held_reason: 'timed_event_unfounded',
+      agent_status: 'assigned',
+      assigned_agent_id: a.id,
+    });
+    expect(await acceptedSeqs(story.id)).toEqual([1, 2]);
+    expect(await violationsOf(story.id)).toEqual([
+      ['timed_event_unfounded', `the lease runs until ${new Date(deadline).toISOString()}`],
+    ]);
+    expect(await metric('custody_integrity_violations_total')).toBeGreaterThan(violationsBefore);
+    await until('the run to show it is held', async () => (await handle.query(storyQuery)).held);
+    // The holder keeps its claim once an admin resumes the story.
+    expect((await stack.api.post(`/api/v1/stories/${story.id}/resume`, team.admin.key, {})).status).toBe(200);
+    expect((await act(story.id, 'start', a.key)).status).toBe(200);
+    expect((await act(story.id, 'claim', team.agents[1].key)).status).toBe(409);
+  });
+
+  it('refuses a stall a forged run backdates: the wait the database knows has not lasted a day', async () => {
+    const { story } = await freshStory();
+    const waitFrom = Date.now();
+    await implementedByA(story);
+    const { rows } = await stack.pool.query<{ t: Date }>('SELECT kept_waiting_since AS t FROM stories WHERE id = $1', [
+      story.id,
+    ]);
+    expect(rows[0].t.getTime()).toBeGreaterThanOrEqual(waitFrom - 1000);
+    await forgedRun(story, { waitingSince: Date.now() - 2 * 86_400_000 });
+    const held = await heldStory(story.id);
+    expect(held).toMatchObject({
+      held_reason: 'timed_event_unfounded',
+      agent_status: 'review_requested',
+      stalled: false,
+    });
+    expect(await acceptedSeqs(story.id)).toEqual([1, 2, 3, 4]);
+    expect((await violationsOf(story.id)).map(([code]) => code)).toEqual(['timed_event_unfounded']);
+  });
+});
+
 async function updateFailure(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await promise.then(
     () => null,

@@ -91,6 +91,10 @@ describe('claim leases', () => {
       const beat = await stack.api.post(`/api/v1/stories/${story.id}/heartbeat`, holder.key);
       expect(beat.status, JSON.stringify(beat.body)).toBe(200);
       expect(Date.parse(beat.body.data.lease_expires_at)).toBeGreaterThan(Date.now());
+      // The database keeps the deadline (what the worker judges an expiry by): never past the workflow's.
+      const kept = (await storyRow(story.id)).kept_lease_expires_at.getTime();
+      expect(kept).toBeLessThanOrEqual(Date.parse(beat.body.data.lease_expires_at));
+      expect(kept).toBeGreaterThan(Date.parse(beat.body.data.lease_expires_at) - 1000);
     }
     // 3.5 s have passed, longer than the 2 s lease: still held.
     expect((await storyRow(story.id)).agent_status).toBe('implementing');

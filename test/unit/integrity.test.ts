@@ -65,7 +65,9 @@ function outboxOf(
   return out;
 }
 
-const context = { workflowId: WORKFLOW, acceptedKeys: [gateway.publicKey], nowMs: Date.now() };
+/** The project's clocks: a 30-minute lease, a day's wait before a stall. */
+const timings = { leaseTtlMs: 30 * 60_000, stallAfterMs: 86_400_000 };
+const context = { workflowId: WORKFLOW, acceptedKeys: [gateway.publicKey], nowMs: Date.now(), timings };
 const lifecycle: [Action, SignedActor, unknown][] = [
   ['contract', implementer, { story_title: 'T', ac_count: 1 }],
   ['claim', implementer, {}],
@@ -204,6 +206,141 @@ describe('judgeBatch', () => {
   });
 });
 
+describe('timed events against the clocks the database keeps', () => {
+  const MINUTE = 60_000;
+  const now = context.nowMs;
+  const assigned: StoryState = { ...start, agentStatus: 'assigned', assignedAgentId: 'agent-a' };
+  const waiting: StoryState = { ...start, agentStatus: 'review_requested', implementerAgentIds: ['agent-a'] };
+  const at = (ms: number) => new Date(ms).toISOString();
+  /** The lease expiry a run says happened at `expiredAt`, written at `occurredAt`. */
+  const expiryAt = (expiredAt: number, occurredAt = expiredAt, seq = 2): OutboxTransition => ({
+    action: 'lease-expired',
+    from: { agent_status: 'assigned', verified_status: 'unverified' },
+    to: { agent_status: 'contracted', verified_status: 'unverified' },
+    iteration: 1,
+    updateId: `lease-expired:${seq}`,
+    seq,
+    actor: { agentId: 'system', role: 'system' },
+    payload: { lease_expired_at: at(expiredAt), previous_assignee: 'agent-a' },
+    occurredAt: at(occurredAt),
+  });
+  /** The stall a run says happened at `occurredAt`, of a wait since `since`. */
+  const stallAt = (since: number, occurredAt: number, seq = 5): OutboxTransition => ({
+    action: 'stalled',
+    from: { agent_status: 'review_requested', verified_status: 'unverified' },
+    to: { agent_status: 'review_requested', verified_status: 'unverified' },
+    iteration: 1,
+    updateId: `stalled:${seq}`,
+    seq,
+    actor: { agentId: 'system', role: 'system' },
+    payload: { waiting_since: at(since) },
+    occurredAt: at(occurredAt),
+  });
+  const reasonOf = (j: ReturnType<typeof judgeBatch>) => (j.ok ? 'ok' : `${j.reason}: ${j.detail}`);
+
+  it('refuses a lease expiry dated before the kept deadline, or before the worker can see it', () => {
+    const deadline = now + 20 * MINUTE;
+    const stored = {
+      state: assigned,
+      stalled: false,
+      version: 1,
+      clocks: { leaseExpiresAt: deadline, waitingSince: null },
+    };
+    // What a forged run with an earlier deadline in its input writes: now, well before the claim's.
+    expect(reasonOf(judgeBatch(stored, [expiryAt(now)], context))).toBe(
+      `timed_event_unfounded: the lease runs until ${at(deadline)}`,
+    );
+    // Dated at the deadline, but the worker's clock is far from it (the run's clock is its input).
+    expect(reasonOf(judgeBatch(stored, [expiryAt(deadline)], context))).toMatch(/^timed_event_unfounded/);
+    // Time really brought it.
+    const later = { ...context, nowMs: deadline + 1000 };
+    const judged = judgeBatch(stored, [expiryAt(deadline, deadline + 5)], later);
+    expect(reasonOf(judged)).toBe('ok');
+    expect(judged.ok && judged.clocks).toEqual({ leaseExpiresAt: null, waitingSince: null });
+    // A project without leases has no expiry at all.
+    expect(
+      reasonOf(judgeBatch(stored, [expiryAt(deadline)], { ...later, timings: { ...timings, leaseTtlMs: 0 } })),
+    ).toMatch(/no lease/);
+  });
+
+  it('keeps the deadline a claim sets, so an expiry in the same batch is judged by it', () => {
+    const claimed = outboxOf(start, 0, lifecycle);
+    const claimedAt = Date.parse(claimed[1].occurredAt);
+    const judged = judgeBatch({ state: start, stalled: false, version: 0 }, claimed, context);
+    expect(judged.ok && judged.clocks).toEqual({ leaseExpiresAt: claimedAt + timings.leaseTtlMs, waitingSince: null });
+    const early = {
+      ...expiryAt(now, now, 4),
+      from: { agent_status: 'implementing' as const, verified_status: 'unverified' as const },
+    };
+    expect(reasonOf(judgeBatch({ state: start, stalled: false, version: 0 }, [...claimed, early], context))).toBe(
+      `timed_event_unfounded: the lease runs until ${at(claimedAt + timings.leaseTtlMs)}`,
+    );
+  });
+
+  it('judges a story whose clocks the database does not know (kept before they were) as before', () => {
+    const unknown = {
+      state: assigned,
+      stalled: false,
+      version: 1,
+      clocks: { leaseExpiresAt: null, waitingSince: null },
+    };
+    expect(reasonOf(judgeBatch(unknown, [expiryAt(now)], context))).toBe('ok');
+    // And does not invent a deadline for the same claim: only a claim (or a heartbeat) sets one.
+    const [, , started] = outboxOf(start, 0, lifecycle);
+    const judged = judgeBatch(unknown, [{ ...started, seq: 2 }], context);
+    expect(judged.ok && judged.clocks.leaseExpiresAt).toBeNull();
+  });
+
+  it('refuses a stall before the kept wait has lasted its step, and writes the kept wait', () => {
+    const since = now - 2 * MINUTE;
+    const stored = {
+      state: waiting,
+      stalled: false,
+      version: 4,
+      clocks: { leaseExpiresAt: null, waitingSince: since },
+    };
+    // A forged run that says the wait began a week ago.
+    expect(reasonOf(judgeBatch(stored, [stallAt(now - 7 * 86_400_000, now)], context))).toBe(
+      `timed_event_unfounded: the wait since ${at(since)} lasts until ${at(since + timings.stallAfterMs)}`,
+    );
+    const due = since + timings.stallAfterMs;
+    const judged = judgeBatch(stored, [stallAt(since, due + 3)], { ...context, nowMs: due + 1000 });
+    expect(reasonOf(judged)).toBe('ok');
+    expect(judged.ok && judged.transitions[0].payload).toEqual({ waiting_since: at(since) });
+    expect(judged.ok && judged.clocks.waitingSince).toBe(since);
+  });
+
+  it("times a review round's stall by the round's deadline when it is the shorter", () => {
+    const policy = {
+      version: 1,
+      rounds: [
+        { name: 'quick', min_reviewers: 1, required_labels: [], aggregator_required: false, deadline_seconds: 60 },
+      ],
+    };
+    const inRound: StoryState = {
+      ...waiting,
+      agentStatus: 'reported_done',
+      reportedByAgentId: 'orch',
+      reviewPolicy: policy,
+    };
+    const since = now - 2 * MINUTE;
+    const stored = {
+      state: inRound,
+      stalled: false,
+      version: 5,
+      clocks: { leaseExpiresAt: null, waitingSince: since },
+    };
+    const stall = {
+      ...stallAt(since, now, 6),
+      from: { agent_status: 'reported_done' as const, verified_status: 'unverified' as const },
+      to: { agent_status: 'reported_done' as const, verified_status: 'unverified' as const },
+    };
+    expect(reasonOf(judgeBatch(stored, [stall], context))).toBe('ok');
+    const tooSoon = { ...stall, occurredAt: at(since + 30_000) };
+    expect(reasonOf(judgeBatch(stored, [tooSoon], context))).toMatch(/^timed_event_unfounded/);
+  });
+});
+
 describe('the key ring', () => {
   it('parses CUSTODY_SIGNING_KEYS (current first) and keeps CUSTODY_SIGNING_KEY as a ring of one', () => {
     const [s1, s2] = [newSigningSeed(), newSigningSeed()];
@@ -259,7 +396,13 @@ describe('the worker judges a review policy as the workflow does', () => {
     ['aggregate', agg, { summary: 'fixes in', findings_count: 1, fixes_count: 1 }],
     ['verify', orch, {}],
   ];
-  const context = { workflowId: WORKFLOW, acceptedKeys: [gateway.publicKey], nowMs: Date.now(), verify: nativeVerify };
+  const context = {
+    workflowId: WORKFLOW,
+    acceptedKeys: [gateway.publicKey],
+    nowMs: Date.now(),
+    verify: nativeVerify,
+    timings,
+  };
 
   it('accepts the pipeline and records the artifact chain, labels signed with the reviewer', () => {
     const judged = judgeBatch({ state: start, stalled: false, version: 0 }, outboxOf(start, 0, steps), context);
