@@ -9,13 +9,13 @@
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-export const CLIENT_ENTRY_POINTS = ['src/mcp/server.ts', 'src/cli/main.ts'];
+const CLIENT_ENTRY_POINTS = ['src/mcp/server.ts', 'src/cli/main.ts'];
 
-export async function buildClients(): Promise<void> {
-  const root = fileURLToPath(new URL('../..', import.meta.url));
+/** Compiles entry points (paths from the repository's root) below src/ to dist/; `npm run build` uses it too. */
+export async function compileEntryPoints(entryPoints: string[]): Promise<void> {
   await build({
-    absWorkingDir: root,
-    entryPoints: CLIENT_ENTRY_POINTS,
+    absWorkingDir: fileURLToPath(new URL('../..', import.meta.url)),
+    entryPoints,
     outbase: 'src',
     outdir: 'dist',
     bundle: true,
@@ -25,6 +25,10 @@ export async function buildClients(): Promise<void> {
     target: 'node20',
     logLevel: 'warning',
   });
+}
+
+export async function buildClients(): Promise<void> {
+  await compileEntryPoints(CLIENT_ENTRY_POINTS);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildClients();

@@ -7,34 +7,15 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { buildClients } from './build-clients.js';
+import { buildClients, compileEntryPoints } from './build-clients.js';
 import { writeWorkflowBundle } from '../temporal/workflow-bundle.js';
 import { BUILT_WORKFLOW_BUNDLE } from '../worker.js';
 
-export const SERVER_ENTRY_POINTS = [
-  'src/bin/main.ts',
-  'src/bin/worker.ts',
-  'src/bin/gateway.ts',
-  'src/db/migrate-cli.ts',
-];
+const SERVER_ENTRY_POINTS = ['src/bin/main.ts', 'src/bin/worker.ts', 'src/bin/gateway.ts', 'src/db/migrate-cli.ts'];
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const started = Date.now();
 // Output keeps src/'s depth (dist/bin/worker.js), so paths relative to a module resolve the same.
-await build({
-  absWorkingDir: root,
-  entryPoints: SERVER_ENTRY_POINTS,
-  outbase: 'src',
-  outdir: 'dist',
-  bundle: true,
-  packages: 'external',
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  logLevel: 'warning',
-});
+await compileEntryPoints(SERVER_ENTRY_POINTS);
 await buildClients();
 mkdirSync(dirname(BUILT_WORKFLOW_BUNDLE), { recursive: true });
 await writeWorkflowBundle(BUILT_WORKFLOW_BUNDLE);
