@@ -15,7 +15,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +26,7 @@ import { locateTemporalCli } from '../../src/temporal/cli.js';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { Api } from '../support/api.js';
 import { createTestDatabase } from '../support/database.js';
+import { freePort } from '../global-setup.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,37 +36,73 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /** A uniformly random number in [lo, hi). */
 export const between = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** The process environment for a child, without what vitest put there for itself. */
-function baseEnv(): NodeJS.ProcessEnv {
+/** The process environment for a child, without what vitest put there for itself nor the names in `without`. */
+export function baseEnv(without: readonly string[] = []): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (k.startsWith('VITEST') || k === 'NODE_OPTIONS' || k === 'TEMPORAL_METRICS_PORT') continue;
+    if (without.includes(k)) continue;
     env[k] = v;
   }
   return env;
 }
 
-const TAIL_LINES = 60;
-
-/** One of our Node processes (worker or gateway): started, SIGKILLed, started again. */
-export class ServiceProcess {
+/** A child process a test kills and starts again; an exit nobody asked for is kept. */
+export abstract class KillableProcess {
   child: ChildProcess | null = null;
   starts = 0;
   kills = 0;
-  /** Exits nobody asked for: "name exited (code, signal)" with the last log lines. */
+  /** Exits nobody asked for: who exited and how (a service adds its last log lines). */
   readonly unexpectedExits: string[] = [];
-  private expectingExit = false;
+  protected expectingExit = false;
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sends `sig` and waits for the exit; SIGKILL after `graceMs` if it is still running. */
+  protected async signal(sig: NodeJS.Signals, graceMs: number): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    this.expectingExit = true;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(sig);
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** SIGKILL: no shutdown hook, no drain, whatever was in flight is lost. */
+  async kill(): Promise<void> {
+    this.kills++;
+    await this.signal('SIGKILL', 0);
+  }
+}
+
+/** Runs every teardown step in order, each whatever happened to the others. */
+export async function stopEach(steps: (() => Promise<unknown> | undefined)[]): Promise<void> {
+  for (const step of steps) {
+    try {
+      await step();
+    } catch {
+      // Teardown goes on: each piece is stopped whatever happened to the others.
+    }
+  }
+}
+
+/** The last lines of a log file ('' if there is none yet). */
+export function fileTail(path: string, lines: number): string {
+  try {
+    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+const TAIL_LINES = 60;
+
+/** One of our Node processes (worker or gateway): started, SIGKILLed, started again. */
+export class ServiceProcess extends KillableProcess {
   private stopped = false;
   private restarting: Promise<unknown> | null = null;
   private readonly log: WriteStream;
@@ -81,11 +117,8 @@ export class ServiceProcess {
     /** Start again by itself after an unexpected exit (a supervisor's restart policy). */
     public autoRestart = false,
   ) {
+    super();
     this.log = createWriteStream(logPath, { flags: 'a' });
-  }
-
-  get running(): boolean {
-    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   get pid(): number | undefined {
@@ -169,22 +202,9 @@ export class ServiceProcess {
     return Date.now() - started;
   }
 
-  private async signal(sig: NodeJS.Signals, graceMs: number): Promise<void> {
+  protected override async signal(sig: NodeJS.Signals, graceMs: number): Promise<void> {
     await this.restarting;
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    this.expectingExit = true;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill(sig);
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  /** SIGKILL: no shutdown hook, no drain, whatever was in flight is lost. */
-  async kill(): Promise<void> {
-    this.kills++;
-    await this.signal('SIGKILL', 0);
+    await super.signal(sig, graceMs);
   }
 
   async restart(): Promise<number> {
@@ -428,38 +448,26 @@ export class Harness {
 
   /** The last lines each process wrote, for a failure message. */
   logsTail(lines = 20): string {
-    const temporalLog = (() => {
-      try {
-        return readFileSync(this.temporal.logFile, 'utf8').split('\n').slice(-lines).join('\n');
-      } catch {
-        return '';
-      }
-    })();
     return [
       `--- worker (${this.worker.logPath})`,
       this.worker.lastLines(lines),
       `--- gateway (${this.gateway.logPath})`,
       this.gateway.lastLines(lines),
       '--- temporal',
-      temporalLog,
+      fileTail(this.temporal.logFile, lines),
     ].join('\n');
   }
 
   async stop(): Promise<void> {
-    const attempt = async (what: () => Promise<unknown>) => {
-      try {
-        await what();
-      } catch {
-        // Teardown goes on: each piece is stopped whatever happened to the others.
-      }
-    };
-    await attempt(() => this.gateway.stop());
-    await attempt(() => this.worker.stop());
-    await attempt(() => this.client.connection.close());
-    await attempt(() => this.temporal.stop());
-    await attempt(() => this.proxy?.close() ?? Promise.resolve());
-    await attempt(() => this.pool.end());
-    await attempt(() => this.dropDatabase());
+    await stopEach([
+      () => this.gateway.stop(),
+      () => this.worker.stop(),
+      () => this.client.connection.close(),
+      () => this.temporal.stop(),
+      () => this.proxy?.close(),
+      () => this.pool.end(),
+      () => this.dropDatabase(),
+    ]);
     if (!process.env.FAULT_KEEP_DIR) rmSync(this.dir, { recursive: true, force: true });
   }
 }

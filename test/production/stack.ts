@@ -18,9 +18,9 @@
  *
  * Everything listens on 127.0.0.1. Nothing here is mocked.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,21 +34,21 @@ import { locateTemporalServer, type TemporalServerBuild } from '../../src/tempor
 import { Api } from '../support/api.js';
 import { localEnv, readCompose, REPO_ROOT, type ComposeFile } from '../support/compose.js';
 import { ADMIN_DATABASE_URL } from '../support/database.js';
-import { freePort, ServiceProcess, sleep } from '../fault/harness.js';
+import { freePort } from '../global-setup.js';
+import {
+  baseEnv as faultBaseEnv,
+  fileTail,
+  KillableProcess,
+  ServiceProcess,
+  sleep,
+  stopEach,
+} from '../fault/harness.js';
 
 const DYNAMIC_CONFIG = 'deploy/temporal-dynamicconfig.yaml';
 
-/** The process environment for a child, without what vitest put there for itself. */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('VITEST') || k === 'NODE_OPTIONS' || k === 'TEMPORAL_METRICS_PORT') continue;
-    // Compose's services see only what compose gives them.
-    if (['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_CLI_PATH', 'LOG_LEVEL'].includes(k)) continue;
-    env[k] = v;
-  }
-  return env;
-}
+/** Compose's services see only what compose gives them. */
+const NOT_FROM_COMPOSE = ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_CLI_PATH', 'LOG_LEVEL'];
+const baseEnv = () => faultBaseEnv(NOT_FROM_COMPOSE);
 
 /**
  * A free port below 32768: Temporal keeps its services' ports in a smallint column
@@ -97,20 +97,16 @@ async function job(
 }
 
 /** The real Temporal server, one process for all its services: killable and restartable on its ports. */
-export class TemporalServerProcess {
-  child: ChildProcess | null = null;
-  starts = 0;
-  kills = 0;
-  readonly unexpectedExits: string[] = [];
-  private expectingExit = false;
-
+export class TemporalServerProcess extends KillableProcess {
   constructor(
     private readonly build: TemporalServerBuild,
     private readonly cli: string,
     private readonly env: NodeJS.ProcessEnv,
     readonly address: string,
     readonly logFile: string,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Starts it and waits for compose's health check to pass; returns how long that took. */
   async start(timeoutMs = 180_000): Promise<number> {
@@ -156,27 +152,7 @@ export class TemporalServerProcess {
   }
 
   logTail(lines: number): string {
-    try {
-      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-      return '';
-    }
-  }
-
-  private async signal(sig: NodeJS.Signals, graceMs: number): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    this.expectingExit = true;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill(sig);
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  async kill(): Promise<void> {
-    this.kills++;
-    await this.signal('SIGKILL', 0);
+    return fileTail(this.logFile, lines);
   }
 
   async stop(): Promise<void> {
@@ -438,7 +414,7 @@ export class ProductionStack {
         },
       );
     } catch (err) {
-      for (const step of undo.reverse()) await step().catch(() => undefined);
+      await stopEach(undo.reverse());
       if (!process.env.PRODUCTION_KEEP_DIR) rmSync(dir, { recursive: true, force: true });
       throw err;
     }
@@ -515,20 +491,15 @@ export class ProductionStack {
   }
 
   async stop(): Promise<void> {
-    const attempt = async (what: () => Promise<unknown>) => {
-      try {
-        await what();
-      } catch {
-        // Teardown goes on: each piece is stopped whatever happened to the others.
-      }
-    };
-    await attempt(() => this.stopSampling());
-    for (const gateway of this.gateways) await attempt(() => gateway.stop());
-    for (const worker of this.workers) await attempt(() => worker.stop());
-    await attempt(() => this.client.connection.close());
-    await attempt(() => this.temporal.stop());
-    await attempt(() => this.pool.end());
-    await attempt(() => dropDatabases(Object.values(this.databases)));
+    await stopEach([
+      () => this.stopSampling(),
+      ...this.gateways.map((gateway) => () => gateway.stop()),
+      ...this.workers.map((worker) => () => worker.stop()),
+      () => this.client.connection.close(),
+      () => this.temporal.stop(),
+      () => this.pool.end(),
+      () => dropDatabases(Object.values(this.databases)),
+    ]);
     if (!process.env.PRODUCTION_KEEP_DIR) rmSync(this.dir, { recursive: true, force: true });
   }
 }
