@@ -5,30 +5,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../support/stack.js';
-import { createTeam, type Team } from '../support/api.js';
+import { backlogStory as story, createTeam, OrchestratorSession, type Team } from '../support/api.js';
 
 let stack: Stack;
 let team: Team;
-let slugs = 0;
+let orch: OrchestratorSession;
 
 beforeAll(async () => {
   stack = await startStack();
   team = await createTeam(stack.api, 2, 'backlogs');
+  orch = new OrchestratorSession(stack.api, team.orchestrator.key, 'p');
 });
 afterAll(async () => stack?.stop());
-
-async function newProject(): Promise<string> {
-  const r = await stack.api.post('/api/v1/projects', team.orchestrator.key, { name: 'P', slug: `p-${++slugs}` });
-  expect(r.status).toBe(201);
-  return r.body.data.id;
-}
-
-/** A call with the orchestrator's key. */
-const orchCall = (method: string, path: string, body?: unknown) =>
-  stack.api.call(method, path, { key: team.orchestrator.key, body });
-
-const importInto = (projectId: string, payload: unknown, merge = false) =>
-  stack.api.post(`/api/v1/projects/${projectId}/import${merge ? '?merge=true' : ''}`, team.orchestrator.key, payload);
 
 async function rowCounts(projectId: string) {
   const { rows } = await stack.pool.query(
@@ -40,16 +28,9 @@ async function rowCounts(projectId: string) {
   return rows[0];
 }
 
-const story = (number: string, title: string, extra: Record<string, unknown> = {}) => ({
-  number,
-  title,
-  acceptance_criteria: [`${title} works`],
-  ...extra,
-});
-
 describe('import in loopctl format', () => {
   it('answers 422 with a stable code for duplicates, unknown dependencies and cycles, and writes nothing', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const cases: [unknown, string][] = [
       [
         { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.1', 'b')] }] },
@@ -78,16 +59,16 @@ describe('import in loopctl format', () => {
       ],
     ];
     for (const [payload, code] of cases) {
-      const r = await importInto(projectId, payload);
+      const r = await orch.importInto(projectId, payload);
       expect([r.status, r.body.error.code], JSON.stringify(payload)).toEqual([422, code]);
     }
-    const bad = await importInto(projectId, { epics: [{ number: 'seven', title: 'E', stories: [] }] });
+    const bad = await orch.importInto(projectId, { epics: [{ number: 'seven', title: 'E', stories: [] }] });
     expect([bad.status, bad.body.error.code]).toEqual([400, 'invalid_body']);
     expect(await rowCounts(projectId)).toEqual({ stories: 0, epics: 0, deps: 0 });
   });
 
   it('refuses an existing number with other content (409 duplicate_story_numbers) unless merging; merge never restarts a workflow', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const first = {
       epics: [
         {
@@ -97,11 +78,11 @@ describe('import in loopctl format', () => {
         },
       ],
     };
-    const created = await importInto(projectId, first);
+    const created = await orch.importInto(projectId, first);
     expect(created.status).toBe(201);
     const ids = new Map<string, any>(created.body.data.stories.map((s: any) => [s.number, s]));
     // Same content again: nothing changes.
-    const again = await importInto(projectId, first);
+    const again = await orch.importInto(projectId, first);
     expect(again.body.data).toMatchObject({ stories_created: 0, stories_unchanged: ['3.1', '3.2', '3.3', '3.4'] });
 
     // 3.2 gets under way, so a merge must leave it alone.
@@ -125,12 +106,12 @@ describe('import in loopctl format', () => {
       ],
     };
     const before = await rowCounts(projectId);
-    const conflict = await importInto(projectId, changed);
+    const conflict = await orch.importInto(projectId, changed);
     expect([conflict.status, conflict.body.error.code]).toEqual([409, 'duplicate_story_numbers']);
     expect(conflict.body.error.context.numbers).toEqual(['3.1', '3.2']);
     expect(await rowCounts(projectId)).toEqual(before); // 3.5 was not half-imported
 
-    const merged = await importInto(projectId, changed, true);
+    const merged = await orch.importInto(projectId, changed, true);
     expect(merged.status).toBe(200);
     expect(merged.body.data).toMatchObject({
       stories_created: 1,
@@ -169,9 +150,9 @@ describe('import in loopctl format', () => {
   });
 
   it('refuses an existing epic number with another title (409, its number in context) unless merging, writing nothing', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const first = { epics: [{ number: 7, title: 'Payments', description: 'pay', stories: [story('7.1', 'one')] }] };
-    expect((await importInto(projectId, first)).status).toBe(201);
+    expect((await orch.importInto(projectId, first)).status).toBe(201);
     const renamed = {
       epics: [
         { number: 7, title: 'Billing', description: 'pay', stories: [story('7.1', 'one'), story('7.2', 'two')] },
@@ -179,7 +160,7 @@ describe('import in loopctl format', () => {
       ],
     };
     const before = await rowCounts(projectId);
-    const conflict = await importInto(projectId, renamed);
+    const conflict = await orch.importInto(projectId, renamed);
     expect([conflict.status, conflict.body.error.code]).toEqual([409, 'duplicate_story_numbers']);
     expect(conflict.body.error.context).toMatchObject({
       numbers: [],
@@ -187,30 +168,30 @@ describe('import in loopctl format', () => {
       epic_conflicts: [{ number: 7, fields: ['title'] }],
     });
     expect(await rowCounts(projectId)).toEqual(before); // neither 7.2 nor epic 8 half-imported
-    const epics = await orchCall('GET', `/api/v1/projects/${projectId}/epics`);
+    const epics = await orch.call('GET', `/api/v1/projects/${projectId}/epics`);
     expect(epics.body.data.map((e: any) => [e.number, e.title])).toEqual([[7, 'Payments']]);
 
-    const merged = await importInto(projectId, renamed, true);
+    const merged = await orch.importInto(projectId, renamed, true);
     expect(merged.status).toBe(200);
     expect(merged.body.data).toMatchObject({ epics_created: 1, stories_created: 2, stories_unchanged: ['7.1'] });
-    const after = await orchCall('GET', `/api/v1/projects/${projectId}/epics`);
+    const after = await orch.call('GET', `/api/v1/projects/${projectId}/epics`);
     expect(after.body.data.map((e: any) => [e.number, e.title])).toEqual([
       [7, 'Billing'],
       [8, 'New epic'],
     ]);
     // The same backlog again, epics as stored: nothing changes, no conflict.
-    const again = await importInto(projectId, renamed);
+    const again = await orch.importInto(projectId, renamed);
     expect([again.status, again.body.data.stories_created]).toEqual([201, 0]);
   });
 
   it('skips a withdrawn story under ?merge=true, saying so in skipped_details, and refuses a dependency on it', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const backlog = { epics: [{ number: 4, title: 'E', stories: [story('4.1', 'one'), story('4.2', 'two')] }] };
-    const created = await importInto(projectId, backlog);
+    const created = await orch.importInto(projectId, backlog);
     const withdrawn = created.body.data.stories.find((s: any) => s.number === '4.2');
-    expect((await orchCall('DELETE', `/api/v1/stories/${withdrawn.id}`)).status).toBe(200);
+    expect((await orch.call('DELETE', `/api/v1/stories/${withdrawn.id}`)).status).toBe(200);
 
-    const plain = await importInto(projectId, backlog);
+    const plain = await orch.importInto(projectId, backlog);
     expect([plain.status, plain.body.error.code]).toEqual([409, 'duplicate_story_numbers']);
     expect(plain.body.error.context.conflicts).toEqual([{ number: '4.2', reason: 'deleted' }]);
 
@@ -223,7 +204,7 @@ describe('import in loopctl format', () => {
         },
       ],
     };
-    const merged = await importInto(projectId, next, true);
+    const merged = await orch.importInto(projectId, next, true);
     expect(merged.status, JSON.stringify(merged.body)).toBe(200);
     expect(merged.body.data).toMatchObject({
       stories_created: 1,
@@ -236,7 +217,7 @@ describe('import in loopctl format', () => {
 
     // A new story depending on the withdrawn one would wait forever: refused, nothing written.
     const before = await rowCounts(projectId);
-    const dependent = await importInto(
+    const dependent = await orch.importInto(
       projectId,
       {
         epics: [
@@ -255,8 +236,8 @@ describe('import in loopctl format', () => {
   });
 
   it('edits no workflow when a merge fails part-way: a conflicting row fails its insert, the stories keep their content', async () => {
-    const projectId = await newProject();
-    const created = await importInto(projectId, {
+    const projectId = await orch.newProject();
+    const created = await orch.importInto(projectId, {
       epics: [{ number: 5, title: 'E', stories: [story('5.1', 'one'), story('5.2', 'two')] }],
     });
     const one = created.body.data.stories.find((s: any) => s.number === '5.1');
@@ -283,7 +264,7 @@ describe('import in loopctl format', () => {
          VALUES ($1, $2, $3, '9.9', 'blocker', '[]', $4)`,
         [stranger.tenantId, other, otherEpic, `story/${slugs[0].tenant}/${slugs[0].project}/5.3`],
       );
-      const merge = importInto(
+      const merge = orch.importInto(
         projectId,
         {
           epics: [
@@ -338,7 +319,7 @@ describe('import in loopctl format', () => {
 
 describe('body limits', () => {
   it('takes imports up to 5 MiB and nothing else past 256 KiB', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const padding = 'x'.repeat(1_000);
     const huge = {
       epics: [
@@ -349,7 +330,7 @@ describe('body limits', () => {
         },
       ],
     };
-    const tooBig = await importInto(projectId, huge);
+    const tooBig = await orch.importInto(projectId, huge);
     expect([tooBig.status, tooBig.body.error.code]).toEqual([413, 'body_too_large']);
     const bigProject = await stack.api.post('/api/v1/projects', team.orchestrator.key, {
       name: 'P',
@@ -363,12 +344,12 @@ describe('body limits', () => {
 
 describe('edits, withdrawals, dependencies and archives', () => {
   it('edits a pending story through its workflow, refuses once contracted, withdraws keeping history', async () => {
-    const projectId = await newProject();
-    const r = await importInto(projectId, {
+    const projectId = await orch.newProject();
+    const r = await orch.importInto(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b', { depends_on: ['1.1'] })] }],
     });
     const [a, b] = r.body.data.stories;
-    const edited = await orchCall('PATCH', `/api/v1/stories/${a.id}`, {
+    const edited = await orch.call('PATCH', `/api/v1/stories/${a.id}`, {
       title: 'a2',
       acceptance_criteria: ['x', 'y'],
       description: 'now with more',
@@ -383,13 +364,13 @@ describe('edits, withdrawals, dependencies and archives', () => {
     expect((await stack.api.act(a.id, 'contract', implementer.key, { story_title: 'a2', ac_count: 2 })).status).toBe(
       200,
     );
-    const late = await orchCall('PATCH', `/api/v1/stories/${a.id}`, { title: 'a3' });
+    const late = await orch.call('PATCH', `/api/v1/stories/${a.id}`, { title: 'a3' });
     expect([late.status, late.body.error.code]).toEqual([409, 'story_in_progress']);
 
     // 1.2 depends on 1.1: 1.1 cannot be withdrawn; the dependency can go while 1.2 is pending.
-    expect((await orchCall('DELETE', `/api/v1/stories/${a.id}`)).status).toBe(409);
+    expect((await orch.call('DELETE', `/api/v1/stories/${a.id}`)).status).toBe(409);
     const deps = await stack.pool.query('SELECT id FROM story_dependencies WHERE story_id = $1', [b.id]);
-    const removed = await orchCall('DELETE', `/api/v1/story_dependencies/${deps.rows[0].id}`);
+    const removed = await orch.call('DELETE', `/api/v1/story_dependencies/${deps.rows[0].id}`);
     expect(removed.status).toBe(200);
     expect((await stack.api.act(b.id, 'contract', implementer.key, { story_title: 'b', ac_count: 1 })).status).toBe(
       200,
@@ -403,14 +384,14 @@ describe('edits, withdrawals, dependencies and archives', () => {
         title: 'c',
       })
     ).body.data;
-    expect((await orchCall('DELETE', `/api/v1/stories/${c.id}`)).status).toBe(200);
+    expect((await orch.call('DELETE', `/api/v1/stories/${c.id}`)).status).toBe(200);
     expect((await stack.api.get(`/api/v1/stories/${c.id}`, team.orchestrator.key)).status).toBe(404);
     const history = await stack.pool.query('SELECT action FROM audit_events WHERE story_id = $1 ORDER BY id', [c.id]);
     expect(history.rows.map((x) => x.action)).toEqual(['story.created', 'delete']);
 
-    const other = await newProject();
-    const foreign = (await importInto(other, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'z')] }] })).body
-      .data.stories[0];
+    const other = await orch.newProject();
+    const foreign = (await orch.importInto(other, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'z')] }] }))
+      .body.data.stories[0];
     const cross = await stack.api.post('/api/v1/story_dependencies', team.orchestrator.key, {
       story_id: b.id,
       depends_on_story_id: foreign.id,
@@ -419,15 +400,17 @@ describe('edits, withdrawals, dependencies and archives', () => {
   });
 
   it('archives a project read-only, and writes an audit row for every change with who made it', async () => {
-    const projectId = await newProject();
-    await importInto(projectId, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a')] }] });
-    const patched = await orchCall('PATCH', `/api/v1/projects/${projectId}`, { mission: 'ship', tech_stack: 'ts' });
+    const projectId = await orch.newProject();
+    await orch.importInto(projectId, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a')] }] });
+    const patched = await orch.call('PATCH', `/api/v1/projects/${projectId}`, { mission: 'ship', tech_stack: 'ts' });
     expect(patched.body.data).toMatchObject({ mission: 'ship', tech_stack: 'ts', status: 'active' });
-    const byOrchestrator = await orchCall('DELETE', `/api/v1/projects/${projectId}`);
+    const byOrchestrator = await orch.call('DELETE', `/api/v1/projects/${projectId}`);
     expect(byOrchestrator.status).toBe(403); // archive is the admin's
     const archived = await stack.api.call('DELETE', `/api/v1/projects/${projectId}`, { key: team.admin.key });
     expect(archived.body.data.status).toBe('archived');
-    const refused = await importInto(projectId, { epics: [{ number: 1, title: 'E', stories: [story('1.2', 'b')] }] });
+    const refused = await orch.importInto(projectId, {
+      epics: [{ number: 1, title: 'E', stories: [story('1.2', 'b')] }],
+    });
     expect([refused.status, refused.body.error.code]).toEqual([409, 'project_archived']);
     const list = await stack.api.get(`/api/v1/stories?project_id=${projectId}`, team.orchestrator.key);
     expect(list.body.data).toHaveLength(1); // kept, readable

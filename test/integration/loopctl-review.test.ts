@@ -7,40 +7,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../support/stack.js';
-import { createTeam, type Team } from '../support/api.js';
+import { backlogStory as story, createTeam, OrchestratorSession, type Team } from '../support/api.js';
 
 let stack: Stack;
 let team: Team;
-let slugs = 0;
+let orch: OrchestratorSession;
 
 beforeAll(async () => {
   stack = await startStack();
   team = await createTeam(stack.api, 2, 'review');
+  orch = new OrchestratorSession(stack.api, team.orchestrator.key, 'r');
 });
 afterAll(async () => stack?.stop());
 
-async function newProject(): Promise<string> {
-  const r = await stack.api.post('/api/v1/projects', team.orchestrator.key, { name: 'P', slug: `r-${++slugs}` });
-  expect(r.status).toBe(201);
-  return r.body.data.id;
-}
-
-const orchCall = (method: string, path: string, body?: unknown) =>
-  stack.api.call(method, path, { key: team.orchestrator.key, body });
-
-const importInto = (projectId: string, payload: unknown, merge = false) =>
-  stack.api.post(`/api/v1/projects/${projectId}/import${merge ? '?merge=true' : ''}`, team.orchestrator.key, payload);
-
-const story = (number: string, title: string, extra: Record<string, unknown> = {}) => ({
-  number,
-  title,
-  acceptance_criteria: [`${title} works`],
-  ...extra,
-});
-
 /** Imports and returns the stories by number. */
 async function seed(projectId: string, payload: unknown): Promise<Map<string, any>> {
-  const r = await importInto(projectId, payload);
+  const r = await orch.importInto(projectId, payload);
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return new Map((r.body.data.stories as any[]).map((s) => [s.number, s]));
 }
@@ -72,19 +54,19 @@ const contract = (s: { id: string; title: string; acceptance_criteria: unknown[]
 
 describe('dependencies on withdrawn stories', () => {
   it('refuses an import whose story depends on a withdrawn one (it would wait forever), writing nothing', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b')] }],
     });
-    expect((await orchCall('DELETE', `/api/v1/stories/${ids.get('1.1').id}`)).status).toBe(200);
+    expect((await orch.call('DELETE', `/api/v1/stories/${ids.get('1.1').id}`)).status).toBe(200);
     const before = await storyRows(projectId);
 
-    const viaDependsOn = await importInto(projectId, {
+    const viaDependsOn = await orch.importInto(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.3', 'c', { depends_on: ['1.1'] })] }],
     });
     expect([viaDependsOn.status, viaDependsOn.body.error?.code]).toEqual([422, 'unknown_dependency']);
     expect(viaDependsOn.body.error.context).toMatchObject({ number: '1.3', depends_on: '1.1', withdrawn: true });
-    const viaSection = await importInto(
+    const viaSection = await orch.importInto(
       projectId,
       {
         epics: [{ number: 1, title: 'E', stories: [story('1.2', 'b'), story('1.4', 'd')] }],
@@ -97,7 +79,7 @@ describe('dependencies on withdrawn stories', () => {
     expect(await edgesOf(projectId)).toEqual([]);
 
     // One at a time, too: a withdrawn story is not found.
-    const added = await orchCall('POST', '/api/v1/story_dependencies', {
+    const added = await orch.call('POST', '/api/v1/story_dependencies', {
       story_id: ids.get('1.2').id,
       depends_on_story_id: ids.get('1.1').id,
     });
@@ -105,7 +87,7 @@ describe('dependencies on withdrawn stories', () => {
   });
 
   it('never lets a withdrawal and a new dependency on the same story both succeed', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const pairs = 6;
     const stories = Array.from({ length: pairs }, (_, i) => [
       story(`1.${2 * i + 1}`, `target ${i}`),
@@ -117,8 +99,8 @@ describe('dependencies on withdrawn stories', () => {
         const target = ids.get(`1.${2 * i + 1}`);
         const dependent = ids.get(`1.${2 * i + 2}`);
         const [withdrawn, added] = await Promise.all([
-          orchCall('DELETE', `/api/v1/stories/${target.id}`),
-          orchCall('POST', '/api/v1/story_dependencies', { story_id: dependent.id, depends_on_story_id: target.id }),
+          orch.call('DELETE', `/api/v1/stories/${target.id}`),
+          orch.call('POST', '/api/v1/story_dependencies', { story_id: dependent.id, depends_on_story_id: target.id }),
         ]);
         return [withdrawn.status, added.status];
       }),
@@ -138,7 +120,7 @@ describe('dependencies on withdrawn stories', () => {
   });
 
   it('lists dependencies filtered by story_id, depends_on_story_id, project and epic', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [
         { number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b'), story('1.3', 'c')] },
@@ -151,13 +133,13 @@ describe('dependencies on withdrawn stories', () => {
         { story: '2.1', depends_on: '1.3' },
       ],
     });
-    const other = await newProject();
+    const other = await orch.newProject();
     await seed(other, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'x'), story('1.2', 'y', { depends_on: ['1.1'] })] }],
     });
     const pairs = (r: any) => r.body.data.map((d: any) => `${d.story_number}->${d.depends_on_number}`).sort();
 
-    const byStory = await orchCall('GET', `/api/v1/story_dependencies?story_id=${ids.get('1.3').id}`);
+    const byStory = await orch.call('GET', `/api/v1/story_dependencies?story_id=${ids.get('1.3').id}`);
     expect(byStory.status).toBe(200);
     expect(pairs(byStory)).toEqual(['1.3->1.1', '1.3->1.2']);
     expect(byStory.body.meta.total_count).toBe(2);
@@ -165,7 +147,7 @@ describe('dependencies on withdrawn stories', () => {
       story_id: ids.get('1.3').id,
       depends_on_verified_status: 'unverified',
     });
-    const byDependency = await orchCall('GET', `/api/v1/story_dependencies?depends_on_story_id=${ids.get('1.1').id}`);
+    const byDependency = await orch.call('GET', `/api/v1/story_dependencies?depends_on_story_id=${ids.get('1.1').id}`);
     expect(pairs(byDependency)).toEqual(['1.2->1.1', '1.3->1.1']);
     const byProject = await stack.api.get(
       `/api/v1/story_dependencies?project_id=${projectId}&limit=3`,
@@ -173,26 +155,26 @@ describe('dependencies on withdrawn stories', () => {
     );
     expect(byProject.body.data).toHaveLength(3);
     expect(byProject.body.meta.total_count).toBe(4);
-    const rest = await orchCall(
+    const rest = await orch.call(
       'GET',
       `/api/v1/story_dependencies?project_id=${projectId}&cursor=${byProject.body.meta.next_cursor}`,
     );
     expect([...pairs(byProject), ...pairs(rest)].sort()).toEqual(['1.2->1.1', '1.3->1.1', '1.3->1.2', '2.1->1.3']);
     const epicId = ids.get('2.1').epic_id;
-    expect(pairs(await orchCall('GET', `/api/v1/epics/${epicId}/story_dependencies`))).toEqual(['2.1->1.3']);
+    expect(pairs(await orch.call('GET', `/api/v1/epics/${epicId}/story_dependencies`))).toEqual(['2.1->1.3']);
     for (const bad of ['story_id=nope', 'cursor=forged', 'owner=1'])
-      expect((await orchCall('GET', `/api/v1/story_dependencies?${bad}`)).status).toBe(400);
+      expect((await orch.call('GET', `/api/v1/story_dependencies?${bad}`)).status).toBe(400);
   });
 });
 
 describe('merge imports', () => {
   it('says which stories it skipped and why, and changes only pending ones', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b'), story('1.3', 'c')] }],
     });
     expect((await contract(ids.get('1.1'))).status).toBe(200);
-    const merged = await importInto(
+    const merged = await orch.importInto(
       projectId,
       {
         epics: [
@@ -220,12 +202,12 @@ describe('merge imports', () => {
   });
 
   it('skips a story an operator closed, instead of failing after half the merge was written', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b')] }],
     });
     await stack.client.workflow.getHandle(ids.get('1.1').workflow_id).terminate('closed by an operator');
-    const merged = await importInto(
+    const merged = await orch.importInto(
       projectId,
       { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a2'), story('1.2', 'b2'), story('1.3', 'c')] }] },
       true,
@@ -246,9 +228,9 @@ describe('merge imports', () => {
   });
 
   it('writes nothing, edits included, when any part of the merge is refused', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     await seed(projectId, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b')] }] });
-    const refused = await importInto(
+    const refused = await orch.importInto(
       projectId,
       {
         epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a2'), story('1.2', 'b2'), story('1.3', 'c')] }],
@@ -269,7 +251,7 @@ describe('merge imports', () => {
   });
 
   it('runs two concurrent imports of one project one after the other: every story once, each merge whole', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'base')] }] });
     const backlog = (tag: string, numbers: string[]) => ({
       epics: [
@@ -282,8 +264,8 @@ describe('merge imports', () => {
       story_dependencies: numbers.map((n) => ({ story: n, depends_on: '1.1' })),
     });
     const [a, b] = await Promise.all([
-      importInto(projectId, backlog('A', ['1.2', '1.3', '1.4']), true),
-      importInto(projectId, backlog('B', ['1.4', '1.5', '1.6']), true),
+      orch.importInto(projectId, backlog('A', ['1.2', '1.3', '1.4']), true),
+      orch.importInto(projectId, backlog('B', ['1.4', '1.5', '1.6']), true),
     ]);
     expect([a.status, b.status]).toEqual([200, 200]);
     // 1.4 was created by one of them; the other found it with other content, pending, and updated it.
@@ -295,9 +277,9 @@ describe('merge imports', () => {
     expect(rows.find((r) => r.number === '1.4')!.title).toBe(`${last} 1.4`);
     expect(await edgesOf(projectId)).toEqual(['1.2->1.1', '1.3->1.1', '1.4->1.1', '1.5->1.1', '1.6->1.1']);
     // Each story's workflow runs, and the title a contract is judged against is the stored one.
-    const stored = (await orchCall('GET', `/api/v1/stories/${ids.get('1.1').id}`)).body.data;
+    const stored = (await orch.call('GET', `/api/v1/stories/${ids.get('1.1').id}`)).body.data;
     expect((await contract(stored)).status).toBe(200);
-    const blocked = await orchCall('GET', `/api/v1/stories/blocked?project_id=${projectId}`);
+    const blocked = await orch.call('GET', `/api/v1/stories/blocked?project_id=${projectId}`);
     expect(blocked.body.data.map((s: any) => s.number)).toEqual(['1.2', '1.3', '1.4', '1.5', '1.6']);
   });
 });
@@ -307,8 +289,8 @@ describe('the per-story size limit', () => {
   const bulky = Array.from({ length: 100 }, (_, i) => `${i}` + '準'.repeat(1990));
 
   it('answers 413 story_too_large for a story over 256 KiB in an import or a create, writing nothing', async () => {
-    const projectId = await newProject();
-    const r = await importInto(projectId, {
+    const projectId = await orch.newProject();
+    const r = await orch.importInto(projectId, {
       epics: [
         {
           number: 1,
@@ -322,32 +304,32 @@ describe('the per-story size limit', () => {
     expect(r.body.error.context.bytes).toBeGreaterThan(262_144);
     expect(await storyRows(projectId)).toEqual([]);
     // Just under the limit is taken.
-    const fits = await importInto(projectId, {
+    const fits = await orch.importInto(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'fits', { acceptance_criteria: bulky.slice(0, 40) })] }],
     });
     expect(fits.status).toBe(201);
   });
 
   it('holds an edit to the limit for the story as the edit would leave it', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a', { acceptance_criteria: bulky.slice(0, 40) })] }],
     });
     const id = ids.get('1.1').id;
     // The request is small (under the 256 KiB body limit); the story it would make is not.
     const metadata = { notes: '準'.repeat(9000), more: '準'.repeat(9000), extra: '準'.repeat(9000) };
-    const edit = await orchCall('PATCH', `/api/v1/stories/${id}`, { metadata });
+    const edit = await orch.call('PATCH', `/api/v1/stories/${id}`, { metadata });
     expect([edit.status, edit.body.error?.code]).toEqual([413, 'story_too_large']);
-    const now = await orchCall('GET', `/api/v1/stories/${id}`);
+    const now = await orch.call('GET', `/api/v1/stories/${id}`);
     expect(now.body.data.metadata).toEqual({});
-    expect((await orchCall('PATCH', `/api/v1/stories/${id}`, { metadata: { notes: 'short' } })).status).toBe(200);
+    expect((await orch.call('PATCH', `/api/v1/stories/${id}`, { metadata: { notes: 'short' } })).status).toBe(200);
   });
 });
 
 describe('archived projects', () => {
   it('keep their stories out of the ready and blocked lists', async () => {
-    const projectId = await newProject();
-    const live = await newProject();
+    const projectId = await orch.newProject();
+    const live = await orch.newProject();
     await seed(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b', { depends_on: ['1.1'] })] }],
     });
@@ -371,14 +353,14 @@ describe('archived projects', () => {
 
 describe('re-imports that change dependencies', () => {
   it('answer 409 duplicate_story_numbers instead of silently keeping or adding edges', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const payload = (deps: { story: string; depends_on: string }[]) => ({
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b'), story('1.3', 'c')] }],
       story_dependencies: deps,
     });
     await seed(projectId, payload([{ story: '1.3', depends_on: '1.1' }]));
     // The same backlog again changes nothing.
-    const same = await importInto(projectId, payload([{ story: '1.3', depends_on: '1.1' }]));
+    const same = await orch.importInto(projectId, payload([{ story: '1.3', depends_on: '1.1' }]));
     expect([same.status, same.body.data.stories_unchanged]).toEqual([201, ['1.1', '1.2', '1.3']]);
     for (const deps of [
       [{ story: '1.3', depends_on: '1.2' }],
@@ -388,7 +370,7 @@ describe('re-imports that change dependencies', () => {
       ],
       [],
     ]) {
-      const changed = await importInto(projectId, payload(deps));
+      const changed = await orch.importInto(projectId, payload(deps));
       expect([changed.status, changed.body.error?.code], JSON.stringify(deps)).toEqual([
         409,
         'duplicate_story_numbers',
@@ -399,7 +381,7 @@ describe('re-imports that change dependencies', () => {
   });
 
   it('merge adds dependencies to pending stories only, and lists the others as skipped', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [
         {
@@ -410,7 +392,7 @@ describe('re-imports that change dependencies', () => {
       ],
     });
     expect((await contract(ids.get('1.3'))).status).toBe(200);
-    const merged = await importInto(
+    const merged = await orch.importInto(
       projectId,
       {
         epics: [
@@ -444,14 +426,14 @@ describe('re-imports that change dependencies', () => {
 
 describe('list pages', () => {
   it('walk every story exactly once while stories are added before the cursor', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const numbers = Array.from({ length: 24 }, (_, i) => `2.${i + 1}`);
     await seed(projectId, { epics: [{ number: 2, title: 'E', stories: numbers.map((n) => story(n, `s ${n}`)) }] });
     const seen: string[] = [];
     let cursor: string | null = null;
     let added = 0;
     do {
-      const r: any = await orchCall(
+      const r: any = await orch.call(
         'GET',
         `/api/v1/stories?project_id=${projectId}&limit=5${cursor ? `&cursor=${cursor}` : ''}`,
       );
@@ -459,7 +441,7 @@ describe('list pages', () => {
       seen.push(...r.body.data.map((s: any) => s.number));
       cursor = r.body.meta.next_cursor;
       // Meanwhile a story is added that sorts before this page (2.0.x sorts before 2.1).
-      const created = await orchCall('POST', `/api/v1/projects/${projectId}/stories`, {
+      const created = await orch.call('POST', `/api/v1/projects/${projectId}/stories`, {
         epic_number: 2,
         ...story(`2.0.${++added}`, `early ${added}`),
       });
@@ -469,60 +451,60 @@ describe('list pages', () => {
   });
 
   it("take loopctl's page/page_size and offset, with totals", async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [{ number: 1, title: 'E', stories: Array.from({ length: 12 }, (_, i) => story(`1.${i + 1}`, `s${i}`)) }],
     });
     const epicId = ids.get('1.1').epic_id;
-    const paged = await orchCall('GET', `/api/v1/epics/${epicId}/stories?page=2&page_size=5`);
+    const paged = await orch.call('GET', `/api/v1/epics/${epicId}/stories?page=2&page_size=5`);
     expect(paged.status).toBe(200);
     expect(paged.body.data.map((s: any) => s.number)).toEqual(['1.6', '1.7', '1.8', '1.9', '1.10']);
     expect(paged.body.meta).toMatchObject({ page: 2, page_size: 5, total_pages: 3, total_count: 12, offset: 5 });
-    const last = await orchCall('GET', `/api/v1/stories?project_id=${projectId}&page=3&page_size=5`);
+    const last = await orch.call('GET', `/api/v1/stories?project_id=${projectId}&page=3&page_size=5`);
     expect(last.body.data.map((s: any) => s.number)).toEqual(['1.11', '1.12']);
     expect(last.body.meta.next_cursor).toBeNull();
-    const offset = await orchCall('GET', `/api/v1/stories?project_id=${projectId}&offset=10&limit=5`);
+    const offset = await orch.call('GET', `/api/v1/stories?project_id=${projectId}&offset=10&limit=5`);
     expect(offset.body.data.map((s: any) => s.number)).toEqual(['1.11', '1.12']);
     expect(offset.body.meta).toMatchObject({ offset: 10, total_count: 12, next_cursor: null });
-    const ready = await orchCall('GET', `/api/v1/stories/ready?project_id=${projectId}&page=1&page_size=4`);
+    const ready = await orch.call('GET', `/api/v1/stories/ready?project_id=${projectId}&page=1&page_size=4`);
     expect(ready.body.data.map((s: any) => s.number)).toEqual(['1.1', '1.2', '1.3', '1.4']);
-    const rest = await orchCall(
+    const rest = await orch.call(
       'GET',
       `/api/v1/stories/ready?project_id=${projectId}&cursor=${ready.body.meta.next_cursor}&limit=100`,
     );
     expect(rest.body.data).toHaveLength(8);
     for (const bad of ['page=0', 'page_size=501', 'page=1.5', 'page=x'])
-      expect((await orchCall('GET', `/api/v1/stories?project_id=${projectId}&${bad}`)).status).toBe(400);
+      expect((await orch.call('GET', `/api/v1/stories?project_id=${projectId}&${bad}`)).status).toBe(400);
   });
 });
 
 describe('short lists', () => {
   it("page projects, a project's epics and agents by loopctl's page/page_size, offset or cursor; all of them by default", async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     await seed(projectId, {
       epics: [5, 1, 3, 2, 4].map((number) => ({ number, title: `E${number}`, stories: [] })),
     });
-    const epics = (q: string) => orchCall('GET', `/api/v1/projects/${projectId}/epics${q}`);
+    const epics = (q: string) => orch.call('GET', `/api/v1/projects/${projectId}/epics${q}`);
     expect((await epics('')).body.data.map((e: any) => e.number)).toEqual([1, 2, 3, 4, 5]);
     const second = await epics('?page=2&page_size=2');
     expect(second.body.data.map((e: any) => e.number)).toEqual([3, 4]);
     expect(second.body.meta).toMatchObject({ page: 2, page_size: 2, total_pages: 3, total_count: 5 });
     const first = await epics('?limit=2');
     // An epic created before the cursor's place is not shown again, nor is one skipped.
-    expect((await orchCall('POST', `/api/v1/projects/${projectId}/epics`, { number: 0, title: 'E0' })).status).toBe(
+    expect((await orch.call('POST', `/api/v1/projects/${projectId}/epics`, { number: 0, title: 'E0' })).status).toBe(
       201,
     );
     const next = await epics(`?limit=2&cursor=${first.body.meta.next_cursor}`);
     expect(next.body.data.map((e: any) => e.number)).toEqual([3, 4]);
     expect((await epics('?offset=4&limit=10')).body.data.map((e: any) => e.number)).toEqual([4, 5]);
 
-    const allProjects = await orchCall('GET', '/api/v1/projects');
+    const allProjects = await orch.call('GET', '/api/v1/projects');
     const total = allProjects.body.data.length;
     expect(allProjects.body.meta.total_count).toBe(total);
     const walked: string[] = [];
     let cursor: string | null = null;
     do {
-      const r: any = await orchCall('GET', `/api/v1/projects?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      const r: any = await orch.call('GET', `/api/v1/projects?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
       walked.push(...r.body.data.map((p: any) => p.id));
       cursor = r.body.meta.next_cursor;
     } while (cursor);
@@ -531,13 +513,13 @@ describe('short lists', () => {
     expect(agents.body.data).toHaveLength(2);
     expect(agents.body.meta).toMatchObject({ page: 1, page_size: 2, total_count: 4, total_pages: 2 });
     for (const bad of ['page=0', 'cursor=forged', 'owner=me'])
-      expect((await orchCall('GET', `/api/v1/projects?${bad}`)).status).toBe(400);
+      expect((await orch.call('GET', `/api/v1/projects?${bad}`)).status).toBe(400);
   });
 });
 
 describe('JSON numbers', () => {
   it('are integers where a number is meant (epic numbers, story numbers sent as numbers)', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const refused: unknown[] = [
       { epics: [{ number: 1.5, title: 'E', stories: [] }] },
       { epics: [{ number: '1e3', title: 'E', stories: [] }] },
@@ -549,23 +531,23 @@ describe('JSON numbers', () => {
       { epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a', { depends_on: [1.2] })] }] },
     ];
     for (const payload of refused) {
-      const r = await importInto(projectId, payload);
+      const r = await orch.importInto(projectId, payload);
       expect([r.status, r.body.error?.code], JSON.stringify(payload)).toEqual([400, 'invalid_body']);
     }
     expect(await storyRows(projectId)).toEqual([]);
-    const ok = await importInto(projectId, {
+    const ok = await orch.importInto(projectId, {
       epics: [{ number: '72', title: 'E', stories: [{ ...story('x', 'a'), number: 7 }] }],
     });
     expect(ok.status).toBe(201);
     expect(ok.body.data.stories[0].number).toBe('7');
-    const byNumber = await orchCall('POST', `/api/v1/projects/${projectId}/stories`, {
+    const byNumber = await orch.call('POST', `/api/v1/projects/${projectId}/stories`, {
       epic_number: '72',
       ...story('72.1', 'b'),
     });
     expect(byNumber.status).toBe(201);
     for (const epic_number of [72.5, '7e1', '72.0', -72])
       expect(
-        (await orchCall('POST', `/api/v1/projects/${projectId}/stories`, { epic_number, ...story('72.2', 'c') }))
+        (await orch.call('POST', `/api/v1/projects/${projectId}/stories`, { epic_number, ...story('72.2', 'c') }))
           .status,
       ).toBe(400);
   });
@@ -573,7 +555,7 @@ describe('JSON numbers', () => {
 
 describe('odd input', () => {
   it('answers every odd import, merge, edit and export with a 2xx or a coded 4xx, never a 5xx', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const ids = await seed(projectId, {
       epics: [
         {
@@ -636,7 +618,7 @@ describe('odd input', () => {
       ['text', false],
     ];
     for (const [payload, merge] of imports) {
-      const r = await importInto(projectId, payload, merge);
+      const r = await orch.importInto(projectId, payload, merge);
       expect(r.status, JSON.stringify(payload)).toBeLessThan(500);
       if (r.status >= 400) expect(r.body.error?.code, JSON.stringify(payload)).toMatch(/^[a-z_]+$/);
     }
@@ -648,7 +630,7 @@ describe('odd input', () => {
       { metadata: null },
       { description: '🧪'.repeat(5000) },
     ]) {
-      const r = await orchCall('PATCH', `/api/v1/stories/${id}`, patch);
+      const r = await orch.call('PATCH', `/api/v1/stories/${id}`, patch);
       expect(r.status, JSON.stringify(patch)).toBeLessThan(500);
     }
     for (const [method, path] of [
@@ -659,12 +641,12 @@ describe('odd input', () => {
       ['DELETE', `/api/v1/story_dependencies/${id}`],
       ['PATCH', `/api/v1/projects/${projectId}`],
     ]) {
-      const r = await orchCall(method, path, method === 'PATCH' ? { name: 'Ñame 🚀' } : undefined);
+      const r = await orch.call(method, path, method === 'PATCH' ? { name: 'Ñame 🚀' } : undefined);
       expect(r.status, `${method} ${path}`).toBeLessThan(500);
     }
     // What went in comes back out the same, and round-trips.
-    const exported = await orchCall('GET', `/api/v1/projects/${projectId}/export`);
-    const again = await importInto(projectId, exported.body.data);
+    const exported = await orch.call('GET', `/api/v1/projects/${projectId}/export`);
+    const again = await orch.importInto(projectId, exported.body.data);
     expect(again.status, JSON.stringify(again.body)).toBe(201);
     expect(again.body.data.created_count).toBe(0);
   });

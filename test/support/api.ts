@@ -92,6 +92,40 @@ export async function importBacklog(api: Api, team: Team, backlog: unknown): Pro
   return new Map((r.body.data.stories as any[]).map((s) => [s.number, s]));
 }
 
+/** A team's orchestrator over backlogs: a fresh project per test, calls with its key, imports (merging or not). */
+export class OrchestratorSession {
+  private projects = 0;
+
+  constructor(
+    private readonly api: Api,
+    private readonly key: string,
+    private readonly slugPrefix: string,
+  ) {}
+
+  async newProject(): Promise<string> {
+    const slug = `${this.slugPrefix}-${++this.projects}`;
+    const r = await this.api.post('/api/v1/projects', this.key, { name: 'P', slug });
+    expectStatus(r, 201, 'create project');
+    return r.body.data.id;
+  }
+
+  call(method: string, path: string, body?: unknown): Promise<Reply> {
+    return this.api.call(method, path, { key: this.key, body });
+  }
+
+  importInto(projectId: string, payload: unknown, merge = false): Promise<Reply> {
+    return this.api.post(`/api/v1/projects/${projectId}/import${merge ? '?merge=true' : ''}`, this.key, payload);
+  }
+}
+
+/** A story of a loopctl backlog: its number, its title and one criterion from it, and `extra` fields. */
+export const backlogStory = (number: string, title: string, extra: Record<string, unknown> = {}) => ({
+  number,
+  title,
+  acceptance_criteria: [`${title} works`],
+  ...extra,
+});
+
 export const oneStoryBacklog = (title = 'Landing page', criteria = ['renders', 'links work', 'is fast']) => ({
   epics: [{ number: 1, title: 'Site', stories: [{ number: '1.1', title, acceptance_criteria: criteria }] }],
 });
