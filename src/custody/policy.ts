@@ -425,15 +425,16 @@ export interface CustodyRecord {
   artifact_key: string | null;
 }
 
+interface RecordedCounts {
+  findings_count: number;
+  fixes_count: number;
+  disproved_count: number;
+  summary: string;
+}
+
 type RecordedState = {
   artifact?: unknown;
-  review: {
-    review_type: string;
-    findings_count: number;
-    fixes_count: number;
-    disproved_count: number;
-    summary: string;
-  } | null;
+  review: (RecordedCounts & { review_type: string }) | null;
   reviewProgress?: ReviewProgress | null;
   verifiedArtifact?: string | null;
 };
@@ -456,42 +457,37 @@ export function custodyRecordOf(
     summary: null,
   };
   const reviewed = before.artifact ?? null;
+  /** A review or sign-off: the iteration's last entry of its kind gives its round and place. */
+  const signed = (
+    kind: 'review' | 'aggregation',
+    entries: readonly { round: string }[],
+    counts: RecordedCounts | null | undefined,
+  ): CustodyRecord => {
+    const entry = entries[entries.length - 1];
+    return {
+      ...base,
+      kind,
+      round: entry?.round ?? null,
+      position: entry ? entries.length - 1 : null,
+      findings_count: counts?.findings_count ?? null,
+      fixes_count: counts?.fixes_count ?? null,
+      disproved_count: counts?.disproved_count ?? null,
+      summary: counts?.summary ?? null,
+      artifact: null,
+      artifact_key: artifactKey(reviewed),
+    };
+  };
   switch (action) {
     case 'report':
       return { ...base, kind: 'report', artifact: after.artifact ?? null, artifact_key: artifactKey(after.artifact) };
-    case 'review-complete': {
-      const reviews = after.reviewProgress?.reviews ?? [];
-      const entry = after.reviewProgress ? reviews[reviews.length - 1] : undefined;
-      const r = after.review;
+    case 'review-complete':
       return {
-        ...base,
-        kind: 'review',
-        round: entry?.round ?? null,
-        position: entry ? reviews.length - 1 : null,
-        review_type: r?.review_type ?? null,
-        findings_count: r?.findings_count ?? null,
-        fixes_count: r?.fixes_count ?? null,
-        disproved_count: r?.disproved_count ?? null,
-        summary: r?.summary ?? null,
-        artifact: null,
-        artifact_key: artifactKey(reviewed),
+        ...signed('review', after.reviewProgress?.reviews ?? [], after.review),
+        review_type: after.review?.review_type ?? null,
       };
-    }
     case 'aggregate': {
-      const signed = after.reviewProgress?.aggregations ?? [];
-      const entry = signed[signed.length - 1];
-      return {
-        ...base,
-        kind: 'aggregation',
-        round: entry?.round ?? null,
-        position: entry ? signed.length - 1 : null,
-        findings_count: entry?.findings_count ?? null,
-        fixes_count: entry?.fixes_count ?? null,
-        disproved_count: entry?.disproved_count ?? null,
-        summary: entry?.summary ?? null,
-        artifact: null,
-        artifact_key: artifactKey(reviewed),
-      };
+      const aggregations = after.reviewProgress?.aggregations ?? [];
+      return signed('aggregation', aggregations, aggregations[aggregations.length - 1]);
     }
     case 'verify':
       return {

@@ -5,7 +5,13 @@
  */
 import type pg from 'pg';
 import type { AgentActor } from '../custody/actor.js';
-import { DEFAULT_POLICY, normalisePolicy, type PinnedPolicy, type ReviewPolicy } from '../custody/policy.js';
+import {
+  DEFAULT_POLICY,
+  normalisePolicy,
+  type CustodyRecord,
+  type PinnedPolicy,
+  type ReviewPolicy,
+} from '../custody/policy.js';
 import { recordChange } from './change-audit.js';
 import { inTransaction } from './pool.js';
 
@@ -107,21 +113,11 @@ export async function setLabels(
   });
 }
 
-export interface ReviewRecordRow {
+/** A link of the artifact chain as stored: the record, who made it, when, in which iteration. */
+export interface ReviewRecordRow extends CustodyRecord {
   seq: string;
   iteration: number;
-  kind: 'report' | 'review' | 'aggregation' | 'verify';
-  round: string | null;
-  position: number | null;
   agent_id: string;
-  agent_labels: string[];
-  review_type: string | null;
-  findings_count: number | null;
-  fixes_count: number | null;
-  disproved_count: number | null;
-  summary: string | null;
-  artifact: unknown;
-  artifact_key: string | null;
   occurred_at: Date;
 }
 
