@@ -9,7 +9,7 @@ import { callerOf } from '../middleware.js';
 import type { RouteBook } from '../route-book.js';
 import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
-import { WholeListQuery, notBlank, pageOfRows, withUuid } from './params.js';
+import { WholeListQuery, notBlank, wholeListReply, withUuid } from './params.js';
 import { recordChange } from '../../db/change-audit.js';
 import { enqueueEvent } from '../../db/webhook-repo.js';
 import { dispatchPending } from '../../webhooks/outbox.js';
@@ -104,11 +104,15 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
       query: WholeListQuery,
     },
     async (req, res) => {
-      const q = parseOr400(WholeListQuery, req.query, 'invalid_query');
-      const agents = await repo.listAgents(pool, callerOf(res).tenantId);
-      const page = pageOfRows(agents, q, (a) => [a.created_at.toISOString(), a.id]);
-      if (!page) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      res.json({ data: page.data.map(agentJson), meta: page.meta });
+      const tenantId = callerOf(res).tenantId;
+      res.json(
+        await wholeListReply(
+          req.query,
+          () => repo.listAgents(pool, tenantId),
+          (a) => [a.created_at.toISOString(), a.id],
+          agentJson,
+        ),
+      );
     },
   );
 

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { ApiError, parseOr400 } from '../errors.js';
 
 export const Uuid = z.uuid();
 
@@ -159,8 +160,27 @@ function compareKeys(a: readonly (string | number)[], b: readonly (string | numb
   return a.length - b.length;
 }
 
+/** A cursor that was not sealed by this gateway, was edited, or belongs to another list. */
+export const invalidCursor = () => new ApiError('invalid_query', 'The cursor is not valid.');
+
+/**
+ * The reply to a short list: the page `query` asks for (a WholeListQuery, checked before `load`
+ * runs) of the rows `load` gives in `keyOf` order, each shown by `json`.
+ */
+export async function wholeListReply<T>(
+  query: unknown,
+  load: () => Promise<T[]>,
+  keyOf: (row: T) => (string | number)[],
+  json: (row: T) => unknown,
+): Promise<{ data: unknown[]; meta: Record<string, unknown> }> {
+  const q = parseOr400(WholeListQuery, query, 'invalid_query');
+  const page = pageOfRows(await load(), q, keyOf);
+  if (!page) throw invalidCursor();
+  return { data: page.data.map(json), meta: page.meta };
+}
+
 /** A page of `rows` (already in `keyOf` order) and its `meta`; null when the cursor is not valid. */
-export function pageOfRows<T>(
+function pageOfRows<T>(
   rows: T[],
   q: z.infer<typeof WholeListQuery>,
   keyOf: (row: T) => (string | number)[],

@@ -34,7 +34,8 @@ import {
   encodeCursor,
   notBlank,
   pageMeta,
-  pageOfRows,
+  invalidCursor,
+  wholeListReply,
   startOf,
   withUuid,
 } from './params.js';
@@ -178,11 +179,15 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       query: WholeListQuery,
     },
     async (req, res) => {
-      const q = parseOr400(WholeListQuery, req.query, 'invalid_query');
-      const projects = await repo.listProjects(pool, callerOf(res).tenantId);
-      const page = pageOfRows(projects, q, (p) => [p.created_at.toISOString(), p.id]);
-      if (!page) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      res.json({ data: page.data.map(projectJson), meta: page.meta });
+      const tenantId = callerOf(res).tenantId;
+      res.json(
+        await wholeListReply(
+          req.query,
+          () => repo.listProjects(pool, tenantId),
+          (p) => [p.created_at.toISOString(), p.id],
+          projectJson,
+        ),
+      );
     },
   );
 
@@ -346,11 +351,14 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const project = await projectOr404(caller.tenantId, req.params.project_id);
-      const q = parseOr400(WholeListQuery, req.query, 'invalid_query');
-      const epics = await repo.listEpics(pool, caller.tenantId, project.id);
-      const page = pageOfRows(epics, q, (e) => [e.number]);
-      if (!page) throw new ApiError('invalid_query', 'The cursor is not valid.');
-      res.json({ data: page.data.map(epicJson), meta: page.meta });
+      res.json(
+        await wholeListReply(
+          req.query,
+          () => repo.listEpics(pool, caller.tenantId, project.id),
+          (e) => [e.number],
+          epicJson,
+        ),
+      );
     },
   );
 
@@ -454,7 +462,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       if (!epic) throw notFound('Epic');
       const q = parseOr400(EpicStoriesQuery, req.query, 'invalid_query');
       const start = startOf(q);
-      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      if (start === null) throw invalidCursor();
       const { rows, more, total } = await repo.listStories(pool, caller.tenantId, {
         epicId: epic.id,
         agentStatus: q.agent_status,
@@ -578,7 +586,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   ) {
     const start = startOf(q);
     // Dependencies page by position (an offset cursor); a story list's cursor means nothing here.
-    if (start === null || start.after) throw new ApiError('invalid_query', 'The cursor is not valid.');
+    if (start === null || start.after) throw invalidCursor();
     const { rows, total } = await repo.listDependencies(pool, tenantId, { ...filter, ...start });
     const end = start.offset + rows.length;
     return {

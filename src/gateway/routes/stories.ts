@@ -15,7 +15,18 @@ import type { RouteBook } from '../route-book.js';
 import { historyJson, storyJson, withState } from '../views.js';
 import { StoryInput, refuseDuplicateCriterionIds, refuseOversizedStory, storyContent } from '../backlog.js';
 import { withProjectLock } from '../../db/project-lock.js';
-import { OffsetPage, Page, Uuid, decodeCursor, notBlank, encodeCursor, pageMeta, startOf, withUuid } from './params.js';
+import {
+  OffsetPage,
+  Page,
+  Uuid,
+  decodeCursor,
+  notBlank,
+  encodeCursor,
+  invalidCursor,
+  pageMeta,
+  startOf,
+  withUuid,
+} from './params.js';
 
 export const StoriesQuery = z.strictObject({
   project_id: Uuid.optional(),
@@ -89,7 +100,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const q = parseOr400(StoriesQuery, req.query, 'invalid_query');
       const start = startOf(q);
-      if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      if (start === null) throw invalidCursor();
       const { rows, more, total } = await repo.listStories(pool, caller.tenantId, {
         projectId: q.project_id,
         epicId: q.epic_id,
@@ -202,7 +213,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const q = parseOr400(HistoryQuery, req.query, 'invalid_query');
       const after = decodeCursor(AuditCursor, q.cursor);
-      if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      if (after === null) throw invalidCursor();
       const story = await storyOr404(caller.tenantId, req.params.id);
       const page = await storyHistory(pool, caller.tenantId, story.id, { afterSeq: after?.a, limit: q.limit });
       res.json({
@@ -440,7 +451,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const q = parseOr400(AuditQuery, req.query, 'invalid_query');
       const after = decodeCursor(AuditCursor, q.cursor);
-      if (after === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+      if (after === null) throw invalidCursor();
       const page = await auditTrail(pool, callerOf(res).tenantId, {
         projectId: q.project_id,
         storyId: q.story_id,
@@ -460,7 +471,7 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
 function waitingFilter(query: unknown) {
   const q = parseOr400(ReadyQuery, query, 'invalid_query');
   const start = startOf(q);
-  if (start === null) throw new ApiError('invalid_query', 'The cursor is not valid.');
+  if (start === null) throw invalidCursor();
   return { start, filter: { projectId: q.project_id, epicId: q.epic_id, ...start } };
 }
 
