@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { actorColumns, type Actor } from '../custody/actor.js';
+import { actorColumns, agentActor, type Actor, type AgentActor } from '../custody/actor.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -39,4 +39,13 @@ export async function recordChange(db: Queryable, entry: ChangeEntry): Promise<s
     ],
   );
   return updateId;
+}
+
+/** A change an API caller made: in its tenant, by its identity (an agent and its role, nothing more). */
+export function recordCallerChange(
+  db: Queryable,
+  caller: AgentActor & { tenantId: string },
+  entry: Omit<ChangeEntry, 'tenantId' | 'actor'>,
+): Promise<string> {
+  return recordChange(db, { ...entry, tenantId: caller.tenantId, actor: agentActor(caller) });
 }

@@ -2,8 +2,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
 import type { Role } from '../custody/actions.js';
-import { agentActor, type AgentActor } from '../custody/actor.js';
-import { recordChange } from './change-audit.js';
+import type { AgentActor } from '../custody/actor.js';
+import { recordCallerChange } from './change-audit.js';
 import { keyDigest, keyLabel, newRawKey } from './keys.js';
 import { inTransaction } from './pool.js';
 import { enforceQuota, type Quotas } from './quotas.js';
@@ -159,10 +159,8 @@ export async function rotateKey(
     );
     if (!rows[0]) return null;
     const rotated = await insertKey(db, caller.tenantId, rows[0].agent_id);
-    await recordChange(db, {
-      tenantId: caller.tenantId,
+    await recordCallerChange(db, caller, {
       action: 'api_key.rotated',
-      actor: agentActor(caller),
       payload: {
         api_key_id: keyId,
         prefix: rows[0].prefix,
@@ -185,10 +183,8 @@ export async function revokeKey(pool: pg.Pool, caller: Caller, keyId: string): P
     const row = rows[0];
     if (!row) return null;
     if (row.newly) {
-      await recordChange(db, {
-        tenantId: caller.tenantId,
+      await recordCallerChange(db, caller, {
         action: 'api_key.revoked',
-        actor: agentActor(caller),
         payload: { api_key_id: row.id, prefix: row.prefix, agent_id: row.agent_id },
       });
     }

@@ -10,7 +10,7 @@ import type { RouteBook } from '../route-book.js';
 import type { GatewayDeps } from '../app.js';
 import { agentJson, keyJson, tenantJson } from '../views.js';
 import { WholeListQuery, notBlank, wholeListReply, withUuid } from './params.js';
-import { recordChange } from '../../db/change-audit.js';
+import { recordCallerChange, recordChange } from '../../db/change-audit.js';
 import { enqueueEvent } from '../../db/webhook-repo.js';
 import { dispatchPending } from '../../webhooks/outbox.js';
 
@@ -79,10 +79,8 @@ export function identityRoutes(book: RouteBook, deps: GatewayDeps): void {
         body.role,
         quotasOf(deps.config),
       );
-      const sourceKey = await recordChange(pool, {
-        tenantId: caller.tenantId,
+      const sourceKey = await recordCallerChange(pool, caller, {
         action: 'agent.registered',
-        actor: agentActor(caller),
         payload: { agent_id: agent.id, name: agent.name, role: agent.role, api_key_id: key.id },
       });
       await enqueueEvent(pool, { tenantId: caller.tenantId, projectId: null }, 'agent.registered', sourceKey, {

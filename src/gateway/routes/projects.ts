@@ -9,8 +9,7 @@ import { enforceQuota, enforceStoredBytes, quotasOf } from '../../db/quotas.js';
 import * as repo from '../../db/story-repo.js';
 import type { GatewayDeps } from '../app.js';
 import { AGENT_STATUSES, VERIFIED_STATUSES } from '../../custody/actions.js';
-import { agentActor } from '../../custody/actor.js';
-import { recordChange } from '../../db/change-audit.js';
+import { recordCallerChange } from '../../db/change-audit.js';
 import { enqueueEvent } from '../../db/webhook-repo.js';
 import { dispatchPending } from '../../webhooks/outbox.js';
 import {
@@ -157,11 +156,9 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         const project = await repo.createProject(db, caller.tenantId, body);
         if (!project)
           throw new ApiError('conflict', `A project with slug ${body.slug} already exists.`, { slug: body.slug });
-        await recordChange(db, {
-          tenantId: caller.tenantId,
+        await recordCallerChange(db, caller, {
           projectId: project.id,
           action: 'project.created',
-          actor: agentActor(caller),
           payload: body,
         });
         return project;
@@ -227,11 +224,9 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         merge,
         edit: editorFor(caller),
         record: (db, written) =>
-          recordChange(db, {
-            tenantId: caller.tenantId,
+          recordCallerChange(db, caller, {
             projectId: project.id,
             action: merge ? 'project.merged' : 'project.imported',
-            actor: agentActor(caller),
             // Every story it created is named here: an import is their creation.
             payload: { ...importSummary(project.id, written, merge), created_numbers: written.createdNumbers },
           }),
@@ -326,11 +321,9 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
           });
         await enforceStoredBytes(db, caller.tenantId, quotasOf(deps.config));
         const epic = await repo.upsertEpic(db, caller.tenantId, project.id, body);
-        await recordChange(db, {
-          tenantId: caller.tenantId,
+        await recordCallerChange(db, caller, {
           projectId: project.id,
           action: 'epic.created',
-          actor: agentActor(caller),
           payload: { epic_id: epic.id, ...body },
         });
         return epic;
@@ -435,11 +428,9 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       const body = parseOr400(EpicPatch, req.body);
       const updated = await inTransaction(pool, async (db) => {
         await repo.updateEpic(db, epic.id, body);
-        await recordChange(db, {
-          tenantId: caller.tenantId,
+        await recordCallerChange(db, caller, {
           projectId: epic.project_id,
           action: 'epic.edited',
-          actor: agentActor(caller),
           payload: { epic_id: epic.id, ...body },
         });
         return (await repo.getEpic(db, caller.tenantId, epic.id))!;
@@ -523,12 +514,10 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         if (cycle) throw new ApiError('dependency_cycle', 'This dependency would form a cycle.', { cycle });
         await repo.insertDependency(db, caller.tenantId, story.id, dependency.id);
         const edgeId = (await repo.dependencyEdgeId(db, story.id, dependency.id))!;
-        await recordChange(db, {
-          tenantId: caller.tenantId,
+        await recordCallerChange(db, caller, {
           projectId: story.project_id,
           storyId: story.id,
           action: 'dependency.added',
-          actor: agentActor(caller),
           payload: { id: edgeId, story_id: story.id, depends_on_story_id: dependency.id },
         });
         return { story, dependency, id: edgeId };
@@ -663,12 +652,10 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
         throw new ApiError('project_archived', 'The project is archived: it is read-only.', {});
       // The workflow drops it first (refused past pending); its persistence removes the row.
       await deps.commands.act(caller, story, 'edit', { remove_dependencies: [edge.depends_on_story_id] });
-      await recordChange(pool, {
-        tenantId: caller.tenantId,
+      await recordCallerChange(pool, caller, {
         projectId: story.project_id,
         storyId: story.id,
         action: 'dependency.removed',
-        actor: agentActor(caller),
         payload: edge,
       });
       res.json({ data: { ...edge, removed: true } });
@@ -685,7 +672,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   ) {
     return inTransaction(pool, async (db) => {
       await write(db);
-      await recordChange(db, { tenantId: caller.tenantId, projectId, action, actor: agentActor(caller), payload });
+      await recordCallerChange(db, caller, { projectId, action, payload });
       return (await repo.getProject(db, caller.tenantId, projectId))!;
     });
   }
@@ -744,12 +731,10 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       {
         exact: true,
         record: (db, written) =>
-          recordChange(db, {
-            tenantId: caller.tenantId,
+          recordCallerChange(db, caller, {
             projectId: project.id,
             storyId: written.stories[0].id,
             action: 'story.created',
-            actor: agentActor(caller),
             payload: { epic_number: epic.number, ...story },
           }),
       },
