@@ -50,20 +50,21 @@ export interface PageStart {
   page?: number;
 }
 
-/** Where a page starts and how long it is; null when the cursor is not valid. */
+/** Where a page starts and how long it is; 400 invalid_query when the cursor is not valid. */
 export function startOf(q: {
   limit: number;
   cursor?: string | undefined;
   offset?: number | undefined;
   page?: number | undefined;
   page_size?: number | undefined;
-}): PageStart | null {
+}): PageStart {
   const limit = q.page_size ?? q.limit;
   if (q.cursor !== undefined) {
     const keyset = decodeCursor(KeysetCursor, q.cursor);
     if (keyset) return { limit, offset: 0, after: { epicNumber: keyset.e, number: keyset.n, id: keyset.i } };
     const legacy = decodeCursor(OffsetCursor, q.cursor);
-    return legacy ? { limit, offset: Number(legacy.o) } : null;
+    if (!legacy) throw invalidCursor();
+    return { limit, offset: Number(legacy.o) };
   }
   if (q.page !== undefined) return { limit, offset: (q.page - 1) * limit, page: q.page };
   return { limit, offset: q.offset ?? 0 };

@@ -453,7 +453,6 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       if (!epic) throw notFound('Epic');
       const q = parseOr400(EpicStoriesQuery, req.query, 'invalid_query');
       const start = startOf(q);
-      if (start === null) throw invalidCursor();
       const { rows, more, total } = await repo.listStories(pool, caller.tenantId, {
         epicId: epic.id,
         agentStatus: q.agent_status,
@@ -575,7 +574,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   ) {
     const start = startOf(q);
     // Dependencies page by position (an offset cursor); a story list's cursor means nothing here.
-    if (start === null || start.after) throw invalidCursor();
+    if (start.after) throw invalidCursor();
     const { rows, total } = await repo.listDependencies(pool, tenantId, { ...filter, ...start });
     const end = start.offset + rows.length;
     return {

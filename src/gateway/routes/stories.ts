@@ -100,7 +100,6 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
       const caller = callerOf(res);
       const q = parseOr400(StoriesQuery, req.query, 'invalid_query');
       const start = startOf(q);
-      if (start === null) throw invalidCursor();
       const { rows, more, total } = await repo.listStories(pool, caller.tenantId, {
         projectId: q.project_id,
         epicId: q.epic_id,
@@ -212,14 +211,10 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     async (req, res) => {
       const caller = callerOf(res);
       const q = parseOr400(HistoryQuery, req.query, 'invalid_query');
-      const after = decodeCursor(AuditCursor, q.cursor);
-      if (after === null) throw invalidCursor();
+      const afterSeq = auditCursorOf(q.cursor);
       const story = await storyOr404(caller.tenantId, req.params.id);
-      const page = await storyHistory(pool, caller.tenantId, story.id, { afterSeq: after?.a, limit: q.limit });
-      res.json({
-        data: page.rows.map(historyJson),
-        meta: { limit: q.limit, next_cursor: page.nextAfter === null ? null : encodeCursor({ a: page.nextAfter }) },
-      });
+      const page = await storyHistory(pool, caller.tenantId, story.id, { afterSeq, limit: q.limit });
+      res.json(auditPageJson(page, q.limit));
     },
   );
 
@@ -450,28 +445,38 @@ export function storyRoutes(book: RouteBook, deps: GatewayDeps): void {
     },
     async (req, res) => {
       const q = parseOr400(AuditQuery, req.query, 'invalid_query');
-      const after = decodeCursor(AuditCursor, q.cursor);
-      if (after === null) throw invalidCursor();
+      const afterSeq = auditCursorOf(q.cursor);
       const page = await auditTrail(pool, callerOf(res).tenantId, {
         projectId: q.project_id,
         storyId: q.story_id,
         since: q.since,
-        afterSeq: after?.a,
+        afterSeq,
         limit: q.limit,
       });
-      res.json({
-        data: page.rows.map(historyJson),
-        meta: { limit: q.limit, next_cursor: page.nextAfter === null ? null : encodeCursor({ a: page.nextAfter }) },
-      });
+      res.json(auditPageJson(page, q.limit));
     },
   );
+}
+
+/** The position an audit page's cursor holds (undefined: from the start); 400 when it is not valid. */
+function auditCursorOf(cursor: string | undefined): string | undefined {
+  const after = decodeCursor(AuditCursor, cursor);
+  if (after === null) throw invalidCursor();
+  return after?.a;
+}
+
+/** A page of a story's history or of the audit trail, with the cursor of the next page. */
+function auditPageJson(page: { rows: Parameters<typeof historyJson>[0][]; nextAfter: string | null }, limit: number) {
+  return {
+    data: page.rows.map(historyJson),
+    meta: { limit, next_cursor: page.nextAfter === null ? null : encodeCursor({ a: page.nextAfter }) },
+  };
 }
 
 /** The ready and blocked lists' query: a page of a project's or an epic's waiting stories. */
 function waitingFilter(query: unknown) {
   const q = parseOr400(ReadyQuery, query, 'invalid_query');
   const start = startOf(q);
-  if (start === null) throw invalidCursor();
   return { start, filter: { projectId: q.project_id, epicId: q.epic_id, ...start } };
 }
 
