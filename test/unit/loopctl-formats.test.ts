@@ -10,7 +10,7 @@ describe('list paging', () => {
     expect(startOf({ limit: 20, offset: 40 })).toEqual({ limit: 20, offset: 40 });
     // loopctl's page/page_size: page_size is the limit, pages count from 1.
     expect(startOf({ limit: 50, page: 3, page_size: 10 })).toEqual({ limit: 10, offset: 20, page: 3 });
-    const start = startOf({ limit: 2, offset: 40 })!;
+    const start = startOf({ limit: 2, offset: 40 });
     const rows = [
       { id: '8f0c1c52-6b1e-4a8e-9a55-0d5f3b1e2a01', number: '1.9', epic_number: 1 },
       { id: '8f0c1c52-6b1e-4a8e-9a55-0d5f3b1e2a02', number: '1.10', epic_number: 1 },
@@ -24,9 +24,14 @@ describe('list paging', () => {
       after: { epicNumber: 1, number: '1.10', id: rows[1].id },
     });
     expect(pageMeta(start, rows, false, 42).next_cursor).toBeNull();
-    expect(pageMeta(startOf({ limit: 10, page: 2 })!, [], false, 25)).toMatchObject({ page: 2, total_pages: 3 });
-    expect(startOf({ limit: 2, cursor: 'not-a-cursor' })).toBeNull();
-    expect(startOf({ limit: 2, cursor: Buffer.from('{"o":"-1"}').toString('base64url') })).toBeNull();
+    expect(pageMeta(startOf({ limit: 10, page: 2 }), [], false, 25)).toMatchObject({ page: 2, total_pages: 3 });
+    // A cursor this gateway did not seal is 400 invalid_query.
+    expect(() => startOf({ limit: 2, cursor: 'not-a-cursor' })).toThrow(
+      expect.objectContaining({ code: 'invalid_query' }),
+    );
+    expect(() => startOf({ limit: 2, cursor: Buffer.from('{"o":"-1"}').toString('base64url') })).toThrow(
+      expect.objectContaining({ code: 'invalid_query' }),
+    );
   });
 });
 
