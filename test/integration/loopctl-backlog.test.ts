@@ -453,48 +453,50 @@ describe('edits, withdrawals, dependencies and archives', () => {
 
 describe('loose identifiers (F9)', () => {
   it('refuses story numbers that are not integers joined by dots, and a dotted number of another epic, everywhere', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     for (const number of ['x', '1.5e0', '01.5', '1.05', '1.', '.1', '1..2', ' 1.1', '1.1 ']) {
-      const imported = await importInto(projectId, {
+      const imported = await orch.importInto(projectId, {
         epics: [{ number: 1, title: 'E', stories: [story(number, 'a')] }],
       });
       expect([imported.status, imported.body.error?.code], number).toEqual([400, 'invalid_body']);
-      const created = await orchCall('POST', `/api/v1/projects/${projectId}/stories`, {
+      const created = await orch.call('POST', `/api/v1/projects/${projectId}/stories`, {
         epic_number: 1,
         ...story(number, 'a'),
       });
       expect([created.status, created.body.error?.code], number).toEqual([400, 'invalid_body']);
     }
-    const misplaced = await importInto(projectId, { epics: [{ number: 2, title: 'E', stories: [story('1.1', 'a')] }] });
+    const misplaced = await orch.importInto(projectId, {
+      epics: [{ number: 2, title: 'E', stories: [story('1.1', 'a')] }],
+    });
     console.log(`story 1.1 in epic 2: ${misplaced.status} ${JSON.stringify(misplaced.body.error)}`);
     expect([misplaced.status, misplaced.body.error?.code]).toEqual([422, 'story_number_mismatch']);
     expect(misplaced.body.error.context).toEqual({ number: '1.1', epic_number: 2 });
     expect(await rowCounts(projectId)).toEqual({ stories: 0, epics: 0, deps: 0 });
 
-    const ok = await importInto(projectId, {
+    const ok = await orch.importInto(projectId, {
       epics: [
         { number: 2, title: 'E', stories: [story('2.1', 'a'), story('2.10', 'b'), { ...story('x', 'c'), number: 7 }] },
       ],
     });
     expect(ok.status, JSON.stringify(ok.body)).toBe(201);
     const epicId = ok.body.data.stories[0].epic_id as string;
-    const byEpic = await orchCall('POST', `/api/v1/epics/${epicId}/stories`, story('3.1', 'd'));
+    const byEpic = await orch.call('POST', `/api/v1/epics/${epicId}/stories`, story('3.1', 'd'));
     expect([byEpic.status, byEpic.body.error?.code]).toEqual([422, 'story_number_mismatch']);
-    const byNumber = await orchCall('POST', `/api/v1/projects/${projectId}/stories`, {
+    const byNumber = await orch.call('POST', `/api/v1/projects/${projectId}/stories`, {
       epic_number: 2,
       ...story('1.2', 'd'),
     });
     expect([byNumber.status, byNumber.body.error?.code]).toEqual([422, 'story_number_mismatch']);
-    expect((await orchCall('POST', `/api/v1/epics/${epicId}/stories`, story('2.2', 'd'))).status).toBe(201);
+    expect((await orch.call('POST', `/api/v1/epics/${epicId}/stories`, story('2.2', 'd'))).status).toBe(201);
   });
 
   it('refuses acceptance criteria naming one id twice in a story: 422 duplicate_criterion_id on import, create and PATCH', async () => {
-    const projectId = await newProject();
+    const projectId = await orch.newProject();
     const twice = [
       { id: 'AC-1', description: 'a' },
       { id: 'AC-1', description: 'b' },
     ];
-    const imported = await importInto(projectId, {
+    const imported = await orch.importInto(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a', { acceptance_criteria: twice })] }],
     });
     console.log(`duplicate criterion ids: ${imported.status} ${JSON.stringify(imported.body.error)}`);
@@ -502,7 +504,7 @@ describe('loose identifiers (F9)', () => {
     expect(imported.body.error.context).toEqual({ number: '1.1', ids: ['AC-1'] });
     expect(await rowCounts(projectId)).toEqual({ stories: 0, epics: 0, deps: 0 });
 
-    const ok = await importInto(projectId, {
+    const ok = await orch.importInto(projectId, {
       epics: [
         { number: 1, title: 'E', stories: [story('1.1', 'a', { acceptance_criteria: [twice[0], 'plain', 'plain'] })] },
       ],
@@ -514,21 +516,21 @@ describe('loose identifiers (F9)', () => {
       { id: 1, description: 'a' },
       { id: '1', description: 'b' },
     ];
-    const created = await orchCall('POST', `/api/v1/projects/${projectId}/stories`, {
+    const created = await orch.call('POST', `/api/v1/projects/${projectId}/stories`, {
       epic_number: 1,
       ...story('1.2', 'b', { acceptance_criteria: mixed }),
     });
     expect([created.status, created.body.error?.code]).toEqual([422, 'duplicate_criterion_id']);
     expect((await rowCounts(projectId)).stories).toBe(1);
-    const patched = await orchCall('PATCH', `/api/v1/stories/${id}`, { acceptance_criteria: twice });
+    const patched = await orch.call('PATCH', `/api/v1/stories/${id}`, { acceptance_criteria: twice });
     expect([patched.status, patched.body.error?.code]).toEqual([422, 'duplicate_criterion_id']);
-    const shown = await orchCall('GET', `/api/v1/stories/${id}`);
+    const shown = await orch.call('GET', `/api/v1/stories/${id}`);
     expect(shown.body.data.acceptance_criteria).toEqual([twice[0], 'plain', 'plain']);
   });
 
   it('refuses POST /story_dependencies on a story under way (409 story_in_progress), as a merge leaves it alone', async () => {
-    const projectId = await newProject();
-    const ok = await importInto(projectId, {
+    const projectId = await orch.newProject();
+    const ok = await orch.importInto(projectId, {
       epics: [{ number: 1, title: 'E', stories: [story('1.1', 'a'), story('1.2', 'b'), story('1.3', 'c')] }],
     });
     const ids = new Map<string, string>(ok.body.data.stories.map((s: any) => [s.number, s.id]));
@@ -540,7 +542,7 @@ describe('loose identifiers (F9)', () => {
     ] as const) {
       expect((await stack.api.act(ids.get('1.1')!, action, implementer.key, body)).status).toBe(200);
     }
-    const added = await orchCall('POST', '/api/v1/story_dependencies', {
+    const added = await orch.call('POST', '/api/v1/story_dependencies', {
       story_id: ids.get('1.1'),
       depends_on_story_id: ids.get('1.2'),
     });
@@ -548,7 +550,7 @@ describe('loose identifiers (F9)', () => {
     expect([added.status, added.body.error?.code]).toEqual([409, 'story_in_progress']);
     expect(added.body.error.context).toMatchObject({ current_agent_status: 'implementing' });
     // The merge of the same dependency skips that story the same way.
-    const merged = await importInto(
+    const merged = await orch.importInto(
       projectId,
       {
         epics: [
@@ -564,7 +566,7 @@ describe('loose identifiers (F9)', () => {
     expect(merged.body.data.skipped).toEqual(['1.1']);
     expect((await rowCounts(projectId)).deps).toBe(0);
     // A pending story takes one.
-    const pending = await orchCall('POST', '/api/v1/story_dependencies', {
+    const pending = await orch.call('POST', '/api/v1/story_dependencies', {
       story_id: ids.get('1.3'),
       depends_on_story_id: ids.get('1.2'),
     });
