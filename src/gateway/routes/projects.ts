@@ -123,6 +123,16 @@ function importSummary(projectId: string, result: Omit<ImportResult, 'recorded'>
   };
 }
 
+/** What creating one story may answer, by an epic's id or a project's epic number. */
+const STORY_CREATION_ERRORS: string[] = [
+  'conflict',
+  'dependency_cycle',
+  'unknown_dependency',
+  'quota_exceeded',
+  'story_number_mismatch',
+  'duplicate_criterion_id',
+];
+
 export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
   const { pool } = deps;
 
@@ -364,14 +374,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: StoryInput,
       status: 201,
-      errors: [
-        'conflict',
-        'dependency_cycle',
-        'unknown_dependency',
-        'quota_exceeded',
-        'story_number_mismatch',
-        'duplicate_criterion_id',
-      ],
+      errors: STORY_CREATION_ERRORS,
     },
     async (req, res) => {
       const caller = callerOf(res);
@@ -391,14 +394,7 @@ export function projectRoutes(book: RouteBook, deps: GatewayDeps): void {
       roles: ['admin', 'orchestrator'],
       body: CreateStoryInProject,
       status: 201,
-      errors: [
-        'conflict',
-        'dependency_cycle',
-        'unknown_dependency',
-        'quota_exceeded',
-        'story_number_mismatch',
-        'duplicate_criterion_id',
-      ],
+      errors: STORY_CREATION_ERRORS,
     },
     async (req, res) => {
       const caller = callerOf(res);
