@@ -112,6 +112,46 @@ export async function deliveryTenant(db: Queryable, deliveryId: string): Promise
   return rows[0]?.tenant_id ?? null;
 }
 
+/**
+ * Deliveries holding a place in their tenant's share (handed to a workflow, not finished) for
+ * longer than `olderThanMs`, those not looked at for as long first: whose workflow may have been
+ * closed without them (terminated in the Temporal UI, say).
+ */
+export async function deliveriesInFlightToCheck(
+  db: Queryable,
+  olderThanMs: number,
+  limit: number,
+): Promise<{ id: string; tenant_id: string }[]> {
+  const { rows } = await db.query<{ id: string; tenant_id: string }>(
+    `SELECT id, tenant_id FROM webhook_deliveries
+     WHERE status = 'pending' AND dispatched_at IS NOT NULL
+       AND coalesce(slot_checked_at, dispatched_at) < now() - make_interval(secs => $1::double precision)
+     ORDER BY coalesce(slot_checked_at, dispatched_at), id LIMIT $2`,
+    [olderThanMs / 1000, limit],
+  );
+  return rows;
+}
+
+/** These deliveries' workflows still run: looked at now, they wait their turn to be looked at again. */
+export async function markSlotsChecked(db: Queryable, ids: string[]): Promise<void> {
+  if (ids.length > 0)
+    await db.query('UPDATE webhook_deliveries SET slot_checked_at = now() WHERE id = ANY ($1::uuid[])', [ids]);
+}
+
+/**
+ * Ends as failed the pending deliveries whose workflow closed without ending them, so their places
+ * in their tenants' shares are free; returns the tenants that got a place back.
+ */
+export async function failAbandonedDeliveries(db: Queryable, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<{ tenant_id: string }>(
+    `UPDATE webhook_deliveries SET status = 'failed', finished_at = now()
+     WHERE id = ANY ($1::uuid[]) AND status = 'pending' RETURNING tenant_id`,
+    [ids],
+  );
+  return [...new Set(rows.map((r) => r.tenant_id))];
+}
+
 export async function markDispatched(db: Queryable, ids: string[]): Promise<void> {
   if (ids.length > 0)
     await db.query(

@@ -8,11 +8,18 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
 import type pg from 'pg';
 import { EVENT_OF_ACTION, LOOPCTL_EVENTS } from '../custody/actions.js';
-import { dispatchableDeliveryIds, markDispatched } from '../db/webhook-repo.js';
+import {
+  deliveriesInFlightToCheck,
+  dispatchableDeliveryIds,
+  failAbandonedDeliveries,
+  markDispatched,
+  markSlotsChecked,
+} from '../db/webhook-repo.js';
 import { WEBHOOK_DELIVERY_WORKFLOW_TYPE, type WebhookDeliveryInput } from '../../workflows/webhook-messages.js';
 
 export const WEBHOOK_EVENTS = [
@@ -81,11 +88,48 @@ export async function dispatchForgotten(
   return ids.length;
 }
 
+/**
+ * Frees the places of deliveries whose workflow is closed though they never ended: a workflow
+ * terminated (or cancelled) from outside, in the Temporal UI say, never runs its last activity.
+ * Such a delivery ends as failed (its id cannot run again: REJECT_DUPLICATE), and the next ones of
+ * its tenant take its place. Looks at up to `limit` of those in flight longer than `olderThanMs`,
+ * the ones not looked at for longest first; returns how many it freed.
+ */
+export async function reclaimClosedDeliveries(
+  db: Queryable,
+  dispatch: WebhookDispatch,
+  olderThanMs = 60_000,
+  limit = 50,
+): Promise<number> {
+  const candidates = await deliveriesInFlightToCheck(db, olderThanMs, limit);
+  const closed: string[] = [];
+  const running: string[] = [];
+  for (const { id } of candidates) {
+    try {
+      const { status } = await dispatch.client.workflow.getHandle(deliveryWorkflowId(id)).describe();
+      (status.name === 'RUNNING' ? running : closed).push(id);
+    } catch (err) {
+      // Gone from the server (past its retention): closed long ago.
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      closed.push(id);
+    }
+  }
+  await markSlotsChecked(db, running);
+  const tenants = await failAbandonedDeliveries(db, closed);
+  for (const tenant of tenants) await dispatchNext(db, dispatch, tenant);
+  return closed.length;
+}
+
+/** The delivery's workflow id: one run per delivery, ever. */
+function deliveryWorkflowId(deliveryId: string): string {
+  return `webhook-delivery/${deliveryId}`;
+}
+
 export async function startDelivery(dispatch: WebhookDispatch, deliveryId: string): Promise<void> {
   const input: WebhookDeliveryInput = { deliveryId, retry: dispatch.retry };
   try {
     await dispatch.client.workflow.start(WEBHOOK_DELIVERY_WORKFLOW_TYPE, {
-      workflowId: `webhook-delivery/${deliveryId}`,
+      workflowId: deliveryWorkflowId(deliveryId),
       taskQueue: webhookTaskQueueOf(dispatch.taskQueue),
       args: [input],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

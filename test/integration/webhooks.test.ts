@@ -259,6 +259,64 @@ describe('webhooks', () => {
     }
   });
 
+  it('frees the place of a delivery whose workflow was terminated from outside; the next ones go', async () => {
+    // A receiver that holds every request open until told to answer.
+    const held: { delivery: string; answer: () => void }[] = [];
+    let holding = true;
+    const server = createServer((req, res) => {
+      req.resume();
+      const delivery = String(req.headers['x-custody-delivery']);
+      const answer = () => res.writeHead(200).end();
+      if (holding) held.push({ delivery, answer });
+      else answer();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const own = await createTeam(stack.api, 1, 'terminated');
+      const created = await stack.api.post('/api/v1/webhooks', own.admin.key, {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hold`,
+        events: ['story.claimed'],
+      });
+      for (let i = 0; i < 6; i++) {
+        expect((await stack.api.post(`/api/v1/webhooks/${created.body.data.id}/test`, own.admin.key)).status).toBe(201);
+      }
+      const counts = async () =>
+        (
+          await stack.pool.query<{ in_flight: number; waiting: number; delivered: number; failed: number }>(
+            `SELECT count(*) FILTER (WHERE status = 'pending' AND dispatched_at IS NOT NULL)::int AS in_flight,
+               count(*) FILTER (WHERE status = 'pending' AND dispatched_at IS NULL)::int AS waiting,
+               count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
+               count(*) FILTER (WHERE status = 'failed')::int AS failed
+             FROM webhook_deliveries WHERE tenant_id = $1`,
+            [own.tenantId],
+          )
+        ).rows[0];
+      await until('four deliveries to be held open', async () => (held.length === 4 ? true : undefined));
+      expect(await counts()).toEqual({ in_flight: 4, waiting: 2, delivered: 0, failed: 0 });
+
+      // An operator terminates one delivery's workflow (the Temporal UI's button does the same).
+      const terminated = held[0].delivery;
+      await stack.client.workflow.getHandle(`webhook-delivery/${terminated}`).terminate('operator');
+      // The sweep sees the closed run: the delivery ends as failed, a waiting one takes its place.
+      await until('the place to be freed', async () => {
+        const c = await counts();
+        return c.failed === 1 && c.in_flight === 4 && c.waiting === 1 ? true : undefined;
+      });
+      const status = await stack.pool.query<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [
+        terminated,
+      ]);
+      expect(status.rows[0].status).toBe('failed');
+
+      holding = false;
+      for (const h of held.splice(0)) h.answer();
+      await until('the rest delivered', async () => ((await counts()).delivered === 5 ? true : undefined));
+      expect(await counts()).toEqual({ in_flight: 0, waiting: 0, delivered: 5, failed: 1 });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('removes a webhook: nothing more is sent, its pending deliveries end, its past stays readable', async () => {
     // A receiver that always fails, slowly: the retry budget (4 attempts) would take seconds.
     let attempts = 0;
