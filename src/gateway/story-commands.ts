@@ -10,6 +10,7 @@ import {
   WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
+import { workflowStanding } from '../temporal/client.js';
 import type pg from 'pg';
 import type { Action } from '../custody/actions.js';
 import { agentActor, signedActor } from '../custody/actor.js';
@@ -112,8 +113,6 @@ export class IdentityClients {
     return found;
   }
 }
-
-const CLOSED = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT']);
 
 export class StoryCommands {
   private readonly identityClients: IdentityClients;
@@ -394,13 +393,7 @@ export class StoryCommands {
 
   /** Whether the story's workflow ran and was closed (terminated, completed, failed...). */
   async isClosed(workflowId: string): Promise<boolean> {
-    try {
-      const description = await this.options.client.workflow.getHandle(workflowId).describe();
-      return CLOSED.has(description.status.name);
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    return (await workflowStanding(this.options.client, workflowId)) === 'closed';
   }
 
   /**

@@ -8,10 +8,10 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
-  WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
 import type pg from 'pg';
+import { workflowStanding } from '../temporal/client.js';
 import { EVENT_OF_ACTION, LOOPCTL_EVENTS } from '../custody/actions.js';
 import {
   deliveriesInFlightToCheck,
@@ -105,14 +105,9 @@ export async function reclaimClosedDeliveries(
   const closed: string[] = [];
   const running: string[] = [];
   for (const { id } of candidates) {
-    try {
-      const { status } = await dispatch.client.workflow.getHandle(deliveryWorkflowId(id)).describe();
-      (status.name === 'RUNNING' ? running : closed).push(id);
-    } catch (err) {
-      // Gone from the server (past its retention): closed long ago.
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-      closed.push(id);
-    }
+    // Gone from the server (past its retention) is closed long ago.
+    const standing = await workflowStanding(dispatch.client, deliveryWorkflowId(id));
+    (standing === 'running' ? running : closed).push(id);
   }
   await markSlotsChecked(db, running);
   const tenants = await failAbandonedDeliveries(db, closed);
