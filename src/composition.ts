@@ -14,7 +14,8 @@ import { createPool } from './db/pool.js';
 import { createApp } from './gateway/app.js';
 import { StoryCommands, type StoryCommandsOptions } from './gateway/story-commands.js';
 import { connectClient } from './temporal/client.js';
-import { createStoryWorker, type StoryWorkerOptions } from './worker.js';
+// Types only: the gateway's process never loads the worker's modules (the Temporal core, webpack).
+import type { StoryWorkerOptions } from './worker.js';
 import { workerMemoryPlan } from './worker-memory.js';
 
 /** What every part of the service shares: its configuration, its signing keys, and its connections. */
@@ -52,10 +53,16 @@ export async function closeParts(parts: ServiceParts): Promise<void> {
   await Promise.all([parts.pool.end(), parts.client.connection.close()]);
 }
 
-/** The story worker and its webhook worker, as the configuration sets them up. */
-export function startStoryWorker(parts: ServiceParts, overrides: Partial<StoryWorkerOptions> = {}) {
+/**
+ * The story worker and its webhook worker as the configuration sets them up, for
+ * `createStoryWorker` (src/worker.ts), which the entry points that run a worker import themselves.
+ */
+export function storyWorkerOptions(
+  parts: ServiceParts,
+  overrides: Partial<StoryWorkerOptions> = {},
+): StoryWorkerOptions {
   const { config } = parts;
-  return createStoryWorker({
+  return {
     // The gateway's key ring: it judges every envelope it persists, and signs dependency news.
     keyRing: parts.keyRing,
     address: parts.temporalAddress,
@@ -70,7 +77,7 @@ export function startStoryWorker(parts: ServiceParts, overrides: Partial<StoryWo
     allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
     ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
     ...overrides,
-  });
+  };
 }
 
 /** The gateway's way into the stories' workflows. */

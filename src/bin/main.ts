@@ -14,8 +14,8 @@ import { join, resolve } from 'node:path';
 import {
   gatewayApp,
   poolFor,
-  startStoryWorker,
   storyCommands,
+  storyWorkerOptions,
   temporalClientFor,
   type ServiceParts,
 } from '../composition.js';
@@ -29,6 +29,7 @@ import { locateTemporalCli } from '../temporal/cli.js';
 import { createLogger } from '../observability/log.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
 import { Supervisor } from '../supervisor.js';
+import { createStoryWorker } from '../worker.js';
 import { claimDataFolder } from '../startup/data-folder.js';
 import { endDescendants } from '../startup/descendants.js';
 import { inPart, oneLine, StartupError } from '../startup/failure.js';
@@ -194,7 +195,7 @@ async function start(): Promise<void> {
   // One key for the gateway's envelopes and the worker's dependency news: the trusted path.
   const ring = await inPart('the signing key', () => keyRing());
   const parts: ServiceParts = { config, keyRing: ring, pool, client, temporalAddress: temporal.address };
-  const { worker, connection } = await inPart('the story worker', () => startStoryWorker(parts));
+  const { worker, connection } = await inPart('the story worker', () => createStoryWorker(storyWorkerOptions(parts)));
   const running = worker.run();
   stops.push(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();

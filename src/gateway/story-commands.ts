@@ -202,7 +202,10 @@ export class StoryCommands {
         transitions.inc({ action, outcome: 'accepted' });
         // What GET /stories/:id shows of the claim's lease (a heartbeat is no transition, so the
         // projection does not hold it). A miss leaves the previous deadline: a read, not custody.
-        await recordLeaseDeadline(this.options.pool, story.id, view.leaseExpiresAt).catch(() => undefined);
+        // Most transitions neither take nor move a lease: then there is nothing to write.
+        if ((story.lease_expires_at?.getTime() ?? null) !== view.leaseExpiresAt) {
+          await recordLeaseDeadline(this.options.pool, story.id, view.leaseExpiresAt).catch(() => undefined);
+        }
         // A key retired from the ring is dropped by the story as soon as it next acts.
         if (view.trustedKeys && !sameKeys(view.trustedKeys, acceptedKeys(ring))) {
           await this.tellKeyRing(story.workflow_id, ring).catch(() => undefined);

@@ -21,13 +21,13 @@ import {
   closeParts,
   connectParts,
   gatewayApp,
-  startStoryWorker,
   storyCommands,
+  storyWorkerOptions,
   type ServiceParts,
 } from '../../src/composition.js';
 import { createLogger } from '../../src/observability/log.js';
 import type { StoryCommands } from '../../src/gateway/story-commands.js';
-import type { StoryWorkers } from '../../src/worker.js';
+import { createStoryWorker, type StoryWorkers } from '../../src/worker.js';
 import type { StoryWorkflowSettings } from '../../workflows/messages.js';
 import { createTestDatabase } from './database.js';
 import { Api } from './api.js';
@@ -98,10 +98,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const parts = (): ServiceParts => ({ ...connected, keyRing });
   let current: { worker: StoryWorkers; connection: { close(): Promise<void> }; running: Promise<void> } | null = null;
   const startWorker = async () => {
-    const { worker, connection } = await startStoryWorker(parts(), {
-      workflowBundle: { codePath: bundlePath },
-      deliverySweepMs: 1000,
-    });
+    const { worker, connection } = await createStoryWorker(
+      storyWorkerOptions(parts(), { workflowBundle: { codePath: bundlePath }, deliverySweepMs: 1000 }),
+    );
     current = { worker, connection, running: worker.run() };
   };
   const stopWorker = async () => {
