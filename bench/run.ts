@@ -148,7 +148,13 @@ const team = await createTeam(api, 100, 'bench');
 type Summary = ReturnType<typeof summary>;
 const byConcurrency: Record<
   string,
-  { overall: Summary; by_action: Record<string, Summary>; errors: number; floor_interleaved?: Summary }
+  {
+    overall: Summary;
+    by_action: Record<string, Summary>;
+    errors: number;
+    floor_interleaved?: Summary;
+    cpu_ms_per_transition: { worker: number; gateway: number };
+  }
 > = {};
 let epic = 1;
 for (const agents of [1, 10, 50]) {
@@ -161,12 +167,17 @@ for (const agents of [1, 10, 50]) {
   const floorLatencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
+  // CPU seconds of the worker and the gateway while the agents drove (not while the floor ran).
+  const cpu = [0, 0];
   for (let r = 0; r < rounds; r++) {
     const chunk = stories.slice(Math.floor((r * count) / rounds), Math.floor(((r + 1) * count) / rounds));
     if (interleaved) {
       floorLatencies.push(...(await rig.updates(agents, Math.ceil((chunk.length * ACTIONS.length) / agents), true)));
     }
+    const cpu0 = [cpuSeconds(main.worker.pid!), cpuSeconds(main.gateway.pid!)];
     const round = await drive([api], team, chunk, agents);
+    cpu[0] += cpuSeconds(main.worker.pid!) - cpu0[0];
+    cpu[1] += cpuSeconds(main.gateway.pid!) - cpu0[1];
     for (const a of ACTIONS) latencies[a].push(...round.latencies[a]);
     errors += round.errors;
     firstError ??= round.firstError;
@@ -176,6 +187,10 @@ for (const agents of [1, 10, 50]) {
     by_action: Object.fromEntries(Object.entries(latencies).map(([a, v]) => [a, summary(v)])),
     errors,
     ...(interleaved ? { floor_interleaved: summary(floorLatencies) } : {}),
+    cpu_ms_per_transition: {
+      worker: round((cpu[0] * 1000) / (count * ACTIONS.length), 2),
+      gateway: round((cpu[1] * 1000) / (count * ACTIONS.length), 2),
+    },
   };
   const o = byConcurrency[agents].overall;
   const f = byConcurrency[agents].floor_interleaved;
@@ -184,7 +199,9 @@ for (const agents of [1, 10, 50]) {
       byConcurrency[agents].by_action,
     )
       .map(([a, s]) => `${a} ${s.median_ms}`)
-      .join(', ')})`,
+      .join(
+        ', ',
+      )}); CPU per transition: worker ${byConcurrency[agents].cpu_ms_per_transition.worker} ms, gateway ${byConcurrency[agents].cpu_ms_per_transition.gateway} ms`,
   );
 }
 

@@ -74,6 +74,10 @@ export function storyWorkerOptions(
     ...webhookWorkerSettings(config),
     // The cache and the workflow threads' heap, from WORKER_MEMORY_MB (src/worker-memory.ts).
     memory: workerMemoryPlan(config.WORKER_MEMORY_MB, config.WORKER_MAX_CACHED_WORKFLOWS),
+    sandbox: {
+      activationTimeoutMs: config.WORKFLOW_ACTIVATION_TIMEOUT_MS,
+      stackTraces: config.WORKFLOW_STACK_TRACES === 'on',
+    },
     allowPrivateWebhookTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
     ...(config.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } } : {}),
     ...overrides,

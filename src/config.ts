@@ -99,6 +99,13 @@ const schema = z.object({
    * within 400 MB together (bench/README.md, round 3).
    */
   WORKER_MEMORY_MB: z.coerce.number().int().min(128).max(1_000_000).default(128),
+  /**
+   * The longest one entry into a workflow's sandbox may run (ms) before it fails; 0: no limit.
+   * A limit costs a watchdog thread per entry, several per workflow task (bench/README.md, round 4).
+   */
+  WORKFLOW_ACTIVATION_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+  /** `on`: the Temporal UI's stack trace of a running story (a stack captured per promise); `off`: not kept. */
+  WORKFLOW_STACK_TRACES: z.enum(['on', 'off']).default('off'),
   /** Story workflows a worker keeps in memory between tasks (about 0.5 MB each); unset: from WORKER_MEMORY_MB. */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).max(100_000).optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (the metrics show every tenant's activity). */

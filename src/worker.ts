@@ -60,6 +60,8 @@ export interface StoryWorkerOptions {
   maxCachedWorkflows?: number;
   /** The process's memory budget (WORKER_MEMORY_MB): the cache (unless given above) and the workflow heap's flags. */
   memory?: WorkerMemoryPlan;
+  /** What the workflow sandbox does beside running workflows (default: neither; see `WorkflowSandbox`). */
+  sandbox?: WorkflowSandbox;
   /** How often webhook deliveries committed but never started are looked for (default 30 s). */
   deliverySweepMs?: number;
   /** Webhook deliveries in flight at once in this process, all tenants (default 100). */
@@ -68,6 +70,31 @@ export interface StoryWorkerOptions {
   webhookTenantConcurrency?: number;
   /** The longest one delivery attempt may take (default 10 s, at most 25 s). */
   webhookTimeoutMs?: number;
+}
+
+/**
+ * Two things the SDK's workflow sandbox does on every entry, each off unless asked for (settings
+ * WORKFLOW_ACTIVATION_TIMEOUT_MS, WORKFLOW_STACK_TRACES). Measured together, they were a third of
+ * the worker's CPU per transition (bench/README.md, round 4):
+ * - a time limit: Node enforces `vm` timeouts with a new watchdog thread per call, and a workflow
+ *   task enters the sandbox many times. Without one, workflow code that never returns would hold
+ *   its thread; ours has no unbounded loop (the custody rules are pure and exhaustively tested);
+ * - a stack captured (and source-mapped) for every promise workflow code creates, for the Temporal
+ *   UI's stack trace query. Off, that query answers that stack traces are off; history, queries
+ *   of the story and failures' own stacks are unchanged.
+ * Both switches are a few lines the SDK lacks options for, applied to it at install
+ * (patches/@temporalio+worker+*.patch, by patch-package).
+ */
+export interface WorkflowSandbox {
+  /** 0: no limit (no watchdog thread per entry). */
+  activationTimeoutMs: number;
+  stackTraces: boolean;
+}
+
+/** The SDK's worker options for the sandbox; the stack trace switch is read by the workflow threads, so set first. */
+function sandboxOptions(sandbox: WorkflowSandbox = { activationTimeoutMs: 0, stackTraces: false }) {
+  process.env.TEMPORAL_WORKFLOW_STACK_TRACES = sandbox.stackTraces ? 'on' : 'off';
+  return { isolateExecutionTimeout: sandbox.activationTimeoutMs };
 }
 
 /** How this worker hands deliveries to their workflows: each tenant's share is its slots here. */
@@ -123,12 +150,14 @@ export async function createStoryWorker(
   // Before the workflow threads exist: their heaps are sized as they are created.
   if (options.memory) applyWorkflowHeapFlags(options.memory);
   const maxCachedWorkflows = options.maxCachedWorkflows ?? options.memory?.maxCachedWorkflows;
+  const sandbox = sandboxOptions(options.sandbox);
   const [stories, webhooks] = await Promise.all([
     Worker.create({
       connection,
       namespace: options.namespace,
       taskQueue: options.taskQueue,
       workflowBundle,
+      ...sandbox,
       ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
       activities: createStoryActivities({
         pool: options.pool,
@@ -142,6 +171,7 @@ export async function createStoryWorker(
       namespace: options.namespace,
       taskQueue: webhookTaskQueueOf(options.taskQueue),
       workflowBundle,
+      ...sandbox,
       // Delivery workflows are short: a small cache, and slots of their own.
       maxCachedWorkflows: 100,
       maxConcurrentActivityTaskExecutions: options.webhookConcurrency ?? 100,
