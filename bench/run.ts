@@ -385,6 +385,41 @@ const byPhase = (peaks: Record<string, number>) =>
 say(`memory by phase, worker: ${byPhase(workerRss.byPhase)}`);
 say(`memory by phase, gateway: ${byPhase(gatewayRss.byPhase)}`);
 
+// ---- the largest import a gateway takes, under its default heap cap -----------------------------
+// After the memory figure: the script's --max-old-space-size must leave room for a whole 5 MiB
+// backlog (JSON text, parsed body, validated copy, rows), whatever the scale.
+phase('largest import: a 5 MiB backlog');
+const largestProject = (await api.post('/api/v1/projects', team.admin.key, { name: 'Largest', slug: 'largest' })).body
+  .data.id as string;
+const LARGEST_STORIES = 500;
+const largestBacklog = {
+  epics: [
+    {
+      ...backlogOf(1, LARGEST_STORIES).epics[0],
+      stories: backlogOf(1, LARGEST_STORIES).epics[0].stories.map((story, i) => ({
+        ...story,
+        description: `${i} `.padEnd(10_200, 'lorem ipsum '),
+        acceptance_criteria: Array.from({ length: 5 }, (_, c) => `criterion ${c + 1} of story ${story.number}`),
+      })),
+    },
+  ],
+};
+const largestBytes = Buffer.byteLength(JSON.stringify(largestBacklog));
+const largestRss = new RssSampler(main.gateway.pid!);
+const largestStart = performance.now();
+const largestReply = await api.post(`/api/v1/projects/${largestProject}/import`, team.orchestrator.key, largestBacklog);
+const largestImport = {
+  bytes: largestBytes,
+  stories: LARGEST_STORIES,
+  status: largestReply.status,
+  seconds: round((performance.now() - largestStart) / 1000, 2),
+  gateway_peak_rss_mb: largestRss.stop(),
+  gateway_running: main.gateway.exitCode === null,
+};
+say(
+  `largest import: ${round(largestBytes / 2 ** 20, 2)} MiB, ${LARGEST_STORIES} stories: ${largestImport.status} in ${largestImport.seconds} s; gateway peak RSS ${largestImport.gateway_peak_rss_mb} MB, ${largestImport.gateway_running ? 'still running' : 'exited'}`,
+);
+
 // ---- scale-out: 2 workers and 2 gateways, one Temporal, one database -------------------------
 phase(`scale-out: 2 workers + 2 gateways, ${SCALE_OUT_STORIES} lifecycles`);
 const second = await startPair();
@@ -490,6 +525,11 @@ const targets: [string, boolean, string][] = [
     `${scaleOut.errors} errors, ${scaleOut.audit_accepted_rows} rows / ${outTransitions} transitions, ${scaleOut.transitions_per_second}/s`,
   ],
   [
+    'a 5 MiB import under the default heap cap: 201, gateway still running',
+    largestImport.status === 201 && largestImport.gateway_running,
+    `${largestImport.status}, ${largestImport.gateway_peak_rss_mb} MB`,
+  ],
+  [
     'reads <= 20 ms median',
     reads.ready.median_ms <= 20 && reads.progress.median_ms <= 20,
     `${reads.ready.median_ms} and ${reads.progress.median_ms} ms`,
@@ -523,6 +563,7 @@ const results = {
   history,
   integrity_judgement: { ...judgement, share_of_worker_cpu_percent: judgementShare },
   imports,
+  largest_import: largestImport,
   reads,
   memory: { ...memory, total_mb: totalRss },
   scale_out: scaleOut,
