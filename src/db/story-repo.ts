@@ -383,7 +383,6 @@ async function naturalPage(
   params: unknown[],
   page: { limit: number; offset?: number | undefined; after?: StoryKeyset | undefined },
 ): Promise<StoryPage> {
-  const count = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stories s WHERE ${filter}`, params);
   const args = [...params];
   let keyset = '';
   if (page.after) {
@@ -392,11 +391,15 @@ async function naturalPage(
     keyset = ` AND (${EPIC_NUMBER}, s.number COLLATE natural_numbers, s.id) > ($${n - 2}::int, $${n - 1}::text COLLATE natural_numbers, $${n}::uuid)`;
   }
   args.push(page.limit + 1, page.after ? 0 : (page.offset ?? 0));
-  const rows = await db.query<StoryRow>(
-    `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${filter}${keyset} ORDER BY ${NATURAL_ORDER}
+  // The total and the page at once (two of the pool's connections; one after the other on a client).
+  const [count, rows] = await Promise.all([
+    db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stories s WHERE ${filter}`, params),
+    db.query<StoryRow>(
+      `SELECT ${STORY_COLUMNS} FROM stories s WHERE ${filter}${keyset} ORDER BY ${NATURAL_ORDER}
      LIMIT $${args.length - 1} OFFSET $${args.length}`,
-    args,
-  );
+      args,
+    ),
+  ]);
   const more = rows.rows.length > page.limit;
   return { rows: rows.rows.slice(0, page.limit), more, total: count.rows[0].n };
 }
