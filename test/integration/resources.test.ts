@@ -128,7 +128,15 @@ describe('a backlog from signup to progress', () => {
       team.projectId,
     ]);
     expect(rows[0].n).toBe(12);
+    // Temporal's visibility lists a started workflow a moment later: read until all 12 are listed
+    // (or 10 s), then check that no import started a 13th.
     const ids = new Set<string>();
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && ids.size < 12;) {
+      for await (const wf of stack.client.workflow.list({ query: `TenantId="${team.tenantId}"` }))
+        ids.add(wf.workflowId);
+      if (ids.size < 12) await new Promise((r) => setTimeout(r, 250));
+    }
+    await new Promise((r) => setTimeout(r, 500));
     for await (const wf of stack.client.workflow.list({ query: `TenantId="${team.tenantId}"` })) ids.add(wf.workflowId);
     expect(ids.size).toBe(12);
   });
