@@ -5,7 +5,8 @@
  * The workflow bundle is built by ./temporal/workflow-bundle.ts; forgotten deliveries are swept
  * by ./webhooks/delivery-sweeper.ts.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
@@ -91,8 +92,32 @@ export interface WorkflowSandbox {
   stackTraces: boolean;
 }
 
-/** The SDK's worker options for the sandbox; the stack trace switch is read by the workflow threads, so set first. */
+/**
+ * Whether the installed SDK has the switches (patch-package applies them at install). Without
+ * them Node refuses a time limit of 0 in every workflow task, which would fail each story's tasks
+ * forever: the worker refuses to start instead.
+ */
+function sdkHasSandboxSwitches(): boolean {
+  const lib = dirname(createRequire(import.meta.url).resolve('@temporalio/worker'));
+  const text = (file: string) => readFileSync(join(lib, 'workflow', file), 'utf8');
+  return (
+    text('reusable-vm.js').includes('isolateExecutionTimeoutMs > 0 ?') &&
+    text('vm.js').includes('isolateExecutionTimeoutMs > 0 ?') &&
+    text('vm-shared.js').includes('TEMPORAL_WORKFLOW_STACK_TRACES')
+  );
+}
+
+/**
+ * The SDK's worker options for the sandbox. The stack trace switch is an environment variable the
+ * workflow threads read when they are created: one setting per process (the last worker created
+ * sets it for all), which is what a worker process is.
+ */
 function sandboxOptions(sandbox: WorkflowSandbox = { activationTimeoutMs: 0, stackTraces: false }) {
+  if (!sdkHasSandboxSwitches()) {
+    throw new Error(
+      'the Temporal SDK in node_modules lacks patches/@temporalio+worker+*.patch: run `npm ci` (it applies it)',
+    );
+  }
   process.env.TEMPORAL_WORKFLOW_STACK_TRACES = sandbox.stackTraces ? 'on' : 'off';
   return { isolateExecutionTimeout: sandbox.activationTimeoutMs };
 }
