@@ -392,11 +392,12 @@ phase('largest import: a 5 MiB backlog');
 const largestProject = (await api.post('/api/v1/projects', team.admin.key, { name: 'Largest', slug: 'largest' })).body
   .data.id as string;
 const LARGEST_STORIES = 500;
+const largestEpic = backlogOf(1, LARGEST_STORIES).epics[0];
 const largestBacklog = {
   epics: [
     {
-      ...backlogOf(1, LARGEST_STORIES).epics[0],
-      stories: backlogOf(1, LARGEST_STORIES).epics[0].stories.map((story, i) => ({
+      ...largestEpic,
+      stories: largestEpic.stories.map((story, i) => ({
         ...story,
         description: `${i} `.padEnd(10_200, 'lorem ipsum '),
         acceptance_criteria: Array.from({ length: 5 }, (_, c) => `criterion ${c + 1} of story ${story.number}`),

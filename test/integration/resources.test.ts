@@ -2,6 +2,7 @@
 import type { Express } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeam, driveToVerified, importBacklog, type Team } from '../support/api.js';
+import { until } from '../support/until.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 let stack: Stack;
@@ -128,17 +129,17 @@ describe('a backlog from signup to progress', () => {
       team.projectId,
     ]);
     expect(rows[0].n).toBe(12);
-    // Temporal's visibility lists a started workflow a moment later: read until all 12 are listed
-    // (or 10 s), then check that no import started a 13th.
-    const ids = new Set<string>();
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline && ids.size < 12;) {
+    // Temporal's visibility lists a started workflow a moment later: read until all 12 are listed,
+    // then check that no import started a 13th.
+    const listed = async () => {
+      const ids = new Set<string>();
       for await (const wf of stack.client.workflow.list({ query: `TenantId="${team.tenantId}"` }))
         ids.add(wf.workflowId);
-      if (ids.size < 12) await new Promise((r) => setTimeout(r, 250));
-    }
+      return ids;
+    };
+    await until('the 12 workflows listed', async () => ((await listed()).size >= 12 ? true : undefined), 10_000);
     await new Promise((r) => setTimeout(r, 500));
-    for await (const wf of stack.client.workflow.list({ query: `TenantId="${team.tenantId}"` })) ids.add(wf.workflowId);
-    expect(ids.size).toBe(12);
+    expect((await listed()).size).toBe(12);
   });
 
   it('holds a story to a dependency added by a later import of the same backlog', async () => {
